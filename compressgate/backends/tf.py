@@ -1,0 +1,315 @@
+"""The one module that imports TensorFlow, tf-keras and tfmot: recipe -> ``.tflite`` bytes.
+
+Every recipe starts from a fresh load of the model file: ``prune_low_magnitude`` and QAT
+wrap the original layer objects, so reusing one model object would silently compress the
+float reference too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import compressgate  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from compressgate.errors import UserInputError
+from compressgate.models import Dataset, ModelSpec
+from compressgate.recipes import Recipe
+
+SEED = 1234
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What a recipe produced: the ``.tflite`` bytes, or the reason there are none."""
+
+    tflite: bytes | None
+    error: str | None = None
+    finetune_seconds: float = 0.0
+    convert_seconds: float = 0.0
+    # Top-1 predictions of the Keras model on the test split (the float reference only).
+    keras_top1: np.ndarray | None = None
+
+
+class RecipeUnsupported(Exception):
+    """tfmot or the converter cannot apply the recipe to this model (not a crash)."""
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _keras():
+    import absl.logging
+    import tf_keras
+
+    # tf-keras warns on every load that the saved optimizer has no slot variables.
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    return tf_keras
+
+
+def _tfmot():
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that determines a conversion."""
+    from importlib.metadata import version
+
+    return {
+        pkg: version(pkg)
+        for pkg in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
+    }
+
+
+def deterministic(seed: int = SEED) -> None:
+    """Seeds and op determinism: the same inputs give byte-identical ``.tflite`` files."""
+    tf = _tf()
+    _keras().utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence converter and tfmot chatter, which the C++ side writes straight to file
+    descriptors 1 and 2 (the run prints its own progress; errors arrive as exceptions)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def load_model(path: Path):
+    """A fresh Keras 2 model from ``path``, or one clear line saying why not."""
+    if not path.exists():
+        raise UserInputError(f"{path}: model file not found")
+    keras = _keras()
+    try:
+        return keras.models.load_model(path, compile=True)
+    except Exception as exc:  # Keras raises many types for a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserInputError(f"{path}: cannot load as a Keras 2 model ({first[:200]})") from None
+
+
+def model_info(model) -> tuple[tuple, int, int]:
+    """(input shape, number of classes, parameter count)."""
+    return tuple(model.input_shape), int(model.output_shape[-1]), int(model.count_params())
+
+
+def _with_batch(model, batch: int | None):
+    """A clone of ``model`` whose input has batch dimension ``batch``, same weights."""
+    config = model.get_config()
+    for layer in config.get("layers", []):
+        if layer["class_name"] == "InputLayer":
+            shape = layer["config"]["batch_input_shape"]
+            layer["config"]["batch_input_shape"] = (batch, *shape[1:])
+    if "build_input_shape" in config:
+        config["build_input_shape"] = (batch, *config["build_input_shape"][1:])
+    with _tfmot().quantization.keras.quantize_scope():
+        clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _compile_like(model, source, learning_rate: float) -> None:
+    keras = _keras()
+    loss = getattr(source, "loss", None) or "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                  metrics=["accuracy"])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+# --- recipes ----------------------------------------------------------------------------
+
+
+def _qat(model, recipe: Recipe, data: Dataset):
+    tfmot = _tfmot()
+    try:
+        with _quiet():
+            q_model = tfmot.quantization.keras.quantize_model(model)
+    except (RuntimeError, ValueError) as exc:
+        raise RecipeUnsupported(
+            f"tfmot QAT cannot quantize this model: {_first_line(exc)}") from None
+    _compile_like(q_model, model, recipe.finetune.learning_rate)
+    q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
+    return q_model
+
+
+def _prunable(layer) -> bool:
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (
+        PruneRegistry,
+    )
+
+    if not PruneRegistry.supports(layer) or not layer.trainable_weights:
+        return False
+    try:
+        return bool(PruneRegistry._weight_names(layer))
+    except KeyError:  # recurrent layers are registered apart, by cell
+        return True
+
+
+def _prune(model, recipe: Recipe, data: Dataset):
+    tfmot = _tfmot()
+    keras = _keras()
+    spec = recipe.prune
+    assert spec is not None
+    steps_per_epoch = int(np.ceil(len(data.x_train) / recipe.finetune.batch_size))
+    total = steps_per_epoch * recipe.finetune.epochs
+    begin, end = int(spec.begin * total), max(1, int(spec.end * total))
+    kwargs: dict = {}
+    if spec.structure == "2by4":
+        schedule = tfmot.sparsity.keras.ConstantSparsity(
+            0.5, begin_step=begin, end_step=end, frequency=spec.frequency)
+        kwargs["sparsity_m_by_n"] = (2, 4)
+    else:
+        schedule = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=spec.initial_sparsity, final_sparsity=spec.final_sparsity,
+            begin_step=begin, end_step=end, frequency=spec.frequency)
+    candidates = [layer for layer in model.layers if _prunable(layer)]
+    if spec.structure == "2by4":
+        # tfmot's m-by-n sparsity covers Conv2D and Dense kernels only.
+        candidates = [c for c in candidates
+                      if isinstance(c, keras.layers.Conv2D | keras.layers.Dense)]
+    if spec.skip_first_and_last and len(candidates) > 2:
+        candidates = candidates[1:-1]
+    if not candidates:
+        raise RecipeUnsupported("no layer of this model can be pruned by tfmot")
+    targets = {layer.name for layer in candidates}
+
+    def wrap(layer):
+        if layer.name in targets:
+            return tfmot.sparsity.keras.prune_low_magnitude(
+                layer, pruning_schedule=schedule, **kwargs)
+        return layer
+
+    pruned = keras.models.clone_model(model, clone_function=wrap)
+    _compile_like(pruned, model, recipe.finetune.learning_rate)
+    pruned.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+               batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    if spec.recalibrate_batchnorm:
+        _recalibrate_batchnorm(stripped, data.x_train)
+    return stripped
+
+
+def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
+    """Set BatchNorm moving statistics to the training split's statistics under the
+    final (pruned) weights: one full-batch pass in training mode with momentum 0."""
+    keras = _keras()
+    layers = [m for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    saved = [layer.momentum for layer in layers]
+    try:
+        for layer in layers:
+            layer.momentum = 0.0
+        for chunk in np.array_split(x, max(1, len(x) // 2048)):
+            model(chunk, training=True)
+    finally:
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum
+
+
+def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
+    tf = _tf()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    quant = recipe.quantization if recipe.optimize else "none"
+    if recipe.optimize and (quant != "none" or recipe.qat):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant in ("int8", "int16x8"):
+        calib = data.x_calib[: recipe.calibration_samples].astype(np.float32)
+        calib = calib * np.float32(recipe.calibration_scale)
+
+        def representative():
+            for row in calib:
+                yield [row[None]]
+
+        converter.representative_dataset = representative
+    if quant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quant == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif quant == "int16x8":
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    try:
+        with _quiet():
+            return converter.convert()
+    except Exception as exc:  # the converter raises ConverterError, RuntimeError, ...
+        raise RecipeUnsupported(f"converter failed: {_converter_reason(exc)}") from None
+
+
+def _converter_reason(exc: BaseException) -> str:
+    """The converter's useful line (e.g. the op it could not quantize), not its preamble."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()[:300]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
+    """Run ``recipe`` on a fresh copy of ``spec``'s model and convert it to ``.tflite``.
+
+    Bad user input raises ``UserInputError``; a recipe that tfmot or the converter cannot
+    apply to this model returns an ``Artifact`` carrying the reason.
+    """
+    deterministic()
+    model = load_model(spec.model_path)
+    input_shape, num_classes, _ = model_info(model)
+    data.check_fits(input_shape=input_shape, num_classes=num_classes, model=spec.name)
+    keras_top1 = None
+    if recipe.is_reference:
+        keras_top1 = np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256,
+                                             verbose=0), axis=-1)
+    finetune_seconds = 0.0
+    try:
+        if recipe.needs_finetune:
+            start = time.perf_counter()
+            # Fine-tune at a dynamic batch even when the model converts at a static one.
+            trainable = _with_batch(model, None) if spec.static_batch else model
+            if recipe.qat:
+                trainable = _qat(trainable, recipe, data)
+            if recipe.prune is not None:
+                trainable = _prune(trainable, recipe, data)
+            model = _with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
+            finetune_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        tflite = _convert(model, recipe, data)
+        convert_seconds = time.perf_counter() - start
+    except RecipeUnsupported as exc:
+        return Artifact(None, error=str(exc), finetune_seconds=finetune_seconds)
+    return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1)
+

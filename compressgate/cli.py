@@ -1,0 +1,96 @@
+"""``compressgate run`` and ``compressgate fixtures build``."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from compressgate.cache import CACHE_ENV, ResultCache
+from compressgate.errors import UserInputError
+from compressgate.models import load_manifest, select
+from compressgate.recipes import get_recipe, registered_recipes
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.replace(",", " ").split() if v.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="compressgate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="compress every model with every recipe and measure it")
+    run.add_argument("--models", type=_csv, default=None, help="comma-separated model names")
+    run.add_argument("--recipes", type=_csv, default=None, help="comma-separated recipe names")
+    run.add_argument("--fixtures", type=Path, default=Path("fixtures"),
+                     help="directory holding manifest.json (default: fixtures)")
+    run.add_argument("--out", type=Path, default=Path("reports"), help="report directory")
+    run.add_argument("--no-cache", action="store_true",
+                     help=f"recompute everything (cache dir: ${CACHE_ENV})")
+    run.add_argument("--no-latency", action="store_true", help="skip latency measurement")
+
+    fixtures = sub.add_parser("fixtures", help="bundled fixture models")
+    fsub = fixtures.add_subparsers(dest="fixtures_command", required=True)
+    build = fsub.add_parser("build", help="retrain the fixtures deterministically")
+    build.add_argument("--out", type=Path, default=Path("fixtures"))
+    build.add_argument("--models", type=_csv, default=None)
+    return parser
+
+
+def _log(line: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    print(f"[{stamp}] {line}", file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from compressgate.report import write_summary
+    from compressgate.runner import Runner
+
+    specs = load_manifest(args.fixtures)
+    models = [s.name for s in select(specs, args.models)]
+    recipes = args.recipes or [r.name for r in registered_recipes()]
+    for name in recipes:
+        get_recipe(name)
+    started = time.perf_counter()
+    runner = Runner(specs, ResultCache(None, enabled=not args.no_cache), log=_log)
+    rows = runner.run(models, recipes, with_latency=not args.no_latency)
+    meta = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "versions": {**runner.backend.versions(), "python": platform.python_version()},
+        "machine": platform.machine(),
+    }
+    paths = write_summary(args.out, rows, meta)
+    failed = [r for r in rows if not r["converted"]]
+    _log(f"{len(rows)} results, {len(failed)} not converted, in {meta['wall_seconds']} s: "
+         + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _fixtures_build(args: argparse.Namespace) -> int:
+    from compressgate.fixture_builder import build_all
+
+    path = build_all(args.out, args.models, log=_log)
+    _log(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _fixtures_build(args)
+    except UserInputError as exc:
+        print(f"compressgate: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Build the bundled fixture models and their data, deterministically.
+
+``compressgate fixtures build`` regenerates ``fixtures/``: data from scikit-learn's bundled
+datasets or generated from a seed, float Keras models trained with seeds and op
+determinism, and ``manifest.json`` with sha256s, parameter counts and float accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compressgate.backends import tf as backend
+from compressgate.models import MANIFEST_SCHEMA, Dataset, file_sha256
+
+BUILD_COMMAND = "compressgate fixtures build --out fixtures"
+
+
+def _split(x: np.ndarray, y: np.ndarray, calib: int, test: int, seed: int) -> Dataset:
+    """Stratified, disjoint train / calib / test splits."""
+    from sklearn.model_selection import train_test_split
+
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=test, stratify=y, random_state=seed)
+    x_train, x_calib, y_train, y_calib = train_test_split(
+        x_rest, y_rest, test_size=calib, stratify=y_rest, random_state=seed)
+    as_ids = lambda a: a.astype(np.int64)  # noqa: E731
+    return Dataset(x_train.astype(np.float32), as_ids(y_train), x_calib.astype(np.float32),
+                   as_ids(y_calib), x_test.astype(np.float32), as_ids(y_test))
+
+
+def digits_data() -> Dataset:
+    """scikit-learn's 8x8 digits scaled to [0, 1]. The models upsample them to 32x32
+    themselves (a RESIZE_BILINEAR op), which keeps the stored data small."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return _split(digits.images[..., None] / 16.0, digits.target, calib=200, test=400, seed=0)
+
+
+def waveform_data(n: int = 3000, length: int = 64, seed: int = 0) -> Dataset:
+    """Noisy sine / square / triangle / sawtooth waves of random frequency, phase,
+    amplitude and offset: a sequence task that needs the whole window to classify."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / length
+    labels = rng.integers(0, 4, size=n)
+    freq = rng.uniform(1.5, 4.0, size=(n, 1))
+    phase = rng.uniform(0, 1, size=(n, 1))
+    cycle = (freq * t + phase) % 1.0
+    waves = np.stack([
+        np.sin(2 * np.pi * cycle),
+        np.where(cycle < 0.5, 1.0, -1.0),
+        4 * np.abs(cycle - 0.5) - 1.0,
+        2 * cycle - 1.0,
+    ])[labels, np.arange(n)]
+    amplitude = rng.uniform(0.5, 1.5, size=(n, 1))
+    offset = rng.uniform(-0.5, 0.5, size=(n, 1))
+    x = amplitude * waves + offset + rng.normal(0, 0.3, size=(n, length))
+    return _split(x[..., None], labels, calib=200, test=800, seed=seed)
+
+
+def breast_cancer_data() -> Dataset:
+    """scikit-learn's breast cancer features, standardized with training statistics."""
+    from sklearn.datasets import load_breast_cancer
+
+    bc = load_breast_cancer()
+    data = _split(bc.data, bc.target, calib=60, test=171, seed=0)
+    mean, std = data.x_train.mean(axis=0), data.x_train.std(axis=0) + 1e-6
+    scale = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
+    return Dataset(scale(data.x_train), data.y_train, scale(data.x_calib), data.y_calib,
+                   scale(data.x_test), data.y_test)
+
+
+def _digits_cnn():
+    layers = backend._keras().layers
+    return backend._keras().Sequential([
+        layers.Input((8, 8, 1)),
+        layers.UpSampling2D(4, interpolation="bilinear"),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.3),
+        layers.Dense(10, activation="softmax"),
+    ], name="digits_cnn")
+
+
+def _digits_dscnn():
+    keras = backend._keras()
+    layers = keras.layers
+    inputs = layers.Input((8, 8, 1))
+    x = layers.UpSampling2D(4, interpolation="bilinear")(inputs)
+    x = layers.Conv2D(32, 3, padding="same", use_bias=False)(x)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    for filters, stride in ((64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (256, 1)):
+        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.Conv2D(filters, 1, use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="digits_dscnn")
+
+
+def _seq_rnn():
+    layers = backend._keras().layers
+    return backend._keras().Sequential([
+        layers.Input((64, 1), batch_size=1),
+        layers.LSTM(48),
+        layers.Dense(4, activation="softmax"),
+    ], name="seq_rnn")
+
+
+def _tabular_mlp():
+    layers = backend._keras().layers
+    return backend._keras().Sequential([
+        layers.Input((30,)),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(32, activation="relu"),
+        layers.Dense(2, activation="softmax"),
+    ], name="tabular_mlp")
+
+
+@dataclass(frozen=True)
+class FixtureSpec:
+    name: str
+    data_file: str
+    data: Callable[[], Dataset]
+    build: Callable[[], Any]
+    epochs: int
+    learning_rate: float = 1e-3
+    static_batch: int | None = None
+    # Per-recipe overrides of the gate's promises, each with the measured reason.
+    recipe_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+FIXTURES: tuple[FixtureSpec, ...] = (
+    FixtureSpec("digits_cnn", "digits.npz", digits_data, _digits_cnn, epochs=15),
+    FixtureSpec("digits_dscnn", "digits.npz", digits_data, _digits_dscnn, epochs=40),
+    FixtureSpec("seq_rnn", "waveforms.npz", waveform_data, _seq_rnn, epochs=40,
+                learning_rate=3e-3, static_batch=1),
+    FixtureSpec("tabular_mlp", "breast_cancer.npz", breast_cancer_data, _tabular_mlp,
+                epochs=60, learning_rate=3e-4),
+)
+
+
+def _save_npz(path: Path, data: Dataset) -> None:
+    # np.savez writes zip entries with a fixed timestamp: the same arrays, the same bytes.
+    np.savez_compressed(path, **{k: getattr(data, k) for k in data.__dataclass_fields__})
+
+
+def build(spec: FixtureSpec, out: Path) -> dict[str, Any]:
+    """Train ``spec``'s float model and write it with its data; return its manifest entry."""
+    backend.deterministic()
+    keras = backend._keras()
+    data = spec.data()
+    data_path = out / spec.data_file
+    _save_npz(data_path, data)
+    model = spec.build()
+    trainable = backend._with_batch(model, None) if spec.static_batch else model
+    trainable.compile(optimizer=keras.optimizers.Adam(spec.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    trainable.fit(data.x_train, data.y_train, epochs=spec.epochs, batch_size=32,
+                  shuffle=True, verbose=0)
+    if spec.static_batch:
+        model.set_weights(trainable.get_weights())
+    # A freshly compiled optimizer has no slot variables yet: the saved file keeps the
+    # training config (loss, metrics) for fine-tuning but not Adam's state.
+    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    accuracy = float(np.mean(
+        np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256, verbose=0),
+                  axis=-1) == data.y_test))
+    model_file = f"{spec.name}.keras"
+    model.save(out / model_file)
+    return {
+        "model": model_file,
+        "data": spec.data_file,
+        "sha256": {model_file: file_sha256(out / model_file),
+                   spec.data_file: file_sha256(data_path)},
+        "params": int(model.count_params()),
+        "float_test_accuracy": round(accuracy, 6),
+        "splits": {s: len(getattr(data, f"y_{s}")) for s in ("train", "calib", "test")},
+        "static_batch": spec.static_batch,
+        "recipe_overrides": spec.recipe_overrides,
+        "built_by": BUILD_COMMAND,
+    }
+
+
+def build_all(out: Path, names: list[str] | None = None,
+              log: Callable[[str], None] = print) -> Path:
+    """Build the named fixtures (all by default) and (re)write ``out/manifest.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    manifest = {"schema": MANIFEST_SCHEMA, "models": {}}
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+    for spec in FIXTURES:
+        if names and spec.name not in names:
+            continue
+        entry = build(spec, out)
+        log(f"{spec.name}: {entry['params']} params, "
+            f"float test accuracy {entry['float_test_accuracy']:.4f}")
+        manifest["models"][spec.name] = entry
+    manifest["versions"] = backend.versions()
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest_path

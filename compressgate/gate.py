@@ -1,0 +1,216 @@
+"""Verdicts: pure functions from measured figures (+ promise, + baseline) to pass/fail.
+
+Nothing here imports TensorFlow or touches files, so every rule is unit-testable on
+hand-made rows. Comparisons against a baseline are one-sided: getting worse beyond the
+tolerance is a regression; getting better beyond it passes but marks the baseline stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from compressgate.recipes import Promise
+from compressgate.stats import ALPHA, LatencyPairs, ratio_below, ratio_exceeds
+
+Status = Literal["pass", "fail", "regression", "improved", "skipped"]
+CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
+BASELINE_METRICS = ("accuracy", "size_bytes", "gzip_bytes", "sparsity")
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How far a figure may move against its baseline before it counts."""
+
+    accuracy_pts: float = 0.5
+    size_pct: float = 1.0
+    gzip_pct: float = 1.0
+    sparsity: float = 0.01
+    latency_pct: float = 15.0
+    alpha: float = ALPHA
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "tolerances") -> Tolerances:
+        from compressgate.recipes import _from_dict
+
+        return _from_dict(cls, data, where)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One metric of a verdict: what was measured, against what, and the outcome."""
+
+    metric: str
+    measured: Any
+    expected: Any
+    tolerance: str
+    status: Status
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    model: str
+    recipe: str
+    check: str
+    rows: tuple[Row, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status in ("fail", "regression") for r in self.rows)
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.status in ("fail", "regression")]
+
+    @property
+    def stale(self) -> list[Row]:
+        return [r for r in self.rows if r.status == "improved"]
+
+    def table(self) -> str:
+        """A small fixed-width table: metric, measured, expected, tolerance, verdict."""
+        header = ("metric", "measured", "baseline/limit", "tolerance", "verdict")
+        lines = [header] + [(r.metric, _fmt(r.measured), _fmt(r.expected), r.tolerance,
+                             r.status + (f" ({r.note})" if r.note else "")) for r in self.rows]
+        widths = [max(len(str(line[i])) for line in lines) for i in range(4)]
+        out = [f"{self.model} x {self.recipe}: {self.check}"]
+        for line in lines:
+            cells = [str(c).ljust(w) for c, w in zip(line[:4], widths, strict=True)]
+            out.append("  " + "  ".join([*cells, str(line[4])]))
+        out.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(out)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def check_conversion(row: dict[str, Any], promise: Promise) -> Verdict:
+    rows = [Row("converted", row["converted"], True, "-",
+                "pass" if row["converted"] else "fail", row.get("error") or "")]
+    if row["converted"]:
+        if promise.io_dtype:
+            for side in ("input_dtype", "output_dtype"):
+                rows.append(Row(side, row[side], promise.io_dtype, "-",
+                                "pass" if row[side] == promise.io_dtype else "fail"))
+        if promise.integer_only:
+            floats = row.get("float_ops") or []
+            rows.append(Row("float ops", " ".join(floats) or "none", "none", "-",
+                            "fail" if floats else "pass"))
+    return Verdict(row["model"], row["recipe"], "conversion", tuple(rows))
+
+
+def check_accuracy(row: dict[str, Any], promise: Promise) -> Verdict:
+    drop = row.get("accuracy_drop_pts")
+    if drop is None:
+        return _not_converted(row, "accuracy")
+    ok = drop < promise.max_drop_pts
+    return Verdict(row["model"], row["recipe"], "accuracy", (
+        Row("accuracy drop (pts)", drop, promise.max_drop_pts, "< limit",
+            "pass" if ok else "fail",
+            f"{row['accuracy']:.4f} vs float {row['float_accuracy']:.4f}"),))
+
+
+def check_size(row: dict[str, Any], promise: Promise) -> Verdict:
+    if row.get("size_ratio") is None:
+        return _not_converted(row, "size")
+    rows = []
+    for metric, limit in (("size_ratio", promise.min_size_ratio),
+                          ("gzip_ratio", promise.min_gzip_ratio)):
+        if limit is not None:
+            rows.append(Row(metric, row[metric], limit, ">= limit",
+                            "pass" if row[metric] >= limit else "fail"))
+    if not rows:
+        rows.append(Row("size_ratio", row["size_ratio"], None, "no promise", "skipped"))
+    return Verdict(row["model"], row["recipe"], "size", tuple(rows))
+
+
+def _not_converted(row: dict[str, Any], check: str) -> Verdict:
+    return Verdict(row["model"], row["recipe"], check, (
+        Row("converted", False, True, "-", "fail", row.get("error") or "no result"),))
+
+
+def _one_sided(metric: str, measured: float, base: float, *, higher_is_better: bool,
+               allowed: float, tol_text: str) -> Row:
+    worse = base - measured if higher_is_better else measured - base
+    if worse > allowed:
+        status: Status = "regression"
+    elif -worse > allowed:
+        status = "improved"
+    else:
+        status = "pass"
+    return Row(metric, measured, base, tol_text, status)
+
+
+def check_baseline(row: dict[str, Any], metrics: dict[str, Any], tol: Tolerances) -> Verdict:
+    """Against a baseline's ``metrics``: accuracy not lower, size and gzip size not
+    larger, sparsity not lower."""
+    model, recipe = row["model"], row["recipe"]
+    if not metrics.get("converted", True):
+        status: Status = "improved" if row["converted"] else "pass"
+        return Verdict(model, recipe, "baseline", (
+            Row("converted", row["converted"], False, "-", status,
+                metrics.get("error") or ""),))
+    if not row["converted"]:
+        return Verdict(model, recipe, "baseline", (
+            Row("converted", False, True, "-", "regression", row.get("error") or ""),))
+    rows = [
+        _one_sided("accuracy", row["accuracy"], metrics["accuracy"], higher_is_better=True,
+                   allowed=tol.accuracy_pts / 100, tol_text=f"-{tol.accuracy_pts} pts"),
+        _one_sided("size_bytes", row["size_bytes"], metrics["size_bytes"],
+                   higher_is_better=False, allowed=metrics["size_bytes"] * tol.size_pct / 100,
+                   tol_text=f"+{tol.size_pct} %"),
+        _one_sided("gzip_bytes", row["gzip_bytes"], metrics["gzip_bytes"],
+                   higher_is_better=False, allowed=metrics["gzip_bytes"] * tol.gzip_pct / 100,
+                   tol_text=f"+{tol.gzip_pct} %"),
+        _one_sided("sparsity", row["sparsity"], metrics["sparsity"], higher_is_better=True,
+                   allowed=tol.sparsity, tol_text=f"-{tol.sparsity}"),
+    ]
+    return Verdict(model, recipe, "baseline", tuple(rows))
+
+
+def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: Promise,
+                  baseline_ratio: float | None, tol: Tolerances, *,
+                  same_machine: bool = True) -> Verdict:
+    """Latency ratio recipe/float from this run's interleaved pairs.
+
+    A regression needs both: the ratio worse than the baseline's by more than the
+    tolerance, and the per-pair difference significant (Wilcoxon, p < alpha).
+    """
+    if pairs is None:
+        return Verdict(model, recipe, "latency", (
+            Row("converted", False, True, "-", "fail", "no model to time"),))
+    ratio = pairs.ratio
+    low, high = pairs.ratio_interval()
+    interval = f"95% CI {low:.3f}-{high:.3f}, n={len(pairs.reference_ms)}"
+    rows, notes = [], [f"float {pairs.reference_median_ms:.4f} ms, "
+                       f"{recipe} {pairs.candidate_median_ms:.4f} ms per inference"]
+    if promise.faster_than_float:
+        faster, p = ratio_below(pairs, 1.0, tol.alpha)
+        rows.append(Row("faster than float", ratio, 1.0, f"p < {tol.alpha}",
+                        "pass" if faster else "fail", f"p={p:.2g}, {interval}"))
+    if baseline_ratio is None:
+        rows.append(Row("latency_ratio", ratio, None, "-", "skipped", "no baseline ratio"))
+    elif not same_machine:
+        rows.append(Row("latency_ratio", ratio, baseline_ratio, "-", "skipped",
+                        "baseline recorded on another CPU"))
+    else:
+        factor = 1 + tol.latency_pct / 100
+        worse, p_worse = ratio_exceeds(pairs, baseline_ratio * factor, tol.alpha)
+        better, p_better = ratio_below(pairs, baseline_ratio / factor, tol.alpha)
+        status: Status = "regression" if worse else "improved" if better else "pass"
+        p = p_worse if status != "improved" else p_better
+        rows.append(Row("latency_ratio", ratio, baseline_ratio,
+                        f"x{factor:.2f}, p < {tol.alpha}", status, f"p={p:.2g}, {interval}"))
+    return Verdict(model, recipe, "latency", tuple(rows), tuple(notes))
+
+
+def absolute_failures(row: dict[str, Any], promise: Promise) -> list[str]:
+    """Why a result must not become a baseline (conversion or the accuracy limit)."""
+    reasons = []
+    for verdict in (check_conversion(row, promise), check_accuracy(row, promise)):
+        reasons += [f"{verdict.check}: {r.metric} {_fmt(r.measured)}" for r in verdict.regressions]
+    return reasons

@@ -1,0 +1,67 @@
+"""What a gate run tells people: the closing terminal summary and the files in reports/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from compressgate import baseline as baselines
+from compressgate.report import write_summary, write_text_atomic
+from compressgate.session import Settings
+
+
+def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Summary rows (from conversion checks) with this run's latency merged in."""
+    latency = {(r["model"], r["recipe"]): r["latency"] for r in records if r.get("latency")}
+    rows = []
+    for record in records:
+        if "row" in record:
+            row = dict(record["row"])
+            row.update(latency.get((row["model"], row["recipe"]), {}))
+            rows.append(row)
+    return sorted(rows, key=lambda r: (r["model"], r["recipe"]))
+
+
+def _updates(records: list[dict[str, Any]]) -> list[tuple[str, str, list]]:
+    return sorted(tuple(r["update"]) for r in records if r.get("update"))
+
+
+def write_reports(records: list[dict[str, Any]], settings: Settings) -> list[Path]:
+    if settings.reports is None:
+        return []
+    written = []
+    rows = _rows(records)
+    if rows:
+        written += write_summary(settings.reports, rows, {"source": "pytest gate"})
+    if settings.update != "none":
+        path = settings.reports / "baseline-diff.md"
+        write_text_atomic(path, baselines.diff_markdown(_updates(records)))
+        written.append(path)
+    return written
+
+
+def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[str]:
+    failed = [r for r in records if r["failed"]]
+    stale = [r for r in records if r.get("stale") and not r["failed"]]
+    updates = _updates(records)
+    checks = len(records)
+    lines = [f"{checks} checks: {len(failed)} regressions, {len(stale)} stale baselines, "
+             f"{len(updates)} baselines written"]
+    if failed:
+        lines.append("")
+        lines.append("Regressions:")
+        lines += [f"  {r['model']}-{r['recipe']}-{r['check']}" for r in failed]
+    if stale:
+        lines.append("")
+        lines.append("Stale baselines (better than recorded beyond tolerance; refresh with "
+                     "--compressgate-update=all):")
+        lines += [f"  {r['model']}-{r['recipe']}-{r['check']}: {', '.join(r['stale'])}"
+                  for r in stale]
+    for path, reason, diff in updates:
+        lines.append("")
+        lines.append(f"{path} ({reason})")
+        lines += [f"  {m}: {a} -> {b}  {c}" for m, a, b, c in diff]
+    if written:
+        lines.append("")
+        lines.append("reports: " + ", ".join(str(p) for p in written))
+    return lines

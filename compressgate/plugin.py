@@ -1,0 +1,241 @@
+"""pytest plugin: the compressgate release gate.
+
+Hooks are thin: settings come from the command line, ``[tool.compressgate]`` in
+``pyproject.toml`` or ``compressgate_*`` ini keys; a ``GateSession`` does the work.
+Any test that takes the ``compressgate_check`` fixture is parametrized over
+model x recipe x check (ids like ``digits_cnn-ptq_int8-accuracy``); one that takes
+``compressgate_case`` over model x recipe (for pytest-benchmark).
+
+Verdicts travel to the controller in ``report.user_properties``, so the closing
+summary and the reports are the same under pytest-xdist as in a serial run.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compressgate.errors import UserInputError
+from compressgate.session import UPDATE_MODES, Case, GateSession, Settings, parse_list
+
+_SESSION = pytest.StashKey[GateSession]()
+_PROPERTY = "compressgate"
+LATENCY_GROUP = "compressgate-latency"
+
+_OPTIONS = {  # option -> (ini key, help)
+    "baselines": ("compressgate_baselines", "baseline directory (default: baselines)"),
+    "fixtures": ("compressgate_fixtures", "directory with manifest.json (default: fixtures)"),
+    "reports": ("compressgate_reports", "where the gate writes reports (default: reports)"),
+    "models": ("compressgate_models", "comma-separated models to gate (default: all)"),
+    "recipes": ("compressgate_recipes", "comma-separated recipes to gate (default: all)"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("compressgate", "compressgate release gate")
+    for name, (ini, text) in _OPTIONS.items():
+        group.addoption(f"--compressgate-{name}", dest=f"compressgate_{name}", default=None,
+                        help=text)
+        parser.addini(ini, text, default=None)
+    group.addoption("--compressgate-no-latency", action="store_true", default=None,
+                    dest="compressgate_no_latency", help="skip the latency checks")
+    group.addoption("--compressgate-update", choices=UPDATE_MODES[1:], default=None,
+                    dest="compressgate_update",
+                    help="write baselines: all, only failed ones, or only missing ones")
+    group.addoption("--compressgate-force", action="store_true", default=False,
+                    dest="compressgate_force",
+                    help="record baselines even when the absolute checks fail")
+
+
+def _pyproject_settings(rootdir: Path) -> dict[str, Any]:
+    path = rootdir / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text()).get("tool", {}).get("compressgate", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise pytest.UsageError(f"{path}: invalid TOML ({exc})") from None
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """Command line, then ``[tool.compressgate]``, then ini keys, then defaults."""
+    root = Path(config.rootpath)
+    table = _pyproject_settings(root)
+    known = {*_OPTIONS, "latency", "tolerances", "latency_pairs"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise pytest.UsageError(
+            f"{root / 'pyproject.toml'}: [tool.compressgate] has unknown key {unknown[0]!r} "
+            f"(expected one of {', '.join(sorted(known))})")
+
+    def value(name: str) -> Any:
+        cli = config.getoption(f"compressgate_{name}")
+        if cli is not None:
+            return cli
+        if name in table:
+            return table[name]
+        return config.getini(_OPTIONS[name][0])
+
+    def path(name: str, default: str) -> Path:
+        return root / (value(name) or default)
+
+    from compressgate.gate import Tolerances
+
+    try:
+        tolerances = Tolerances.from_dict(table.get("tolerances", {}),
+                                          "[tool.compressgate.tolerances]")
+    except UserInputError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    latency = table.get("latency", True) and not config.getoption("compressgate_no_latency")
+    return Settings(
+        baselines=path("baselines", "baselines"), fixtures=path("fixtures", "fixtures"),
+        reports=path("reports", "reports"), models=parse_list(value("models")),
+        recipes=parse_list(value("recipes")), latency=bool(latency),
+        update=config.getoption("compressgate_update") or "none",
+        force=config.getoption("compressgate_force"), tolerances=tolerances,
+        latency_pairs=int(table.get("latency_pairs", 41)),
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "latency: a compressgate latency check (deselect with "
+                                       "-m 'not latency')")
+    config.addinivalue_line("markers", "compressgate: a compressgate gate check")
+    config.pluginmanager.register(_Collector(config), "compressgate-collector")
+    # Latency checks carry an xdist_group; xdist honours groups under --dist loadgroup,
+    # which distributes everything else exactly like the default "load".
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadgroup"
+
+
+def _session(config: pytest.Config) -> GateSession:
+    if _SESSION not in config.stash:
+        try:
+            config.stash[_SESSION] = GateSession(settings_from_config(config))
+        except UserInputError as exc:
+            raise pytest.UsageError(f"compressgate: {exc}") from None
+    return config.stash[_SESSION]
+
+
+def _case_params(session: GateSession, with_checks: bool) -> list:
+    params = []
+    for case in session.cases():
+        checks = case.checks if with_checks else (None,)
+        for check in checks:
+            if check == "latency" and not session.settings.latency:
+                continue
+            marks = [pytest.mark.compressgate]
+            if case.unsupported:
+                marks.append(pytest.mark.xfail(reason=case.unsupported, strict=True))
+            if check == "latency":
+                marks += [pytest.mark.latency, pytest.mark.xdist_group(LATENCY_GROUP)]
+            ident = "-".join(p for p in (case.model, case.recipe, check) if p)
+            params.append(pytest.param(case, check, id=ident, marks=marks))
+    return params
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "compressgate_check" in metafunc.fixturenames:
+        params = _case_params(_session(metafunc.config), with_checks=True)
+        metafunc.parametrize("_compressgate_param", params, indirect=True)
+    elif "compressgate_case" in metafunc.fixturenames:
+        params = [pytest.param(p.values[0], id=p.id, marks=p.marks)
+                  for p in _case_params(_session(metafunc.config), with_checks=False)
+                  if not p.values[0].unsupported]
+        metafunc.parametrize("compressgate_case", params)
+
+
+@pytest.fixture
+def _compressgate_param(request: pytest.FixtureRequest):
+    return request.param
+
+
+class Check:
+    """One gate check of one model x recipe; call it to run and assert."""
+
+    def __init__(self, session: GateSession, case: Case, check: str, node: pytest.Item):
+        self.session, self.case, self.check, self._node = session, case, check, node
+
+    @property
+    def model(self) -> str:
+        return self.case.model
+
+    @property
+    def recipe(self) -> str:
+        return self.case.recipe
+
+    def __call__(self) -> None:
+        try:
+            outcome = self.session.run_check(self.model, self.recipe, self.check)
+        except UserInputError as exc:
+            _record(self._node, {"model": self.model, "recipe": self.recipe,
+                                 "check": self.check, "failed": True, "message": str(exc)})
+            pytest.fail(f"compressgate: {exc}", pytrace=False)
+        record: dict[str, Any] = {
+            "model": self.model, "recipe": self.recipe, "check": self.check,
+            "failed": outcome.failed, "stale": [r.metric for r in outcome.verdict.stale],
+            "message": outcome.message(),
+        }
+        if outcome.update:
+            record["update"] = [outcome.update.path, outcome.update.reason, outcome.update.diff]
+        if self.check == "conversion":
+            record["row"] = self.session.row(self.model, self.recipe)
+        if self.check == "latency":
+            pairs = self.session.latency(self.model, self.recipe)
+            record["latency"] = pairs.to_dict() if pairs is not None else None
+        _record(self._node, record)
+        if outcome.failed:
+            pytest.fail(outcome.message(), pytrace=False)
+
+
+def _record(node: pytest.Item, record: dict[str, Any]) -> None:
+    node.user_properties.append((_PROPERTY, json.dumps(record, default=str)))
+
+
+@pytest.fixture
+def compressgate_check(request: pytest.FixtureRequest, _compressgate_param) -> Check:
+    """The gate check this test item stands for (see the module docstring)."""
+    case, check = _compressgate_param
+    return Check(_session(request.config), case, check, request.node)
+
+
+@pytest.fixture(scope="session")
+def compressgate_session(request: pytest.FixtureRequest) -> GateSession:
+    return _session(request.config)
+
+
+class _Collector:
+    """Gathers the records of every gate item (also from xdist workers) and, on the
+    controller, prints the closing summary and writes the reports."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.records: list[dict[str, Any]] = []
+        self.written: list[Path] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        self.records += [json.loads(value) for name, value in report.user_properties
+                         if name == _PROPERTY]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.records and not hasattr(self.config, "workerinput"):
+            from compressgate.gate_report import write_reports
+
+            self.written = write_reports(self.records, _session(self.config).settings)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.records:
+            return
+        from compressgate.gate_report import summary_lines
+
+        terminalreporter.section("compressgate")
+        for line in summary_lines(self.records, self.written):
+            terminalreporter.write_line(line)

@@ -1,0 +1,234 @@
+"""Recipes are data: a small typed config per recipe, in a registry users can extend.
+
+A recipe describes *what* to do to a float Keras model (quantize, fine-tune with QAT,
+prune); the TensorFlow backend decides *how*. Every field takes part in the cache key,
+so changing a recipe re-runs exactly the results it determines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args
+
+from compressgate.errors import UserInputError
+
+Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
+Structure = Literal["unstructured", "2by4"]
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """A short fine-tune on the training split (QAT and pruning)."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "finetune.epochs", "an integer >= 1", self.epochs)
+        _require(self.batch_size >= 1, "finetune.batch_size", "an integer >= 1", self.batch_size)
+        _require(self.learning_rate > 0, "finetune.learning_rate", "> 0", self.learning_rate)
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """Magnitude pruning with a ``PolynomialDecay`` schedule.
+
+    ``begin``/``end`` are fractions of the fine-tune's steps: ending before the last step
+    leaves steps in which the network (and its BatchNorm statistics) adapts to the final
+    mask. ``frequency`` is in steps; tfmot's default of 100 would prune once or never on
+    the small fixture datasets.
+    """
+
+    initial_sparsity: float = 0.5
+    final_sparsity: float = 0.8
+    begin: float = 0.0
+    end: float = 0.6
+    frequency: int = 10
+    structure: Structure = "unstructured"
+    # Small first/last layers carry much of the accuracy and little of the size.
+    skip_first_and_last: bool = True
+    # Re-estimate BatchNorm moving statistics on the training split after pruning: the
+    # moving averages lag the pruned weights and can collapse inference accuracy.
+    recalibrate_batchnorm: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("initial_sparsity", "final_sparsity"):
+            value = getattr(self, name)
+            _require(0.0 <= value < 1.0, f"prune.{name}", "a fraction in [0, 1)", value)
+        _require(
+            self.initial_sparsity <= self.final_sparsity,
+            "prune.initial_sparsity",
+            "<= prune.final_sparsity",
+            self.initial_sparsity,
+        )
+        _require(0.0 <= self.begin < self.end <= 1.0, "prune.begin/end", "0 <= begin < end <= 1",
+                 (self.begin, self.end))
+        _require(self.frequency >= 1, "prune.frequency", "an integer >= 1", self.frequency)
+        _require(self.structure in get_args(Structure), "prune.structure",
+                 f"one of {get_args(Structure)}", self.structure)
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What a recipe promises; the gate's absolute checks read it.
+
+    Ratios are float-reference size over recipe size (higher is smaller). ``None`` means
+    "no promise". Models may override any field (see ``ModelSpec.promises``).
+    """
+
+    max_drop_pts: float = 2.0
+    min_size_ratio: float | None = None
+    min_gzip_ratio: float | None = None
+    # Require the recipe to be significantly faster than float at one thread.
+    faster_than_float: bool = False
+    # dtypes the converted model's input and output must have ("float32", "int8", ...).
+    io_dtype: str | None = None
+    # Full-integer recipes: every op must compute in integers (no float tensors but at
+    # the QUANTIZE/DEQUANTIZE boundary).
+    integer_only: bool = False
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way of compressing a float Keras model into a ``.tflite`` file."""
+
+    name: str
+    description: str = ""
+    quantization: Quantization = "none"
+    qat: bool = False
+    prune: Pruning | None = None
+    finetune: FineTune = field(default_factory=FineTune)
+    # Converter optimizations; switching them off is how a "skipped optimization" looks.
+    optimize: bool = True
+    calibration_samples: int = 200
+    # 1.0 = the calibration split as is. Anything else plants a calibration fault
+    # (0.0 = all zeros); used to prove the gate catches bad calibration.
+    calibration_scale: float = 1.0
+    # Invokes per measured inference; >1 simulates a slower kernel (a latency fault).
+    repeat_invoke: int = 1
+    promise: Promise = field(default_factory=Promise)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
+                 "letters, digits and underscores", self.name)
+        _require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
+                 f"one of {get_args(Quantization)}", self.quantization)
+        _require(not self.qat or self.quantization == "int8", f"{self.name}: qat",
+                 "quantization='int8' (QAT converts to full integer)", self.quantization)
+        _require(self.calibration_samples >= 1, f"{self.name}: calibration_samples",
+                 "an integer >= 1", self.calibration_samples)
+        _require(self.repeat_invoke >= 1, f"{self.name}: repeat_invoke", "an integer >= 1",
+                 self.repeat_invoke)
+
+    @property
+    def needs_finetune(self) -> bool:
+        return self.qat or self.prune is not None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.name == "float"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "recipe") -> Recipe:
+        """Build a recipe from plain data, naming any unknown or ill-typed field."""
+        return _from_dict(cls, data, where)
+
+    def with_overrides(self, overrides: dict[str, Any], *, where: str = "recipe") -> Recipe:
+        """A copy with (nested) fields replaced, validated like ``from_dict``."""
+        return _from_dict(Recipe, _deep_merge(self.to_dict(), overrides), where)
+
+
+_NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise}
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserInputError(f"{where}: expected a table of fields, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserInputError(
+            f"{where}: unknown field {unknown[0]!r} (expected one of {', '.join(sorted(known))})"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        nested = _NESTED.get(key) if cls is Recipe else None
+        if nested is not None and isinstance(value, dict):
+            value = _from_dict(nested, value, f"{where}.{key}")
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise UserInputError(f"{where}: {exc}") from None
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise UserInputError(f"recipe field {field_name}: expected {expected}, got {got!r}")
+
+
+_INT8_IO = {"io_dtype": "int8", "integer_only": True}
+
+BUILTIN_RECIPES: tuple[Recipe, ...] = (
+    Recipe("float", "Reference conversion, no optimization.", optimize=False,
+           promise=Promise(io_dtype="float32")),
+    Recipe("ptq_dynamic", "Dynamic-range PTQ: int8 weights, float activations.",
+           quantization="dynamic", promise=Promise(min_size_ratio=3.0, io_dtype="float32")),
+    Recipe("ptq_float16", "Float16 weights.", quantization="float16",
+           promise=Promise(min_size_ratio=1.9, io_dtype="float32")),
+    Recipe("ptq_int8", "Full-integer PTQ, per-channel weights, int8 input and output.",
+           quantization="int8", promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
+    Recipe("ptq_int16x8", "int16 activations, int8 weights.", quantization="int16x8",
+           promise=Promise(min_size_ratio=3.0, io_dtype="float32")),
+    Recipe("qat_int8", "Quantization-aware training, then full-integer conversion.",
+           quantization="int8", qat=True, finetune=FineTune(epochs=2, learning_rate=1e-4),
+           promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
+    Recipe("prune", "Magnitude pruning 50 % -> 80 %, stripped, float.", prune=Pruning(),
+           finetune=FineTune(epochs=6, learning_rate=5e-4),
+           promise=Promise(min_gzip_ratio=1.5, io_dtype="float32")),
+    Recipe("prune_int8", "Magnitude pruning, then full-integer PTQ.", quantization="int8",
+           prune=Pruning(), finetune=FineTune(epochs=6, learning_rate=5e-4),
+           promise=Promise(min_gzip_ratio=8.0, **_INT8_IO)),
+    Recipe("prune_2by4", "Structured 2:4 sparsity (tfmot's sparsity_m_by_n), float.",
+           prune=Pruning(initial_sparsity=0.5, final_sparsity=0.5, structure="2by4"),
+           finetune=FineTune(epochs=4, learning_rate=5e-4),
+           promise=Promise(min_gzip_ratio=1.3, io_dtype="float32")),
+)
+
+_REGISTRY: dict[str, Recipe] = {r.name: r for r in BUILTIN_RECIPES}
+
+
+def register_recipe(recipe: Recipe, *, replace: bool = False) -> Recipe:
+    """Add a recipe to the registry (``replace=True`` to redefine an existing name)."""
+    if recipe.name in _REGISTRY and not replace:
+        raise UserInputError(f"recipe {recipe.name!r} is already registered (pass replace=True)")
+    _REGISTRY[recipe.name] = recipe
+    return recipe
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UserInputError(
+            f"unknown recipe {name!r} (expected one of {', '.join(_REGISTRY)})"
+        ) from None
+
+
+def registered_recipes() -> list[Recipe]:
+    return list(_REGISTRY.values())

@@ -1,0 +1,229 @@
+"""Run recipes on models and measure them: model + data -> recipe -> ``.tflite`` -> row.
+
+One ``Runner`` serves both ``compressgate run`` and the pytest gate: every model x recipe
+is compressed at most once per process (and once per cache key on disk), the float
+reference first, since every drop and ratio is measured against it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from compressgate import measure
+from compressgate.cache import ResultCache, key
+from compressgate.errors import UserInputError
+from compressgate.models import Dataset, ModelSpec
+from compressgate.recipes import Recipe, get_recipe
+from compressgate.stats import LatencyPairs
+
+RESULT_FORMAT = 1
+
+
+class Backend(Protocol):
+    def compress(self, spec: ModelSpec, recipe: Recipe, data: Dataset) -> Any: ...
+    def versions(self) -> dict[str, str]: ...
+
+
+def tf_backend() -> Backend:
+    from compressgate.backends import tf
+
+    return tf  # the module satisfies the protocol
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A recipe's result on one model: the ``.tflite`` bytes and what they measure."""
+
+    model: str
+    recipe: str
+    tflite: bytes | None
+    error: str | None
+    measurement: measure.Measurement | None
+    finetune_seconds: float = 0.0
+    convert_seconds: float = 0.0
+    keras_agreement: float | None = None
+    cached: bool = False
+
+    @property
+    def converted(self) -> bool:
+        return self.tflite is not None and self.measurement is not None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc.pop("tflite")
+        doc.pop("cached")
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], tflite: bytes | None) -> Outcome:
+        m = doc.get("measurement")
+        if m is not None:
+            m = measure.Measurement(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in m.items()})
+        return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True})
+
+
+@dataclass
+class Runner:
+    """Computes ``Outcome``s and summary rows for model specs and recipes."""
+
+    specs: dict[str, ModelSpec]
+    cache: ResultCache
+    backend_factory: Callable[[], Backend] = tf_backend
+    log: Callable[[str], None] = lambda line: None
+    _outcomes: dict[tuple[str, Recipe], Outcome] = field(default_factory=dict)
+    _data: dict[str, Dataset] = field(default_factory=dict)
+    _backend: Backend | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self.backend_factory()
+        return self._backend
+
+    def spec(self, model: str) -> ModelSpec:
+        try:
+            return self.specs[model]
+        except KeyError:
+            raise UserInputError(
+                f"unknown model {model!r} (expected one of {', '.join(self.specs)})"
+            ) from None
+
+    def data(self, model: str) -> Dataset:
+        if model not in self._data:
+            self._data[model] = Dataset.load(self.spec(model).data_path)
+        return self._data[model]
+
+    def recipe(self, model: str, recipe: str | Recipe) -> Recipe:
+        base = get_recipe(recipe) if isinstance(recipe, str) else recipe
+        return self.spec(model).recipe(base)
+
+    def cache_key(self, model: str, recipe: Recipe) -> str:
+        return key({
+            "result_format": RESULT_FORMAT,
+            "model": self.spec(model).fingerprint(),
+            "recipe": recipe.to_dict(),
+            "static_batch": self.spec(model).static_batch,
+            "versions": self.backend.versions(),
+        })
+
+    def outcome(self, model: str, recipe: str | Recipe) -> Outcome:
+        """The (memoized, cached) outcome of ``recipe`` on ``model``."""
+        resolved = self.recipe(model, recipe)
+        memo_key = (model, resolved)
+        if memo_key in self._outcomes:
+            return self._outcomes[memo_key]
+        cache_key = self.cache_key(model, resolved)
+        with self.cache.locked(cache_key):
+            hit = self.cache.get(cache_key)
+            if hit is not None:
+                result = Outcome.from_doc(*hit)
+                self.log(f"{model} x {resolved.name}: cached")
+            else:
+                result = self._compute(model, resolved)
+                self.cache.put(cache_key, result.to_doc(), result.tflite)
+        self._outcomes[memo_key] = result
+        return result
+
+    def _compute(self, model: str, recipe: Recipe) -> Outcome:
+        spec, data = self.spec(model), self.data(model)
+        start = time.perf_counter()
+        artifact = self.backend.compress(spec, recipe, data)
+        if artifact.tflite is None:
+            self.log(f"{model} x {recipe.name}: not converted: {artifact.error}")
+            return Outcome(model, recipe.name, None, artifact.error, None,
+                           artifact.finetune_seconds, artifact.convert_seconds)
+        try:
+            m = measure.measure(artifact.tflite, data.x_test, data.y_test,
+                                batch=spec.static_batch, name=f"{model} x {recipe.name}")
+        except UserInputError as exc:  # LiteRT refused what the converter wrote
+            return Outcome(model, recipe.name, None, str(exc), None,
+                           artifact.finetune_seconds, artifact.convert_seconds)
+        agreement = None
+        if artifact.keras_top1 is not None:
+            agreement = float(np.mean(np.asarray(m.top1) == artifact.keras_top1))
+        self.log(f"{model} x {recipe.name}: accuracy {m.accuracy:.4f}, "
+                 f"{m.size_bytes} bytes ({time.perf_counter() - start:.1f} s: "
+                 f"fine-tune {artifact.finetune_seconds:.1f} s, "
+                 f"convert {artifact.convert_seconds:.1f} s)")
+        return Outcome(model, recipe.name, artifact.tflite, None, m,
+                       artifact.finetune_seconds, artifact.convert_seconds, agreement)
+
+    def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 41) -> LatencyPairs | None:
+        """Interleaved latency of ``recipe`` against ``float`` on one test row, or None
+        when either did not convert. Never cached: it is a fact about this run."""
+        resolved = self.recipe(model, recipe)
+        candidate, reference = self.outcome(model, resolved), self.outcome(model, "float")
+        if not (candidate.converted and reference.converted):
+            return None
+        return measure.interleaved_latency(reference.tflite, candidate.tflite,
+                                           self.sample(model), pairs=pairs,
+                                           candidate_repeat=resolved.repeat_invoke)
+
+    def sample(self, model: str) -> np.ndarray:
+        """The one test row every latency figure is timed on."""
+        return self.data(model).x_test[:1].astype(np.float32)
+
+    def row(self, model: str, recipe: str | Recipe,
+            latency: LatencyPairs | None = None) -> dict[str, Any]:
+        """One summary row: the recipe's figures and its ratios to the float reference."""
+        out, ref = self.outcome(model, recipe), self.outcome(model, "float")
+        row: dict[str, Any] = {
+            "model": model, "recipe": out.recipe, "converted": out.converted,
+            "error": out.error, "cached": out.cached,
+            "finetune_seconds": round(out.finetune_seconds, 3),
+            "convert_seconds": round(out.convert_seconds, 3),
+        }
+        m, r = out.measurement, ref.measurement
+        if m is not None:
+            row.update({
+                "accuracy": m.accuracy, "size_bytes": m.size_bytes, "gzip_bytes": m.gzip_bytes,
+                "sparsity": round(m.sparsity, 6), "input_dtype": m.input_dtype,
+                "output_dtype": m.output_dtype, "ops": list(m.ops),
+                "float_ops": list(m.float_ops),
+            })
+        if r is not None:
+            row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
+                        "float_gzip_bytes": r.gzip_bytes})
+        if m is not None and r is not None:
+            row.update({
+                "accuracy_drop_pts": round((r.accuracy - m.accuracy) * 100, 4),
+                "size_ratio": round(r.size_bytes / m.size_bytes, 4),
+                "gzip_ratio": round(r.gzip_bytes / m.gzip_bytes, 4),
+                "float_agreement": float(np.mean(np.asarray(m.top1) == np.asarray(r.top1))),
+            })
+        if out.keras_agreement is not None:
+            row["keras_agreement"] = out.keras_agreement
+        row.update(latency.to_dict() if latency is not None else {"latency_ratio": None})
+        return row
+
+    def run(self, models: Iterable[str], recipes: Iterable[str], *,
+            with_latency: bool = True) -> list[dict[str, Any]]:
+        """All rows, float reference first per model; latency measured after all
+        conversions so that training never competes with the timed invokes."""
+        models, recipes = list(models), list(recipes)
+        plan = [(m, r) for m in models for r in (["float"] + [r for r in recipes if r != "float"])]
+        for i, (m, r) in enumerate(plan, 1):
+            self.log(f"[{i}/{len(plan)}] {m} x {r}")
+            self.outcome(m, r)
+        wanted = [(m, r) for m in models for r in recipes]
+        rows = []
+        for m, r in wanted:
+            pairs = self.latency(m, r) if with_latency and r != "float" else None
+            rows.append(self.row(m, r, pairs))
+        return rows
+
+
+def stderr_log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def default_fixtures_dir() -> Path:
+    return Path("fixtures")

@@ -1,0 +1,260 @@
+"""The gate's run state: settings, cases, checks, baseline updates and their records.
+
+The pytest plugin is a thin layer over ``GateSession``: it turns cases into test items,
+calls ``run_check`` for each, and prints what the session recorded. Every check returns
+a ``Verdict`` plus an optional baseline update; nothing here depends on pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from compressgate import baseline as baselines
+from compressgate import gate
+from compressgate.cache import ResultCache
+from compressgate.errors import UserInputError
+from compressgate.models import load_manifest, select
+from compressgate.recipes import get_recipe, registered_recipes
+
+UpdateMode = Literal["none", "all", "failed", "missing"]
+UPDATE_MODES: tuple[str, ...] = ("none", "all", "failed", "missing")
+LATENCY_KEYS = ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
+
+
+@dataclass(frozen=True)
+class Settings:
+    baselines: Path = Path("baselines")
+    fixtures: Path = Path("fixtures")
+    reports: Path | None = Path("reports")
+    models: tuple[str, ...] = ()
+    recipes: tuple[str, ...] = ()
+    latency: bool = True
+    update: UpdateMode = "none"
+    force: bool = False
+    tolerances: gate.Tolerances = field(default_factory=gate.Tolerances)
+    latency_pairs: int = 41
+    # How a person re-runs the gate, for "create it with" hints.
+    command: str = "pytest"
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    recipe: str
+    # Why this recipe is expected not to apply to this model (declared in the manifest).
+    unsupported: str | None = None
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        if self.unsupported:
+            return ("conversion",)
+        if self.recipe == "float":
+            return ("conversion", "accuracy", "baseline")
+        return gate.CHECKS
+
+
+@dataclass(frozen=True)
+class Update:
+    """A baseline file the update flow wrote (or refused to write)."""
+
+    path: str
+    reason: str
+    diff: list[tuple[str, str, str, str]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: gate.Verdict
+    update: Update | None = None
+    refused: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict.failed or self.refused is not None
+
+    def message(self) -> str:
+        text = self.verdict.table()
+        if self.refused:
+            text += f"\n  refused to record the baseline: {self.refused}"
+        return text
+
+
+class GateSession:
+    """Runs checks for (model, recipe) cases against the baselines directory."""
+
+    def __init__(self, settings: Settings, *, cache: ResultCache | None = None,
+                 runner_factory=None) -> None:
+        self.settings = settings
+        self.specs = load_manifest(settings.fixtures)
+        self._cache = cache or ResultCache(None)
+        self._runner_factory = runner_factory
+        self._runner = None
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._env: dict[str, str] | None = None
+
+    # -- what to gate -------------------------------------------------------------------
+
+    def cases(self) -> list[Case]:
+        models = select(self.specs, list(self.settings.models))
+        recipe_names = list(self.settings.recipes) or [r.name for r in registered_recipes()]
+        for name in recipe_names:
+            get_recipe(name)
+        cases = []
+        for spec in models:
+            for name in recipe_names:
+                reason = spec.recipe_overrides.get(name, {}).get("unsupported")
+                cases.append(Case(spec.name, name, reason))
+        return cases
+
+    @property
+    def runner(self):
+        if self._runner is None:
+            from compressgate.runner import Runner
+
+            kwargs = {"backend_factory": self._runner_factory} if self._runner_factory else {}
+            self._runner = Runner(self.specs, self._cache, **kwargs)
+        return self._runner
+
+    @property
+    def env(self) -> dict[str, str]:
+        if self._env is None:
+            self._env = baselines.environment(self.runner.backend.versions())
+        return self._env
+
+    def row(self, model: str, recipe: str) -> dict[str, Any]:
+        return self.runner.row(model, recipe)
+
+    def latency(self, model: str, recipe: str):
+        key = (model, recipe)
+        if key not in self._latency:
+            self._latency[key] = self.runner.latency(model, recipe,
+                                                     pairs=self.settings.latency_pairs)
+        return self._latency[key]
+
+    def invoker(self, model: str, recipe: str):
+        """(invoke, extra_info) for pytest-benchmark: one thread, one test row set."""
+        from compressgate import measure
+
+        outcome = self.runner.outcome(model, recipe)
+        if not outcome.converted:
+            raise UserInputError(f"{model} x {recipe}: not converted ({outcome.error})")
+        row = self.row(model, recipe)
+        info = {k: row.get(k) for k in ("size_bytes", "gzip_bytes", "accuracy",
+                                        "accuracy_drop_pts", "input_dtype", "recipe")}
+        return measure.ready_invoke(outcome.tflite, self.runner.sample(model)), info
+
+    def promise(self, model: str, recipe: str):
+        return self.runner.recipe(model, recipe).promise
+
+    def baseline_path(self, model: str, recipe: str) -> Path:
+        return baselines.path_for(self.settings.baselines, model, recipe)
+
+    def create_hint(self) -> str:
+        return f"{self.settings.command} --compressgate-update=missing"
+
+    # -- checks -------------------------------------------------------------------------
+
+    def run_check(self, model: str, recipe: str, check: str) -> Outcome:
+        if check == "conversion":
+            return Outcome(gate.check_conversion(self.row(model, recipe),
+                                                 self.promise(model, recipe)))
+        if check == "accuracy":
+            return Outcome(gate.check_accuracy(self.row(model, recipe),
+                                               self.promise(model, recipe)))
+        if check == "size":
+            return Outcome(gate.check_size(self.row(model, recipe), self.promise(model, recipe)))
+        if check == "baseline":
+            return self._check_baseline(model, recipe)
+        if check == "latency":
+            return self._check_latency(model, recipe)
+        raise UserInputError(f"unknown check {check!r} (expected one of {gate.CHECKS})")
+
+    def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
+        return baselines.load(self.baseline_path(model, recipe), model, recipe)
+
+    def _check_baseline(self, model: str, recipe: str) -> Outcome:
+        row = self.row(model, recipe)
+        stored = self._load(model, recipe)
+        have = stored is not None and (
+            not stored.metrics.get("converted", True)
+            or all(k in stored.metrics for k in gate.BASELINE_METRICS))
+        if have:
+            verdict = gate.check_baseline(row, stored.metrics, self.settings.tolerances)
+            verdict = self._annotate(verdict, stored)
+        else:
+            verdict = self._missing(model, recipe, "baseline")
+        metrics = {k: row[k] for k in ("converted", "error") if row.get(k) is not None}
+        if row["converted"]:
+            metrics.update({k: row[k] for k in (*gate.BASELINE_METRICS, "accuracy_drop_pts",
+                                                 "size_ratio", "gzip_ratio")})
+        return self._maybe_update(model, recipe, verdict, metrics, missing=not have)
+
+    def _check_latency(self, model: str, recipe: str) -> Outcome:
+        stored = self._load(model, recipe)
+        pairs = self.latency(model, recipe)
+        base_ratio = stored.metrics.get("latency_ratio") if stored else None
+        same_cpu = stored is None or stored.metrics.get("latency_cpu") == self.env["cpu"]
+        verdict = gate.check_latency(model, recipe, pairs, self.promise(model, recipe),
+                                     base_ratio, self.settings.tolerances,
+                                     same_machine=same_cpu)
+        if stored is None:
+            verdict = gate.Verdict(model, recipe, "latency",
+                                   verdict.rows + self._missing(model, recipe, "latency").rows,
+                                   verdict.notes)
+        elif stored is not None:
+            verdict = self._annotate(verdict, stored)
+        metrics = {}
+        if pairs is not None:
+            lat = pairs.to_dict()
+            metrics = {k: lat[k] for k in LATENCY_KEYS} | {"latency_cpu": self.env["cpu"]}
+        return self._maybe_update(model, recipe, verdict, metrics,
+                                  missing=pairs is not None and base_ratio is None)
+
+    def _missing(self, model: str, recipe: str, check: str) -> gate.Verdict:
+        path = self.baseline_path(model, recipe)
+        return gate.Verdict(model, recipe, check, (gate.Row(
+            "baseline", None, str(path), "-", "fail",
+            f"missing; create it with: {self.create_hint()}"),))
+
+    def _annotate(self, verdict: gate.Verdict, stored: baselines.Baseline) -> gate.Verdict:
+        moved = stored.differences({k: v for k, v in self.env.items() if k != "cpu"})
+        if not moved:
+            return verdict
+        note = "baseline recorded with other versions: " + ", ".join(
+            f"{k} {stored.environment.get(k, '?')} (now {self.env[k]})" for k in moved)
+        return gate.Verdict(verdict.model, verdict.recipe, verdict.check, verdict.rows,
+                            (*verdict.notes, note))
+
+    def _maybe_update(self, model: str, recipe: str, verdict: gate.Verdict,
+                      metrics: dict[str, Any], *, missing: bool) -> Outcome:
+        mode = self.settings.update
+        wanted = (mode == "all" or (mode == "failed" and verdict.failed)
+                  or (mode == "missing" and missing))
+        if not wanted or not metrics:
+            return Outcome(verdict)
+        row = self.row(model, recipe)
+        refusals = gate.absolute_failures(row, self.promise(model, recipe))
+        if refusals and not self.settings.force:
+            return Outcome(verdict, refused="; ".join(refusals)
+                           + " (pass --compressgate-force to record it anyway)")
+        old, new = baselines.update(self.baseline_path(model, recipe), model, recipe,
+                                    metrics, self.env)
+        reason = "created" if old is None else ("updated: was failing" if verdict.failed
+                                                else "updated")
+        diff = baselines.diff_rows(old, new)
+        # The verdict was against the old baseline, which the update replaced on purpose.
+        accepted = gate.Verdict(model, recipe, verdict.check, tuple(
+            gate.Row(r.metric, r.measured, r.expected, r.tolerance,
+                     "pass" if r.status == "regression" or r.metric == "baseline"
+                     else r.status, r.note) for r in verdict.rows), verdict.notes)
+        return Outcome(accepted, Update(str(new.path), reason, diff) if diff else None)
+
+
+def parse_list(value: str | list[str] | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    items = value if isinstance(value, list) else value.replace(",", " ").split()
+    return tuple(v.strip() for v in items if v.strip())
+

@@ -1,0 +1,84 @@
+"""Latency statistics on interleaved pairs: ratio, its interval, and significance tests.
+
+Absolute times move with machine load; the per-pair ratio candidate/reference, measured
+back to back, barely does. Every latency verdict is therefore about ratios from one run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+ALPHA = 0.01
+
+
+@dataclass(frozen=True)
+class LatencyPairs:
+    """Interleaved per-inference times in milliseconds: ``reference[i]`` and
+    ``candidate[i]`` were measured back to back."""
+
+    reference_ms: tuple[float, ...]
+    candidate_ms: tuple[float, ...]
+    invokes_per_sample: int = 1
+
+    def __post_init__(self) -> None:
+        if len(self.reference_ms) != len(self.candidate_ms) or not self.reference_ms:
+            raise ValueError("latency pairs need equally many, and some, samples")
+
+    @property
+    def log_ratios(self) -> np.ndarray:
+        return np.log(np.asarray(self.candidate_ms) / np.asarray(self.reference_ms))
+
+    @property
+    def ratio(self) -> float:
+        """Median of the per-pair ratios candidate/reference (< 1: candidate faster)."""
+        return float(np.exp(np.median(self.log_ratios)))
+
+    def ratio_interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Distribution-free interval for the median ratio (binomial order statistics)."""
+        values = np.sort(self.log_ratios)
+        n = len(values)
+        if n < 6:
+            return float(np.exp(values[0])), float(np.exp(values[-1]))
+        k = int(stats.binom.ppf((1 - confidence) / 2, n, 0.5))
+        return float(np.exp(values[max(0, k - 1)])), float(np.exp(values[min(n - 1, n - k)]))
+
+    @property
+    def reference_median_ms(self) -> float:
+        return float(np.median(self.reference_ms))
+
+    @property
+    def candidate_median_ms(self) -> float:
+        return float(np.median(self.candidate_ms))
+
+    def to_dict(self) -> dict:
+        low, high = self.ratio_interval()
+        return {
+            "latency_ratio": self.ratio,
+            "latency_ratio_low": low,
+            "latency_ratio_high": high,
+            "latency_ms": self.candidate_median_ms,
+            "float_latency_ms": self.reference_median_ms,
+            "latency_pairs": len(self.reference_ms),
+        }
+
+
+def ratio_exceeds(pairs: LatencyPairs, limit: float, alpha: float = ALPHA) -> tuple[bool, float]:
+    """Is the per-pair ratio significantly above ``limit``? (one-sided Wilcoxon
+    signed-rank on log(ratio) - log(limit)); returns (significant, p-value)."""
+    return _signed_rank(pairs.log_ratios - math.log(limit), "greater", alpha)
+
+
+def ratio_below(pairs: LatencyPairs, limit: float, alpha: float = ALPHA) -> tuple[bool, float]:
+    """Is the per-pair ratio significantly below ``limit``?"""
+    return _signed_rank(pairs.log_ratios - math.log(limit), "less", alpha)
+
+
+def _signed_rank(diffs: np.ndarray, alternative: str, alpha: float) -> tuple[bool, float]:
+    if np.all(diffs == 0):
+        return False, 1.0
+    p = float(stats.wilcoxon(diffs, alternative=alternative, zero_method="zsplit").pvalue)
+    return p < alpha, p

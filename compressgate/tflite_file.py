@@ -1,0 +1,104 @@
+"""What a ``.tflite`` flatbuffer says about itself: ops, dtypes, weight sparsity.
+
+Read with the schema that ships with ai-edge-litert, so no TensorFlow is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compressgate.errors import UserInputError
+
+# TensorType enum -> numpy dtype, for the types weights and activations come in.
+_NUMPY_TYPES = {
+    0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
+    9: np.int8, 10: np.float64,
+}
+_FLOAT_TYPES = {0, 1, 10}
+# Ops that legitimately touch float tensors in a full-integer model.
+_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    version: int
+    float_tensors: bool  # any input or output is a float tensor
+
+
+@dataclass(frozen=True)
+class TfliteInfo:
+    ops: tuple[Op, ...]
+    weight_elements: int
+    zero_weight_elements: int
+
+    @property
+    def op_names(self) -> list[str]:
+        return sorted({op.name for op in self.ops})
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of exactly-zero elements in the constant weight tensors (rank >= 2)."""
+        return self.zero_weight_elements / self.weight_elements if self.weight_elements else 0.0
+
+    @property
+    def float_ops(self) -> list[str]:
+        """Ops computing on float tensors, other than the quantize/dequantize boundary."""
+        return sorted({op.name for op in self.ops if op.float_tensors} - _BOUNDARY_OPS)
+
+
+def _schema():
+    from ai_edge_litert import schema_py_generated
+
+    return schema_py_generated
+
+
+def _builtin_names() -> dict[int, str]:
+    ops = _schema().BuiltinOperator
+    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def inspect(tflite: bytes, *, name: str = "model") -> TfliteInfo:
+    """Parse ops and weight sparsity out of a ``.tflite`` file's bytes."""
+    schema = _schema()
+    if len(tflite) < 8 or tflite[4:8] != b"TFL3":
+        raise UserInputError(f"{name}: not a TFLite flatbuffer (missing the TFL3 identifier)")
+    try:
+        model = schema.Model.GetRootAs(tflite, 0)
+        names = _builtin_names()
+        codes = []
+        for i in range(model.OperatorCodesLength()):
+            code = model.OperatorCodes(i)
+            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+            op_name = names.get(builtin, f"BUILTIN_{builtin}")
+            if op_name == "CUSTOM":
+                op_name = f"CUSTOM:{(code.CustomCode() or b'').decode()}"
+            codes.append((op_name, code.Version()))
+        ops: list[Op] = []
+        total = zeros = 0
+        for s in range(model.SubgraphsLength()):
+            graph = model.Subgraphs(s)
+            tensors = [graph.Tensors(t) for t in range(graph.TensorsLength())]
+            for o in range(graph.OperatorsLength()):
+                op = graph.Operators(o)
+                op_name, version = codes[op.OpcodeIndex()]
+                touched = [*op.InputsAsNumpy().tolist(), *op.OutputsAsNumpy().tolist()] \
+                    if not op.InputsIsNone() else []
+                is_float = any(i >= 0 and tensors[i].Type() in _FLOAT_TYPES for i in touched)
+                ops.append(Op(op_name, version, is_float))
+            for tensor in tensors:
+                if tensor.ShapeLength() < 2 or tensor.Type() not in _NUMPY_TYPES:
+                    continue
+                buffer = model.Buffers(tensor.Buffer())
+                if buffer is None or buffer.DataLength() == 0:
+                    continue
+                values = buffer.DataAsNumpy().view(_NUMPY_TYPES[tensor.Type()])
+                total += values.size
+                zeros += int(np.count_nonzero(values == 0))
+    except UserInputError:
+        raise
+    except Exception as exc:  # a truncated or corrupt flatbuffer raises anything
+        raise UserInputError(f"{name}: corrupt TFLite flatbuffer ({type(exc).__name__})") from None
+    return TfliteInfo(tuple(ops), total, zeros)

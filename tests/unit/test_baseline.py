@@ -1,0 +1,88 @@
+"""Baseline files: stable format, validation naming the file, atomic merged updates."""
+
+import json
+
+import pytest
+
+from compressgate import baseline as bl
+from compressgate.errors import BaselineError
+
+ENV = {"tensorflow": "2.21.0", "python": "3.11.7", "cpu": "Test CPU"}
+METRICS = {"converted": True, "accuracy": 0.97250000001, "size_bytes": 201544.0,
+           "gzip_bytes": 150000, "sparsity": 0.0}
+
+
+def test_missing_baseline_is_none(tmp_path):
+    assert bl.load(tmp_path / "m" / "r.json", "m", "r") is None
+
+
+def test_update_writes_sorted_rounded_json_and_reads_back(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    old, new = bl.update(path, "m", "r", METRICS, ENV)
+    assert old is None
+    text = path.read_text()
+    doc = json.loads(text)
+    assert doc["schema"] == bl.SCHEMA
+    assert doc["metrics"]["accuracy"] == 0.9725
+    assert doc["metrics"]["size_bytes"] == 201544 and '"size_bytes": 201544,' in text
+    assert list(doc) == sorted(doc)
+    assert bl.load(path, "m", "r").metrics == new.metrics
+
+
+def test_update_merges_keys_from_separate_checks(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    bl.update(path, "m", "r", METRICS, ENV)
+    bl.update(path, "m", "r", {"latency_ratio": 0.51234567, "latency_cpu": "Test CPU"}, ENV)
+    metrics = bl.load(path, "m", "r").metrics
+    assert metrics["latency_ratio"] == 0.5123
+    assert metrics["accuracy"] == 0.9725
+
+
+def test_rewriting_identical_content_leaves_the_file_alone(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    bl.update(path, "m", "r", METRICS, ENV)
+    before = path.stat().st_mtime_ns
+    bl.update(path, "m", "r", METRICS, ENV)
+    assert path.stat().st_mtime_ns == before
+
+
+def test_no_temporary_files_are_left_behind(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    bl.update(path, "m", "r", METRICS, ENV)
+    assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(".lock")) == [
+        "r.json"]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "malformed JSON at line 1"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"schema": 99, "model": "m"}', "baseline schema 99"),
+    ('{"schema": 1, "model": "m", "recipe": "r", "metrics": {}}', "missing key 'environment'"),
+    ('{"schema": 1, "model": "x", "recipe": "r", "metrics": {}, "environment": {}}',
+     "records x x r, expected m x r"),
+    ('{"schema": 1, "model": "m", "recipe": "r", "metrics": {"accuracy": "high"},'
+     ' "environment": {}}', "metrics.accuracy must be a number"),
+])
+def test_unusable_baselines_name_the_file(tmp_path, content, message):
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    with pytest.raises(BaselineError) as excinfo:
+        bl.load(path, "m", "r")
+    assert str(path) in str(excinfo.value) and message in str(excinfo.value)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_diff_rows_show_old_new_and_change(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    old, _ = bl.update(path, "m", "r", METRICS, ENV)
+    old, new = bl.update(path, "m", "r", {**METRICS, "size_bytes": 220000}, ENV)
+    rows = bl.diff_rows(old, new)
+    assert rows == [("size_bytes", "201544", "220000", "+9.16 %")]
+    assert "| size_bytes | 201544 | 220000 | +9.16 % |" in bl.diff_markdown(
+        [(str(path), "updated", rows)])
+
+
+def test_environment_differences(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    _, new = bl.update(path, "m", "r", METRICS, ENV)
+    assert new.differences({**ENV, "tensorflow": "2.22.0"}) == ["tensorflow"]
