@@ -19,10 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
+
+from compressgate.errors import UserInputError
 
 CACHE_ENV = "COMPRESSGATE_CACHE_DIR"
 CACHE_FORMAT = 1
+# Longer than any single recipe takes; a lock held this long is a stuck process.
+LOCK_TIMEOUT = 1800
 
 
 def default_dir() -> Path:
@@ -79,5 +83,14 @@ class ResultCache:
             yield
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.directory / f".{key}.lock")):
+        lock = FileLock(str(self.directory / f".{key}.lock"), timeout=LOCK_TIMEOUT)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise UserInputError(
+                f"{lock.lock_file}: held by another process for {LOCK_TIMEOUT} s; remove it "
+                "if no other compressgate run is going on") from None
+        try:
             yield
+        finally:
+            lock.release()

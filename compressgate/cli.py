@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true",
                      help=f"recompute everything (cache dir: ${CACHE_ENV})")
     run.add_argument("--no-latency", action="store_true", help="skip latency measurement")
+    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                     help="worker processes for conversions (default: all cores)")
 
     fixtures = sub.add_parser("fixtures", help="bundled fixture models")
     fsub = fixtures.add_subparsers(dest="fixtures_command", required=True)
@@ -56,8 +60,11 @@ def _run(args: argparse.Namespace) -> int:
     for name in recipes:
         get_recipe(name)
     started = time.perf_counter()
-    runner = Runner(specs, ResultCache(None, enabled=not args.no_cache), log=_log)
-    rows = runner.run(models, recipes, with_latency=not args.no_latency)
+    with tempfile.TemporaryDirectory(prefix="compressgate-") as scratch:
+        # --no-cache: a fresh cache for this run only, through which the workers report.
+        cache = ResultCache(Path(scratch)) if args.no_cache else ResultCache(None)
+        runner = Runner(specs, cache, log=_log)
+        rows = runner.run(models, recipes, with_latency=not args.no_latency, jobs=args.jobs)
     meta = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),

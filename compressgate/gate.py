@@ -16,6 +16,8 @@ from compressgate.stats import ALPHA, LatencyPairs, ratio_below, ratio_exceeds
 Status = Literal["pass", "fail", "regression", "improved", "skipped"]
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
 BASELINE_METRICS = ("accuracy", "size_bytes", "gzip_bytes", "sparsity")
+# The float conversion must predict what Keras predicts (float rounding may flip a tie).
+KERAS_AGREEMENT = 0.99
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,14 @@ def check_accuracy(row: dict[str, Any], promise: Promise) -> Verdict:
     if drop is None:
         return _not_converted(row, "accuracy")
     ok = drop < promise.max_drop_pts
-    return Verdict(row["model"], row["recipe"], "accuracy", (
-        Row("accuracy drop (pts)", drop, promise.max_drop_pts, "< limit",
-            "pass" if ok else "fail",
-            f"{row['accuracy']:.4f} vs float {row['float_accuracy']:.4f}"),))
+    rows = [Row("accuracy drop (pts)", drop, promise.max_drop_pts, "< limit",
+                "pass" if ok else "fail",
+                f"{row['accuracy']:.4f} vs float {row['float_accuracy']:.4f}")]
+    agreement = row.get("keras_agreement")
+    if agreement is not None:  # the float reference: is the conversion faithful?
+        rows.append(Row("top-1 agreement with Keras", agreement, KERAS_AGREEMENT, ">= limit",
+                        "pass" if agreement >= KERAS_AGREEMENT else "fail"))
+    return Verdict(row["model"], row["recipe"], "accuracy", tuple(rows))
 
 
 def check_size(row: dict[str, Any], promise: Promise) -> Verdict:

@@ -60,6 +60,9 @@ def predict(tflite: bytes, x: np.ndarray, *, batch: int | None = None) -> np.nda
         rows = x[start:start + step]
         if len(rows) < step:  # pad the last chunk to the allocated batch
             rows = np.concatenate([rows, np.repeat(rows[-1:], step - len(rows), axis=0)])
+        # Fused recurrent ops keep their state in variable tensors across invokes;
+        # every inference of a non-stateful model starts from zero state.
+        interp.reset_all_variables()
         interp.set_tensor(inp["index"], _quantize(rows, inp))
         interp.invoke()
         chunks.append(_dequantize(interp.get_tensor(out["index"]), out))

@@ -101,8 +101,13 @@ class ModelSpec:
     float_test_accuracy: float | None = None
 
     def recipe(self, base: Recipe) -> Recipe:
-        """``base`` with this model's overrides applied (e.g. a lower size promise)."""
-        overrides = self.recipe_overrides.get(base.name)
+        """``base`` with this model's overrides applied (e.g. a lower size promise).
+
+        An override entry may carry ``why`` (the measured reason, for people) and
+        ``unsupported`` (why the recipe cannot apply to this model); neither is a field.
+        """
+        overrides = {k: v for k, v in self.recipe_overrides.get(base.name, {}).items()
+                     if k not in ("why", "unsupported")}
         if not overrides:
             return base
         return base.with_overrides(overrides, where=f"model {self.name}, recipe {base.name}")

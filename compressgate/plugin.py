@@ -13,6 +13,7 @@ summary and the reports are the same under pytest-xdist as in a serial run.
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
     """Command line, then ``[tool.compressgate]``, then ini keys, then defaults."""
     root = Path(config.rootpath)
     table = _pyproject_settings(root)
-    known = {*_OPTIONS, "latency", "tolerances", "latency_pairs"}
+    known = {*_OPTIONS, "latency", "tolerances", "latency_pairs", "jobs"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise pytest.UsageError(
@@ -98,6 +99,8 @@ def settings_from_config(config: pytest.Config) -> Settings:
         update=config.getoption("compressgate_update") or "none",
         force=config.getoption("compressgate_force"), tolerances=tolerances,
         latency_pairs=int(table.get("latency_pairs", 41)),
+        # Under xdist the workers already share the cores; each computes lazily.
+        jobs=1 if hasattr(config, "workerinput") else int(table.get("jobs", os.cpu_count() or 1)),
     )
 
 

@@ -7,9 +7,10 @@ reference first, since every drop and ratio is measured against it.
 
 from __future__ import annotations
 
-import sys
+import multiprocessing
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -204,12 +205,37 @@ class Runner:
         row.update(latency.to_dict() if latency is not None else {"latency_ratio": None})
         return row
 
+    def precompute(self, plan: list[tuple[str, str]], jobs: int) -> None:
+        """Compute the outcomes of ``plan`` in ``jobs`` worker processes.
+
+        Each worker runs one model x recipe from a fresh process and leaves the result in
+        the cache, where ``outcome`` then finds it. Fine-tuning recipes go first: they
+        take longest, so the two cores stay busy to the end.
+        """
+        todo = []
+        for model, name in plan:
+            recipe = self.recipe(model, name)
+            if self.cache.get(self.cache_key(model, recipe)) is None:
+                todo.append((model, recipe))
+        if jobs <= 1 or len(todo) <= 1:
+            return
+        todo.sort(key=lambda item: -(item[1].finetune.epochs if item[1].needs_finetune else 0))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = {pool.submit(_compute_in_worker, self.spec(m), r, self.cache.directory):
+                       (m, r.name) for m, r in todo}
+            for done, future in enumerate(as_completed(futures), 1):
+                model, name = futures[future]
+                future.result()  # re-raises a user error from the worker
+                self.log(f"[{done}/{len(todo)}] {model} x {name}: done")
+
     def run(self, models: Iterable[str], recipes: Iterable[str], *,
-            with_latency: bool = True) -> list[dict[str, Any]]:
+            with_latency: bool = True, jobs: int = 1) -> list[dict[str, Any]]:
         """All rows, float reference first per model; latency measured after all
         conversions so that training never competes with the timed invokes."""
         models, recipes = list(models), list(recipes)
         plan = [(m, r) for m in models for r in (["float"] + [r for r in recipes if r != "float"])]
+        self.precompute(plan, jobs)
         for i, (m, r) in enumerate(plan, 1):
             self.log(f"[{i}/{len(plan)}] {m} x {r}")
             self.outcome(m, r)
@@ -221,9 +247,5 @@ class Runner:
         return rows
 
 
-def stderr_log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def default_fixtures_dir() -> Path:
-    return Path("fixtures")
+def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path) -> None:
+    Runner({spec.name: spec}, ResultCache(cache_dir)).outcome(spec.name, recipe)

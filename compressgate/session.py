@@ -35,6 +35,8 @@ class Settings:
     force: bool = False
     tolerances: gate.Tolerances = field(default_factory=gate.Tolerances)
     latency_pairs: int = 41
+    # Worker processes that compute all results up front (1: compute lazily, per check).
+    jobs: int = 1
     # How a person re-runs the gate, for "create it with" hints.
     command: str = "pytest"
 
@@ -93,6 +95,7 @@ class GateSession:
         self._runner = None
         self._latency: dict[tuple[str, str], Any] = {}
         self._env: dict[str, str] | None = None
+        self._prepared = False
 
     # -- what to gate -------------------------------------------------------------------
 
@@ -123,11 +126,22 @@ class GateSession:
             self._env = baselines.environment(self.runner.backend.versions())
         return self._env
 
+    def prepare(self) -> None:
+        """Compute every selected case (and its float reference) once, in parallel."""
+        if self._prepared:
+            return
+        self._prepared = True
+        plan = sorted({(c.model, r) for c in self.cases() if not c.unsupported
+                       for r in ("float", c.recipe)})
+        self.runner.precompute(plan, self.settings.jobs)
+
     def row(self, model: str, recipe: str) -> dict[str, Any]:
+        self.prepare()
         return self.runner.row(model, recipe)
 
     def latency(self, model: str, recipe: str):
         key = (model, recipe)
+        self.prepare()
         if key not in self._latency:
             self._latency[key] = self.runner.latency(model, recipe,
                                                      pairs=self.settings.latency_pairs)
@@ -137,6 +151,7 @@ class GateSession:
         """(invoke, extra_info) for pytest-benchmark: one thread, one test row set."""
         from compressgate import measure
 
+        self.prepare()
         outcome = self.runner.outcome(model, recipe)
         if not outcome.converted:
             raise UserInputError(f"{model} x {recipe}: not converted ({outcome.error})")

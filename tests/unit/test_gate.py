@@ -155,3 +155,12 @@ def test_failure_table_names_metric_measured_baseline_tolerance_verdict():
     assert "m x ptq_int8: baseline" in table
     for word in ("metric", "measured", "baseline/limit", "tolerance", "verdict", "regression"):
         assert word in table
+
+
+def test_float_reference_must_agree_with_keras():
+    promise = get_recipe("float").promise
+    ok = row(recipe="float", accuracy_drop_pts=0.0, keras_agreement=1.0)
+    assert not gate.check_accuracy(ok, promise).failed
+    unfaithful = row(recipe="float", accuracy_drop_pts=0.0, keras_agreement=0.83)
+    assert statuses(gate.check_accuracy(unfaithful, promise)) == {
+        "accuracy drop (pts)": "pass", "top-1 agreement with Keras": "fail"}

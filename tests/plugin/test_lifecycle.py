@@ -1,0 +1,123 @@
+"""End to end through pytester on a tiny real model: the gate's whole lifecycle."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.tf
+
+GATE_TEST = "def test_gate(compressgate_check):\n    compressgate_check()\n"
+
+
+@pytest.fixture
+def gate(pytester, tiny_fixtures, tmp_path):
+    pytester.makepyfile(test_gate=GATE_TEST)
+    baselines, reports = tmp_path / "baselines", tmp_path / "reports"
+
+    def run(*args, recipes="float,ptq_int8"):
+        return pytester.runpytest_inprocess(
+            "-p", "no:cacheprovider", "--compressgate-fixtures", str(tiny_fixtures),
+            "--compressgate-baselines", str(baselines), "--compressgate-reports", str(reports),
+            "--compressgate-recipes", recipes, *args)
+
+    run.baselines, run.reports = baselines, reports
+    return run
+
+
+def snapshot(directory):
+    return {p.relative_to(directory).as_posix(): p.read_bytes()
+            for p in sorted(directory.rglob("*.json"))}
+
+
+def test_lifecycle_missing_create_clean_drift_update(gate):
+    # 1. No baselines: each baseline-backed check fails and says how to create it.
+    result = gate()
+    result.assert_outcomes(passed=5, failed=3)
+    result.stdout.fnmatch_lines(["*missing; create it with: *--compressgate-update=missing*"])
+    assert not gate.baselines.exists()
+
+    # 2. Create the missing ones: they are written and listed in the diff.
+    result = gate("--compressgate-update=missing")
+    result.assert_outcomes(passed=8)
+    created = snapshot(gate.baselines)
+    assert sorted(created) == ["tiny_mlp/float.json", "tiny_mlp/ptq_int8.json"]
+    diff = (gate.reports / "baseline-diff.md").read_text()
+    assert "tiny_mlp/ptq_int8.json (created)" in diff and "| accuracy |" in diff
+    assert "latency_ratio" in json.loads(created["tiny_mlp/ptq_int8.json"])["metrics"]
+
+    # 3. An unchanged tree passes and writes nothing.
+    result = gate()
+    result.assert_outcomes(passed=8)
+    assert snapshot(gate.baselines) == created
+    summary = json.loads((gate.reports / "summary.json").read_text())
+    assert {r["recipe"] for r in summary["results"]} == {"float", "ptq_int8"}
+
+    # 4. A baseline better than reality fails the right check with a table.
+    path = gate.baselines / "tiny_mlp" / "ptq_int8.json"
+    doc = json.loads(path.read_text())
+    doc["metrics"]["accuracy"] = round(doc["metrics"]["accuracy"] + 0.05, 6)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    result = gate()
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines([
+        "*FAILED*tiny_mlp-ptq_int8-baseline*",
+        "*metric*measured*baseline/limit*tolerance*verdict*",
+        "*accuracy*regression*",
+    ])
+    result.stdout.fnmatch_lines(["*Regressions:*", "*tiny_mlp-ptq_int8-baseline*"])
+
+    # 5. Update only the failed ones: that file is rewritten, the other left alone.
+    float_before = (gate.baselines / "tiny_mlp" / "float.json").read_bytes()
+    result = gate("--compressgate-update=failed")
+    result.assert_outcomes(passed=8)
+    assert json.loads(path.read_text())["metrics"]["accuracy"] == pytest.approx(
+        doc["metrics"]["accuracy"] - 0.05, abs=1e-6)
+    assert (gate.baselines / "tiny_mlp" / "float.json").read_bytes() == float_before
+    result.stdout.fnmatch_lines(["*tiny_mlp/ptq_int8.json (updated: was failing)*",
+                                 "*accuracy:*->*"])
+    gate().assert_outcomes(passed=8)
+
+
+def test_missing_mode_does_not_touch_existing_baselines(gate):
+    gate("--compressgate-update=missing").assert_outcomes(passed=8)
+    path = gate.baselines / "tiny_mlp" / "ptq_int8.json"
+    doc = json.loads(path.read_text())
+    doc["metrics"]["size_bytes"] = 1  # drifted, but not missing
+    path.write_text(json.dumps(doc))
+    before = path.read_bytes()
+    result = gate("--compressgate-update=missing")
+    result.assert_outcomes(passed=7, failed=1)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{oops", "malformed JSON"),
+    ('{"schema": 7}', "baseline schema 7"),
+    ('{"schema": 1, "model": "tiny_mlp", "recipe": "float"}', "missing key 'metrics'"),
+])
+def test_unusable_baseline_fails_naming_the_file(gate, content, message):
+    gate("--compressgate-update=missing").assert_outcomes(passed=8)
+    path = gate.baselines / "tiny_mlp" / "float.json"
+    path.write_text(content)
+    result = gate()
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines([f"*compressgate: {path}: *{message}*"])
+    assert path.read_text() == content  # never overwritten outside the update flow
+
+
+def test_refuses_to_record_a_result_that_fails_the_absolute_checks(gate, tiny_fixtures):
+    # A manifest override that promises an impossible size makes the absolute check fail.
+    manifest = json.loads((tiny_fixtures / "manifest.json").read_text())
+    manifest["models"]["tiny_mlp"]["recipe_overrides"]["ptq_int8"] = {
+        "promise": {"max_drop_pts": -100.0}}
+    bad = tiny_fixtures.parent / "tiny-bad"
+    bad.mkdir(exist_ok=True)
+    for name in ("tiny_mlp.keras", "tiny.npz"):
+        (bad / name).write_bytes((tiny_fixtures / name).read_bytes())
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    result = gate("--compressgate-update=all", "--compressgate-fixtures", str(bad))
+    result.stdout.fnmatch_lines(["*refused to record the baseline: accuracy*"])
+    assert not (gate.baselines / "tiny_mlp" / "ptq_int8.json").exists()
+    result = gate("--compressgate-update=all", "--compressgate-force",
+                  "--compressgate-fixtures", str(bad))
+    assert (gate.baselines / "tiny_mlp" / "ptq_int8.json").exists()
