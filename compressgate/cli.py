@@ -51,7 +51,7 @@ def _log(line: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from compressgate.report import write_summary
+    from compressgate.report import markdown_table, write_summary
     from compressgate.runner import Runner
 
     specs = load_manifest(args.fixtures)
@@ -72,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         "machine": platform.machine(),
     }
     paths = write_summary(args.out, rows, meta)
+    print(markdown_table(rows))
     failed = [r for r in rows if not r["converted"]]
     _log(f"{len(rows)} results, {len(failed)} not converted, in {meta['wall_seconds']} s: "
          + ", ".join(str(p) for p in paths))

@@ -23,7 +23,14 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _updates(records: list[dict[str, Any]]) -> list[tuple[str, str, list]]:
-    return sorted(tuple(r["update"]) for r in records if r.get("update"))
+    """One entry per baseline file: the checks that wrote it merged, first reason kept."""
+    merged: dict[str, tuple[str, list]] = {}
+    for record in records:
+        if record.get("update"):
+            path, reason, diff = record["update"]
+            first, rows = merged.get(path, (reason, []))
+            merged[path] = (first, sorted({tuple(r) for r in rows} | {tuple(r) for r in diff}))
+    return [(path, reason, rows) for path, (reason, rows) in sorted(merged.items())]
 
 
 def write_reports(records: list[dict[str, Any]], settings: Settings) -> list[Path]:
@@ -45,11 +52,11 @@ def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[st
     stale = [r for r in records if r.get("stale") and not r["failed"]]
     updates = _updates(records)
     checks = len(records)
-    lines = [f"{checks} checks: {len(failed)} regressions, {len(stale)} stale baselines, "
+    lines = [f"{checks} checks: {len(failed)} failed, {len(stale)} stale baselines, "
              f"{len(updates)} baselines written"]
     if failed:
         lines.append("")
-        lines.append("Regressions:")
+        lines.append("Failed (regressions, broken promises, missing baselines):")
         lines += [f"  {r['model']}-{r['recipe']}-{r['check']}" for r in failed]
     if stale:
         lines.append("")

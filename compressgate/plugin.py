@@ -66,7 +66,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
     """Command line, then ``[tool.compressgate]``, then ini keys, then defaults."""
     root = Path(config.rootpath)
     table = _pyproject_settings(root)
-    known = {*_OPTIONS, "latency", "tolerances", "latency_pairs", "jobs"}
+    known = {*_OPTIONS, "latency", "tolerances", "latency_pairs", "jobs", "command"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise pytest.UsageError(
@@ -99,6 +99,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         update=config.getoption("compressgate_update") or "none",
         force=config.getoption("compressgate_force"), tolerances=tolerances,
         latency_pairs=int(table.get("latency_pairs", 41)),
+        command=str(table.get("command", "pytest")),
         # Under xdist the workers already share the cores; each computes lazily.
         jobs=1 if hasattr(config, "workerinput") else int(table.get("jobs", os.cpu_count() or 1)),
     )
@@ -138,7 +139,7 @@ def _case_params(session: GateSession, with_checks: bool) -> list:
             if check == "latency":
                 marks += [pytest.mark.latency, pytest.mark.xdist_group(LATENCY_GROUP)]
             ident = "-".join(p for p in (case.model, case.recipe, check) if p)
-            params.append(pytest.param(case, check, id=ident, marks=marks))
+            params.append(pytest.param((case, check), id=ident, marks=marks))
     return params
 
 
@@ -147,9 +148,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = _case_params(_session(metafunc.config), with_checks=True)
         metafunc.parametrize("_compressgate_param", params, indirect=True)
     elif "compressgate_case" in metafunc.fixturenames:
-        params = [pytest.param(p.values[0], id=p.id, marks=p.marks)
+        params = [pytest.param(p.values[0][0], id=p.id, marks=p.marks)
                   for p in _case_params(_session(metafunc.config), with_checks=False)
-                  if not p.values[0].unsupported]
+                  if not p.values[0][0].unsupported]
         metafunc.parametrize("compressgate_case", params)
 
 

@@ -39,7 +39,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     frame = pd.DataFrame(rows).reindex(columns=list(_TABLE)).rename(columns=_TABLE)
-    fmt = {"accuracy": "{:.4f}", "drop (pts)": "{:+.2f}", "size x": "{:.2f}",
+    fmt = {"bytes": "{:.0f}", "accuracy": "{:.4f}", "drop (pts)": "{:+.2f}", "size x": "{:.2f}",
            "gzip x": "{:.2f}", "sparsity": "{:.3f}", "latency x": "{:.3f}"}
     for column, pattern in fmt.items():
         frame[column] = frame[column].map(
@@ -66,7 +66,8 @@ def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     lines = ["# compressgate summary", ""]
     lines += [f"- {k}: {v}" for k, v in sorted(meta.items()) if not isinstance(v, dict)]
     lines += ["", markdown_table(rows)]
-    slower = [r for r in rows if (r.get("latency_ratio") or 0) > 1.0]
+    # Slower means the whole 95 % interval of the ratio lies above 1.
+    slower = [r for r in rows if (r.get("latency_ratio_low") or 0) > 1.0]
     if slower:
         lines.append("Slower than float at one thread (measured, not tuned away): "
                      + ", ".join(f"{r['model']} x {r['recipe']} ({r['latency_ratio']:.2f}x)"

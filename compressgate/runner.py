@@ -220,6 +220,7 @@ class Runner:
         if jobs <= 1 or len(todo) <= 1:
             return
         todo.sort(key=lambda item: -(item[1].finetune.epochs if item[1].needs_finetune else 0))
+        self.log(f"computing {len(todo)} results in {jobs} worker processes")
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
             futures = {pool.submit(_compute_in_worker, self.spec(m), r, self.cache.directory):

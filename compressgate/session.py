@@ -37,7 +37,7 @@ class Settings:
     latency_pairs: int = 41
     # Worker processes that compute all results up front (1: compute lazily, per check).
     jobs: int = 1
-    # How a person re-runs the gate, for "create it with" hints.
+    # How a person runs the gate, for the "create it with" hint.
     command: str = "pytest"
 
 
@@ -86,13 +86,12 @@ class Outcome:
 class GateSession:
     """Runs checks for (model, recipe) cases against the baselines directory."""
 
-    def __init__(self, settings: Settings, *, cache: ResultCache | None = None,
-                 runner_factory=None) -> None:
+    def __init__(self, settings: Settings, *, runner=None) -> None:
+        """``runner`` defaults to a ``Runner`` over the manifest in ``settings.fixtures``;
+        tests pass a stand-in with the same methods to exercise the gate without TF."""
         self.settings = settings
         self.specs = load_manifest(settings.fixtures)
-        self._cache = cache or ResultCache(None)
-        self._runner_factory = runner_factory
-        self._runner = None
+        self._runner = runner
         self._latency: dict[tuple[str, str], Any] = {}
         self._env: dict[str, str] | None = None
         self._prepared = False
@@ -116,8 +115,7 @@ class GateSession:
         if self._runner is None:
             from compressgate.runner import Runner
 
-            kwargs = {"backend_factory": self._runner_factory} if self._runner_factory else {}
-            self._runner = Runner(self.specs, self._cache, **kwargs)
+            self._runner = Runner(self.specs, ResultCache(None))
         return self._runner
 
     @property

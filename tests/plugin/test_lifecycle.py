@@ -20,7 +20,7 @@ def gate(pytester, tiny_fixtures, tmp_path):
             "--compressgate-baselines", str(baselines), "--compressgate-reports", str(reports),
             "--compressgate-recipes", recipes, *args)
 
-    run.baselines, run.reports = baselines, reports
+    run.baselines, run.reports, run.fixtures = baselines, reports, tiny_fixtures
     return run
 
 
@@ -64,7 +64,7 @@ def test_lifecycle_missing_create_clean_drift_update(gate):
         "*metric*measured*baseline/limit*tolerance*verdict*",
         "*accuracy*regression*",
     ])
-    result.stdout.fnmatch_lines(["*Regressions:*", "*tiny_mlp-ptq_int8-baseline*"])
+    result.stdout.fnmatch_lines(["*Failed (regressions*", "*tiny_mlp-ptq_int8-baseline*"])
 
     # 5. Update only the failed ones: that file is rewritten, the other left alone.
     float_before = (gate.baselines / "tiny_mlp" / "float.json").read_bytes()
@@ -121,3 +121,21 @@ def test_refuses_to_record_a_result_that_fails_the_absolute_checks(gate, tiny_fi
     result = gate("--compressgate-update=all", "--compressgate-force",
                   "--compressgate-fixtures", str(bad))
     assert (gate.baselines / "tiny_mlp" / "ptq_int8.json").exists()
+
+
+def test_xdist_gives_the_same_verdicts_as_a_serial_run(gate, pytester):
+    gate("--compressgate-update=missing").assert_outcomes(passed=8)
+    path = gate.baselines / "tiny_mlp" / "float.json"
+    doc = json.loads(path.read_text())
+    doc["metrics"]["gzip_bytes"] = doc["metrics"]["gzip_bytes"] // 2  # a planted drift
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    serial = gate()
+    serial.assert_outcomes(passed=7, failed=1)
+    parallel = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:cacheprovider", "--compressgate-fixtures", str(gate.fixtures),
+        "--compressgate-baselines", str(gate.baselines),
+        "--compressgate-reports", str(gate.reports), "--compressgate-recipes",
+        "float,ptq_int8")
+    parallel.assert_outcomes(passed=7, failed=1)
+    for result in (serial, parallel):
+        result.stdout.fnmatch_lines(["*FAILED*tiny_mlp-float-baseline*"])

@@ -71,7 +71,7 @@ def test_truncated_npz(tmp_path):
     path = tmp_path / "data.npz"
     np.savez(path, **splits())
     path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(UserInputError, match="unreadable .npz"):
+    with pytest.raises(UserInputError, match=r"unreadable \.npz"):
         Dataset.load(path)
 
 
