@@ -180,11 +180,14 @@ def check_baseline(row: dict[str, Any], metrics: dict[str, Any], tol: Tolerances
 
 def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: Promise,
                   baseline_ratio: float | None, tol: Tolerances, *,
-                  same_machine: bool = True) -> Verdict:
+                  same_machine: bool = True,
+                  baseline_interval: tuple[float, float] | None = None) -> Verdict:
     """Latency ratio recipe/float from this run's interleaved pairs.
 
     A regression needs both: the ratio worse than the baseline's by more than the
-    tolerance, and the per-pair difference significant (Wilcoxon, p < alpha).
+    tolerance, and the per-pair difference significant (Wilcoxon, p < alpha). The
+    tolerance counts from the edge of the baseline's recorded 95 % interval, so a
+    baseline that was noisy when recorded is not held to a tighter bound than it met.
     """
     if pairs is None:
         return Verdict(model, recipe, "latency", (
@@ -205,12 +208,14 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
                         "baseline recorded on another CPU"))
     else:
         factor = 1 + tol.latency_pct / 100
-        worse, p_worse = ratio_exceeds(pairs, baseline_ratio * factor, tol.alpha)
-        better, p_better = ratio_below(pairs, baseline_ratio / factor, tol.alpha)
+        low, high = baseline_interval or (baseline_ratio, baseline_ratio)
+        upper, lower = max(high, baseline_ratio) * factor, min(low, baseline_ratio) / factor
+        worse, p_worse = ratio_exceeds(pairs, upper, tol.alpha)
+        better, p_better = ratio_below(pairs, lower, tol.alpha)
         status: Status = "regression" if worse else "improved" if better else "pass"
         p = p_worse if status != "improved" else p_better
         rows.append(Row("latency_ratio", ratio, baseline_ratio,
-                        f"x{factor:.2f}, p < {tol.alpha}", status, f"p={p:.2g}, {interval}"))
+                        f"<= {upper:.3g}, p < {tol.alpha}", status, f"p={p:.2g}, {interval}"))
     return Verdict(model, recipe, "latency", tuple(rows), tuple(notes))
 
 

@@ -48,7 +48,8 @@ def write_reports(records: list[dict[str, Any]], settings: Settings) -> list[Pat
 
 
 def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[str]:
-    failed = [r for r in records if r["failed"]]
+    failed = [r for r in records if r["failed"] and not r.get("expected")]
+    expected = [r for r in records if r.get("expected")]
     stale = [r for r in records if r.get("stale") and not r["failed"]]
     updates = _updates(records)
     checks = len(records)
@@ -58,6 +59,11 @@ def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[st
         lines.append("")
         lines.append("Failed (regressions, broken promises, missing baselines):")
         lines += [f"  {r['model']}-{r['recipe']}-{r['check']}" for r in failed]
+    if expected:
+        lines.append("")
+        lines.append("Declared unsupported (strict xfail; remove the declaration once it "
+                     "converts):")
+        lines += [f"  {r['model']}-{r['recipe']}" for r in expected]
     if stale:
         lines.append("")
         lines.append("Stale baselines (better than recorded beyond tolerance; refresh with "

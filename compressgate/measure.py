@@ -120,17 +120,19 @@ def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
 
 
 def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *,
-                        pairs: int = 41, warmup: int = 10, min_sample_seconds: float = 0.002,
+                        pairs: int = 42, blocks: int = 3, warmup: int = 10,
+                        min_sample_seconds: float = 0.002,
                         candidate_repeat: int = 1) -> LatencyPairs:
     """Per-inference times of ``candidate`` and ``reference``, measured in alternating
     pairs at one thread, so machine load moves both alike and their ratio stays put.
 
-    ``sample`` is one input row with its batch dimension. Each timed sample runs enough
-    invokes to last ``min_sample_seconds``; pair order alternates (AB, BA) to cancel
-    cache and frequency effects of going first.
+    ``sample`` is one input row with its batch dimension. The pairs are spread over
+    ``blocks`` fresh pairs of interpreters: on this kind of machine the ratio moves by
+    several percent between interpreter instances (allocation, placement), and pooling
+    instances puts that variation into the interval instead of into a false alarm.
+    Each timed sample runs enough invokes to last ``min_sample_seconds``; pair order
+    alternates (AB, BA) to cancel the advantage of going first.
     """
-    runners = [(ready_invoke(reference, sample), 1),
-               (ready_invoke(candidate, sample), candidate_repeat)]
 
     def timed(invoke, repeat: int, n: int) -> float:
         start = time.perf_counter()
@@ -138,19 +140,26 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
             invoke()
         return (time.perf_counter() - start) / n
 
-    for invoke, repeat in runners:
-        timed(invoke, repeat, warmup)
-    fastest = min(timed(invoke, repeat, 3) for invoke, repeat in runners)
-    n = max(1, math.ceil(min_sample_seconds / max(fastest, 1e-7)))
-    ref_s, cand_s = [], []
-    (ref, ref_rep), (cand, cand_rep) = runners
-    for i in range(pairs):
-        if i % 2 == 0:
-            r = timed(ref, ref_rep, n)
-            c = timed(cand, cand_rep, n)
-        else:
-            c = timed(cand, cand_rep, n)
-            r = timed(ref, ref_rep, n)
-        ref_s.append(r * 1e3)
-        cand_s.append(c * 1e3)
-    return LatencyPairs(tuple(ref_s), tuple(cand_s), invokes_per_sample=n)
+    ref_ms: list[float] = []
+    cand_ms: list[float] = []
+    per_block = max(1, math.ceil(pairs / blocks))
+    n = 1
+    for block in range(blocks):
+        runners = [(ready_invoke(reference, sample), 1),
+                   (ready_invoke(candidate, sample), candidate_repeat)]
+        for invoke, repeat in runners:
+            timed(invoke, repeat, warmup)
+        if block == 0:  # one sample size for the whole measurement
+            fastest = min(timed(invoke, repeat, 3) for invoke, repeat in runners)
+            n = max(1, math.ceil(min_sample_seconds / max(fastest, 1e-7)))
+        (ref, ref_rep), (cand, cand_rep) = runners
+        for i in range(per_block):
+            if i % 2 == 0:
+                r = timed(ref, ref_rep, n)
+                c = timed(cand, cand_rep, n)
+            else:
+                c = timed(cand, cand_rep, n)
+                r = timed(ref, ref_rep, n)
+            ref_ms.append(r * 1e3)
+            cand_ms.append(c * 1e3)
+    return LatencyPairs(tuple(ref_ms), tuple(cand_ms), invokes_per_sample=n)

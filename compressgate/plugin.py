@@ -98,7 +98,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         recipes=parse_list(value("recipes")), latency=bool(latency),
         update=config.getoption("compressgate_update") or "none",
         force=config.getoption("compressgate_force"), tolerances=tolerances,
-        latency_pairs=int(table.get("latency_pairs", 41)),
+        latency_pairs=int(table.get("latency_pairs", 42)),
         command=str(table.get("command", "pytest")),
         # Under xdist the workers already share the cores; each computes lazily.
         jobs=1 if hasattr(config, "workerinput") else int(table.get("jobs", os.cpu_count() or 1)),
@@ -225,8 +225,12 @@ class _Collector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
-        self.records += [json.loads(value) for name, value in report.user_properties
-                         if name == _PROPERTY]
+        for name, value in report.user_properties:
+            if name == _PROPERTY:
+                record = json.loads(value)
+                # A declared-unsupported recipe failing is expected (strict xfail).
+                record["expected"] = hasattr(report, "wasxfail")
+                self.records.append(record)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

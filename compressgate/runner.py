@@ -157,7 +157,7 @@ class Runner:
         return Outcome(model, recipe.name, artifact.tflite, None, m,
                        artifact.finetune_seconds, artifact.convert_seconds, agreement)
 
-    def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 41) -> LatencyPairs | None:
+    def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 42) -> LatencyPairs | None:
         """Interleaved latency of ``recipe`` against ``float`` on one test row, or None
         when either did not convert. Never cached: it is a fact about this run."""
         resolved = self.recipe(model, recipe)
