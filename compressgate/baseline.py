@@ -105,7 +105,8 @@ def load(path: Path, model: str, recipe: str) -> Baseline | None:
     if not isinstance(metrics, dict) or not isinstance(env, dict):
         raise BaselineError(f"{path}: 'metrics' and 'environment' must be objects")
     for name in METRIC_DIGITS:
-        if name in metrics and not isinstance(metrics[name], int | float):
+        value = metrics.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise BaselineError(f"{path}: metrics.{name} must be a number")
     return Baseline(path, model, recipe, metrics, env)
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from compressgate import measure
+from compressgate import __version__, measure
 from compressgate.cache import ResultCache, key
 from compressgate.errors import UserInputError
 from compressgate.models import Dataset, ModelSpec
@@ -109,6 +109,7 @@ class Runner:
     def cache_key(self, model: str, recipe: Recipe) -> str:
         return key({
             "result_format": RESULT_FORMAT,
+            "compressgate": __version__,
             "model": self.spec(model).fingerprint(),
             "recipe": recipe.to_dict(),
             "static_batch": self.spec(model).static_batch,

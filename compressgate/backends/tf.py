@@ -76,9 +76,13 @@ def versions() -> dict[str, str]:
 
 
 def deterministic(seed: int = SEED) -> None:
-    """Seeds and op determinism: the same inputs give byte-identical ``.tflite`` files."""
+    """Seeds, op determinism and a clean Keras session: the same inputs give
+    byte-identical ``.tflite`` files whatever this process ran before (auto-generated
+    layer names such as ``dense_7`` would otherwise depend on history)."""
     tf = _tf()
-    _keras().utils.set_random_seed(seed)
+    keras = _keras()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
 

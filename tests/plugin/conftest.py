@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 

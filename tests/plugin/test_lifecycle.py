@@ -11,7 +11,8 @@ GATE_TEST = "def test_gate(compressgate_check):\n    compressgate_check()\n"
 
 @pytest.fixture
 def gate(pytester, tiny_fixtures, tmp_path):
-    pytester.makepyfile(test_gate=GATE_TEST)
+    # Not "test_gate": the suite's own tests/gate/test_gate.py is already imported.
+    pytester.makepyfile(test_tiny_gate=GATE_TEST)
     baselines, reports = tmp_path / "baselines", tmp_path / "reports"
 
     def run(*args, recipes="float,ptq_int8"):
@@ -60,7 +61,7 @@ def test_lifecycle_missing_create_clean_drift_update(gate):
     result = gate()
     result.assert_outcomes(passed=7, failed=1)
     result.stdout.fnmatch_lines([
-        "*FAILED*tiny_mlp-ptq_int8-baseline*",
+        "*_ test_gate[[]tiny_mlp-ptq_int8-baseline[]] _*",
         "*metric*measured*baseline/limit*tolerance*verdict*",
         "*accuracy*regression*",
     ])

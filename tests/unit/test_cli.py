@@ -1,6 +1,7 @@
 """Bad input to ``compressgate run`` exits 2 with one line naming what was wrong."""
 
 import json
+import subprocess
 import sys
 
 import numpy as np
@@ -39,9 +40,13 @@ def test_malformed_manifest(capsys, tmp_path):
     assert code == 2 and "unreadable manifest" in err and "\n" not in err
 
 
-def test_user_errors_leave_tensorflow_unimported(capsys, fixtures_dir):
-    run(capsys, "--fixtures", str(fixtures_dir), "--models", "nope")
-    assert "tensorflow" not in sys.modules
+def test_user_errors_exit_before_tensorflow_loads(fixtures_dir):
+    code = ("import sys; from compressgate.cli import main; "
+            f"rc = main(['run', '--fixtures', {str(fixtures_dir)!r}, '--models', 'nope']); "
+            "sys.exit(rc + 10 * ('tensorflow' in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 2, result.stderr
 
 
 def splits(**overrides):

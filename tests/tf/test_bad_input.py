@@ -1,0 +1,61 @@
+"""Bad model files and data that do not fit: one line naming the file, exit 2."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from compressgate.cli import main
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture
+def fixture_copy(fixtures_dir, tmp_path):
+    """A one-model fixtures directory (tabular_mlp) that a test may break."""
+    manifest = json.loads((fixtures_dir / "manifest.json").read_text())
+    entry = manifest["models"]["tabular_mlp"]
+    for name in (entry["model"], entry["data"]):
+        shutil.copy(fixtures_dir / name, tmp_path / name)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"schema": 1, "models": {"tabular_mlp": entry}}))
+    return tmp_path
+
+
+def run(capsys, fixtures, tmp_path):
+    code = main(["run", "--fixtures", str(fixtures), "--recipes", "float", "--jobs", "1",
+                 "--no-latency", "--no-cache", "--out", str(tmp_path / "out")])
+    return code, capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_truncated_keras_file(fixture_copy, tmp_path, capsys):
+    model = fixture_copy / "tabular_mlp.keras"
+    model.write_bytes(model.read_bytes()[:500])
+    code, line = run(capsys, fixture_copy, tmp_path)
+    assert code == 2
+    assert line.startswith(f"compressgate: error: {model}: cannot load as a Keras 2 model")
+
+
+def test_missing_model_file(fixture_copy, tmp_path, capsys):
+    (fixture_copy / "tabular_mlp.keras").unlink()
+    code, line = run(capsys, fixture_copy, tmp_path)
+    assert code == 2 and "tabular_mlp.keras: cannot read" in line
+
+
+def test_data_that_does_not_fit_the_model(fixture_copy, tmp_path, capsys):
+    data = dict(np.load(fixture_copy / "breast_cancer.npz"))
+    data = {k: (v[:, :10] if k.startswith("x_") else v) for k, v in data.items()}
+    np.savez(fixture_copy / "breast_cancer.npz", **data)
+    code, line = run(capsys, fixture_copy, tmp_path)
+    assert code == 2
+    assert line == ("compressgate: error: model tabular_mlp: data rows have shape (10,), "
+                    "the model expects (30,)")
+
+
+def test_labels_out_of_range(fixture_copy, tmp_path, capsys):
+    data = dict(np.load(fixture_copy / "breast_cancer.npz"))
+    data["y_test"] = data["y_test"] + 3
+    np.savez(fixture_copy / "breast_cancer.npz", **data)
+    code, line = run(capsys, fixture_copy, tmp_path)
+    assert code == 2 and "y_test has labels in [3, 4], the model has 2 classes" in line
