@@ -24,6 +24,7 @@ from compressgate.errors import UserInputError
 from compressgate.session import UPDATE_MODES, Case, GateSession, Settings, parse_list
 
 _SESSION = pytest.StashKey[GateSession]()
+_SETTINGS = pytest.StashKey[Settings]()
 _PROPERTY = "compressgate"
 LATENCY_GROUP = "compressgate-latency"
 
@@ -110,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a compressgate latency check (deselect with "
                                        "-m 'not latency')")
     config.addinivalue_line("markers", "compressgate: a compressgate gate check")
+    config.stash[_SETTINGS] = settings_from_config(config)  # bad settings: a usage error
     config.pluginmanager.register(_Collector(config), "compressgate-collector")
     # Latency checks carry an xdist_group; xdist honours groups under --dist loadgroup,
     # which distributes everything else exactly like the default "load".
@@ -120,7 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _session(config: pytest.Config) -> GateSession:
     if _SESSION not in config.stash:
         try:
-            config.stash[_SESSION] = GateSession(settings_from_config(config))
+            config.stash[_SESSION] = GateSession(config.stash[_SETTINGS])
         except UserInputError as exc:
             raise pytest.UsageError(f"compressgate: {exc}") from None
     return config.stash[_SESSION]
@@ -237,7 +239,7 @@ class _Collector:
         if self.records and not hasattr(self.config, "workerinput"):
             from compressgate.gate_report import write_reports
 
-            self.written = write_reports(self.records, _session(self.config).settings)
+            self.written = write_reports(self.records, self.config.stash[_SETTINGS])
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.records:

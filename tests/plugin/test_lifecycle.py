@@ -140,3 +140,28 @@ def test_xdist_gives_the_same_verdicts_as_a_serial_run(gate, pytester):
     parallel.assert_outcomes(passed=7, failed=1)
     for result in (serial, parallel):
         result.stdout.fnmatch_lines(["*FAILED*tiny_mlp-float-baseline*"])
+
+
+def test_settings_from_pyproject(pytester, tiny_fixtures, tmp_path):
+    pytester.makepyfile(test_tiny_gate=GATE_TEST)
+    pytester.makefile(".toml", pyproject=f"""
+[tool.compressgate]
+fixtures = "{tiny_fixtures}"
+baselines = "{tmp_path / 'bl'}"
+reports = "{tmp_path / 'reports'}"
+recipes = ["float"]
+latency = false
+command = "make gate"
+""")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)  # float: conversion, accuracy; no baseline
+    result.stdout.fnmatch_lines(
+        ["*missing; create it with: make gate --compressgate-update=missing*"])
+
+
+def test_unknown_pyproject_key_is_a_usage_error(pytester, tiny_fixtures):
+    pytester.makepyfile(test_tiny_gate=GATE_TEST)
+    pytester.makefile(".toml", pyproject="[tool.compressgate]\nbaseline = 'x'\n")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*[[]tool.compressgate[]] has unknown key 'baseline'*"])
