@@ -44,7 +44,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     for column, pattern in fmt.items():
         frame[column] = frame[column].map(
             lambda v, p=pattern: "" if v is None or pd.isna(v) else p.format(v))
-    frame = frame.fillna("").astype(str)
+    frame = frame.astype(object).fillna("").astype(str)
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(v.replace("|", "/") for v in row) + " |"
