@@ -10,14 +10,26 @@ from compressgate.report import write_summary, write_text_atomic
 from compressgate.session import Settings
 
 
+def _verdict(records: list[dict[str, Any]]) -> str:
+    if any(r.get("expected") for r in records):
+        return "unsupported (xfail)"
+    failed = [r["check"] for r in records if r["failed"]]
+    stale = [r["check"] for r in records if r.get("stale") and not r["failed"]]
+    if failed:
+        return "FAIL: " + ", ".join(failed)
+    return "pass" + (f" (stale: {', '.join(stale)})" if stale else "")
+
+
 def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Summary rows (from conversion checks) with this run's latency merged in."""
+    """Summary rows (from conversion checks) with this run's latency and verdict."""
     latency = {(r["model"], r["recipe"]): r["latency"] for r in records if r.get("latency")}
     rows = []
     for record in records:
         if "row" in record:
             row = dict(record["row"])
-            row.update(latency.get((row["model"], row["recipe"]), {}))
+            key = (row["model"], row["recipe"])
+            row.update(latency.get(key, {}))
+            row["verdict"] = _verdict([r for r in records if (r["model"], r["recipe"]) == key])
             rows.append(row)
     return sorted(rows, key=lambda r: (r["model"], r["recipe"]))
 

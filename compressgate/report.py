@@ -14,7 +14,7 @@ SUMMARY_SCHEMA = 1
 
 # Columns of the Markdown table, in reading order, with their headers.
 _TABLE = {
-    "model": "model", "recipe": "recipe", "converted": "ok",
+    "model": "model", "recipe": "recipe", "verdict": "verdict", "converted": "ok",
     "accuracy": "accuracy", "accuracy_drop_pts": "drop (pts)", "size_bytes": "bytes",
     "size_ratio": "size x", "gzip_ratio": "gzip x", "sparsity": "sparsity",
     "input_dtype": "in", "output_dtype": "out", "latency_ratio": "latency x",
@@ -38,10 +38,13 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    frame = pd.DataFrame(rows).reindex(columns=list(_TABLE)).rename(columns=_TABLE)
+    columns = [c for c in _TABLE if any(c in row for row in rows)]
+    frame = pd.DataFrame(rows).reindex(columns=columns).rename(columns=_TABLE)
     fmt = {"bytes": "{:.0f}", "accuracy": "{:.4f}", "drop (pts)": "{:+.2f}", "size x": "{:.2f}",
            "gzip x": "{:.2f}", "sparsity": "{:.3f}", "latency x": "{:.3f}"}
     for column, pattern in fmt.items():
+        if column not in frame:
+            continue
         frame[column] = frame[column].map(
             lambda v, p=pattern: "" if v is None or pd.isna(v) else p.format(v))
     frame = frame.astype(object).fillna("").astype(str)

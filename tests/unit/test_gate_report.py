@@ -45,5 +45,6 @@ def test_rows_get_this_runs_latency(tmp_path):
                record("latency", latency={"latency_ratio": 0.5})]
     write_reports(records, Settings(reports=tmp_path))
     rows = json.loads((tmp_path / "summary.json").read_text())["results"]
-    assert rows == [row | {"latency_ratio": 0.5}]
+    assert rows == [row | {"latency_ratio": 0.5, "verdict": "pass"}]
+    assert "| m | r | pass |" in (tmp_path / "summary.md").read_text()
     assert not (tmp_path / "baseline-diff.md").exists()
