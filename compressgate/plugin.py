@@ -128,11 +128,10 @@ def _session(config: pytest.Config) -> GateSession:
     return config.stash[_SESSION]
 
 
-def _case_params(session: GateSession, with_checks: bool) -> list:
+def _check_params(session: GateSession) -> list:
     params = []
     for case in session.cases():
-        checks = case.checks if with_checks else (None,)
-        for check in checks:
+        for check in case.checks:
             if check == "latency" and not session.settings.latency:
                 continue
             marks = [pytest.mark.compressgate]
@@ -140,20 +139,19 @@ def _case_params(session: GateSession, with_checks: bool) -> list:
                 marks.append(pytest.mark.xfail(reason=case.unsupported, strict=True))
             if check == "latency":
                 marks += [pytest.mark.latency, pytest.mark.xdist_group(LATENCY_GROUP)]
-            ident = "-".join(p for p in (case.model, case.recipe, check) if p)
-            params.append(pytest.param((case, check), id=ident, marks=marks))
+            params.append(pytest.param((case, check), marks=marks,
+                                       id=f"{case.model}-{case.recipe}-{check}"))
     return params
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "compressgate_check" in metafunc.fixturenames:
-        params = _case_params(_session(metafunc.config), with_checks=True)
+        params = _check_params(_session(metafunc.config))
         metafunc.parametrize("_compressgate_param", params, indirect=True)
     elif "compressgate_case" in metafunc.fixturenames:
-        params = [pytest.param(p.values[0][0], id=p.id, marks=p.marks)
-                  for p in _case_params(_session(metafunc.config), with_checks=False)
-                  if not p.values[0][0].unsupported]
-        metafunc.parametrize("compressgate_case", params)
+        cases = [c for c in _session(metafunc.config).cases() if not c.unsupported]
+        metafunc.parametrize("compressgate_case", cases,
+                             ids=[f"{c.model}-{c.recipe}" for c in cases])
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def tf_backend() -> Backend:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RecipeResult:
     """A recipe's result on one model: the ``.tflite`` bytes and what they measure."""
 
     model: str
@@ -63,7 +63,7 @@ class Outcome:
         return doc
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any], tflite: bytes | None) -> Outcome:
+    def from_doc(cls, doc: dict[str, Any], tflite: bytes | None) -> RecipeResult:
         m = doc.get("measurement")
         if m is not None:
             m = measure.Measurement(**{k: tuple(v) if isinstance(v, list) else v
@@ -73,13 +73,13 @@ class Outcome:
 
 @dataclass
 class Runner:
-    """Computes ``Outcome``s and summary rows for model specs and recipes."""
+    """Computes ``RecipeResult``s and summary rows for model specs and recipes."""
 
     specs: dict[str, ModelSpec]
     cache: ResultCache
     backend_factory: Callable[[], Backend] = tf_backend
     log: Callable[[str], None] = lambda line: None
-    _outcomes: dict[tuple[str, Recipe], Outcome] = field(default_factory=dict)
+    _results: dict[tuple[str, Recipe], RecipeResult] = field(default_factory=dict)
     _data: dict[str, Dataset] = field(default_factory=dict)
     _backend: Backend | None = None
 
@@ -116,37 +116,37 @@ class Runner:
             "versions": self.backend.versions(),
         })
 
-    def outcome(self, model: str, recipe: str | Recipe) -> Outcome:
+    def outcome(self, model: str, recipe: str | Recipe) -> RecipeResult:
         """The (memoized, cached) outcome of ``recipe`` on ``model``."""
         resolved = self.recipe(model, recipe)
         memo_key = (model, resolved)
-        if memo_key in self._outcomes:
-            return self._outcomes[memo_key]
+        if memo_key in self._results:
+            return self._results[memo_key]
         cache_key = self.cache_key(model, resolved)
         with self.cache.locked(cache_key):
             hit = self.cache.get(cache_key)
             if hit is not None:
-                result = Outcome.from_doc(*hit)
+                result = RecipeResult.from_doc(*hit)
                 self.log(f"{model} x {resolved.name}: cached")
             else:
                 result = self._compute(model, resolved)
                 self.cache.put(cache_key, result.to_doc(), result.tflite)
-        self._outcomes[memo_key] = result
+        self._results[memo_key] = result
         return result
 
-    def _compute(self, model: str, recipe: Recipe) -> Outcome:
+    def _compute(self, model: str, recipe: Recipe) -> RecipeResult:
         spec, data = self.spec(model), self.data(model)
         start = time.perf_counter()
         artifact = self.backend.compress(spec, recipe, data)
         if artifact.tflite is None:
             self.log(f"{model} x {recipe.name}: not converted: {artifact.error}")
-            return Outcome(model, recipe.name, None, artifact.error, None,
+            return RecipeResult(model, recipe.name, None, artifact.error, None,
                            artifact.finetune_seconds, artifact.convert_seconds)
         try:
             m = measure.measure(artifact.tflite, data.x_test, data.y_test,
                                 batch=spec.static_batch, name=f"{model} x {recipe.name}")
         except UserInputError as exc:  # LiteRT refused what the converter wrote
-            return Outcome(model, recipe.name, None, str(exc), None,
+            return RecipeResult(model, recipe.name, None, str(exc), None,
                            artifact.finetune_seconds, artifact.convert_seconds)
         agreement = None
         if artifact.keras_top1 is not None:
@@ -155,7 +155,7 @@ class Runner:
                  f"{m.size_bytes} bytes ({time.perf_counter() - start:.1f} s: "
                  f"fine-tune {artifact.finetune_seconds:.1f} s, "
                  f"convert {artifact.convert_seconds:.1f} s)")
-        return Outcome(model, recipe.name, artifact.tflite, None, m,
+        return RecipeResult(model, recipe.name, artifact.tflite, None, m,
                        artifact.finetune_seconds, artifact.convert_seconds, agreement)
 
     def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 42) -> LatencyPairs | None:

@@ -18,6 +18,10 @@ from compressgate.errors import UserInputError
 from compressgate.models import load_manifest, select
 from compressgate.recipes import get_recipe, registered_recipes
 
+# Checks that need only this run's figures and the recipe's promise.
+_ABSOLUTE_CHECKS = {"conversion": gate.check_conversion, "accuracy": gate.check_accuracy,
+                    "size": gate.check_size}
+
 UpdateMode = Literal["none", "all", "failed", "missing"]
 UPDATE_MODES: tuple[str, ...] = ("none", "all", "failed", "missing")
 LATENCY_KEYS = ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
@@ -67,7 +71,7 @@ class Update:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CheckOutcome:
     verdict: gate.Verdict
     update: Update | None = None
     refused: str | None = None
@@ -169,15 +173,10 @@ class GateSession:
 
     # -- checks -------------------------------------------------------------------------
 
-    def run_check(self, model: str, recipe: str, check: str) -> Outcome:
-        if check == "conversion":
-            return Outcome(gate.check_conversion(self.row(model, recipe),
-                                                 self.promise(model, recipe)))
-        if check == "accuracy":
-            return Outcome(gate.check_accuracy(self.row(model, recipe),
-                                               self.promise(model, recipe)))
-        if check == "size":
-            return Outcome(gate.check_size(self.row(model, recipe), self.promise(model, recipe)))
+    def run_check(self, model: str, recipe: str, check: str) -> CheckOutcome:
+        absolute = _ABSOLUTE_CHECKS.get(check)
+        if absolute is not None:
+            return CheckOutcome(absolute(self.row(model, recipe), self.promise(model, recipe)))
         if check == "baseline":
             return self._check_baseline(model, recipe)
         if check == "latency":
@@ -187,7 +186,7 @@ class GateSession:
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)
 
-    def _check_baseline(self, model: str, recipe: str) -> Outcome:
+    def _check_baseline(self, model: str, recipe: str) -> CheckOutcome:
         row = self.row(model, recipe)
         stored = self._load(model, recipe)
         have = stored is not None and (
@@ -204,7 +203,7 @@ class GateSession:
                                                  "size_ratio", "gzip_ratio")})
         return self._maybe_update(model, recipe, verdict, metrics, missing=not have)
 
-    def _check_latency(self, model: str, recipe: str) -> Outcome:
+    def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
         stored = self._load(model, recipe)
         recorded = stored.metrics if stored else {}
         base_ratio = recorded.get("latency_ratio")
@@ -257,16 +256,16 @@ class GateSession:
                             (*verdict.notes, note))
 
     def _maybe_update(self, model: str, recipe: str, verdict: gate.Verdict,
-                      metrics: dict[str, Any], *, missing: bool) -> Outcome:
+                      metrics: dict[str, Any], *, missing: bool) -> CheckOutcome:
         mode = self.settings.update
         wanted = (mode == "all" or (mode == "failed" and verdict.failed)
                   or (mode == "missing" and missing))
         if not wanted or not metrics:
-            return Outcome(verdict)
+            return CheckOutcome(verdict)
         row = self.row(model, recipe)
         refusals = gate.absolute_failures(row, self.promise(model, recipe))
         if refusals and not self.settings.force:
-            return Outcome(verdict, refused="; ".join(refusals)
+            return CheckOutcome(verdict, refused="; ".join(refusals)
                            + " (pass --compressgate-force to record it anyway)")
         old, new = baselines.update(self.baseline_path(model, recipe), model, recipe,
                                     metrics, self.env)
@@ -278,7 +277,7 @@ class GateSession:
             gate.Row(r.metric, r.measured, r.expected, r.tolerance,
                      "pass" if r.status == "regression" or r.metric == "baseline"
                      else r.status, r.note) for r in verdict.rows), verdict.notes)
-        return Outcome(accepted, Update(str(new.path), reason, diff) if diff else None)
+        return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
 
 
 def parse_list(value: str | list[str] | None) -> tuple[str, ...]:
