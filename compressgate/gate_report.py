@@ -31,7 +31,9 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row.update(latency.get(key, {}))
             row["verdict"] = _verdict([r for r in records if (r["model"], r["recipe"]) == key])
             rows.append(row)
-    return sorted(rows, key=lambda r: (r["model"], r["recipe"]))
+    # Failures on top: the table is read in a CI job summary or a pull request.
+    return sorted(rows, key=lambda r: (not r["verdict"].startswith("FAIL"), r["model"],
+                                       r["recipe"]))
 
 
 def _updates(records: list[dict[str, Any]]) -> list[tuple[str, str, list]]:

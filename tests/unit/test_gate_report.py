@@ -48,3 +48,12 @@ def test_rows_get_this_runs_latency(tmp_path):
     assert rows == [row | {"latency_ratio": 0.5, "verdict": "pass"}]
     assert "| m | r | pass |" in (tmp_path / "summary.md").read_text()
     assert not (tmp_path / "baseline-diff.md").exists()
+
+
+def test_failures_come_first(tmp_path):
+    records = [record("conversion", row={"model": "a", "recipe": "ok", "converted": True}),
+               record("conversion", row={"model": "z", "recipe": "bad", "converted": True}),
+               {**record("accuracy", failed=True), "model": "z", "recipe": "bad"}]
+    write_reports(records, Settings(reports=tmp_path))
+    rows = json.loads((tmp_path / "summary.json").read_text())["results"]
+    assert [(r["model"], r["verdict"]) for r in rows] == [("z", "FAIL: accuracy"), ("a", "pass")]
