@@ -45,6 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(ini, text, default=None)
     group.addoption("--compressgate-no-latency", action="store_true", default=None,
                     dest="compressgate_no_latency", help="skip the latency checks")
+    parser.addini("compressgate_latency", "run the latency checks", type="bool", default=True)
     group.addoption("--compressgate-update", choices=UPDATE_MODES[1:], default=None,
                     dest="compressgate_update",
                     help="write baselines: all, only failed ones, or only missing ones")
@@ -92,7 +93,8 @@ def settings_from_config(config: pytest.Config) -> Settings:
                                           "[tool.compressgate.tolerances]")
     except UserInputError as exc:
         raise pytest.UsageError(str(exc)) from None
-    latency = table.get("latency", True) and not config.getoption("compressgate_no_latency")
+    latency = table.get("latency", config.getini("compressgate_latency")) \
+        and not config.getoption("compressgate_no_latency")
     return Settings(
         baselines=path("baselines", "baselines"), fixtures=path("fixtures", "fixtures"),
         reports=path("reports", "reports"), models=parse_list(value("models")),

@@ -27,6 +27,10 @@ from compressgate.stats import LatencyPairs
 RESULT_FORMAT = 1
 
 
+def print_nothing(line: str) -> None:
+    """The default log (a module-level function, so a Runner's log pickles to workers)."""
+
+
 class Backend(Protocol):
     def compress(self, spec: ModelSpec, recipe: Recipe, data: Dataset) -> Any: ...
     def versions(self) -> dict[str, str]: ...
@@ -78,7 +82,7 @@ class Runner:
     specs: dict[str, ModelSpec]
     cache: ResultCache
     backend_factory: Callable[[], Backend] = tf_backend
-    log: Callable[[str], None] = lambda line: None
+    log: Callable[[str], None] = print_nothing
     _results: dict[tuple[str, Recipe], RecipeResult] = field(default_factory=dict)
     _data: dict[str, Dataset] = field(default_factory=dict)
     _backend: Backend | None = None
@@ -224,8 +228,8 @@ class Runner:
         self.log(f"computing {len(todo)} results in {jobs} worker processes")
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = {pool.submit(_compute_in_worker, self.spec(m), r, self.cache.directory):
-                       (m, r.name) for m, r in todo}
+            futures = {pool.submit(_compute_in_worker, self.spec(m), r, self.cache.directory,
+                                   self.log): (m, r.name) for m, r in todo}
             for done, future in enumerate(as_completed(futures), 1):
                 model, name = futures[future]
                 future.result()  # re-raises a user error from the worker
@@ -249,5 +253,6 @@ class Runner:
         return rows
 
 
-def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path) -> None:
-    Runner({spec.name: spec}, ResultCache(cache_dir)).outcome(spec.name, recipe)
+def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path,
+                       log: Callable[[str], None]) -> None:
+    Runner({spec.name: spec}, ResultCache(cache_dir), log=log).outcome(spec.name, recipe)
