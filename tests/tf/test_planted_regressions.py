@@ -70,10 +70,14 @@ def test_model_invoked_twice_fails_latency(session):
     # The healthy ratio measured in this same run stands in for the baseline, so the
     # test holds on any CPU (the committed latency baseline is per CPU).
     healthy = session.runner.latency(MODEL, "ptq_int8")
-    slow = session.runner.latency(MODEL, recipe)
-    verdict = gate.check_latency(MODEL, recipe.name, slow, recipe.promise, healthy.ratio,
-                                 session.settings.tolerances)
-    assert failed_metrics(verdict) == {"latency_ratio"}, verdict.table()
-    again = session.runner.latency(MODEL, "ptq_int8")
-    assert not gate.check_latency(MODEL, "ptq_int8", again, recipe.promise, healthy.ratio,
-                                  session.settings.tolerances).failed
+    tol, interval = session.settings.tolerances, healthy.ratio_interval()
+
+    def judge(name, pairs):
+        return gate.check_latency(MODEL, name, pairs, recipe.promise, healthy.ratio, tol,
+                                  baseline_interval=interval)
+
+    slow = judge(recipe.name, session.runner.latency(MODEL, recipe))
+    assert failed_metrics(slow) == {"latency_ratio"}, slow.table()
+    # The healthy recipe re-measured passes (with the gate's one confirmation).
+    verdicts = [judge("ptq_int8", session.runner.latency(MODEL, "ptq_int8")) for _ in range(2)]
+    assert not all(v.failed for v in verdicts), verdicts[-1].table()
