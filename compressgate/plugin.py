@@ -249,3 +249,10 @@ class _Collector:
         terminalreporter.section("compressgate")
         for line in summary_lines(self.records, self.written):
             terminalreporter.write_line(line)
+        unused = _session(self.config).unused_baselines()
+        if unused:
+            terminalreporter.write_line("")
+            terminalreporter.write_line("Unused baselines (no gated model x recipe reads them; "
+                                        "delete them if that is intended):")
+            for path in unused:
+                terminalreporter.write_line(f"  {path}")

@@ -114,6 +114,14 @@ class GateSession:
                 cases.append(Case(spec.name, name, reason))
         return cases
 
+    def unused_baselines(self) -> list[Path]:
+        """Baseline files that no gated case reads (a removed model or recipe, or one
+        now declared unsupported). Only meaningful when nothing was deselected."""
+        if self.settings.models or self.settings.recipes:
+            return []
+        used = {self.baseline_path(c.model, c.recipe) for c in self.cases() if not c.unsupported}
+        return sorted(p for p in self.settings.baselines.glob("*/*.json") if p not in used)
+
     @property
     def runner(self):
         if self._runner is None:

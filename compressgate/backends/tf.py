@@ -115,13 +115,13 @@ def load_model(path: Path):
     try:
         return keras.models.load_model(path, compile=True)
     except Exception as exc:  # Keras raises many types for a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserInputError(f"{path}: cannot load as a Keras 2 model ({first[:200]})") from None
+        raise UserInputError(
+            f"{path}: cannot load as a Keras 2 model ({_first_line(exc)[:200]})") from None
 
 
-def model_info(model) -> tuple[tuple, int, int]:
-    """(input shape, number of classes, parameter count)."""
-    return tuple(model.input_shape), int(model.output_shape[-1]), int(model.count_params())
+def model_info(model) -> tuple[tuple, int]:
+    """(input shape, number of classes)."""
+    return tuple(model.input_shape), int(model.output_shape[-1])
 
 
 def _with_batch(model, batch: int | None):
@@ -292,7 +292,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     """
     deterministic()
     model = load_model(spec.model_path)
-    input_shape, num_classes, _ = model_info(model)
+    input_shape, num_classes = model_info(model)
     data.check_fits(input_shape=input_shape, num_classes=num_classes, model=spec.name)
     keras_top1 = None
     if recipe.is_reference:

@@ -153,3 +153,16 @@ def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         Settings().update = "all"
     assert replace(Settings(), update="all").update == "all"
+
+
+def test_unused_baselines_are_found(make):
+    run_all(make("missing"))
+    stray = make.baselines / "m" / "old_recipe.json"
+    stray.write_text("{}")
+    other = make.baselines / "gone_model" / "ptq_int8.json"
+    other.parent.mkdir()
+    other.write_text("{}")
+    session = make()
+    session.settings = replace(session.settings, recipes=())
+    assert session.unused_baselines() == [other, stray]
+    assert make().unused_baselines() == []  # a recipe selection: cannot tell
