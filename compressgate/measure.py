@@ -82,6 +82,8 @@ class Measurement:
     output_dtype: str
     ops: tuple[str, ...]
     float_ops: tuple[str, ...]
+    # Dequantized outputs on the test split (6 decimals): fidelity against float.
+    outputs: tuple[tuple[float, ...], ...] = ()
 
 
 def gzip_size(data: bytes) -> int:
@@ -93,7 +95,8 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, *,
     """Accuracy on the test split, raw and gzip size, weight sparsity, dtypes, ops."""
     info = tflite_file.inspect(tflite, name=name)
     interp = interpreter(tflite)
-    top1 = np.argmax(predict(tflite, x_test, batch=batch), axis=-1)
+    outputs = predict(tflite, x_test, batch=batch).reshape(len(x_test), -1)
+    top1 = np.argmax(outputs, axis=-1)
     return Measurement(
         accuracy=float(np.mean(top1 == y_test)),
         top1=tuple(int(v) for v in top1),
@@ -104,6 +107,7 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, *,
         output_dtype=np.dtype(interp.get_output_details()[0]["dtype"]).name,
         ops=tuple(info.op_names),
         float_ops=tuple(info.float_ops),
+        outputs=tuple(tuple(row) for row in np.round(outputs, 6).tolist()),
     )
 
 

@@ -15,7 +15,8 @@ SUMMARY_SCHEMA = 1
 # Columns of the Markdown table, in reading order, with their headers.
 _TABLE = {
     "model": "model", "recipe": "recipe", "verdict": "verdict", "converted": "ok",
-    "accuracy": "accuracy", "accuracy_drop_pts": "drop (pts)", "size_bytes": "bytes",
+    "accuracy": "accuracy", "accuracy_drop_pts": "drop (pts)",
+    "float_agreement": "agree", "output_sqnr_db": "SQNR dB", "size_bytes": "bytes",
     "size_ratio": "size x", "gzip_ratio": "gzip x", "sparsity": "sparsity",
     "input_dtype": "in", "output_dtype": "out", "latency_ratio": "latency x",
     "error": "note",
@@ -40,8 +41,9 @@ def write_text_atomic(path: Path, text: str) -> None:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     columns = [c for c in _TABLE if any(c in row for row in rows)]
     frame = pd.DataFrame(rows).reindex(columns=columns).rename(columns=_TABLE)
-    fmt = {"bytes": "{:.0f}", "accuracy": "{:.4f}", "drop (pts)": "{:+.2f}", "size x": "{:.2f}",
-           "gzip x": "{:.2f}", "sparsity": "{:.3f}", "latency x": "{:.3f}"}
+    fmt = {"bytes": "{:.0f}", "accuracy": "{:.4f}", "agree": "{:.3f}", "SQNR dB": "{:.1f}",
+           "drop (pts)": "{:+.2f}", "size x": "{:.2f}", "gzip x": "{:.2f}",
+           "sparsity": "{:.3f}", "latency x": "{:.3f}"}
     for column, pattern in fmt.items():
         if column not in frame:
             continue

@@ -22,9 +22,9 @@ from compressgate.cache import ResultCache, key
 from compressgate.errors import UserInputError
 from compressgate.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe, get_recipe
-from compressgate.stats import LatencyPairs
+from compressgate.stats import LatencyPairs, sqnr_db
 
-RESULT_FORMAT = 1
+RESULT_FORMAT = 2
 
 
 def print_nothing(line: str) -> None:
@@ -204,6 +204,8 @@ class Runner:
                 "size_ratio": round(r.size_bytes / m.size_bytes, 4),
                 "gzip_ratio": round(r.gzip_bytes / m.gzip_bytes, 4),
                 "float_agreement": float(np.mean(np.asarray(m.top1) == np.asarray(r.top1))),
+                "output_sqnr_db": None if out.recipe == "float" or not m.outputs
+                else sqnr_db(np.asarray(r.outputs), np.asarray(m.outputs)),
             })
         if out.keras_agreement is not None:
             row["keras_agreement"] = out.keras_agreement

@@ -82,3 +82,13 @@ def _signed_rank(diffs: np.ndarray, alternative: str, alpha: float) -> tuple[boo
         return False, 1.0
     p = float(stats.wilcoxon(diffs, alternative=alternative, zero_method="zsplit").pvalue)
     return p < alpha, p
+
+
+def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float | None:
+    """Signal-to-quantization-noise ratio of ``candidate`` against ``reference`` in dB;
+    ``None`` when they are identical (no noise to measure)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    noise = float(np.sum((reference - np.asarray(candidate, dtype=np.float64)) ** 2))
+    if noise == 0.0:
+        return None
+    return float(10 * np.log10(np.sum(reference**2) / noise))

@@ -45,3 +45,12 @@ def test_faster_than_float_needs_evidence():
 def test_pairs_must_match():
     with pytest.raises(ValueError):
         LatencyPairs((1.0,), (1.0, 2.0))
+
+
+def test_sqnr_db():
+    from compressgate.stats import sqnr_db
+
+    ref = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert sqnr_db(ref, ref) is None
+    assert sqnr_db(ref, ref * 0.9) == pytest.approx(20.0)  # noise = 1 % of the signal
+    assert sqnr_db(ref, ref + 1.0) < 0
