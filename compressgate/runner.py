@@ -85,6 +85,7 @@ class Runner:
     log: Callable[[str], None] = print_nothing
     _results: dict[tuple[str, Recipe], RecipeResult] = field(default_factory=dict)
     _data: dict[str, Dataset] = field(default_factory=dict)
+    _fingerprints: dict[str, str] = field(default_factory=dict)
     _backend: Backend | None = None
 
     @property
@@ -114,11 +115,17 @@ class Runner:
         return key({
             "result_format": RESULT_FORMAT,
             "compressgate": __version__,
-            "model": self.spec(model).fingerprint(),
+            "model": self._fingerprint(model),
             "recipe": recipe.to_dict(),
             "static_batch": self.spec(model).static_batch,
             "versions": self.backend.versions(),
         })
+
+    def _fingerprint(self, model: str) -> str:
+        """sha256 of the model's files, read once per process (not once per recipe)."""
+        if model not in self._fingerprints:
+            self._fingerprints[model] = self.spec(model).fingerprint()
+        return self._fingerprints[model]
 
     def outcome(self, model: str, recipe: str | Recipe) -> RecipeResult:
         """The (memoized, cached) outcome of ``recipe`` on ``model``."""
@@ -145,13 +152,13 @@ class Runner:
         if artifact.tflite is None:
             self.log(f"{model} x {recipe.name}: not converted: {artifact.error}")
             return RecipeResult(model, recipe.name, None, artifact.error, None,
-                           artifact.finetune_seconds, artifact.convert_seconds)
+                                artifact.finetune_seconds, artifact.convert_seconds)
         try:
             m = measure.measure(artifact.tflite, data.x_test, data.y_test,
                                 batch=spec.static_batch, name=f"{model} x {recipe.name}")
         except UserInputError as exc:  # LiteRT refused what the converter wrote
             return RecipeResult(model, recipe.name, None, str(exc), None,
-                           artifact.finetune_seconds, artifact.convert_seconds)
+                                artifact.finetune_seconds, artifact.convert_seconds)
         agreement = None
         if artifact.keras_top1 is not None:
             agreement = float(np.mean(np.asarray(m.top1) == artifact.keras_top1))
@@ -160,7 +167,7 @@ class Runner:
                  f"fine-tune {artifact.finetune_seconds:.1f} s, "
                  f"convert {artifact.convert_seconds:.1f} s)")
         return RecipeResult(model, recipe.name, artifact.tflite, None, m,
-                       artifact.finetune_seconds, artifact.convert_seconds, agreement)
+                            artifact.finetune_seconds, artifact.convert_seconds, agreement)
 
     def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 42) -> LatencyPairs | None:
         """Interleaved latency of ``recipe`` against ``float`` on one test row, or None

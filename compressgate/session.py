@@ -99,6 +99,7 @@ class GateSession:
         self._latency: dict[tuple[str, str], Any] = {}
         self._env: dict[str, str] | None = None
         self._prepared = False
+        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- what to gate -------------------------------------------------------------------
 
@@ -146,8 +147,12 @@ class GateSession:
         self.runner.precompute(plan, self.settings.jobs)
 
     def row(self, model: str, recipe: str) -> dict[str, Any]:
-        self.prepare()
-        return self.runner.row(model, recipe)
+        """The case's summary row, computed once however many checks read it."""
+        key = (model, recipe)
+        if key not in self._rows:
+            self.prepare()
+            self._rows[key] = self.runner.row(model, recipe)
+        return dict(self._rows[key])
 
     def latency(self, model: str, recipe: str, *, fresh: bool = False):
         key = (model, recipe)
