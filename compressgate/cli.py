@@ -1,4 +1,4 @@
-"""``compressgate run`` and ``compressgate fixtures build``."""
+"""``compressgate run``, ``compressgate init`` and ``compressgate fixtures build``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from pathlib import Path
 
 from compressgate.cache import CACHE_ENV, ResultCache
 from compressgate.errors import UserInputError
-from compressgate.models import load_manifest, select
-from compressgate.recipes import get_recipe, registered_recipes
 
 
 def _csv(value: str) -> list[str]:
@@ -28,14 +26,29 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="compress every model with every recipe and measure it")
     run.add_argument("--models", type=_csv, default=None, help="comma-separated model names")
     run.add_argument("--recipes", type=_csv, default=None, help="comma-separated recipe names")
-    run.add_argument("--fixtures", type=Path, default=Path("fixtures"),
-                     help="directory holding manifest.json (default: fixtures)")
-    run.add_argument("--out", type=Path, default=Path("reports"), help="report directory")
+    run.add_argument("--config", type=Path, default=None,
+                     help="project config file, or a directory holding one (default: "
+                          "compressgate.toml or pyproject.toml here)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="report directory (default: the config's reports)")
     run.add_argument("--no-cache", action="store_true",
                      help=f"recompute everything (cache dir: ${CACHE_ENV})")
     run.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="worker processes for conversions (default: all cores)")
+
+    init = sub.add_parser("init", help="write a starter config for a model")
+    init.add_argument("model", type=Path, help=".keras, .h5 or SavedModel directory")
+    init.add_argument("--data", type=Path, default=None,
+                      help=".npz with x_/y_ train, calib, test (checked against the model)")
+    init.add_argument("--name", default=None, help="model name (default: the file's stem)")
+    init.add_argument("--recipes", type=_csv, default=None,
+                      help="comma-separated recipes (default: all that apply)")
+    init.add_argument("--config", type=Path, default=Path("compressgate.toml"),
+                      help="config file to write (default: compressgate.toml)")
+    init.add_argument("--tests", type=Path, default=Path("tests/test_compressgate.py"),
+                      help="gate test file to write when absent")
+    init.add_argument("--force", action="store_true", help="overwrite an existing config")
 
     fixtures = sub.add_parser("fixtures", help="bundled fixture models")
     fsub = fixtures.add_subparsers(dest="fixtures_command", required=True)
@@ -53,29 +66,44 @@ def _log(line: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from compressgate.report import markdown_table, write_summary
     from compressgate.runner import Runner
+    from compressgate.session import GateSession, Settings
 
-    specs = load_manifest(args.fixtures)
-    models = [s.name for s in select(specs, args.models)]
-    recipes = args.recipes or [r.name for r in registered_recipes()]
-    for name in recipes:
-        get_recipe(name)
+    gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
+                                recipes=tuple(args.recipes or ())))
+    if not gate.specs:
+        raise UserInputError(
+            f"{gate.project.path or Path.cwd()}: no models configured (run `compressgate "
+            "init MODEL` to write a config, or pass --config)")
+    cases = [(c.model, c.recipe) for c in gate.cases() if not c.unsupported]
+    out = args.out or gate.project.reports
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="compressgate-") as scratch:
         # --no-cache: a fresh cache for this run only, through which the workers report.
         cache = ResultCache(Path(scratch)) if args.no_cache else ResultCache(None)
-        runner = Runner(specs, cache, log=_log)
-        rows = runner.run(models, recipes, with_latency=not args.no_latency, jobs=args.jobs)
+        runner = Runner(gate.specs, cache, log=_log)
+        rows = runner.run(cases, with_latency=not args.no_latency, jobs=args.jobs)
     meta = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "versions": {**runner.backend.versions(), "python": platform.python_version()},
         "machine": platform.machine(),
     }
-    paths = write_summary(args.out, rows, meta)
+    paths = write_summary(out, rows, meta)
     print(markdown_table(rows))
     failed = [r for r in rows if not r["converted"]]
     _log(f"{len(rows)} results, {len(failed)} not converted, in {meta['wall_seconds']} s: "
          + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from compressgate.init_config import write
+
+    for path in write(args.model, data=args.data, name=args.name, config_path=args.config,
+                      recipes=args.recipes, tests=args.tests, force=args.force):
+        _log(f"wrote {path}")
+    _log("next: compressgate run; then pytest --compressgate-update=missing to record "
+         "baselines; commit them")
     return 0
 
 
@@ -92,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "init":
+            return _init(args)
         return _fixtures_build(args)
     except UserInputError as exc:
         print(f"compressgate: error: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from compressgate.backends import tf as backend
-from compressgate.models import MANIFEST_SCHEMA, Dataset, file_sha256
+from compressgate.models import Dataset, file_sha256
 
 BUILD_COMMAND = "compressgate fixtures build --out fixtures"
 
@@ -280,32 +280,35 @@ def build(spec: FixtureSpec, out: Path) -> dict[str, Any]:
     return {
         "model": model_file,
         "data": spec.data_file,
-        "sha256": {model_file: file_sha256(out / model_file),
-                   spec.data_file: file_sha256(data_path)},
-        "params": int(model.count_params()),
-        "float_test_accuracy": round(accuracy, 6),
-        "splits": {s: len(getattr(data, f"y_{s}")) for s in ("train", "calib", "test")},
         "static_batch": spec.static_batch,
         "recipe_overrides": spec.recipe_overrides,
-        "built_by": BUILD_COMMAND,
+        "about": {
+            "built_by": BUILD_COMMAND,
+            "sha256": {model_file: file_sha256(out / model_file),
+                       spec.data_file: file_sha256(data_path)},
+            "params": int(model.count_params()),
+            "float_test_accuracy": round(accuracy, 6),
+            "splits": {s: len(getattr(data, f"y_{s}")) for s in ("train", "calib", "test")},
+        },
     }
 
 
 def build_all(out: Path, names: list[str] | None = None,
               log: Callable[[str], None] = print) -> Path:
-    """Build the named fixtures (all by default) and (re)write ``out/manifest.json``."""
+    """Build the named fixtures (all by default) and (re)write ``out/manifest.json``, a
+    config file (config.py) that a project includes."""
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    manifest = {"schema": MANIFEST_SCHEMA, "models": {}}
+    manifest: dict[str, Any] = {"models": {}}
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
     for spec in FIXTURES:
         if names and spec.name not in names:
             continue
         entry = build(spec, out)
-        log(f"{spec.name}: {entry['params']} params, "
-            f"float test accuracy {entry['float_test_accuracy']:.4f}")
+        log(f"{spec.name}: {entry['about']['params']} params, "
+            f"float test accuracy {entry['about']['float_test_accuracy']:.4f}")
         manifest["models"][spec.name] = entry
-    manifest["versions"] = backend.versions()
+    manifest["about"] = {"versions": backend.versions()}
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest_path

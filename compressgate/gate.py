@@ -106,6 +106,10 @@ def check_conversion(row: dict[str, Any], promise: Promise) -> Verdict:
 
 
 def check_accuracy(row: dict[str, Any], promise: Promise) -> Verdict:
+    """The recipe's loss against the float model: accuracy in points (the promise's
+    ``max_drop_pts``), or a custom metric in its own units (the metric's ``max_loss``)."""
+    if row.get("metric", "accuracy") != "accuracy":
+        return _check_metric(row)
     drop = row.get("accuracy_drop_pts")
     if drop is None:
         return _not_converted(row, "accuracy")
@@ -118,6 +122,23 @@ def check_accuracy(row: dict[str, Any], promise: Promise) -> Verdict:
         rows.append(Row("top-1 agreement with Keras", agreement, KERAS_AGREEMENT, ">= limit",
                         "pass" if agreement >= KERAS_AGREEMENT else "fail"))
     return Verdict(row["model"], row["recipe"], "accuracy", tuple(rows))
+
+
+def _check_metric(row: dict[str, Any]) -> Verdict:
+    loss = row.get("metric_loss")
+    if loss is None:
+        return _not_converted(row, "accuracy")
+    better = "higher" if row["higher_is_better"] else "lower"
+    return Verdict(row["model"], row["recipe"], "accuracy", (
+        Row(f"{row['metric']} loss", loss, row["max_loss"], "< limit",
+            "pass" if loss < row["max_loss"] else "fail",
+            f"{row['score']:.6g} vs float {row['float_score']:.6g}, {better} is better"),))
+
+
+def baseline_keys(row: dict[str, Any]) -> tuple[str, ...]:
+    """The figures a baseline stores for ``row``'s model (its metric under its name)."""
+    metric = row.get("metric", "accuracy")
+    return (metric, *BASELINE_METRICS[1:])
 
 
 def check_size(row: dict[str, Any], promise: Promise) -> Verdict:
@@ -152,8 +173,8 @@ def _one_sided(metric: str, measured: float, base: float, *, higher_is_better: b
 
 
 def check_baseline(row: dict[str, Any], metrics: dict[str, Any], tol: Tolerances) -> Verdict:
-    """Against a baseline's ``metrics``: accuracy not lower, size and gzip size not
-    larger, sparsity not lower."""
+    """Against a baseline's ``metrics``: accuracy (or the model's metric) not worse, size
+    and gzip size not larger, sparsity not lower."""
     model, recipe = row["model"], row["recipe"]
     if not metrics.get("converted", True):
         status: Status = "improved" if row["converted"] else "pass"
@@ -163,9 +184,18 @@ def check_baseline(row: dict[str, Any], metrics: dict[str, Any], tol: Tolerances
     if not row["converted"]:
         return Verdict(model, recipe, "baseline", (
             Row("converted", False, True, "-", "regression", row.get("error") or ""),))
+    if row.get("metric", "accuracy") == "accuracy":
+        quality = _one_sided("accuracy", row["accuracy"], metrics["accuracy"],
+                             higher_is_better=True, allowed=tol.accuracy_pts / 100,
+                             tol_text=f"-{tol.accuracy_pts} pts")
+    else:
+        sign = "-" if row["higher_is_better"] else "+"
+        quality = _one_sided(row["metric"], row["score"], metrics[row["metric"]],
+                             higher_is_better=row["higher_is_better"],
+                             allowed=row["metric_tolerance"],
+                             tol_text=f"{sign}{row['metric_tolerance']:.4g}")
     rows = [
-        _one_sided("accuracy", row["accuracy"], metrics["accuracy"], higher_is_better=True,
-                   allowed=tol.accuracy_pts / 100, tol_text=f"-{tol.accuracy_pts} pts"),
+        quality,
         _one_sided("size_bytes", row["size_bytes"], metrics["size_bytes"],
                    higher_is_better=False, allowed=metrics["size_bytes"] * tol.size_pct / 100,
                    tol_text=f"+{tol.size_pct} %"),

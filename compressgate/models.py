@@ -1,14 +1,14 @@
-"""Model specs and their datasets: which Keras file, which splits, which overrides.
+"""Model specs and their datasets: which model, which splits, which overrides.
 
-The bundled fixtures are listed in ``fixtures/manifest.json``; a spec only names files,
-loading the Keras model is the backend's job.
+Specs come from the project config (``config.py``); a spec only names sources, loading
+the Keras model is the backend's job.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from compressgate.errors import UserInputError
+from compressgate.metrics import Metric
 from compressgate.recipes import Recipe
+from compressgate.sources import Source
 
 SPLITS = ("train", "calib", "test")
-MANIFEST_SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Dataset:
     y_test: np.ndarray
 
     @classmethod
-    def load(cls, path: Path) -> Dataset:
+    def load(cls, path: Path, *, classification: bool = True) -> Dataset:
         if not path.is_file():
             raise UserInputError(f"{path}: data file not found (expected an .npz with splits)")
         try:
@@ -42,16 +43,37 @@ class Dataset:
                 arrays = {key: npz[key] for key in npz.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise UserInputError(f"{path}: unreadable .npz ({exc})") from None
+        return cls.from_mapping(arrays, where=str(path), classification=classification)
+
+    @classmethod
+    def from_mapping(cls, arrays: Any, *, where: str, classification: bool = True) -> Dataset:
+        """Splits from a mapping with keys x_train, y_train, ... (an .npz, or what a
+        data function returns)."""
+        if isinstance(arrays, Dataset):
+            arrays = {f"{p}_{s}": getattr(arrays, f"{p}_{s}") for s in SPLITS for p in "xy"}
+        if not isinstance(arrays, Mapping):
+            raise UserInputError(f"{where}: expected a mapping of arrays x_/y_ for "
+                                 f"{', '.join(SPLITS)}, got {type(arrays).__name__}")
         missing = [f"{p}_{s}" for s in SPLITS for p in "xy" if f"{p}_{s}" not in arrays]
         if missing:
             raise UserInputError(
-                f"{path}: missing array {missing[0]!r} (expected x_/y_ for {', '.join(SPLITS)})"
+                f"{where}: missing array {missing[0]!r} (expected x_/y_ for {', '.join(SPLITS)})"
             )
-        data = cls(**{f"{p}_{s}": arrays[f"{p}_{s}"] for s in SPLITS for p in "xy"})
-        data.validate(str(path))
+        data = cls(**{f"{p}_{s}": np.asarray(arrays[f"{p}_{s}"]) for s in SPLITS for p in "xy"})
+        data.validate(where, classification=classification)
         return data
 
-    def validate(self, where: str) -> None:
+    def digest(self) -> str:
+        """sha256 over every split's dtype, shape and bytes."""
+        digest = hashlib.sha256()
+        for s in SPLITS:
+            for p in "xy":
+                array = np.ascontiguousarray(getattr(self, f"{p}_{s}"))
+                digest.update(f"{p}_{s}:{array.dtype.str}:{array.shape}".encode())
+                digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    def validate(self, where: str, *, classification: bool = True) -> None:
         for split in SPLITS:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if len(x) == 0:
@@ -60,7 +82,7 @@ class Dataset:
                 raise UserInputError(
                     f"{where}: x_{split} has {len(x)} rows but y_{split} has {len(y)}"
                 )
-            if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            if classification and (y.ndim != 1 or not np.issubdtype(y.dtype, np.integer)):
                 raise UserInputError(
                     f"{where}: y_{split} must be a 1-D array of integer class ids, "
                     f"got {y.dtype} with shape {y.shape}"
@@ -71,34 +93,60 @@ class Dataset:
                     f"x_train rows {self.x_train.shape[1:]}"
                 )
 
-    def check_fits(self, *, input_shape: tuple, num_classes: int, model: str) -> None:
+    def check_fits(self, *, input_shape: tuple, num_classes: int, model: str, data: str,
+                   classification: bool = True) -> None:
         """Fail with one line when the data cannot feed ``model``."""
         expected = tuple(input_shape[1:])
-        if tuple(self.x_train.shape[1:]) != expected:
+        got = tuple(self.x_train.shape[1:])
+        if len(got) != len(expected) or any(e is not None and e != g
+                                            for e, g in zip(expected, got, strict=True)):
             raise UserInputError(
-                f"model {model}: data rows have shape {tuple(self.x_train.shape[1:])}, "
-                f"the model expects {expected}"
+                f"{data}: rows have shape {got}, model {model} expects "
+                f"{tuple('any' if e is None else e for e in expected)}"
             )
+        if not classification:
+            return
         for split in SPLITS:
             y = getattr(self, f"y_{split}")
             if y.min() < 0 or y.max() >= num_classes:
                 raise UserInputError(
-                    f"model {model}: y_{split} has labels in [{y.min()}, {y.max()}], "
-                    f"the model has {num_classes} classes (expected 0..{num_classes - 1})"
+                    f"{data}: y_{split} has labels in [{y.min()}, {y.max()}], "
+                    f"model {model} has {num_classes} classes (expected 0..{num_classes - 1})"
                 )
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model under the gate: its Keras file, its data, and per-recipe overrides."""
+    """A model under the gate: where it and its data come from, how it is scored, and
+    per-recipe overrides."""
 
     name: str
-    model_path: Path
-    data_path: Path
+    model: Source
+    data: Source
     # Recurrent models convert only with a static batch (TFLite's fused LSTM kernels).
     static_batch: int | None = None
     recipe_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    float_test_accuracy: float | None = None
+    metric: Metric = field(default_factory=Metric)
+    # module:function returning the custom objects the Keras file needs to load.
+    custom_objects: Source | None = None
+    # The recipes this model is gated with (None: the project's list, or all).
+    recipes: tuple[str, ...] | None = None
+
+    @property
+    def model_path(self) -> Path:
+        return self.model.path
+
+    @property
+    def data_path(self) -> Path:
+        return self.data.path
+
+    def load_data(self) -> Dataset:
+        if self.data.is_function:
+            data = Dataset.from_mapping(self.data.call(), where=self.data.text,
+                                        classification=self.metric.is_accuracy)
+        else:
+            data = Dataset.load(self.data.path, classification=self.metric.is_accuracy)
+        return data
 
     def recipe(self, base: Recipe) -> Recipe:
         """``base`` with this model's overrides applied (e.g. a lower size promise).
@@ -112,12 +160,26 @@ class ModelSpec:
             return base
         return base.with_overrides(overrides, where=f"model {self.name}, recipe {base.name}")
 
-    def fingerprint(self) -> str:
-        """sha256 over the model and data bytes: part of every cache key."""
+    def file_fingerprint(self) -> str | None:
+        """sha256 over the model and data files, or None when either is built by a
+        function (the runner then digests what the function returns)."""
+        if self.model.is_function or self.data.is_function:
+            return None
         digest = hashlib.sha256()
-        for path in (self.model_path, self.data_path):
-            digest.update(file_sha256(path).encode())
+        for path in (self.model.path, self.data.path):
+            digest.update(path_sha256(path).encode())
         return digest.hexdigest()
+
+
+def path_sha256(path: Path) -> str:
+    """sha256 of a file, or of every file under a directory (a SavedModel)."""
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(item.relative_to(path)).encode())
+            digest.update(file_sha256(item).encode())
+        return digest.hexdigest()
+    return file_sha256(path)
 
 
 def file_sha256(path: Path) -> str:
@@ -125,33 +187,6 @@ def file_sha256(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise UserInputError(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def load_manifest(directory: Path) -> dict[str, ModelSpec]:
-    """The model specs listed in ``<directory>/manifest.json``."""
-    path = directory / "manifest.json"
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: fixtures manifest not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(raw, dict) or raw.get("schema") != MANIFEST_SCHEMA:
-        raise UserInputError(f"{path}: expected schema {MANIFEST_SCHEMA}")
-    specs = {}
-    for name, entry in raw.get("models", {}).items():
-        try:
-            specs[name] = ModelSpec(
-                name=name,
-                model_path=directory / entry["model"],
-                data_path=directory / entry["data"],
-                static_batch=entry.get("static_batch"),
-                recipe_overrides=entry.get("recipe_overrides", {}),
-                float_test_accuracy=entry.get("float_test_accuracy"),
-            )
-        except (KeyError, TypeError) as exc:
-            raise UserInputError(f"{path}: model {name!r} lacks field {exc}") from None
-    return specs
 
 
 def select(specs: dict[str, ModelSpec], names: list[str] | None) -> list[ModelSpec]:

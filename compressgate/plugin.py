@@ -1,7 +1,8 @@
 """pytest plugin: the compressgate release gate.
 
-Hooks are thin: settings come from the command line, ``[tool.compressgate]`` in
-``pyproject.toml`` or ``compressgate_*`` ini keys; a ``GateSession`` does the work.
+Hooks are thin: settings come from the command line, the project config
+(``compressgate.toml`` or ``[tool.compressgate]`` in ``pyproject.toml``, see config.py)
+or ``compressgate_*`` ini keys; a ``GateSession`` does the work.
 Any test that takes the ``compressgate_check`` fixture is parametrized over
 model x recipe x check (ids like ``digits_cnn-ptq_int8-accuracy``); one that takes
 ``compressgate_case`` over model x recipe (for pytest-benchmark).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,13 @@ _PROPERTY = "compressgate"
 LATENCY_GROUP = "compressgate-latency"
 
 _OPTIONS = {  # option -> (ini key, help)
+    "config": ("compressgate_config", "project config: a compressgate.toml / pyproject.toml / "
+               "JSON file, or a directory holding one (default: the rootdir's)"),
     "baselines": ("compressgate_baselines", "baseline directory (default: baselines)"),
-    "fixtures": ("compressgate_fixtures", "directory with manifest.json (default: fixtures)"),
     "reports": ("compressgate_reports", "where the gate writes reports (default: reports)"),
     "models": ("compressgate_models", "comma-separated models to gate (default: all)"),
-    "recipes": ("compressgate_recipes", "comma-separated recipes to gate (default: all)"),
+    "recipes": ("compressgate_recipes", "comma-separated recipes to gate (default: each "
+                "model's own list, else all)"),
 }
 
 
@@ -54,57 +56,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="record baselines even when the absolute checks fail")
 
 
-def _pyproject_settings(rootdir: Path) -> dict[str, Any]:
-    path = rootdir / "pyproject.toml"
-    if not path.is_file():
-        return {}
-    try:
-        return tomllib.loads(path.read_text()).get("tool", {}).get("compressgate", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise pytest.UsageError(f"{path}: invalid TOML ({exc})") from None
-
-
 def settings_from_config(config: pytest.Config) -> Settings:
-    """Command line, then ``[tool.compressgate]``, then ini keys, then defaults."""
+    """Command line, then the project config (``compressgate.toml`` or
+    ``[tool.compressgate]``), then ini keys, then defaults."""
+    from compressgate import config as project_config
+
     root = Path(config.rootpath)
-    table = _pyproject_settings(root)
-    known = {*_OPTIONS, "latency", "tolerances", "latency_pairs", "jobs", "command"}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise pytest.UsageError(
-            f"{root / 'pyproject.toml'}: [tool.compressgate] has unknown key {unknown[0]!r} "
-            f"(expected one of {', '.join(sorted(known))})")
 
-    def value(name: str) -> Any:
+    def option(name: str) -> Any:
         cli = config.getoption(f"compressgate_{name}")
-        if cli is not None:
-            return cli
-        if name in table:
-            return table[name]
-        return config.getini(_OPTIONS[name][0])
+        return cli if cli is not None else config.getini(_OPTIONS[name][0])
 
-    def path(name: str, default: str) -> Path:
-        return root / (value(name) or default)
-
-    from compressgate.gate import Tolerances
-
+    where = option("config")
     try:
-        tolerances = Tolerances.from_dict(table.get("tolerances", {}),
-                                          "[tool.compressgate.tolerances]")
+        project = project_config.load(root / where if where else None, directory=root)
     except UserInputError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    latency = table.get("latency", config.getini("compressgate_latency")) \
+        raise pytest.UsageError(f"compressgate: {exc}") from None
+    settings = project.config
+
+    def path(name: str) -> Path:
+        given = config.getoption(f"compressgate_{name}")
+        return root / given if given else project.root / getattr(settings, name)
+
+    latency = settings.latency and config.getini("compressgate_latency") \
         and not config.getoption("compressgate_no_latency")
     return Settings(
-        baselines=path("baselines", "baselines"), fixtures=path("fixtures", "fixtures"),
-        reports=path("reports", "reports"), models=parse_list(value("models")),
-        recipes=parse_list(value("recipes")), latency=bool(latency),
+        baselines=path("baselines"), config=project.path or root,
+        reports=path("reports"), models=parse_list(option("models")),
+        recipes=parse_list(option("recipes")), latency=bool(latency),
         update=config.getoption("compressgate_update") or "none",
-        force=config.getoption("compressgate_force"), tolerances=tolerances,
-        latency_pairs=int(table.get("latency_pairs", 42)),
-        command=str(table.get("command", "pytest")),
+        force=config.getoption("compressgate_force"), tolerances=settings.tolerances,
+        latency_pairs=settings.latency_pairs, command=settings.command,
         # Under xdist the workers already share the cores; each computes lazily.
-        jobs=1 if hasattr(config, "workerinput") else int(table.get("jobs", os.cpu_count() or 1)),
+        jobs=1 if hasattr(config, "workerinput") else settings.jobs or os.cpu_count() or 1,
     )
 
 

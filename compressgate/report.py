@@ -15,6 +15,7 @@ SUMMARY_SCHEMA = 1
 # Columns of the Markdown table, in reading order, with their headers.
 _TABLE = {
     "model": "model", "recipe": "recipe", "verdict": "verdict", "converted": "ok",
+    "metric": "metric", "score": "score", "metric_loss": "loss",
     "accuracy": "accuracy", "accuracy_drop_pts": "drop (pts)",
     "float_agreement": "agree", "output_sqnr_db": "SQNR dB", "size_bytes": "bytes",
     "size_ratio": "size x", "gzip_ratio": "gzip x", "sparsity": "sparsity",
@@ -39,11 +40,13 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    columns = [c for c in _TABLE if any(c in row for row in rows)]
+    columns = [c for c in _TABLE if any(row.get(c) is not None for row in rows)]
+    if all(row.get("metric", "accuracy") == "accuracy" for row in rows):
+        columns = [c for c in columns if c not in ("metric", "score", "metric_loss")]
     frame = pd.DataFrame(rows).reindex(columns=columns).rename(columns=_TABLE)
     fmt = {"bytes": "{:.0f}", "accuracy": "{:.4f}", "agree": "{:.3f}", "SQNR dB": "{:.1f}",
            "drop (pts)": "{:+.2f}", "size x": "{:.2f}", "gzip x": "{:.2f}",
-           "sparsity": "{:.3f}", "latency x": "{:.3f}"}
+           "sparsity": "{:.3f}", "latency x": "{:.3f}", "score": "{:.5g}", "loss": "{:+.4g}"}
     for column, pattern in fmt.items():
         if column not in frame:
             continue

@@ -20,7 +20,8 @@ import numpy as np
 from compressgate import __version__, measure
 from compressgate.cache import ResultCache, key
 from compressgate.errors import UserInputError
-from compressgate.models import Dataset, ModelSpec
+from compressgate.metrics import Metric
+from compressgate.models import Dataset, ModelSpec, path_sha256
 from compressgate.recipes import Recipe, get_recipe
 from compressgate.stats import LatencyPairs, sqnr_db
 
@@ -34,6 +35,7 @@ def print_nothing(line: str) -> None:
 class Backend(Protocol):
     def compress(self, spec: ModelSpec, recipe: Recipe, data: Dataset) -> Any: ...
     def versions(self) -> dict[str, str]: ...
+    def model_digest(self, spec: ModelSpec) -> str: ...
 
 
 def tf_backend() -> Backend:
@@ -104,7 +106,7 @@ class Runner:
 
     def data(self, model: str) -> Dataset:
         if model not in self._data:
-            self._data[model] = Dataset.load(self.spec(model).data_path)
+            self._data[model] = self.spec(model).load_data()
         return self._data[model]
 
     def recipe(self, model: str, recipe: str | Recipe) -> Recipe:
@@ -124,7 +126,15 @@ class Runner:
     def _fingerprint(self, model: str) -> str:
         """sha256 of the model's files, read once per process (not once per recipe)."""
         if model not in self._fingerprints:
-            self._fingerprints[model] = self.spec(model).fingerprint()
+            spec = self.spec(model)
+            fingerprint = spec.file_fingerprint()
+            if fingerprint is None:  # built by a function: digest what it returns
+                fingerprint = key({
+                    "model": self.backend.model_digest(spec) if spec.model.is_function
+                    else path_sha256(spec.model.path),
+                    "data": self.data(model).digest() if spec.data.is_function
+                    else path_sha256(spec.data.path)})
+            self._fingerprints[model] = fingerprint
         return self._fingerprints[model]
 
     def outcome(self, model: str, recipe: str | Recipe) -> RecipeResult:
@@ -205,12 +215,18 @@ class Runner:
         if r is not None:
             row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
                         "float_gzip_bytes": r.gzip_bytes})
+        metric = self.spec(model).metric
+        if not metric.is_accuracy:  # accuracy of a regressor's argmax means nothing
+            row.update({"accuracy": None, "float_accuracy": None})
+        row.update({"metric": metric.name, **self._scores(model, metric, m, r)})
         if m is not None and r is not None:
             row.update({
-                "accuracy_drop_pts": round((r.accuracy - m.accuracy) * 100, 4),
+                "accuracy_drop_pts": round((r.accuracy - m.accuracy) * 100, 4)
+                if metric.is_accuracy else None,
                 "size_ratio": round(r.size_bytes / m.size_bytes, 4),
                 "gzip_ratio": round(r.gzip_bytes / m.gzip_bytes, 4),
-                "float_agreement": float(np.mean(np.asarray(m.top1) == np.asarray(r.top1))),
+                "float_agreement": float(np.mean(np.asarray(m.top1) == np.asarray(r.top1)))
+                if metric.is_accuracy else None,
                 "output_sqnr_db": None if out.recipe == "float" or not m.outputs
                 else sqnr_db(np.asarray(r.outputs), np.asarray(m.outputs)),
             })
@@ -218,6 +234,24 @@ class Runner:
             row["keras_agreement"] = out.keras_agreement
         row.update(latency.to_dict() if latency is not None else {"latency_ratio": None})
         return row
+
+    def _scores(self, model: str, metric: Metric, m: measure.Measurement | None,
+                r: measure.Measurement | None) -> dict[str, Any]:
+        """The model's metric on the recipe and the float reference, and the loss."""
+        def score(x: measure.Measurement | None) -> float | None:
+            if x is None:
+                return None
+            if metric.is_accuracy:
+                return x.accuracy
+            return metric.score(self.data(model).y_test, np.asarray(x.outputs))
+
+        scores: dict[str, Any] = {"score": score(m), "float_score": score(r)}
+        if not metric.is_accuracy:
+            scores.update({"higher_is_better": metric.higher_is_better,
+                           "max_loss": metric.max_loss, "metric_tolerance": metric.tolerance})
+        if m is not None and r is not None:
+            scores["metric_loss"] = round(metric.loss(scores["float_score"], scores["score"]), 6)
+        return scores
 
     def precompute(self, plan: list[tuple[str, str]], jobs: int) -> None:
         """Compute the outcomes of ``plan`` in ``jobs`` worker processes.
@@ -244,17 +278,18 @@ class Runner:
                 future.result()  # re-raises a user error from the worker
                 self.log(f"[{done}/{len(todo)}] {model} x {name}: done")
 
-    def run(self, models: Iterable[str], recipes: Iterable[str], *,
-            with_latency: bool = True, jobs: int = 1) -> list[dict[str, Any]]:
-        """All rows, float reference first per model; latency measured after all
-        conversions so that training never competes with the timed invokes."""
-        models, recipes = list(models), list(recipes)
-        plan = [(m, r) for m in models for r in (["float"] + [r for r in recipes if r != "float"])]
+    def run(self, cases: Iterable[tuple[str, str]], *, with_latency: bool = True,
+            jobs: int = 1) -> list[dict[str, Any]]:
+        """Rows for (model, recipe) ``cases``, each model's float reference computed
+        first; latency measured after all conversions so that training never competes
+        with the timed invokes."""
+        wanted = list(dict.fromkeys(cases))
+        plan = list(dict.fromkeys(
+            [(m, "float") for m, _ in wanted] + [(m, r) for m, r in wanted if r != "float"]))
         self.precompute(plan, jobs)
         for i, (m, r) in enumerate(plan, 1):
             self.log(f"[{i}/{len(plan)}] {m} x {r}")
             self.outcome(m, r)
-        wanted = [(m, r) for m in models for r in recipes]
         rows = []
         for m, r in wanted:
             pairs = self.latency(m, r) if with_latency and r != "float" else None

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from compressgate import baseline as baselines
-from compressgate import gate
+from compressgate import config, gate
 from compressgate.cache import ResultCache
 from compressgate.errors import UserInputError
-from compressgate.models import load_manifest, select
+from compressgate.models import select
 from compressgate.recipes import get_recipe, registered_recipes
 
 # Checks that need only this run's figures and the recipe's promise.
@@ -30,7 +30,8 @@ LATENCY_KEYS = ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
 @dataclass(frozen=True)
 class Settings:
     baselines: Path = Path("baselines")
-    fixtures: Path = Path("fixtures")
+    # The project config file, or a directory holding one (None: the current directory).
+    config: Path | None = None
     reports: Path | None = Path("reports")
     models: tuple[str, ...] = ()
     recipes: tuple[str, ...] = ()
@@ -91,10 +92,11 @@ class GateSession:
     """Runs checks for (model, recipe) cases against the baselines directory."""
 
     def __init__(self, settings: Settings, *, runner=None) -> None:
-        """``runner`` defaults to a ``Runner`` over the manifest in ``settings.fixtures``;
+        """``runner`` defaults to a ``Runner`` over the models of ``settings.config``;
         tests pass a stand-in with the same methods to exercise the gate without TF."""
         self.settings = settings
-        self.specs = load_manifest(settings.fixtures)
+        self.project = config.load(settings.config)
+        self.specs = self.project.specs
         self._runner = runner
         self._latency: dict[tuple[str, str], Any] = {}
         self._env: dict[str, str] | None = None
@@ -105,15 +107,21 @@ class GateSession:
 
     def cases(self) -> list[Case]:
         models = select(self.specs, list(self.settings.models))
-        recipe_names = list(self.settings.recipes) or [r.name for r in registered_recipes()]
-        for name in recipe_names:
-            get_recipe(name)
         cases = []
         for spec in models:
-            for name in recipe_names:
+            for name in self.recipe_names(spec.name):
                 reason = spec.recipe_overrides.get(name, {}).get("unsupported")
                 cases.append(Case(spec.name, name, reason))
         return cases
+
+    def recipe_names(self, model: str) -> list[str]:
+        """The command line's recipes, else the model's, else the project's, else all."""
+        names = (list(self.settings.recipes) or list(self.specs[model].recipes or ())
+                 or list(self.project.config.recipes or ())
+                 or [r.name for r in registered_recipes()])
+        for name in names:
+            get_recipe(name)
+        return names
 
     def unused_baselines(self) -> list[Path]:
         """Baseline files that no gated case reads (a removed model or recipe, or one
@@ -204,7 +212,7 @@ class GateSession:
         stored = self._load(model, recipe)
         have = stored is not None and (
             not stored.metrics.get("converted", True)
-            or all(k in stored.metrics for k in gate.BASELINE_METRICS))
+            or all(k in stored.metrics for k in gate.baseline_keys(row)))
         if have:
             verdict = gate.check_baseline(row, stored.metrics, self.settings.tolerances)
             verdict = self._annotate(verdict, stored)
@@ -212,8 +220,12 @@ class GateSession:
             verdict = self._missing(model, recipe, "baseline")
         metrics = {k: row[k] for k in ("converted", "error") if row.get(k) is not None}
         if row["converted"]:
-            metrics.update({k: row[k] for k in (*gate.BASELINE_METRICS, "accuracy_drop_pts",
-                                                 "size_ratio", "gzip_ratio")})
+            metrics.update({k: row[k] for k in (*gate.baseline_keys(row), "size_ratio",
+                                                 "gzip_ratio")})
+            if row.get("accuracy_drop_pts") is not None:
+                metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
+            else:
+                metrics["metric_loss"] = row["metric_loss"]
         return self._maybe_update(model, recipe, verdict, metrics, missing=not have)
 
     def _check_latency(self, model: str, recipe: str) -> CheckOutcome:

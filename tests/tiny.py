@@ -33,7 +33,7 @@ def build(directory: Path) -> Path:
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data["x_train"], data["y_train"], epochs=20, verbose=0)
     model.save(directory / f"{MODEL}.keras")
-    manifest = {"schema": 1, "models": {MODEL: {
+    manifest = {"models": {MODEL: {
         "model": f"{MODEL}.keras", "data": "tiny.npz",
         "recipe_overrides": {
             # A 400-parameter model is mostly graph and metadata: no size promise.

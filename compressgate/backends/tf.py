@@ -8,12 +8,16 @@ float reference too.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import os
+import re
 import sys
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,16 +111,74 @@ def _quiet() -> Iterator[None]:
                 os.close(fd)
 
 
-def load_model(path: Path):
-    """A fresh Keras 2 model from ``path``, or one clear line saying why not."""
+def load_model(source: Path | ModelSpec, custom_objects: dict | None = None):
+    """A fresh Keras 2 model from a path or a spec's source, or one clear line saying
+    why not."""
+    if isinstance(source, ModelSpec):
+        spec = source
+        if spec.model.is_function:
+            return _built_model(spec)
+        objects = spec.custom_objects.call() if spec.custom_objects else None
+        if objects is not None and not isinstance(objects, dict):
+            raise UserInputError(f"{spec.custom_objects.text}: expected a dict of custom "
+                                 f"objects, got {type(objects).__name__}")
+        return load_model(spec.model.path, objects)
+    path = source
     if not path.exists():
         raise UserInputError(f"{path}: model file not found")
+    keras3 = _keras3_version(path)
+    if keras3:
+        raise UserInputError(
+            f"{path}: saved by Keras {keras3}; compressgate needs a Keras 2 (tf-keras) model "
+            "(tfmot 0.8): re-save it with tf_keras, or point the config at a module:function "
+            "that builds it with tf_keras")
     keras = _keras()
     try:
-        return keras.models.load_model(path, compile=True)
+        with keras.utils.custom_object_scope(custom_objects or {}):
+            return keras.models.load_model(path, compile=True)
     except Exception as exc:  # Keras raises many types for a bad file
+        text = _first_line(exc)
+        unknown = re.search(r"Unknown (?:layer|object|loss|metric|activation)[^'\"]*"
+                            r"['\"]([^'\"]+)['\"]", text)
+        if unknown:
+            raise UserInputError(
+                f"{path}: unknown custom object {unknown.group(1)!r}; set custom_objects = "
+                "\"module:function\" (returning {name: class}) for this model in the config"
+            ) from None
+        raise UserInputError(f"{path}: cannot load as a Keras 2 model ({text[:200]})") from None
+
+
+def _keras3_version(path: Path) -> str | None:
+    """The Keras version a ``.keras`` archive records, when it is 3 or newer."""
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            version = json.loads(archive.read("metadata.json")).get("keras_version", "")
+    except (KeyError, ValueError, OSError):
+        return None
+    return version if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3 \
+        else None
+
+
+def _built_model(spec: ModelSpec):
+    model = spec.model.call()
+    if not isinstance(model, _keras().Model):
         raise UserInputError(
-            f"{path}: cannot load as a Keras 2 model ({_first_line(exc)[:200]})") from None
+            f"{spec.model.text}: expected a tf_keras Model, got {type(model).__module__}."
+            f"{type(model).__name__} (build it with tf_keras, not Keras 3)")
+    return model
+
+
+def model_digest(spec: ModelSpec) -> str:
+    """sha256 over a built model's architecture and weights (for cache keys)."""
+    deterministic()  # a function that initializes weights must give the same ones
+    model = load_model(spec)
+    digest = hashlib.sha256(json.dumps(model.get_config(), sort_keys=True,
+                                       default=str).encode())
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
 
 
 def model_info(model) -> tuple[tuple, int]:
@@ -291,11 +353,18 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     apply to this model returns an ``Artifact`` carrying the reason.
     """
     deterministic()
-    model = load_model(spec.model_path)
+    model = load_model(spec)
     input_shape, num_classes = model_info(model)
-    data.check_fits(input_shape=input_shape, num_classes=num_classes, model=spec.name)
+    classification = spec.metric.is_accuracy
+    data.check_fits(input_shape=input_shape, num_classes=num_classes, model=spec.name,
+                    data=str(spec.data), classification=classification)
+    if recipe.needs_finetune and not classification and not getattr(model, "loss", None):
+        raise UserInputError(
+            f"model {spec.name}: recipe {recipe.name} fine-tunes, and the model is not "
+            "compiled: save it compiled (or compile it in its module:function) so its loss "
+            "is known")
     keras_top1 = None
-    if recipe.is_reference:
+    if recipe.is_reference and classification:
         keras_top1 = np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256,
                                              verbose=0), axis=-1)
     finetune_seconds = 0.0
@@ -317,3 +386,22 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
         return Artifact(None, error=str(exc), finetune_seconds=finetune_seconds)
     return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1)
 
+
+
+def describe(model) -> dict:
+    """What ``compressgate init`` writes into a starter config about ``model``."""
+    tfmot = _tfmot()
+    layers = [{"name": layer.name, "class": type(layer).__name__,
+               "params": int(layer.count_params())} for layer in model.layers]
+    qat_error = None
+    try:
+        with _quiet():
+            tfmot.quantization.keras.quantize_model(_keras().models.clone_model(model))
+    except Exception as exc:  # tfmot raises RuntimeError/ValueError for unsupported layers
+        qat_error = _first_line(exc)
+    recurrent = [layer.name for layer in model.layers
+                 if type(layer).__name__ in ("LSTM", "GRU", "SimpleRNN", "RNN")]
+    return {"input_shape": [None if d is None else int(d) for d in model.input_shape],
+            "output_units": int(model.output_shape[-1]), "params": int(model.count_params()),
+            "layers": layers, "qat_error": qat_error, "recurrent": recurrent,
+            "compiled": getattr(model, "loss", None) is not None}

@@ -17,7 +17,8 @@ def gate(pytester, tiny_fixtures, tmp_path):
 
     def run(*args, recipes="float,ptq_int8"):
         return pytester.runpytest_inprocess(
-            "-p", "no:cacheprovider", "--compressgate-fixtures", str(tiny_fixtures),
+            "-p", "no:cacheprovider",
+            "--compressgate-config", str(tiny_fixtures / "manifest.json"),
             "--compressgate-baselines", str(baselines), "--compressgate-reports", str(reports),
             "--compressgate-recipes", recipes, *args)
 
@@ -116,11 +117,11 @@ def test_refuses_to_record_a_result_that_fails_the_absolute_checks(gate, tiny_fi
     for name in ("tiny_mlp.keras", "tiny.npz"):
         (bad / name).write_bytes((tiny_fixtures / name).read_bytes())
     (bad / "manifest.json").write_text(json.dumps(manifest))
-    result = gate("--compressgate-update=all", "--compressgate-fixtures", str(bad))
+    result = gate("--compressgate-update=all", "--compressgate-config", str(bad / "manifest.json"))
     result.stdout.fnmatch_lines(["*refused to record the baseline: accuracy*"])
     assert not (gate.baselines / "tiny_mlp" / "ptq_int8.json").exists()
     result = gate("--compressgate-update=all", "--compressgate-force",
-                  "--compressgate-fixtures", str(bad))
+                  "--compressgate-config", str(bad / "manifest.json"))
     assert (gate.baselines / "tiny_mlp" / "ptq_int8.json").exists()
 
 
@@ -133,7 +134,8 @@ def test_xdist_gives_the_same_verdicts_as_a_serial_run(gate, pytester):
     serial = gate()
     serial.assert_outcomes(passed=7, failed=1)
     parallel = pytester.runpytest_subprocess(
-        "-n", "2", "-p", "no:cacheprovider", "--compressgate-fixtures", str(gate.fixtures),
+        "-n", "2", "-p", "no:cacheprovider",
+        "--compressgate-config", str(gate.fixtures / "manifest.json"),
         "--compressgate-baselines", str(gate.baselines),
         "--compressgate-reports", str(gate.reports), "--compressgate-recipes",
         "float,ptq_int8")
@@ -146,7 +148,7 @@ def test_settings_from_pyproject(pytester, tiny_fixtures, tmp_path):
     pytester.makepyfile(test_tiny_gate=GATE_TEST)
     pytester.makefile(".toml", pyproject=f"""
 [tool.compressgate]
-fixtures = "{tiny_fixtures}"
+include = ["{tiny_fixtures / 'manifest.json'}"]
 baselines = "{tmp_path / 'bl'}"
 reports = "{tmp_path / 'reports'}"
 recipes = ["float"]
@@ -164,4 +166,5 @@ def test_unknown_pyproject_key_is_a_usage_error(pytester, tiny_fixtures):
     pytester.makefile(".toml", pyproject="[tool.compressgate]\nbaseline = 'x'\n")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*[[]tool.compressgate[]] has unknown key 'baseline'*"])
+    result.stderr.fnmatch_lines(
+        ["*pyproject.toml: [[]tool.compressgate[]] baseline: Extra inputs are not permitted*"])

@@ -19,12 +19,13 @@ def fixture_copy(fixtures_dir, tmp_path):
     for name in (entry["model"], entry["data"]):
         shutil.copy(fixtures_dir / name, tmp_path / name)
     (tmp_path / "manifest.json").write_text(json.dumps(
-        {"schema": 1, "models": {"tabular_mlp": entry}}))
+        {"models": {"tabular_mlp": entry}}))
     return tmp_path
 
 
 def run(capsys, fixtures, tmp_path):
-    code = main(["run", "--fixtures", str(fixtures), "--recipes", "float", "--jobs", "1",
+    code = main(["run", "--config", str(fixtures / "manifest.json"), "--recipes", "float",
+                 "--jobs", "1",
                  "--no-latency", "--no-cache", "--out", str(tmp_path / "out")])
     return code, capsys.readouterr().err.strip().splitlines()[-1]
 

@@ -5,13 +5,18 @@ import json
 import numpy as np
 import pytest
 
-from compressgate.models import Dataset, file_sha256, load_manifest
+from compressgate import config
+from compressgate.models import Dataset, file_sha256
 
 pytestmark = pytest.mark.tf
 
 
 def manifest(fixtures_dir):
     return json.loads((fixtures_dir / "manifest.json").read_text())
+
+
+def load_manifest(fixtures_dir):
+    return config.load(fixtures_dir / "manifest.json").specs
 
 
 def test_expected_fixtures_are_bundled(fixtures_dir):
@@ -21,7 +26,7 @@ def test_expected_fixtures_are_bundled(fixtures_dir):
 
 def test_files_match_manifest_sha256_and_stay_small(fixtures_dir):
     for name, entry in manifest(fixtures_dir)["models"].items():
-        for filename, digest in entry["sha256"].items():
+        for filename, digest in entry["about"]["sha256"].items():
             path = fixtures_dir / filename
             assert file_sha256(path) == digest, f"{name}: {filename} differs from the manifest"
             assert path.stat().st_size < 2_000_000, f"{filename} is over 2 MB"
@@ -35,11 +40,11 @@ def test_float_accuracy_reproduces(fixtures_dir, name):
     entry = manifest(fixtures_dir)["models"][name]
     data = Dataset.load(spec.data_path)
     model = backend.load_model(spec.model_path)
-    assert model.count_params() == entry["params"]
+    assert model.count_params() == entry["about"]["params"]
     top1 = np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256,
                                    verbose=0), axis=-1)
     assert float(np.mean(top1 == data.y_test)) == pytest.approx(
-        entry["float_test_accuracy"], abs=1e-6)
+        entry["about"]["float_test_accuracy"], abs=1e-6)
 
 
 def test_splits_are_disjoint(fixtures_dir):
@@ -57,5 +62,5 @@ def test_builder_reproduces_a_fixture_byte_for_byte(fixtures_dir, tmp_path):
 
     build_all(tmp_path, ["tabular_mlp"], log=lambda line: None)
     entry = manifest(fixtures_dir)["models"]["tabular_mlp"]
-    for filename, digest in entry["sha256"].items():
+    for filename, digest in entry["about"]["sha256"].items():
         assert file_sha256(tmp_path / filename) == digest, filename

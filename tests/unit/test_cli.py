@@ -18,31 +18,33 @@ def run(capsys, *args):
 
 
 def test_unknown_model(capsys, fixtures_dir):
-    code, err = run(capsys, "--fixtures", str(fixtures_dir), "--models", "nope")
+    code, err = run(capsys, "--config", str(fixtures_dir / "manifest.json"), "--models", "nope")
     assert code == 2
     assert err == ("compressgate: error: unknown model 'nope' (expected one of "
                    "digits_cnn, digits_dscnn, seq_rnn, tabular_mlp)")
 
 
 def test_unknown_recipe(capsys, fixtures_dir):
-    code, err = run(capsys, "--fixtures", str(fixtures_dir), "--recipes", "ptq_int3")
+    code, err = run(capsys, "--config", str(fixtures_dir / "manifest.json"),
+                    "--recipes", "ptq_int3")
     assert code == 2 and "unknown recipe 'ptq_int3'" in err and "\n" not in err
 
 
 def test_missing_manifest(capsys, tmp_path):
-    code, err = run(capsys, "--fixtures", str(tmp_path))
-    assert code == 2 and err.endswith(f"{tmp_path / 'manifest.json'}: fixtures manifest not found")
+    code, err = run(capsys, "--config", str(tmp_path / "manifest.json"))
+    assert code == 2 and err.endswith(f"{tmp_path / 'manifest.json'}: config file not found")
 
 
 def test_malformed_manifest(capsys, tmp_path):
     (tmp_path / "manifest.json").write_text("{")
-    code, err = run(capsys, "--fixtures", str(tmp_path))
-    assert code == 2 and "unreadable manifest" in err and "\n" not in err
+    code, err = run(capsys, "--config", str(tmp_path / "manifest.json"))
+    assert code == 2 and "unreadable JSON" in err and "\n" not in err
 
 
 def test_user_errors_exit_before_tensorflow_loads(fixtures_dir):
     code = ("import sys; from compressgate.cli import main; "
-            f"rc = main(['run', '--fixtures', {str(fixtures_dir)!r}, '--models', 'nope']); "
+            f"rc = main(['run', '--config', {str(fixtures_dir / 'manifest.json')!r}, "
+            "'--models', 'nope']); "
             "sys.exit(rc + 10 * ('tensorflow' in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)
@@ -82,19 +84,19 @@ def test_truncated_npz(tmp_path):
 
 def test_labels_out_of_range_for_the_model():
     data = Dataset(**splits(y_test=np.array([0, 1, 7, 1])))
-    with pytest.raises(UserInputError, match=r"model m: y_test has labels in \[0, 7\], "
-                                             r"the model has 2 classes"):
-        data.check_fits(input_shape=(None, 3), num_classes=2, model="m")
+    with pytest.raises(UserInputError, match=r"^d.npz: y_test has labels in \[0, 7\], "
+                                             r"model m has 2 classes"):
+        data.check_fits(input_shape=(None, 3), num_classes=2, model="m", data="d.npz")
 
 
 def test_data_shape_must_fit_the_model():
     data = Dataset(**splits())
-    with pytest.raises(UserInputError, match=r"data rows have shape \(3,\), the model "
-                                             r"expects \(8, 8, 1\)"):
-        data.check_fits(input_shape=(None, 8, 8, 1), num_classes=2, model="m")
+    with pytest.raises(UserInputError, match=r"^d.npz: rows have shape \(3,\), model m "
+                                             r"expects \(8, 8, 1\)$"):
+        data.check_fits(input_shape=(None, 8, 8, 1), num_classes=2, model="m", data="d.npz")
 
 
 def test_manifest_model_without_files(tmp_path, capsys):
-    (tmp_path / "manifest.json").write_text(json.dumps({"schema": 1, "models": {"m": {}}}))
-    code, err = run(capsys, "--fixtures", str(tmp_path))
-    assert code == 2 and "model 'm' lacks field 'model'" in err
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": {"m": {}}}))
+    code, err = run(capsys, "--config", str(tmp_path / "manifest.json"))
+    assert code == 2 and "models.m.model: Field required" in err and "\n" not in err

@@ -51,10 +51,11 @@ def make(tmp_path):
     fixtures = tmp_path / "fixtures"
     fixtures.mkdir()
     (fixtures / "manifest.json").write_text(json.dumps(
-        {"schema": 1, "models": {"m": {"model": "m.keras", "data": "m.npz"}}}))
+        {"models": {"m": {"model": "m.keras", "data": "m.npz"}}}))
 
     def session(update="none", row=ROW, ratio=0.5, force=False):
-        settings = Settings(baselines=tmp_path / "baselines", fixtures=fixtures, reports=None,
+        settings = Settings(baselines=tmp_path / "baselines", config=fixtures / "manifest.json",
+                            reports=None,
                             recipes=("ptq_int8",), update=update, force=force)
         return GateSession(settings, runner=FakeRunner(row, ratio))
 

@@ -1,0 +1,93 @@
+"""A new user gates a model the project has never seen, through the public commands only:
+the README's "Gate your own model" block, run verbatim in an empty directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import newuser
+
+pytestmark = pytest.mark.tf
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+BIN = Path(sys.executable).parent
+
+
+def readme_block() -> str:
+    text = README.read_text()
+    match = re.search(r"<!-- gate-your-own-model -->\n```bash\n(.*?)```\n"
+                      r"<!-- /gate-your-own-model -->", text, re.S)
+    assert match, "README lost its 'Gate your own model' block"
+    return match.group(1)
+
+
+def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTEST_XDIST_WORKER", None)
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=1500)
+
+
+def run_readme(directory: Path) -> list[subprocess.CompletedProcess]:
+    """Each line of the README block in turn; stop at the first failure."""
+    results = []
+    for line in readme_block().strip().splitlines():
+        result = shell(line, directory)
+        results.append(result)
+        assert result.returncode == 0, (
+            f"`{line}` exited {result.returncode}\n{result.stdout[-3000:]}\n"
+            f"{result.stderr[-3000:]}")
+    return results
+
+
+def test_regressor_with_mae_through_the_readme(tmp_path):
+    newuser.regressor(tmp_path)
+    results = run_readme(tmp_path)
+    config = tomllib.loads((tmp_path / "compressgate.toml").read_text())
+    assert config["models"]["model"]["metric"]["function"] == "mae"
+    rows = json.loads((tmp_path / "reports" / "summary.json").read_text())["results"]
+    assert {r["recipe"] for r in rows} == {"float", "ptq_dynamic", "ptq_int8", "qat_int8"}
+    assert all(r["metric"] == "mae" and r["converted"] for r in rows)
+    int8 = next(r for r in rows if r["recipe"] == "ptq_int8")
+    assert int8["score"] > 0 and int8["metric_loss"] < int8["max_loss"]
+    stored = json.loads((tmp_path / "baselines" / "model" / "ptq_int8.json").read_text())
+    assert stored["metrics"]["mae"] == pytest.approx(int8["score"], rel=1e-5)
+    gate = results[-1].stdout
+    assert re.search(r"\b\d+ passed\b", gate) and "failed" not in gate
+
+
+def test_classifier_qat_rejected_layer_through_the_readme(tmp_path):
+    newuser.classifier(tmp_path)
+    results = run_readme(tmp_path)
+    text = (tmp_path / "compressgate.toml").read_text()
+    assert "# left out: qat_int8:" in text and "layer_normalization" in text
+    recipes = tomllib.loads(text)["models"]["model"]["recipes"]
+    assert recipes == ["float", "ptq_dynamic", "ptq_int8"]
+    assert sorted(p.stem for p in (tmp_path / "baselines" / "model").glob("*.json")) == \
+        ["float", "ptq_dynamic", "ptq_int8"]
+    assert "failed" not in results[-1].stdout
+
+
+def test_second_gate_run_catches_a_regression(tmp_path):
+    """After baselines exist, a worse model under the same name fails the gate."""
+    newuser.classifier(tmp_path)
+    assert shell("compressgate init model.keras --data data.npz --recipes float,ptq_int8 && "
+                 "pytest -q --compressgate-update=missing --compressgate-no-latency",
+                 tmp_path).returncode == 0
+    # The same config, but calibration on zeros: int8 accuracy collapses.
+    config = tmp_path / "compressgate.toml"
+    config.write_text(config.read_text() + "\n[models.model.recipe_overrides.ptq_int8]\n"
+                      "calibration_scale = 0.0\n")
+    result = shell("pytest -q --compressgate-no-latency", tmp_path)
+    assert result.returncode == 1
+    assert "FAILED tests/test_compressgate.py::test_gate[model-ptq_int8-accuracy]" in result.stdout
