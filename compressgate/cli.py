@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="config file to write (default: compressgate.toml)")
     init.add_argument("--tests", type=Path, default=Path("tests/test_compressgate.py"),
                       help="gate test file to write when absent")
+    init.add_argument("--custom-objects", default=None, metavar="MODULE:FUNCTION",
+                      help="returns {name: class} for a model with custom layers")
     init.add_argument("--force", action="store_true", help="overwrite an existing config")
 
     fixtures = sub.add_parser("fixtures", help="bundled fixture models")
@@ -100,7 +102,8 @@ def _init(args: argparse.Namespace) -> int:
     from compressgate.init_config import write
 
     for path in write(args.model, data=args.data, name=args.name, config_path=args.config,
-                      recipes=args.recipes, tests=args.tests, force=args.force):
+                      recipes=args.recipes, tests=args.tests, force=args.force,
+                      custom_objects=args.custom_objects):
         _log(f"wrote {path}")
     _log("next: compressgate run; then pytest --compressgate-update=missing to record "
          "baselines; commit them")

@@ -55,6 +55,7 @@ class ModelConfig(BaseModel):
     static_batch: int | None = Field(None, ge=1)
     recipes: list[str] | None = None
     recipe_overrides: dict[str, dict[str, Any]] = {}
+    tolerances: Tolerances | None = None
     about: dict[str, Any] = Field({}, description="for people: how it was built, figures")
 
     _split = field_validator("recipes", mode="before")(_names)
@@ -152,6 +153,7 @@ def _spec(name: str, entry: ModelConfig, path: Path) -> ModelSpec:
                             where=f"{where}.metric"),
         custom_objects=Source(entry.custom_objects, root) if entry.custom_objects else None,
         recipes=tuple(entry.recipes) if entry.recipes is not None else None,
+        tolerances=entry.tolerances,
     )
     for recipe in [*(entry.recipes or ()), *entry.recipe_overrides]:
         try:

@@ -141,6 +141,13 @@ def baseline_keys(row: dict[str, Any]) -> tuple[str, ...]:
     return (metric, *BASELINE_METRICS[1:])
 
 
+def baseline_figures(row: dict[str, Any]) -> dict[str, Any]:
+    """``row``'s figures under their baseline names (a custom metric's score as its name)."""
+    metric = row.get("metric", "accuracy")
+    return {k: row["score"] if k == metric and metric != "accuracy" else row[k]
+            for k in baseline_keys(row)}
+
+
 def check_size(row: dict[str, Any], promise: Promise) -> Verdict:
     if row.get("size_ratio") is None:
         return _not_converted(row, "size")

@@ -16,6 +16,7 @@ import numpy as np
 from compressgate.errors import UserInputError
 from compressgate.models import Dataset
 from compressgate.recipes import registered_recipes
+from compressgate.sources import Source
 
 GATE_TEST = '''"""The compressgate release gate (written by `compressgate init`).
 
@@ -39,7 +40,8 @@ def regression_budget(y_test: np.ndarray) -> float:
 
 
 def render(*, name: str, model: str, data: str, info: dict[str, Any],
-           recipes: list[str] | None = None, regression_max_loss: float | None = None) -> str:
+           recipes: list[str] | None = None, regression_max_loss: float | None = None,
+           custom_objects: str | None = None) -> str:
     """The starter config text for one model."""
     qat_error, recurrent = info.get("qat_error"), info.get("recurrent") or []
     chosen = list(recipes) if recipes else [r.name for r in registered_recipes()]
@@ -67,6 +69,7 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
         f"# input {shape}, {info['output_units']} output units, {info['params']:,} parameters, "
         f"{len(info['layers'])} layers",
         f"model = {_toml(model)}",
+        *([f"custom_objects = {_toml(custom_objects)}"] if custom_objects else []),
         "# .npz with x_train, y_train, x_calib, y_calib, x_test, y_test, or \"module:function\"",
         f"data = {_toml(data)}",
     ]
@@ -101,7 +104,8 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
 
 
 def write(model_path: Path, *, data: Path | None, name: str | None, config_path: Path,
-          recipes: list[str] | None, tests: Path | None, force: bool) -> list[Path]:
+          recipes: list[str] | None, tests: Path | None, force: bool,
+          custom_objects: str | None = None) -> list[Path]:
     """Inspect ``model_path`` and write the starter config (and a gate test file)."""
     from compressgate.backends import tf as backend
 
@@ -109,7 +113,8 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
         raise UserInputError(f"{config_path}: exists; add the model to it by hand, or pass "
                              "--force to overwrite it")
     name = name or model_path.stem.replace("-", "_").replace(".", "_")
-    model = backend.load_model(model_path)
+    objects = Source(custom_objects, Path.cwd()).call() if custom_objects else None
+    model = backend.load_model(model_path, objects)
     info = backend.describe(model)
     budget = None
     data_text = "data.npz"
@@ -123,7 +128,8 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
             budget = regression_budget(dataset.y_test)
         data_text = os.path.relpath(data, config_path.parent)
     text = render(name=name, model=os.path.relpath(model_path, config_path.parent),
-                  data=data_text, info=info, recipes=recipes, regression_max_loss=budget)
+                  data=data_text, info=info, recipes=recipes, regression_max_loss=budget,
+                  custom_objects=custom_objects)
     from compressgate.report import write_text_atomic
 
     write_text_atomic(config_path, text)

@@ -131,6 +131,8 @@ class ModelSpec:
     custom_objects: Source | None = None
     # The recipes this model is gated with (None: the project's list, or all).
     recipes: tuple[str, ...] | None = None
+    # gate.Tolerances for this model's baseline checks (None: the project's).
+    tolerances: Any = None
 
     @property
     def model_path(self) -> Path:

@@ -183,6 +183,12 @@ class GateSession:
                                         "accuracy_drop_pts", "input_dtype", "recipe")}
         return measure.ready_invoke(outcome.tflite, self.runner.sample(model)), info
 
+    def tolerances(self, model: str) -> gate.Tolerances:
+        """The model's own tolerances if its config sets them, else the project's."""
+        spec = self.specs.get(model)
+        return spec.tolerances if spec is not None and spec.tolerances is not None \
+            else self.settings.tolerances
+
     def promise(self, model: str, recipe: str):
         return self.runner.recipe(model, recipe).promise
 
@@ -214,14 +220,14 @@ class GateSession:
             not stored.metrics.get("converted", True)
             or all(k in stored.metrics for k in gate.baseline_keys(row)))
         if have:
-            verdict = gate.check_baseline(row, stored.metrics, self.settings.tolerances)
+            verdict = gate.check_baseline(row, stored.metrics, self.tolerances(model))
             verdict = self._annotate(verdict, stored)
         else:
             verdict = self._missing(model, recipe, "baseline")
         metrics = {k: row[k] for k in ("converted", "error") if row.get(k) is not None}
         if row["converted"]:
-            metrics.update({k: row[k] for k in (*gate.baseline_keys(row), "size_ratio",
-                                                 "gzip_ratio")})
+            metrics.update(gate.baseline_figures(row))
+            metrics.update({k: row[k] for k in ("size_ratio", "gzip_ratio")})
             if row.get("accuracy_drop_pts") is not None:
                 metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
             else:
@@ -238,7 +244,7 @@ class GateSession:
 
         def judge(pairs):
             return gate.check_latency(model, recipe, pairs, self.promise(model, recipe),
-                                      base_ratio, self.settings.tolerances,
+                                      base_ratio, self.tolerances(model),
                                       same_machine=same_cpu, baseline_interval=interval)
 
         pairs = self.latency(model, recipe)

@@ -133,6 +133,13 @@ def load_model(source: Path | ModelSpec, custom_objects: dict | None = None):
             "(tfmot 0.8): re-save it with tf_keras, or point the config at a module:function "
             "that builds it with tf_keras")
     keras = _keras()
+    missing = [name for name in _custom_classes(path)
+               if name not in (custom_objects or {})
+               and keras.saving.get_registered_object(name) is None]
+    if missing:  # tf_keras would fail later with "'str' object is not callable"
+        raise UserInputError(
+            f"{path}: unknown custom object {missing[0]!r}; set custom_objects = "
+            "\"module:function\" (returning {name: class}) for this model in the config")
     try:
         with keras.utils.custom_object_scope(custom_objects or {}):
             return keras.models.load_model(path, compile=True)
@@ -159,6 +166,33 @@ def _keras3_version(path: Path) -> str | None:
         return None
     return version if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3 \
         else None
+
+
+def _custom_classes(path: Path) -> list[str]:
+    """Classes a ``.keras`` archive's config names from outside Keras (custom layers)."""
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        return []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError):
+        return []
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            module = node.get("module")
+            if isinstance(module, str) and "class_name" in node \
+                    and module.split(".")[0] not in ("keras", "tf_keras", "builtins"):
+                found.append(node.get("registered_name") or node["class_name"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return list(dict.fromkeys(found))
 
 
 def _built_model(spec: ModelSpec):

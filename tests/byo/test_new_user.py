@@ -53,20 +53,23 @@ def run_readme(directory: Path) -> list[subprocess.CompletedProcess]:
 def test_regressor_with_mae_through_the_readme(tmp_path):
     newuser.regressor(tmp_path)
     results = run_readme(tmp_path)
-    config = tomllib.loads((tmp_path / "compressgate.toml").read_text())
+    text = (tmp_path / "compressgate.toml").read_text()
+    # tfmot's default QAT scheme has no Conv1D: init leaves qat_int8 out and says why.
+    assert "# left out: qat_int8:" in text and "conv1d" in text.lower()
+    config = tomllib.loads(text)
     assert config["models"]["model"]["metric"]["function"] == "mae"
     rows = json.loads((tmp_path / "reports" / "summary.json").read_text())["results"]
-    assert {r["recipe"] for r in rows} == {"float", "ptq_dynamic", "ptq_int8", "qat_int8"}
+    assert [r["recipe"] for r in rows] == ["float", "ptq_dynamic", "ptq_int8"]
     assert all(r["metric"] == "mae" and r["converted"] for r in rows)
-    int8 = next(r for r in rows if r["recipe"] == "ptq_int8")
+    int8 = rows[2]
     assert int8["score"] > 0 and int8["metric_loss"] < int8["max_loss"]
     stored = json.loads((tmp_path / "baselines" / "model" / "ptq_int8.json").read_text())
     assert stored["metrics"]["mae"] == pytest.approx(int8["score"], rel=1e-5)
-    gate = results[-1].stdout
-    assert re.search(r"\b\d+ passed\b", gate) and "failed" not in gate
+    assert re.search(r"\b\d+ passed\b", results[-1].stdout)
+    assert "failed" not in results[-1].stdout
 
 
-def test_classifier_qat_rejected_layer_through_the_readme(tmp_path):
+def test_classifier_through_the_readme_then_a_regression(tmp_path):
     newuser.classifier(tmp_path)
     results = run_readme(tmp_path)
     text = (tmp_path / "compressgate.toml").read_text()
@@ -76,18 +79,12 @@ def test_classifier_qat_rejected_layer_through_the_readme(tmp_path):
     assert sorted(p.stem for p in (tmp_path / "baselines" / "model").glob("*.json")) == \
         ["float", "ptq_dynamic", "ptq_int8"]
     assert "failed" not in results[-1].stdout
-
-
-def test_second_gate_run_catches_a_regression(tmp_path):
-    """After baselines exist, a worse model under the same name fails the gate."""
-    newuser.classifier(tmp_path)
-    assert shell("compressgate init model.keras --data data.npz --recipes float,ptq_int8 && "
-                 "pytest -q --compressgate-update=missing --compressgate-no-latency",
-                 tmp_path).returncode == 0
-    # The same config, but calibration on zeros: int8 accuracy collapses.
+    # The same project, but int8 calibrated on zeros: the gate fails the right checks.
     config = tmp_path / "compressgate.toml"
-    config.write_text(config.read_text() + "\n[models.model.recipe_overrides.ptq_int8]\n"
+    config.write_text(text + "\n[models.model.recipe_overrides.ptq_int8]\n"
                       "calibration_scale = 0.0\n")
     result = shell("pytest -q --compressgate-no-latency", tmp_path)
     assert result.returncode == 1
-    assert "FAILED tests/test_compressgate.py::test_gate[model-ptq_int8-accuracy]" in result.stdout
+    failed = set(re.findall(r"FAILED tests/test_compressgate.py::test_gate\[(.*?)\]",
+                            result.stdout))
+    assert failed == {"model-ptq_int8-accuracy", "model-ptq_int8-baseline"}, result.stdout

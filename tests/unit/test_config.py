@@ -100,6 +100,15 @@ def test_cases_follow_cli_then_model_then_project_recipes(tmp_path):
     assert {c.recipe for c in session.cases()} == {"prune"}
 
 
+def test_a_model_may_carry_its_own_tolerances(tmp_path):
+    write(tmp_path, "[tolerances]\nsize_pct = 2.0\n" + MODEL + "[models.m.tolerances]\n"
+          "latency_pct = 30\n[models.n]\nmodel = 'n.keras'\ndata = 'n.npz'\n")
+    session = GateSession(Settings(config=tmp_path, reports=None,
+                                   tolerances=config.load(tmp_path).config.tolerances))
+    assert session.tolerances("m").latency_pct == 30 and session.tolerances("m").size_pct == 1
+    assert session.tolerances("n").size_pct == 2 and session.tolerances("n").latency_pct == 15
+
+
 def test_custom_metric_is_imported_from_the_config_directory(tmp_path):
     (tmp_path / "scoring.py").write_text(
         "import numpy as np\n"

@@ -164,3 +164,28 @@ def test_float_reference_must_agree_with_keras():
     unfaithful = row(recipe="float", accuracy_drop_pts=0.0, keras_agreement=0.83)
     assert statuses(gate.check_accuracy(unfaithful, promise)) == {
         "accuracy drop (pts)": "pass", "top-1 agreement with Keras": "fail"}
+
+
+def mae_row(score, float_score=0.10, max_loss=0.05):
+    return row(metric="mae", score=score, float_score=float_score, accuracy=None,
+               accuracy_drop_pts=None, metric_loss=round(score - float_score, 6),
+               higher_is_better=False, max_loss=max_loss, metric_tolerance=max_loss / 4)
+
+
+@pytest.mark.parametrize(("score", "failed"), [(0.12, False), (0.149, False), (0.15, True)])
+def test_custom_metric_loss_against_float_in_its_own_units(score, failed):
+    verdict = gate.check_accuracy(mae_row(score), INT8)  # max_drop_pts does not apply
+    assert verdict.failed is failed
+    assert verdict.rows[0].metric == "mae loss"
+    assert "lower is better" in verdict.rows[0].note
+
+
+def test_custom_metric_baseline_is_one_sided_in_its_direction():
+    figures = gate.baseline_figures(mae_row(0.12))
+    assert figures == {"mae": 0.12, "size_bytes": 1000, "gzip_bytes": 800, "sparsity": 0.0}
+    worse = gate.check_baseline(mae_row(0.12 + 0.0126), figures, gate.Tolerances())
+    better = gate.check_baseline(mae_row(0.12 - 0.0126), figures, gate.Tolerances())
+    same = gate.check_baseline(mae_row(0.12 + 0.012), figures, gate.Tolerances())
+    assert statuses(worse)["mae"] == "regression"
+    assert statuses(better)["mae"] == "improved"
+    assert statuses(same)["mae"] == "pass"
