@@ -51,20 +51,12 @@ def _text(name: str) -> str:
     return str(name).replace("$", r"\$")
 
 
-def _ratio_axis(axis) -> None:
-    """Log scale with plain ticks (0.5x, 1x, 2x, ...) instead of powers of ten."""
+def _log_axis(axis, suffix: str = "") -> None:
+    """Log scale with plain ticks (0.5, 1, 2, 5, ...) instead of powers of ten."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def _kb_axis(axis) -> None:
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -77,7 +69,7 @@ def _clusters(points: list[tuple[float, float]], y_span: float) -> list[list[int
         x, y = points[i]
         for group in groups:
             gx, gy = points[group[0]]
-            if abs(math.log10(x / gx)) < 0.12 and abs(y - gy) <= 0.04 * y_span:
+            if abs(math.log10(x / gx)) < 0.02 and abs(y - gy) <= 0.04 * y_span:
                 group.append(i)
                 break
         else:
@@ -92,9 +84,24 @@ def _by_model(rows: Rows) -> dict[str, Rows]:
     return models
 
 
-def _grid(count: int) -> tuple[int, int]:
-    cols = min(2, count)
-    return math.ceil(count / cols), cols
+def _models_with(rows: Rows, keep: Callable[[dict[str, Any]], bool]) -> dict[str, Rows]:
+    """Per model, the rows ``keep`` accepts; models with none are left out."""
+    models = {m: [r for r in rs if keep(r)] for m, rs in _by_model(rows).items()}
+    return {m: rs for m, rs in models.items() if rs}
+
+
+def _panels(fig, models: dict[str, Rows]):
+    """(axes, model, rows) for one panel per model, two panels a line."""
+    cols = min(2, len(models))
+    nrows = math.ceil(len(models) / cols)
+    for k, (model, rs) in enumerate(models.items(), 1):
+        ax = fig.add_subplot(nrows, cols, k)
+        ax.set_title(_text(model), fontweight="bold")
+        yield ax, model, rs
+
+
+def _lines(models: dict[str, Rows]) -> int:
+    return math.ceil(len(models) / 2)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -111,16 +118,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def accuracy_vs_size(rows: Rows) -> Plot:
     title = "Accuracy vs size"
-    models = {m: [r for r in rs if r.get("accuracy") is not None and r.get("size_bytes")]
-              for m, rs in _by_model(rows).items()}
-    models = {m: rs for m, rs in models.items() if rs}
+    models = _models_with(rows, lambda r: r.get("accuracy") is not None
+                          and bool(r.get("size_bytes")))
     if not models:
         return Plot("accuracy-size", title, None, "No converted result to plot.")
 
     def draw(fig) -> None:
-        nrows, ncols = _grid(len(models))
-        for k, (model, rs) in enumerate(models.items(), 1):
-            ax = fig.add_subplot(nrows, ncols, k)
+        for ax, _, rs in _panels(fig, models):
             points = [(r["size_bytes"] / 1024, r["accuracy"] * 100) for r in rs]
             front = set(pareto_front(points))
             for i, (x, y) in enumerate(points):
@@ -128,12 +132,23 @@ def accuracy_vs_size(rows: Rows) -> Plot:
                 ax.scatter(x, y, s=46 if on else 30, zorder=3,
                            color=FAST if on else "white", edgecolors=FAST if on else EVEN)
             ys = [p[1] for p in points]
-            for group in _clusters(points, (max(ys) - min(ys)) or 1.0):
+            span = (max(ys) - min(ys)) or 1.0
+            groups = sorted(_clusters(points, span), key=lambda g: points[g[0]][0])
+            # Label slots: under the point, over it, further under; a label takes the first
+            # slot that no close neighbour on its left has taken.
+            slots: list[int] = []
+            for k, group in enumerate(groups):
                 x, y = points[group[0]]
+                taken = {slots[j] for j in range(k)
+                         if abs(points[groups[j][0]][1] - y) <= 0.04 * span
+                         and math.log10(x / points[groups[j][0]][0]) < 0.15}
+                slots.append(min(set(range(len(groups) + 1)) - taken))
+                offset = 3 if slots[k] == 1 else -3 - 10 * max(0, slots[k] - 1)
                 on = any(i in front for i in group)
                 ax.annotate("\n".join(_text(rs[i]["recipe"]) for i in group), (x, y),
-                            textcoords="offset points", xytext=(5, -2), fontsize=7,
-                            va="top", color="#24292f" if on else EVEN)
+                            textcoords="offset points", xytext=(4, offset), fontsize=7,
+                            va="bottom" if slots[k] == 1 else "top",
+                            color="#24292f" if on else EVEN)
             line = sorted(points[i] for i in front)
             ax.plot([p[0] for p in line], [p[1] for p in line], color=FAST, lw=1,
                     drawstyle="steps-post", zorder=2, label="Pareto front")
@@ -141,32 +156,26 @@ def accuracy_vs_size(rows: Rows) -> Plot:
             pad = max(0.5, (high - low) * 0.15)
             ax.set_ylim(low - 2.5 * pad, high + pad)
             ax.set_xscale("log")
-            _kb_axis(ax.xaxis)
+            _log_axis(ax.xaxis)
             ax.margins(x=0.25)
-            ax.set_title(_text(model), fontweight="bold")
             ax.set_xlabel("size (KB, log)")
             ax.set_ylabel("top-1 accuracy (%)")
             ax.grid(alpha=0.3)
             ax.legend(loc="lower right", fontsize=7)
 
-    nrows, _ = _grid(len(models))
-    return Plot("accuracy-size", title, _render(draw, (11, 3.6 * nrows)),
+    return Plot("accuracy-size", title, _render(draw, (11, 3.6 * _lines(models))),
                 "Filled green: on the Pareto front (nothing else is both smaller and at least "
                 "as accurate). Results that did not convert are not drawn.")
 
 
 def latency_ratios(rows: Rows) -> Plot:
     title = "Latency ratio per recipe (recipe / float, one thread)"
-    models = {m: [r for r in rs if r.get("latency_ratio") is not None]
-              for m, rs in _by_model(rows).items()}
-    models = {m: rs for m, rs in models.items() if rs}
+    models = _models_with(rows, lambda r: r.get("latency_ratio") is not None)
     if not models:
         return Plot("latency", title, None, "Latency was not measured in this run.")
 
     def draw(fig) -> None:
-        nrows, ncols = _grid(len(models))
-        for k, (model, rs) in enumerate(models.items(), 1):
-            ax = fig.add_subplot(nrows, ncols, k)
+        for ax, _, rs in _panels(fig, models):
             for y, r in enumerate(rs):
                 ratio = r["latency_ratio"]
                 low = r.get("latency_ratio_low") or ratio
@@ -181,14 +190,12 @@ def latency_ratios(rows: Rows) -> Plot:
             ax.set_yticks(range(len(rs)), [_text(r["recipe"]) for r in rs])
             ax.invert_yaxis()
             ax.set_xscale("log")
-            _ratio_axis(ax.xaxis)
+            _log_axis(ax.xaxis, "x")
             ax.margins(x=0.3)
-            ax.set_title(_text(model), fontweight="bold")
             ax.set_xlabel("latency ratio (log; < 1 faster than float)")
             ax.grid(axis="x", alpha=0.3)
 
-    nrows, _ = _grid(len(models))
-    return Plot("latency", title, _render(draw, (11, 3.4 * nrows)),
+    return Plot("latency", title, _render(draw, (11, 3.4 * _lines(models))),
                 "Median per-pair ratio with its 95 % interval. Red: slower than float "
                 "(whole interval above 1); green: faster (whole interval below 1).")
 
