@@ -87,8 +87,8 @@ def headline(report: ReportInput) -> str:
 
 def attention(report: ReportInput) -> list[tuple[str, str, str, str]]:
     """(status, model, recipe, why) for every result a person must look at."""
-    items = [(status(r), r["model"], r["recipe"], _why(r)) for r in ordered(report.rows)
-             if status(r) in ATTENTION]
+    items = [(status(r), r["model"], r["recipe"], _why(r, report.changes or []))
+             for r in ordered(report.rows) if status(r) in ATTENTION]
     items += [("missing", m.model, m.recipe, m.reason) for m in report.missing if m.ran]
     return sorted(items, key=lambda item: (STATUSES[item[0]][0], item[1], item[2]))
 
@@ -102,10 +102,21 @@ def not_run(report: ReportInput) -> str:
             f"{len(skipped)} results: {', '.join(skipped)}.")
 
 
-def _why(row: dict[str, Any]) -> str:
-    verdict = row.get("verdict") or ""
-    error = row.get("error") or ""
-    return "; ".join(part for part in (verdict, error) if part)
+def _change_text(change: dict[str, Any]) -> str:
+    if change["status"] == "missing":
+        return change["note"]
+    if change["status"] == "unusable":
+        return f"unusable baseline: {change['note']}"
+    return f"{change['metric']} {change['baseline']} -> {change['now']} ({change['change']})"
+
+
+def _why(row: dict[str, Any], changes: list[dict[str, Any]]) -> str:
+    """The verdict, the error, and what regressed against the baseline."""
+    moved = [_change_text(c) for c in changes
+             if (c["model"], c["recipe"]) == (row["model"], row["recipe"])
+             and c["status"] in ("regression", "missing", "unusable")]
+    parts = (row.get("verdict") or "", row.get("error") or "", "; ".join(moved))
+    return " — ".join(part for part in parts if part)
 
 
 def _num(pattern: str):

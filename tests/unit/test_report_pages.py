@@ -174,6 +174,8 @@ def test_gate_page_shows_change_against_baselines_and_missing_cases(tmp_path):
         < changes.index("c-moved")
     attention = re.search(r'<ul class="attention".*?</ul>', page, re.S).group(0)
     assert "prune_int8</b> &mdash; conversion: compressgate: LiteRT cannot load" in attention
+    assert "ptq_int8</b> &mdash; FAIL: baseline — accuracy 0.96 -&gt; 0.94 (-2.00 pts)" \
+        in attention
     assert "qat_int8" not in attention  # not run at all (e.g. deselected): one note
     assert "Not run in this session (deselected, or the run stopped early): 1 results: " \
            "digits x qat_int8." in page
