@@ -36,7 +36,8 @@ table.grid th { background: #f6f8fa; text-align: left; position: sticky; top: 0;
 table.grid th, table.grid td { border: 1px solid #d0d7de; padding: 3px 8px; }
 table.grid td { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.grid td:last-child { white-space: normal; min-width: 220px; max-width: 420px; }
-table.grid td:nth-child(-n+3), table.grid td:last-child { text-align: left; }
+table.grid td:nth-child(-n+3), table.grid td:last-child, table.grid td:has(.tag) {
+  text-align: left; }
 table.grid tr:has(.s-fail) td, table.grid tr:has(.s-missing) td,
 table.grid tr:has(.c-regression) td { background: #fff5f5; }
 .note { color: #57606a; font-style: italic; }
@@ -116,7 +117,11 @@ def _changes(report: ReportInput) -> str:
     if not report.changes:
         return '<p class="note">Nothing moved against the baselines.</p>'
     frame = report_view.changes_frame(report.changes)
-    return _table(frame, {"status": [_tag("c", v, v) for v in frame["status"]]})
+    legend = ('<p class="note">Only figures that differ from the baseline. regression / '
+              "improved: beyond the tolerance, as the gate judged it (improved means a stale "
+              "baseline); moved: within the tolerance; updated: this run rewrote the "
+              "baseline.</p>")
+    return legend + _table(frame, {"status": [_tag("c", v, v) for v in frame["status"]]})
 
 
 def _plot(plot: report_plots.Plot) -> str:

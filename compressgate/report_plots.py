@@ -81,7 +81,8 @@ def _by_model(rows: Rows) -> dict[str, Rows]:
     models: dict[str, Rows] = {}
     for row in rows:
         models.setdefault(row["model"], []).append(row)
-    return models
+    # The same layout whatever failed: models and recipes by name.
+    return {m: sorted(rs, key=lambda r: r["recipe"]) for m, rs in sorted(models.items())}
 
 
 def _models_with(rows: Rows, keep: Callable[[dict[str, Any]], bool]) -> dict[str, Rows]:
@@ -181,8 +182,8 @@ def latency_ratios(rows: Rows) -> Plot:
                 low = r.get("latency_ratio_low") or ratio
                 high = r.get("latency_ratio_high") or ratio
                 color = SLOW if low > 1 else FAST if high < 1 else EVEN
-                ax.errorbar(ratio, y, xerr=[[ratio - low], [high - ratio]], fmt="o",
-                            color=color, capsize=3, ms=5)
+                spread = [[max(0.0, ratio - low)], [max(0.0, high - ratio)]]
+                ax.errorbar(ratio, y, xerr=spread, fmt="o", color=color, capsize=3, ms=5)
                 ax.annotate(f"{ratio:.2f}x ({low:.2f}-{high:.2f})", (high, y),
                             textcoords="offset points",
                             xytext=(5, -3), fontsize=7, color=color)
