@@ -85,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         runner = Runner(gate.specs, cache, log=_log)
         rows = runner.run(cases, with_latency=not args.no_latency, jobs=args.jobs)
     meta = {
+        "source": "compressgate run",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "versions": {**runner.backend.versions(), "python": platform.python_version()},

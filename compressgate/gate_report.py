@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from compressgate import baseline as baselines
 from compressgate.report import write_summary, write_text_atomic
+from compressgate.report_changes import baseline_changes, missing_results
 from compressgate.session import Settings
 
 
@@ -47,13 +49,21 @@ def _updates(records: list[dict[str, Any]]) -> list[tuple[str, str, list]]:
     return [(path, reason, rows) for path, (reason, rows) in sorted(merged.items())]
 
 
-def write_reports(records: list[dict[str, Any]], settings: Settings) -> list[Path]:
+def write_reports(records: list[dict[str, Any]], settings: Settings,
+                  cases: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Write the summaries, ``index.html`` and (when updating) ``baseline-diff.md``.
+
+    ``cases`` is every model x recipe the session gates; those without a result are
+    reported as missing (without it: those that have records but no result)."""
     if settings.reports is None:
         return []
-    written = []
     rows = _rows(records)
-    if rows:
-        written += write_summary(settings.reports, rows, {"source": "pytest gate"})
+    hint = f"{settings.command} --compressgate-update=missing"
+    meta = {"source": "pytest gate",
+            "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    written = write_summary(settings.reports, rows, meta,
+                            changes=baseline_changes(rows, records, settings.baselines, hint),
+                            missing=missing_results(records, cases))
     if settings.update != "none":
         path = settings.reports / "baseline-diff.md"
         write_text_atomic(path, baselines.diff_markdown(_updates(records)))

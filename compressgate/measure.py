@@ -111,6 +111,12 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, *,
     )
 
 
+def class_accuracy(top1: tuple[int, ...] | np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Top-1 accuracy per true class (keys are the class ids as strings, for JSON)."""
+    top1, labels = np.asarray(top1), np.asarray(labels)
+    return {str(c): float(np.mean(top1[labels == c] == c)) for c in np.unique(labels)}
+
+
 def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
     """``Interpreter.invoke`` of a one-thread interpreter with ``sample`` already set."""
     interp = interpreter(tflite, num_threads=num_threads)

@@ -170,6 +170,7 @@ class Check:
             "model": self.model, "recipe": self.recipe, "check": self.check,
             "failed": outcome.failed, "stale": [r.metric for r in outcome.verdict.stale],
             "message": outcome.message(),
+            "regressions": [r.metric for r in outcome.verdict.regressions],
         }
         if outcome.update:
             record["update"] = [outcome.update.path, outcome.update.reason, outcome.update.diff]
@@ -223,7 +224,8 @@ class _Collector:
         if self.records and not hasattr(self.config, "workerinput"):
             from compressgate.gate_report import write_reports
 
-            self.written = write_reports(self.records, self.config.stash[_SETTINGS])
+            cases = [(c.model, c.recipe) for c in _session(self.config).cases()]
+            self.written = write_reports(self.records, self.config.stash[_SETTINGS], cases)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.records:

@@ -1,14 +1,17 @@
-"""Write what a run measured for people: ``summary.json``, ``summary.csv``, ``summary.md``."""
+"""Write what a run measured: ``summary.json``, ``summary.csv``, ``summary.md``, ``index.html``."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from compressgate.report_view import Missing, ReportInput
 
 SUMMARY_SCHEMA = 1
 
@@ -60,25 +63,30 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[Path]:
-    """Write the run's rows as JSON, CSV and a Markdown table under ``out``."""
+def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *,
+                  changes: list[dict[str, Any]] | None = None,
+                  missing: list[Missing] | None = None) -> list[Path]:
+    """Write the run's rows as JSON and CSV, the compact ``summary.md`` and the
+    self-contained ``index.html`` under ``out``.
+
+    ``changes`` is the change against the baselines (None: this run has no baseline
+    information); ``missing`` lists the results the run was meant to have but has not.
+    """
+    from compressgate import report_html, report_md
+
+    missing = missing or []
     doc = {"schema": SUMMARY_SCHEMA, **meta, "results": rows}
-    paths = [out / "summary.json", out / "summary.csv", out / "summary.md"]
+    if missing:
+        doc["missing"] = [asdict(m) for m in missing]
+    paths = [out / "summary.json", out / "summary.csv", out / "summary.md", out / "index.html"]
     write_text_atomic(paths[0], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     frame = pd.DataFrame(rows)
-    for column in ("ops", "float_ops"):
-        if column in frame:
-            frame[column] = frame[column].map(
-                lambda v: " ".join(v) if isinstance(v, list) else v)
+    for column in frame.columns:
+        frame[column] = frame[column].map(
+            lambda v: " ".join(v) if isinstance(v, list)
+            else json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
     write_text_atomic(paths[1], frame.to_csv(index=False))
-    lines = ["# compressgate summary", ""]
-    lines += [f"- {k}: {v}" for k, v in sorted(meta.items()) if not isinstance(v, dict)]
-    lines += ["", markdown_table(rows)]
-    # Slower means the whole 95 % interval of the ratio lies above 1.
-    slower = [r for r in rows if (r.get("latency_ratio_low") or 0) > 1.0]
-    if slower:
-        lines.append("Slower than float at one thread (measured, not tuned away): "
-                     + ", ".join(f"{r['model']} x {r['recipe']} ({r['latency_ratio']:.2f}x)"
-                                 for r in slower) + "\n")
-    write_text_atomic(paths[2], "\n".join(lines))
+    report = ReportInput(rows, meta, changes, missing)
+    write_text_atomic(paths[2], report_md.render(report))
+    write_text_atomic(paths[3], report_html.render(report))
     return paths

@@ -232,6 +232,10 @@ class Runner:
             })
         if out.keras_agreement is not None:
             row["keras_agreement"] = out.keras_agreement
+        if m is not None and r is not None and metric.is_accuracy:  # where errors land
+            labels = self.data(model).y_test
+            row["class_accuracy"] = measure.class_accuracy(m.top1, labels)
+            row["float_class_accuracy"] = measure.class_accuracy(r.top1, labels)
         row.update(latency.to_dict() if latency is not None else {"latency_ratio": None})
         return row
 

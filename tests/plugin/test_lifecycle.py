@@ -67,6 +67,12 @@ def test_lifecycle_missing_create_clean_drift_update(gate):
         "*accuracy*regression*",
     ])
     result.stdout.fnmatch_lines(["*Failed (regressions*", "*tiny_mlp-ptq_int8-baseline*"])
+    md = (gate.reports / "summary.md").read_text()
+    assert md.startswith("# compressgate: 1 FAIL, 1 pass\n")
+    changes = md[md.index("## Change against baselines"):md.index("## Results")]
+    assert "| tiny_mlp | ptq_int8 | accuracy |" in changes and "pts | regression |" in changes
+    page = (gate.reports / "index.html").read_text()
+    assert '<span class="tag c-regression">regression</span>' in page
 
     # 5. Update only the failed ones: that file is rewritten, the other left alone.
     float_before = (gate.baselines / "tiny_mlp" / "float.json").read_bytes()
