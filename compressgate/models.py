@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,13 @@ class Dataset:
     def load(cls, path: Path) -> Dataset:
         if not path.is_file():
             raise UserInputError(f"{path}: data file not found (expected an .npz with splits)")
+        if not zipfile.is_zipfile(path):  # np.load would try it as a pickle
+            raise UserInputError(f"{path}: unreadable .npz (not a zip archive: truncated, "
+                                 "or another format)")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
             raise UserInputError(f"{path}: unreadable .npz ({exc})") from None
         missing = [f"{p}_{s}" for s in SPLITS for p in "xy" if f"{p}_{s}" not in arrays]
         if missing:

@@ -100,5 +100,6 @@ def inspect(tflite: bytes, *, name: str = "model") -> TfliteInfo:
     except UserInputError:
         raise
     except Exception as exc:  # a truncated or corrupt flatbuffer raises anything
-        raise UserInputError(f"{name}: corrupt TFLite flatbuffer ({type(exc).__name__})") from None
+        raise UserInputError(f"{name}: corrupt or truncated TFLite flatbuffer "
+                             f"({type(exc).__name__}: {str(exc).strip()[:100]})") from None
     return TfliteInfo(tuple(ops), total, zeros)
