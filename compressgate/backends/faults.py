@@ -3,7 +3,8 @@
 It proves that a run survives a conversion that kills or wedges its process (a segfault
 in a kernel, a converter that never returns) without needing a real native bug. The gate
 never uses it; tests pass ``functools.partial(FaultyBackend, {"recipe": "segfault"})`` as
-a ``Runner``'s ``backend_factory``. Every other recipe goes to the TensorFlow backend.
+a ``Runner``'s ``backend_factory``. Every other recipe goes to the TensorFlow backend,
+or, with ``canned``, returns that ``.tflite`` file as is (no TensorFlow: fast tests).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Fault = Literal["segfault", "abort", "hang"]
@@ -34,6 +36,7 @@ class FaultyBackend:
     """The TensorFlow backend, except that ``faults[recipe name]`` fires instead."""
 
     faults: dict[str, Fault] = field(default_factory=dict)
+    canned: Path | None = None
 
     def compress(self, spec: Any, recipe: Any, data: Any) -> Any:
         fault = self.faults.get(recipe.name)
@@ -41,6 +44,8 @@ class FaultyBackend:
             trigger(fault)
         from compressgate.backends import tf
 
+        if self.canned is not None:
+            return tf.Artifact(self.canned.read_bytes())
         return tf.compress(spec, recipe, data)
 
     def versions(self) -> dict[str, str]:

@@ -1,10 +1,16 @@
 """Worker processes that crash or hang fail their own task only (no TensorFlow)."""
 
+from functools import partial
+from pathlib import Path
+
 import pytest
 
-from compressgate import isolation
-from compressgate.backends.faults import trigger
+from compressgate import Recipe, gate, isolation
+from compressgate.backends.faults import FaultyBackend, trigger
+from compressgate.cache import ResultCache
 from compressgate.errors import UserInputError
+from compressgate.models import load_manifest
+from compressgate.runner import Runner
 
 
 def test_crash_abort_and_hang_fail_alone_and_the_healthy_tasks_finish(monkeypatch):
@@ -38,3 +44,48 @@ def test_timeout_default_and_override(monkeypatch):
     assert isolation.conversion_timeout() == 1800
     monkeypatch.setenv(isolation.TIMEOUT_ENV, "90.5")
     assert isolation.conversion_timeout() == 90.5
+
+
+# --- through the Runner: planted faults, a canned .tflite for the healthy cases -------
+
+MODEL = "tabular_mlp"
+TFLITE = Path(__file__).resolve().parent.parent / "data" / "tabular_mlp_ptq_int8.tflite"
+SEGV = Recipe("planted_segfault", quantization="dynamic")
+ABORT = Recipe("planted_abort", quantization="dynamic")
+HANG = Recipe("planted_hang", quantization="dynamic")
+
+
+@pytest.fixture
+def runner(fixtures_dir, tmp_path):
+    specs = {MODEL: load_manifest(fixtures_dir)[MODEL]}
+    faults = {SEGV.name: "segfault", ABORT.name: "abort", HANG.name: "hang"}
+    return Runner(specs, ResultCache(tmp_path / "cache"),
+                  backend_factory=partial(FaultyBackend, faults, TFLITE))
+
+
+def cached(runner, recipe):
+    return runner.cache.get(runner.cache_key(MODEL, runner.recipe(MODEL, recipe))) is not None
+
+
+def test_a_segfault_in_a_parallel_worker_fails_that_case_only(runner):
+    runner.precompute([(MODEL, "float"), (MODEL, SEGV), (MODEL, "ptq_dynamic")], jobs=2)
+    crashed = runner.row(MODEL, SEGV)
+    assert crashed["converted"] is False
+    assert crashed["error"] == "worker crashed: signal SIGSEGV"
+    verdict = gate.check_conversion(crashed, SEGV.promise)
+    assert verdict.failed and verdict.rows[0].note == "worker crashed: signal SIGSEGV"
+    for healthy in ("float", "ptq_dynamic"):
+        row = runner.row(MODEL, healthy)
+        assert row["converted"] and row["accuracy"] > 0.9 and row["peak_memory_bytes"] > 0
+        assert cached(runner, healthy)
+    assert not cached(runner, SEGV)  # a crash may be transient: computed again next run
+
+
+def test_on_demand_a_hang_times_out_an_abort_crashes_and_the_run_goes_on(runner,
+                                                                        monkeypatch):
+    monkeypatch.setenv(isolation.TIMEOUT_ENV, "3")
+    assert runner.outcome(MODEL, HANG).error == "timed out after 3 s"
+    assert runner.outcome(MODEL, ABORT).error == "worker crashed: signal SIGABRT"
+    monkeypatch.delenv(isolation.TIMEOUT_ENV)
+    assert runner.outcome(MODEL, "float").converted
+    assert not cached(runner, HANG) and not cached(runner, ABORT) and cached(runner, "float")
