@@ -10,14 +10,14 @@ with a per-task timeout. A dead or stuck worker fails its own task with one line
 from __future__ import annotations
 
 import atexit
+import importlib
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
-
-from pebble import ProcessExpired, ProcessPool
 
 from compressgate.errors import UserInputError
 
@@ -45,8 +45,9 @@ def conversion_timeout() -> float:
 
 def failure_message(exc: BaseException) -> str | None:
     """The one line for a worker that died or overran, or None for any other error."""
-    if isinstance(exc, ProcessExpired):
-        code = exc.exitcode
+    # By name: the pebble module that raised it may not be the one imported here.
+    if type(exc).__name__ == "ProcessExpired":
+        code = getattr(exc, "exitcode", None)
         if code is not None and code < 0:
             try:
                 return f"worker crashed: signal {signal.Signals(-code).name}"
@@ -64,8 +65,15 @@ class Workers:
     line saying why its worker did not return one. Use as a context manager."""
 
     def __init__(self, jobs: int) -> None:
-        self._pool = ProcessPool(max_workers=max(1, jobs),
-                                 context=multiprocessing.get_context("spawn"))
+        # Spawn pickles pebble's worker function by name, so the pool must come from the
+        # module that name resolves to now (pytester's in-process runs swap sys.modules).
+        self._module = importlib.import_module("pebble.pool.process")
+        self._pool = self._module.ProcessPool(max_workers=max(1, jobs),
+                                              context=multiprocessing.get_context("spawn"))
+
+    @property
+    def stale(self) -> bool:
+        return sys.modules.get("pebble.pool.process") is not self._module
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         return self._pool.schedule(fn, args=args, timeout=conversion_timeout())
@@ -74,8 +82,11 @@ class Workers:
         """(value, None), or (None, failure line); errors raised by the task re-raise."""
         try:
             return future.result(), None
-        except (ProcessExpired, TimeoutError) as exc:
-            return None, failure_message(exc)
+        except Exception as exc:
+            message = failure_message(exc)
+            if message is None:
+                raise
+            return None, message
 
     def run(self, fn: Callable[..., T], *args: Any) -> tuple[T | None, str | None]:
         return self.outcome(self.submit(fn, *args))
@@ -98,7 +109,7 @@ def shared() -> Workers:
     """This process's one worker for results computed on demand, reused by every
     ``Runner`` (TensorFlow is imported once per process that converts, as before)."""
     global _shared
-    if _shared is None:
+    if _shared is None or _shared.stale:
         _shared = Workers(1)
         atexit.register(_shared.close)
     return _shared
