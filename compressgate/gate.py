@@ -31,6 +31,7 @@ class Tolerances:
     gzip_pct: float = 1.0
     sparsity: float = 0.01
     latency_pct: float = 15.0
+    alpha: float = ALPHA
     # Peak memory may grow by memory_pct of the baseline plus memory_kib: repeated
     # fresh-process runs of one model differ by up to ~100 KiB (64 KiB steps), up to 3 %
     # of the smallest fixtures.
@@ -40,7 +41,6 @@ class Tolerances:
     def memory_allowed(self, base: float) -> float:
         """Bytes by which peak memory may exceed a baseline of ``base`` bytes."""
         return base * self.memory_pct / 100 + self.memory_kib * 1024
-    alpha: float = ALPHA
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "tolerances") -> Tolerances:
