@@ -25,7 +25,7 @@ REQUIRED = ("schema", "model", "recipe", "metrics", "environment")
 METRIC_DIGITS = {
     "accuracy": 6, "accuracy_drop_pts": 4, "size_bytes": 0, "gzip_bytes": 0, "sparsity": 6,
     "size_ratio": 4, "gzip_ratio": 4, "latency_ratio": 4, "latency_ratio_low": 4,
-    "latency_ratio_high": 4, "metric_loss": 6,
+    "latency_ratio_high": 4, "metric_loss": 6, "peak_memory_bytes": 0,
 }
 
 

@@ -16,6 +16,8 @@ from compressgate.stats import ALPHA, LatencyPairs, ratio_below, ratio_exceeds
 Status = Literal["pass", "fail", "regression", "improved", "skipped"]
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
 BASELINE_METRICS = ("accuracy", "size_bytes", "gzip_bytes", "sparsity")
+# Peak resident bytes of load + allocate + invoke (``compressgate.memory``).
+MEMORY_METRIC = "peak_memory_bytes"
 # The float conversion must predict what Keras predicts (float rounding may flip a tie).
 KERAS_AGREEMENT = 0.99
 
@@ -30,6 +32,15 @@ class Tolerances:
     sparsity: float = 0.01
     latency_pct: float = 15.0
     alpha: float = ALPHA
+    # Peak memory may grow by memory_pct of the baseline plus memory_kib: repeated
+    # fresh-process runs of one model differ by up to ~100 KiB (64 KiB steps), up to 3 %
+    # of the smallest fixtures.
+    memory_pct: float = 5.0
+    memory_kib: float = 128.0
+
+    def memory_allowed(self, base: float) -> float:
+        """Bytes by which peak memory may exceed a baseline of ``base`` bytes."""
+        return base * self.memory_pct / 100 + self.memory_kib * 1024
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "tolerances") -> Tolerances:
@@ -179,9 +190,11 @@ def _one_sided(metric: str, measured: float, base: float, *, higher_is_better: b
     return Row(metric, measured, base, tol_text, status)
 
 
-def check_baseline(row: dict[str, Any], metrics: dict[str, Any], tol: Tolerances) -> Verdict:
-    """Against a baseline's ``metrics``: accuracy (or the model's metric) not worse, size
-    and gzip size not larger, sparsity not lower."""
+def check_baseline(row: dict[str, Any], metrics: dict[str, Any], tol: Tolerances,
+                   hint: str = "--compressgate-update=missing") -> Verdict:
+    """Against a baseline's ``metrics``: accuracy (or the model's metric) not worse, size,
+    gzip size and peak memory not larger, sparsity not lower. ``hint`` says how to record a
+    missing figure."""
     model, recipe = row["model"], row["recipe"]
     if not metrics.get("converted", True):
         status: Status = "improved" if row["converted"] else "pass"
@@ -212,7 +225,21 @@ def check_baseline(row: dict[str, Any], metrics: dict[str, Any], tol: Tolerances
         _one_sided("sparsity", row["sparsity"], metrics["sparsity"], higher_is_better=True,
                    allowed=tol.sparsity, tol_text=f"-{tol.sparsity}"),
     ]
+    if MEMORY_METRIC in row or MEMORY_METRIC in metrics:
+        rows.append(_memory_row(row, metrics.get(MEMORY_METRIC), tol, hint))
     return Verdict(model, recipe, "baseline", tuple(rows))
+
+
+def _memory_row(row: dict[str, Any], base: float | None, tol: Tolerances, hint: str) -> Row:
+    measured, tol_text = row.get(MEMORY_METRIC), f"+{tol.memory_pct} % +{tol.memory_kib:g} KiB"
+    if measured is None:
+        return Row(MEMORY_METRIC, None, base, tol_text, "fail",
+                   row.get("memory_error") or "not measured")
+    if base is None:  # a baseline from before compressgate measured memory
+        return Row(MEMORY_METRIC, measured, None, tol_text, "fail",
+                   f"no baseline for {MEMORY_METRIC}; create it with: {hint}")
+    return _one_sided(MEMORY_METRIC, measured, base, higher_is_better=False,
+                      allowed=tol.memory_allowed(base), tol_text=tol_text)
 
 
 def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: Promise,

@@ -17,7 +17,7 @@ from compressgate.errors import UserInputError
 from compressgate.stats import LatencyPairs
 
 
-def interpreter(tflite: bytes, num_threads: int = 1):
+def interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
     """A LiteRT interpreter (XNNPACK on, as on devices) with tensors allocated."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -25,7 +25,8 @@ def interpreter(tflite: bytes, num_threads: int = 1):
         interp = Interpreter(model_content=tflite, num_threads=num_threads)
         interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise UserInputError(f"LiteRT cannot load the model: {str(exc).strip()[:200]}") from None
+        raise UserInputError(
+            f"{name}: LiteRT cannot load the model: {str(exc).strip()[:200]}") from None
     return interp
 
 
@@ -94,7 +95,7 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, *,
             batch: int | None = None, name: str = "model") -> Measurement:
     """Accuracy on the test split, raw and gzip size, weight sparsity, dtypes, ops."""
     info = tflite_file.inspect(tflite, name=name)
-    interp = interpreter(tflite)
+    interp = interpreter(tflite, name=name)
     outputs = predict(tflite, x_test, batch=batch).reshape(len(x_test), -1)
     top1 = np.argmax(outputs, axis=-1)
     return Measurement(

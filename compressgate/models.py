@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,13 @@ class Dataset:
     def load(cls, path: Path, *, classification: bool = True) -> Dataset:
         if not path.is_file():
             raise UserInputError(f"{path}: data file not found (expected an .npz with splits)")
+        if not zipfile.is_zipfile(path):  # np.load would try it as a pickle
+            raise UserInputError(f"{path}: unreadable .npz (not a zip archive: truncated, "
+                                 "or another format)")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
             raise UserInputError(f"{path}: unreadable .npz ({exc})") from None
         return cls.from_mapping(arrays, where=str(path), classification=classification)
 

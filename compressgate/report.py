@@ -22,8 +22,8 @@ _TABLE = {
     "accuracy": "accuracy", "accuracy_drop_pts": "drop (pts)",
     "float_agreement": "agree", "output_sqnr_db": "SQNR dB", "size_bytes": "bytes",
     "size_ratio": "size x", "gzip_ratio": "gzip x", "sparsity": "sparsity",
-    "input_dtype": "in", "output_dtype": "out", "latency_ratio": "latency x",
-    "error": "note",
+    "peak_memory_bytes": "peak mem", "input_dtype": "in", "output_dtype": "out",
+    "latency_ratio": "latency x", "error": "note",
 }
 
 
@@ -49,7 +49,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     frame = pd.DataFrame(rows).reindex(columns=columns).rename(columns=_TABLE)
     fmt = {"bytes": "{:.0f}", "accuracy": "{:.4f}", "agree": "{:.3f}", "SQNR dB": "{:.1f}",
            "drop (pts)": "{:+.2f}", "size x": "{:.2f}", "gzip x": "{:.2f}",
-           "sparsity": "{:.3f}", "latency x": "{:.3f}", "score": "{:.5g}", "loss": "{:+.4g}"}
+           "sparsity": "{:.3f}", "latency x": "{:.3f}", "score": "{:.5g}", "loss": "{:+.4g}",
+           "peak mem": "{:.0f}"}
     for column, pattern in fmt.items():
         if column not in frame:
             continue

@@ -7,17 +7,16 @@ reference first, since every drop and ratio is measured against it.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from compressgate import __version__, measure
+from compressgate import __version__, isolation, measure, memory
 from compressgate.cache import ResultCache, key
 from compressgate.errors import UserInputError
 from compressgate.metrics import Metric
@@ -89,6 +88,9 @@ class Runner:
     _data: dict[str, Dataset] = field(default_factory=dict)
     _fingerprints: dict[str, str] = field(default_factory=dict)
     _backend: Backend | None = None
+    # Compute each result in a worker process, so that a crash or hang in native code
+    # fails that result only (see ``isolation``); the worker is reused across results.
+    isolate: bool = True
 
     @property
     def backend(self) -> Backend:
@@ -150,10 +152,27 @@ class Runner:
                 result = RecipeResult.from_doc(*hit)
                 self.log(f"{model} x {resolved.name}: cached")
             else:
-                result = self._compute(model, resolved)
-                self.cache.put(cache_key, result.to_doc(), result.tflite)
+                result, transient = self._compute_isolated(model, resolved)
+                if not transient:  # a crash or timeout may not happen again: not cached
+                    self.cache.put(cache_key, result.to_doc(), result.tflite)
         self._results[memo_key] = result
         return result
+
+    def _compute_isolated(self, model: str, recipe: Recipe) -> tuple[RecipeResult, bool]:
+        """(result, whether it is a worker crash or timeout) of ``_compute``, run in
+        this process's worker (``isolation.shared``) when ``isolate`` is set."""
+        if not self.isolate:
+            return self._compute(model, recipe), False
+        result, failure = isolation.shared().run(_compute_alone, self.spec(model), recipe,
+                                                 self.backend_factory, self.log)
+        if failure is not None:
+            return self._failed(model, recipe, failure), True
+        assert result is not None
+        return result, False
+
+    def _failed(self, model: str, recipe: Recipe, failure: str) -> RecipeResult:
+        self.log(f"{model} x {recipe.name}: not converted: {failure}")
+        return RecipeResult(model, recipe.name, None, failure, None)
 
     def _compute(self, model: str, recipe: Recipe) -> RecipeResult:
         spec, data = self.spec(model), self.data(model)
@@ -212,6 +231,8 @@ class Runner:
                 "output_dtype": m.output_dtype, "ops": list(m.ops),
                 "float_ops": list(m.float_ops),
             })
+        if out.converted:
+            row.update(self.memory(out))
         if r is not None:
             row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
                         "float_gzip_bytes": r.gzip_bytes})
@@ -257,12 +278,19 @@ class Runner:
             scores["metric_loss"] = round(metric.loss(scores["float_score"], scores["score"]), 6)
         return scores
 
+    def memory(self, out: RecipeResult) -> dict[str, Any]:
+        """Peak resident bytes of load + allocate + invoke, from a fresh process; never
+        cached (a fact about this machine, like latency)."""
+        peak, why = memory.peak_memory(out.tflite or b"")
+        return {memory.METRIC: peak} | ({"memory_error": why} if why else {})
+
     def precompute(self, plan: list[tuple[str, str]], jobs: int) -> None:
         """Compute the outcomes of ``plan`` in ``jobs`` worker processes.
 
-        Each worker runs one model x recipe from a fresh process and leaves the result in
-        the cache, where ``outcome`` then finds it. Fine-tuning recipes go first: they
-        take longest, so the two cores stay busy to the end.
+        Each worker runs one model x recipe at a time and leaves the result in the cache
+        and in this runner. A worker that crashes or overruns the timeout fails its own
+        model x recipe (not cached), and a fresh worker takes the next one. Fine-tuning
+        recipes go first: they take longest, so the two cores stay busy to the end.
         """
         todo = []
         for model, name in plan:
@@ -273,14 +301,17 @@ class Runner:
             return
         todo.sort(key=lambda item: -(item[1].finetune.epochs if item[1].needs_finetune else 0))
         self.log(f"computing {len(todo)} results in {jobs} worker processes")
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = {pool.submit(_compute_in_worker, self.spec(m), r, self.cache.directory,
-                                   self.log): (m, r.name) for m, r in todo}
+        with isolation.Workers(jobs) as workers:
+            futures = {workers.submit(_compute_in_worker, self.spec(m), r, self.cache.directory,
+                                      self.log, self.backend_factory): (m, r) for m, r in todo}
             for done, future in enumerate(as_completed(futures), 1):
-                model, name = futures[future]
-                future.result()  # re-raises a user error from the worker
-                self.log(f"[{done}/{len(todo)}] {model} x {name}: done")
+                model, recipe = futures[future]
+                result, failure = workers.outcome(future)  # re-raises a user error
+                if failure is not None:
+                    result = self._failed(model, recipe, failure)
+                assert result is not None
+                self._results[(model, recipe)] = result
+                self.log(f"[{done}/{len(todo)}] {model} x {recipe.name}: done")
 
     def run(self, cases: Iterable[tuple[str, str]], *, with_latency: bool = True,
             jobs: int = 1) -> list[dict[str, Any]]:
@@ -302,5 +333,14 @@ class Runner:
 
 
 def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path,
-                       log: Callable[[str], None]) -> None:
-    Runner({spec.name: spec}, ResultCache(cache_dir), log=log).outcome(spec.name, recipe)
+                       log: Callable[[str], None],
+                       backend_factory: Callable[[], Backend] = tf_backend) -> RecipeResult:
+    return Runner({spec.name: spec}, ResultCache(cache_dir), backend_factory, log,
+                  isolate=False).outcome(spec.name, recipe)
+
+
+def _compute_alone(spec: ModelSpec, recipe: Recipe, backend_factory: Callable[[], Backend],
+                   log: Callable[[str], None]) -> RecipeResult:
+    """``Runner._compute`` in a worker; the caller holds the cache entry's lock."""
+    return Runner({spec.name: spec}, ResultCache(None, enabled=False), backend_factory, log,
+                  isolate=False)._compute(spec.name, recipe)

@@ -220,7 +220,8 @@ class GateSession:
             not stored.metrics.get("converted", True)
             or all(k in stored.metrics for k in gate.baseline_keys(row)))
         if have:
-            verdict = gate.check_baseline(row, stored.metrics, self.tolerances(model))
+            verdict = gate.check_baseline(row, stored.metrics, self.tolerances(model),
+                                          self.create_hint())
             verdict = self._annotate(verdict, stored)
         else:
             verdict = self._missing(model, recipe, "baseline")
@@ -232,7 +233,15 @@ class GateSession:
                 metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
             else:
                 metrics["metric_loss"] = row["metric_loss"]
-        return self._maybe_update(model, recipe, verdict, metrics, missing=not have)
+            if row.get(gate.MEMORY_METRIC) is not None:
+                metrics[gate.MEMORY_METRIC] = row[gate.MEMORY_METRIC]
+        memory_missing = (have and row.get(gate.MEMORY_METRIC) is not None
+                          and gate.MEMORY_METRIC not in stored.metrics)
+        if memory_missing and self.settings.update == "missing":
+            # Record the new figure only: "missing" must not move the recorded ones.
+            metrics = {gate.MEMORY_METRIC: row[gate.MEMORY_METRIC]}
+        return self._maybe_update(model, recipe, verdict, metrics,
+                                  missing=not have or memory_missing)
 
     def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
         stored = self._load(model, recipe)
@@ -303,10 +312,12 @@ class GateSession:
         reason = "created" if old is None else ("updated: was failing" if verdict.failed
                                                 else "updated")
         diff = baselines.diff_rows(old, new)
-        # The verdict was against the old baseline, which the update replaced on purpose.
+        # The verdict was against the old baseline, which the update replaced on purpose
+        # (only for the figures it wrote; a figure recorded for the first time passes).
         accepted = gate.Verdict(model, recipe, verdict.check, tuple(
             gate.Row(r.metric, r.measured, r.expected, r.tolerance,
-                     "pass" if r.status == "regression" or r.metric == "baseline"
+                     "pass" if r.metric == "baseline" or (r.metric in metrics and (
+                         r.status == "regression" or r.expected is None))
                      else r.status, r.note) for r in verdict.rows), verdict.notes)
         return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
 

@@ -100,5 +100,7 @@ def inspect(tflite: bytes, *, name: str = "model") -> TfliteInfo:
     except UserInputError:
         raise
     except Exception as exc:  # a truncated or corrupt flatbuffer raises anything
-        raise UserInputError(f"{name}: corrupt TFLite flatbuffer ({type(exc).__name__})") from None
+        detail = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise UserInputError(f"{name}: corrupt or truncated TFLite flatbuffer "
+                             f"({type(exc).__name__}: {detail})") from None
     return TfliteInfo(tuple(ops), total, zeros)

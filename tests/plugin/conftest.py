@@ -3,6 +3,10 @@ from pathlib import Path
 
 import pytest
 
+# Imported here, before any in-process pytester run, so the conversion worker it keeps
+# (with TensorFlow loaded) outlives each run's sys.modules snapshot and serves them all.
+import compressgate.isolation  # noqa: F401
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 

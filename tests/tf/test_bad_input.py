@@ -38,6 +38,16 @@ def test_truncated_keras_file(fixture_copy, tmp_path, capsys):
     assert line.startswith(f"compressgate: error: {model}: cannot load as a Keras 2 model")
 
 
+def test_corrupt_keras_file(fixture_copy, tmp_path, capsys):
+    model = fixture_copy / "tabular_mlp.keras"
+    data = model.read_bytes()
+    model.write_bytes(data[:2000] + bytes(len(data) - 4000) + data[-2000:])
+    code, line = run(capsys, fixture_copy, tmp_path)
+    assert code == 2
+    assert line == (f"compressgate: error: {model}: cannot load as a Keras 2 model "
+                    "(Bad CRC-32 for file 'config.json')")
+
+
 def test_missing_model_file(fixture_copy, tmp_path, capsys):
     (fixture_copy / "tabular_mlp.keras").unlink()
     code, line = run(capsys, fixture_copy, tmp_path)

@@ -40,6 +40,8 @@ def test_sigkill_mid_update_leaves_a_whole_file(tmp_path):
         proc.wait()
         stored = bl.load(path, "m", "r")  # raises if the file were partial
         assert stored is not None and isinstance(stored.metrics["accuracy"], int)
+        # Exactly one written version: the padding matches the counter it was written with.
+        assert stored.metrics["pad"] == "x" * (stored.metrics["accuracy"] % 7) * 1000
     leftovers = [p.name for p in path.parent.iterdir()
                  if p.name != "r.json" and not p.name.endswith(".lock")]
     assert leftovers == [] or all(p.startswith(".r.json.") for p in leftovers)

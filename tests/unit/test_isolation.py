@@ -1,0 +1,90 @@
+"""Worker processes that crash or hang fail their own task only (no TensorFlow)."""
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from compressgate import Recipe, config, gate, isolation
+from compressgate.backends.faults import FaultyBackend, trigger
+from compressgate.cache import ResultCache
+from compressgate.errors import UserInputError
+from compressgate.runner import Runner
+
+
+def test_crash_abort_and_hang_fail_alone_and_the_healthy_tasks_finish(monkeypatch):
+    monkeypatch.setenv(isolation.TIMEOUT_ENV, "3")
+    with isolation.Workers(2) as workers:
+        futures = [workers.submit(trigger, "segfault"), workers.submit(abs, -1),
+                   workers.submit(trigger, "abort"), workers.submit(trigger, "hang"),
+                   workers.submit(abs, -2)]
+        outcomes = [workers.outcome(f) for f in futures]
+    assert outcomes == [(None, "worker crashed: signal SIGSEGV"), (1, None),
+                        (None, "worker crashed: signal SIGABRT"),
+                        (None, "timed out after 3 s"), (2, None)]
+
+
+def test_an_error_raised_by_the_task_reaches_the_caller():
+    with isolation.Workers(1) as workers, pytest.raises(ValueError, match="unknown fault"):
+        workers.run(trigger, "melt")
+
+
+@pytest.mark.parametrize("text", ["soon", "0", "-5", "nan"])
+def test_bad_timeout_setting_is_one_line_naming_the_variable(monkeypatch, text):
+    monkeypatch.setenv(isolation.TIMEOUT_ENV, text)
+    with pytest.raises(UserInputError) as info:
+        isolation.conversion_timeout()
+    assert str(info.value) == (f"$COMPRESSGATE_CONVERSION_TIMEOUT: expected a number of "
+                               f"seconds > 0, got {text!r}")
+
+
+def test_timeout_default_and_override(monkeypatch):
+    monkeypatch.delenv(isolation.TIMEOUT_ENV, raising=False)
+    assert isolation.conversion_timeout() == 1800
+    monkeypatch.setenv(isolation.TIMEOUT_ENV, "90.5")
+    assert isolation.conversion_timeout() == 90.5
+
+
+# --- through the Runner: planted faults, a canned .tflite for the healthy cases -------
+
+MODEL = "tabular_mlp"
+TFLITE = Path(__file__).resolve().parent.parent / "data" / "tabular_mlp_ptq_int8.tflite"
+SEGV = Recipe("planted_segfault", quantization="dynamic")
+ABORT = Recipe("planted_abort", quantization="dynamic")
+HANG = Recipe("planted_hang", quantization="dynamic")
+
+
+@pytest.fixture
+def runner(fixtures_dir, tmp_path):
+    specs = {MODEL: config.load(fixtures_dir / "manifest.json").specs[MODEL]}
+    faults = {SEGV.name: "segfault", ABORT.name: "abort", HANG.name: "hang"}
+    return Runner(specs, ResultCache(tmp_path / "cache"),
+                  backend_factory=partial(FaultyBackend, faults, TFLITE))
+
+
+def cached(runner, recipe):
+    return runner.cache.get(runner.cache_key(MODEL, runner.recipe(MODEL, recipe))) is not None
+
+
+def test_a_segfault_in_a_parallel_worker_fails_that_case_only(runner):
+    runner.precompute([(MODEL, "float"), (MODEL, SEGV), (MODEL, "ptq_dynamic")], jobs=2)
+    crashed = runner.row(MODEL, SEGV)
+    assert crashed["converted"] is False
+    assert crashed["error"] == "worker crashed: signal SIGSEGV"
+    verdict = gate.check_conversion(crashed, SEGV.promise)
+    assert verdict.failed and verdict.rows[0].note == "worker crashed: signal SIGSEGV"
+    for healthy in ("float", "ptq_dynamic"):
+        row = runner.row(MODEL, healthy)
+        assert row["converted"] and row["accuracy"] > 0.9 and row["peak_memory_bytes"] > 0
+        assert cached(runner, healthy)
+    assert not cached(runner, SEGV)  # a crash may be transient: computed again next run
+
+
+def test_on_demand_a_hang_times_out_an_abort_crashes_and_the_run_goes_on(runner,
+                                                                        monkeypatch):
+    monkeypatch.setenv(isolation.TIMEOUT_ENV, "3")
+    assert runner.outcome(MODEL, HANG).error == "timed out after 3 s"
+    assert runner.outcome(MODEL, ABORT).error == "worker crashed: signal SIGABRT"
+    monkeypatch.delenv(isolation.TIMEOUT_ENV)
+    assert runner.outcome(MODEL, "float").converted
+    assert not cached(runner, HANG) and not cached(runner, ABORT) and cached(runner, "float")
