@@ -37,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="worker processes for conversions (default: all cores)")
 
+    diag = sub.add_parser("diagnose", help="why a recipe loses accuracy: per-layer error")
+    diag.add_argument("model", help="model name from the manifest")
+    diag.add_argument("recipe", help="recipe name")
+    diag.add_argument("--fixtures", type=Path, default=Path("fixtures"),
+                      help="directory holding manifest.json (default: fixtures)")
+    diag.add_argument("--out", type=Path, default=Path("reports"),
+                      help="report directory (writes diagnosis/<model>-<recipe>.*)")
+
     fixtures = sub.add_parser("fixtures", help="bundled fixture models")
     fsub = fixtures.add_subparsers(dest="fixtures_command", required=True)
     build = fsub.add_parser("build", help="retrain the fixtures deterministically")
@@ -92,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "diagnose":
+            from compressgate.diagnose import main as diagnose_main
+
+            return diagnose_main(args, _log)
         return _fixtures_build(args)
     except UserInputError as exc:
         print(f"compressgate: error: {exc}", file=sys.stderr)

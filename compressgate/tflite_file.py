@@ -102,3 +102,53 @@ def inspect(tflite: bytes, *, name: str = "model") -> TfliteInfo:
     except Exception as exc:  # a truncated or corrupt flatbuffer raises anything
         raise UserInputError(f"{name}: corrupt TFLite flatbuffer ({type(exc).__name__})") from None
     return TfliteInfo(tuple(ops), total, zeros)
+
+
+@dataclass(frozen=True)
+class WeightTensor:
+    """One constant weight tensor (rank >= 2): its name and how many elements are zero."""
+
+    name: str
+    elements: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.elements if self.elements else 0.0
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Per-tensor detail of the first subgraph: weight tensors, and each op's outputs."""
+
+    weights: tuple[WeightTensor, ...]
+    op_outputs: tuple[tuple[str, tuple[str, ...]], ...]  # (op name, output tensor names)
+
+
+def graph(tflite: bytes, *, name: str = "model") -> Graph:
+    """The weight tensors and op outputs of the main subgraph, by tensor name."""
+    inspect(tflite, name=name)  # validates the flatbuffer, one clear line if it is bad
+    schema = _schema()
+    model = schema.Model.GetRootAs(tflite, 0)
+    names = _builtin_names()
+    codes = [names.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "CUSTOM")
+             for c in (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))]
+    main = model.Subgraphs(0)
+    tensors = [main.Tensors(t) for t in range(main.TensorsLength())]
+    weights = []
+    for tensor in tensors:
+        if tensor.ShapeLength() < 2 or tensor.Type() not in _NUMPY_TYPES:
+            continue
+        buffer = model.Buffers(tensor.Buffer())
+        if buffer is None or buffer.DataLength() == 0:
+            continue
+        values = buffer.DataAsNumpy().view(_NUMPY_TYPES[tensor.Type()])
+        weights.append(WeightTensor(tensor.Name().decode(), int(values.size),
+                                    int(np.count_nonzero(values == 0))))
+    outputs = []
+    for o in range(main.OperatorsLength()):
+        op = main.Operators(o)
+        outs = [] if op.OutputsIsNone() else op.OutputsAsNumpy().tolist()
+        outputs.append((codes[op.OpcodeIndex()],
+                        tuple(tensors[i].Name().decode() for i in outs if i >= 0)))
+    return Graph(tuple(weights), tuple(outputs))

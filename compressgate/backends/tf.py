@@ -38,6 +38,9 @@ class Artifact:
     convert_seconds: float = 0.0
     # Top-1 predictions of the Keras model on the test split (the float reference only).
     keras_top1: np.ndarray | None = None
+    # Mixed precision: the Keras layers kept float, and the auto search's steps.
+    kept_float: tuple[str, ...] | None = None
+    search: dict | None = None
 
 
 class RecipeUnsupported(Exception):
@@ -158,7 +161,12 @@ def _qat(model, recipe: Recipe, data: Dataset):
     tfmot = _tfmot()
     try:
         with _quiet():
-            q_model = tfmot.quantization.keras.quantize_model(model)
+            if recipe.keep_float is not None:
+                from compressgate.backends import tf_diagnose
+
+                q_model = tf_diagnose.quantize_model_keep_float(model, recipe)
+            else:
+                q_model = tfmot.quantization.keras.quantize_model(model)
     except (RuntimeError, ValueError) as exc:
         raise RecipeUnsupported(
             f"tfmot QAT cannot quantize this model: {_first_line(exc)}") from None
@@ -245,6 +253,16 @@ def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
 
 
 def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
+    converter = _converter(model, recipe, data)
+    try:
+        with _quiet():
+            return converter.convert()
+    except Exception as exc:  # the converter raises ConverterError, RuntimeError, ...
+        raise RecipeUnsupported(f"converter failed: {_converter_reason(exc)}") from None
+
+
+def _converter(model, recipe: Recipe, data: Dataset):
+    """The converter ``recipe`` configures for ``model``, not yet run."""
     tf = _tf()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     quant = recipe.quantization if recipe.optimize else "none"
@@ -263,16 +281,14 @@ def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
         converter.target_spec.supported_types = [tf.float16]
     elif quant == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if recipe.keep_float is not None:  # the kept layers need float kernels
+            converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     elif quant == "int16x8":
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    try:
-        with _quiet():
-            return converter.convert()
-    except Exception as exc:  # the converter raises ConverterError, RuntimeError, ...
-        raise RecipeUnsupported(f"converter failed: {_converter_reason(exc)}") from None
+    return converter
 
 
 def _converter_reason(exc: BaseException) -> str:
@@ -299,6 +315,14 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
         keras_top1 = np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256,
                                              verbose=0), axis=-1)
     finetune_seconds = 0.0
+    mixed = None
+    if recipe.keep_float is not None:
+        from compressgate.backends import tf_diagnose
+
+        try:  # before any fine-tune: a misspelt layer costs nothing
+            tf_diagnose.check_keep_float(model, recipe, spec.name)
+        except UserInputError as exc:  # this result fails; the run and report go on
+            return Artifact(None, error=str(exc))
     try:
         if recipe.needs_finetune:
             start = time.perf_counter()
@@ -311,9 +335,15 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             model = _with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        tflite = _convert(model, recipe, data)
+        if recipe.keep_float is not None:
+            mixed = tf_diagnose.convert_keep_float(model, recipe, data, spec)
+            tflite = mixed.tflite
+        else:
+            tflite = _convert(model, recipe, data)
         convert_seconds = time.perf_counter() - start
     except RecipeUnsupported as exc:
         return Artifact(None, error=str(exc), finetune_seconds=finetune_seconds)
-    return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1)
+    return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
+                    kept_float=mixed.kept if mixed else None,
+                    search=mixed.search if mixed else None)
 
