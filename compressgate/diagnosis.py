@@ -187,9 +187,3 @@ def search_keep_float(candidates: Sequence[str], evaluate: Callable[[tuple[str, 
 def step(kept: tuple[str, ...], accuracy: float, float_accuracy: float, size: int) -> Step:
     return Step(kept, accuracy, round((float_accuracy - accuracy) * 100, 4), size)
 
-
-def sparsity_rows(weights: Iterable[tuple[str, int, int]],
-                  layer_names: Sequence[str]) -> list[tuple[str, str, int, int, float]]:
-    """(layer, tensor, elements, zeros, sparsity) per weight tensor, in file order."""
-    return [(layer_of(name, layer_names) or "-", name, n, z, z / n if n else 0.0)
-            for name, n, z in weights]
