@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="worker processes for conversions (default: all cores)")
+    run.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                     help="write fine-tune logs (QAT, pruning summaries) under DIR/<model>-"
+                          "<recipe>; cached results are not fine-tuned (see --no-cache)")
 
     diag = sub.add_parser("diagnose", help="why a recipe loses accuracy: per-layer error")
     diag.add_argument("model", help="model name from the manifest")
@@ -67,6 +70,10 @@ def _run(args: argparse.Namespace) -> int:
     recipes = args.recipes or [r.name for r in registered_recipes()]
     for name in recipes:
         get_recipe(name)
+    if args.tensorboard is not None:
+        from compressgate.backends.tf import use_tensorboard
+
+        use_tensorboard(args.tensorboard)  # an environment variable: workers inherit it
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="compressgate-") as scratch:
         # --no-cache: a fresh cache for this run only, through which the workers report.
@@ -82,6 +89,12 @@ def _run(args: argparse.Namespace) -> int:
     paths = write_summary(args.out, rows, meta)
     print(markdown_table(rows))
     failed = [r for r in rows if not r["converted"]]
+    if args.tensorboard is not None:
+        cached = [f"{r['model']} x {r['recipe']}" for r in rows if r.get("cached")
+                  and r.get("finetune_seconds")]
+        if cached:
+            _log(f"tensorboard: no logs for cached results ({', '.join(cached)}); "
+                 "pass --no-cache to fine-tune them again")
     _log(f"{len(rows)} results, {len(failed)} not converted, in {meta['wall_seconds']} s: "
          + ", ".join(str(p) for p in paths))
     return 0

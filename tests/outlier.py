@@ -9,29 +9,16 @@ that layer to zero. Keeping ``wide`` float is the fix.
 import json
 from pathlib import Path
 
-import numpy as np
-
-from tests.tiny import make_data
+from tests.tiny import train_mlp
 
 MODEL = "outlier_mlp"
 
 
 def build(directory: Path) -> Path:
-    from compressgate.backends import tf as backend
-
-    directory.mkdir(parents=True, exist_ok=True)
-    backend.deterministic()
-    keras = backend._keras()
-    data = make_data()
-    np.savez(directory / "outlier.npz", **data)
-    model = keras.Sequential([keras.layers.Input((8,)),
-                              keras.layers.Dense(16, activation="relu", name="hidden"),
-                              keras.layers.Dense(16, activation="relu", name="wide"),
-                              keras.layers.Dense(3, activation="softmax", name="head")],
-                             name=MODEL)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(data["x_train"], data["y_train"], epochs=20, verbose=0)
+    model = train_mlp(directory, "outlier.npz", lambda keras: [
+        keras.layers.Dense(16, activation="relu", name="hidden"),
+        keras.layers.Dense(16, activation="relu", name="wide"),
+        keras.layers.Dense(3, activation="softmax", name="head")], name=MODEL)
     kernel, bias = model.get_layer("hidden").get_weights()
     kernel[:, 0], bias[0] = 0.0, -1.0  # unit 0 of "hidden" never fires
     model.get_layer("hidden").set_weights([kernel, bias])

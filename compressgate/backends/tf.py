@@ -26,6 +26,7 @@ from compressgate.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
 SEED = 1234
+TENSORBOARD_ENV = "COMPRESSGATE_TENSORBOARD"
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,38 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
+def tensorboard_dir(model: str, recipe: str) -> Path | None:
+    """Where a fine-tune writes TensorBoard logs: ``$COMPRESSGATE_TENSORBOARD/<model>-<recipe>``
+    (an environment variable, so worker processes see it too), or None."""
+    root = os.environ.get(TENSORBOARD_ENV)
+    return Path(root) / f"{model}-{recipe}" if root else None
+
+
+def use_tensorboard(directory: Path) -> None:
+    """Send fine-tune logs to ``directory``: one clear line if TensorBoard is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UserInputError(f"TensorBoard logs to {directory}: the tensorboard package is "
+                             "not installed (pip install 'compressgate[tensorboard]')")
+    os.environ[TENSORBOARD_ENV] = str(directory.resolve())
+
+
+def _tensorboard(logs: Path | None, *, pruning: bool = False) -> list:
+    """Keras TensorBoard (loss, accuracy) and, when pruning, tfmot's ``PruningSummaries``
+    (sparsity and threshold per pruned weight) into ``logs``."""
+    if logs is None:
+        return []
+    callbacks = [_keras().callbacks.TensorBoard(log_dir=str(logs))]
+    if pruning:
+        callbacks.append(_tfmot().sparsity.keras.PruningSummaries(log_dir=str(logs)))
+    return callbacks
+
+
 # --- recipes ----------------------------------------------------------------------------
 
 
-def _qat(model, recipe: Recipe, data: Dataset):
+def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     tfmot = _tfmot()
     try:
         with _quiet():
@@ -172,6 +201,7 @@ def _qat(model, recipe: Recipe, data: Dataset):
             f"tfmot QAT cannot quantize this model: {_first_line(exc)}") from None
     _compile_like(q_model, model, recipe.finetune.learning_rate)
     q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                callbacks=_tensorboard(logs),
                 batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
     return q_model
 
@@ -189,7 +219,7 @@ def _prunable(layer) -> bool:
         return True
 
 
-def _prune(model, recipe: Recipe, data: Dataset):
+def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     tfmot = _tfmot()
     keras = _keras()
     spec = recipe.prune
@@ -227,7 +257,8 @@ def _prune(model, recipe: Recipe, data: Dataset):
     _compile_like(pruned, model, recipe.finetune.learning_rate)
     pruned.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep(),
+                          *_tensorboard(logs, pruning=True)])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     if spec.recalibrate_batchnorm:
         _recalibrate_batchnorm(stripped, data.x_train)
@@ -315,6 +346,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
         keras_top1 = np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256,
                                              verbose=0), axis=-1)
     finetune_seconds = 0.0
+    logs = tensorboard_dir(spec.name, recipe.name)
     mixed = None
     if recipe.keep_float is not None:
         from compressgate.backends import tf_diagnose
@@ -329,9 +361,9 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = _with_batch(model, None) if spec.static_batch else model
             if recipe.qat:
-                trainable = _qat(trainable, recipe, data)
+                trainable = _qat(trainable, recipe, data, logs)
             if recipe.prune is not None:
-                trainable = _prune(trainable, recipe, data)
+                trainable = _prune(trainable, recipe, data, logs)
             model = _with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()

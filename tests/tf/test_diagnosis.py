@@ -103,3 +103,24 @@ def test_gate_accuracy_failure_names_the_worst_layer(fixtures, tmp_path):
     assert "worst layers by RMSE/scale" in outcome.message()
     assert "wide (FULLY_CONNECTED)" in outcome.message()
     assert (tmp_path / "reports" / "diagnosis" / f"{MODEL}-ptq_int8.csv").is_file()
+
+
+def test_tensorboard_gets_pruning_summaries_and_fit_logs(fixtures, tmp_path, monkeypatch):
+    from compressgate.backends.tf import TENSORBOARD_ENV
+
+    monkeypatch.setenv(TENSORBOARD_ENV, str(tmp_path / "tb"))
+    recipe = get_recipe("prune").with_overrides(
+        {"name": "prune_tb", "finetune": {"epochs": 1}, "prune": {"skip_first_and_last": False}})
+    fresh = Runner(load_manifest(fixtures), ResultCache(tmp_path / "cache"))
+    assert fresh.outcome(MODEL, recipe).converted
+    events = list((tmp_path / "tb" / f"{MODEL}-prune_tb").rglob("events.out.tfevents.*"))
+    assert events  # Keras' train/ logs and tfmot's per-layer sparsity scalars
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for path in events:
+        accumulator = EventAccumulator(str(path))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"]) | set(accumulator.Tags()["tensors"])
+    assert any("sparsity" in t for t in tags), sorted(tags)
+    assert any("loss" in t for t in tags), sorted(tags)
