@@ -96,20 +96,25 @@ class Diagnosis:
     problems: tuple[str, ...] = ()
 
 
-def layer_of(tensor: str, layer_names: Iterable[str]) -> str | None:
-    """The Keras layer a converted tensor's name points to.
+def layers_in(tensor: str, layer_names: Sequence[str]) -> list[str]:
+    """The Keras layers a converted tensor's name mentions, in the model's order.
 
-    The converter names tensors after the TF ops they fuse, ``model/conv2d_1/Conv2D``,
-    joined with ``;``; the first path segment naming a known layer wins (the model name
-    comes first and is skipped when it also names a layer).
+    The converter names a tensor after the TF ops it fuses, ``model/conv2d_1/Conv2D``,
+    joined with ``;`` (a Conv2D, its BatchNorm and its ReLU make one op). The first path
+    segment is the model's name and is skipped.
     """
-    known = set(layer_names)
+    mentioned = set()
     for part in tensor.split(";"):
         segments = part.split("/")
-        for segment in segments[1:] if len(segments) > 1 else segments:
-            if segment in known:
-                return segment
-    return None
+        mentioned.update(segments[1:] if len(segments) > 1 else segments)
+    return [name for name in layer_names if name in mentioned]
+
+
+def layer_of(tensor: str, layer_names: Sequence[str]) -> str | None:
+    """The layer a tensor belongs to: the first one it mentions in the model's order,
+    since fusion folds later layers (BatchNorm, activations) into the op before them."""
+    found = layers_in(tensor, layer_names)
+    return found[0] if found else None
 
 
 def tensor_errors(rows: Iterable[dict[str, Any]], layer_names: Sequence[str]) -> list[TensorError]:
@@ -161,10 +166,17 @@ def resolve_keep_float(names: Sequence[str], layer_names: Sequence[str], *, mode
 
 def nodes_of(layers: Iterable[str], op_outputs: Iterable[tuple[str, Sequence[str]]],
              layer_names: Sequence[str]) -> list[str]:
-    """Names of the op outputs that belong to ``layers`` (the converter's denylist keys)."""
+    """Names of the op outputs that ``layers`` take part in (the converter's denylist
+    keys): keeping a BatchNorm float keeps the convolution it is folded into float."""
     wanted = set(layers)
     return [name for _, outputs in op_outputs for name in outputs
-            if layer_of(name, layer_names) in wanted]
+            if wanted.intersection(layers_in(name, layer_names))]
+
+
+def without_ops(layers: Iterable[str], op_outputs: Sequence[tuple[str, Sequence[str]]],
+                layer_names: Sequence[str]) -> list[str]:
+    """The ``layers`` that no op output mentions (removed, like Dropout, or unnamed)."""
+    return [layer for layer in layers if not nodes_of([layer], op_outputs, layer_names)]
 
 
 def search_keep_float(candidates: Sequence[str], evaluate: Callable[[tuple[str, ...]], Step],

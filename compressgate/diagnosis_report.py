@@ -57,7 +57,7 @@ def markdown(diag: Diagnosis) -> str:
                   for e in diag.layers]
     if diag.search is not None:
         s = diag.search
-        lines += ["", "## keep_float auto search (calibration split)", "",
+        lines += ["", "## keep_float auto search (train + calibration splits)", "",
                   f"Budget: drop < {s.budget_pts} pts against float accuracy "
                   f"{s.float_accuracy:.4f}; {'fits' if s.fits else 'does not fit'}; "
                   f"chosen: {', '.join(s.chosen.kept_float) or 'none kept float'}.", "",

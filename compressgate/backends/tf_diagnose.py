@@ -98,7 +98,15 @@ def _quantize(calibrated: bytes, nodes: list[str]) -> bytes:
 
 
 def _nodes(calibrated: bytes, layers: tuple[str, ...], names: list[str]) -> list[str]:
-    return diagnosis.nodes_of(layers, tflite_file.graph(calibrated).op_outputs, names)
+    """The op outputs to denylist; every kept layer must have some."""
+    outputs = tflite_file.graph(calibrated).op_outputs
+    missing = diagnosis.without_ops(layers, outputs, names)
+    if missing:
+        having = [n for n in names if not diagnosis.without_ops([n], outputs, names)]
+        raise backend.RecipeUnsupported(
+            f"keep_float layer {missing[0]!r} has no op of its own in the converted model "
+            f"(removed, or not named after it); layers with ops: {', '.join(having)}")
+    return diagnosis.nodes_of(layers, outputs, names)
 
 
 def layer_statistics(model, recipe: Recipe, data: Dataset, debugger=None) -> list[dict]:
@@ -124,9 +132,10 @@ def layer_statistics(model, recipe: Recipe, data: Dataset, debugger=None) -> lis
 def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) -> Mixed:
     """Full-integer PTQ with ``recipe.keep_float`` layers float; ``auto`` searches them.
 
-    The search measures accuracy on the calibration split (never the test split the gate
-    judges) against the Keras model's accuracy there, and stops at the first set of
-    layers whose drop is below the recipe's ``max_drop_pts``.
+    The search measures accuracy on the train and calibration splits (every row but the
+    test split the gate judges; the calibration split alone is too small to resolve a
+    2-point budget on the small fixtures) against the Keras model's accuracy there, and
+    stops at the first set of layers whose drop is below the recipe's ``max_drop_pts``.
     """
     names = layer_names(model)
     if recipe.keep_float != "auto":
@@ -147,7 +156,8 @@ def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) ->
     ranked = diagnosis.rank(diagnosis.tensor_errors(rows, names))
     candidates = [e.name for e in ranked if e.mapped]
     calibrated = debugger.calibrated_model
-    x, y = data.x_calib.astype(np.float32), data.y_calib
+    x = np.concatenate([data.x_train, data.x_calib]).astype(np.float32)
+    y = np.concatenate([data.y_train, data.y_calib])
     keras_pred = model.predict(x, batch_size=spec.static_batch or 256, verbose=0)
     float_accuracy = float(np.mean(np.argmax(keras_pred, axis=-1) == y))
     models: dict[tuple[str, ...], bytes] = {}
@@ -161,7 +171,7 @@ def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) ->
     search = diagnosis.search_keep_float(candidates, evaluate,
                                          budget_pts=recipe.promise.max_drop_pts,
                                          float_accuracy=float_accuracy)
-    doc = {"split": "calib", "budget_pts": search.budget_pts,
+    doc = {"split": "train+calib", "budget_pts": search.budget_pts,
            "float_accuracy": float_accuracy, "fits": search.fits,
            "ranking": candidates, "steps": [asdict(s) for s in search.steps]}
     return Mixed(models[search.chosen.kept_float], search.chosen.kept_float, doc)

@@ -13,6 +13,7 @@ from compressgate.diagnosis import (
     Diagnosis,
     Step,
     layer_of,
+    layers_in,
     nodes_of,
     offenders,
     rank,
@@ -20,6 +21,7 @@ from compressgate.diagnosis import (
     search_keep_float,
     step,
     tensor_errors,
+    without_ops,
 )
 from compressgate.diagnosis_report import csv_text, markdown, summary_line, write
 from compressgate.session import GateSession, Settings
@@ -42,6 +44,17 @@ def test_layer_of_reads_the_keras_layer_out_of_fused_tensor_names():
     assert layer_of("dense/dense_1/MatMul", LAYERS) == "dense_1"
     assert layer_of("StatefulPartitionedCall:0", LAYERS) is None
     assert layer_of("tfl.unidirectional_sequence_lstm", ["lstm", "dense"]) is None
+
+
+def test_fused_conv_batchnorm_relu_belongs_to_the_conv_and_each_keeps_it_float():
+    names = ["conv2d", "batch_normalization", "re_lu", "dropout", "dense"]
+    fused = "m/re_lu/Relu;m/batch_normalization/FusedBatchNormV3;m/conv2d/Conv2D"
+    assert layers_in(fused, names) == ["conv2d", "batch_normalization", "re_lu"]
+    assert layer_of(fused, names) == "conv2d"
+    outputs = [("CONV_2D", (fused,)), ("FULLY_CONNECTED", ("m/dense/MatMul",))]
+    for kept in ("conv2d", "batch_normalization", "re_lu"):
+        assert nodes_of([kept], outputs, names) == [fused]
+    assert without_ops(["dense", "dropout", "re_lu"], outputs, names) == ["dropout"]
 
 
 def test_rank_puts_the_worst_layer_first_with_deterministic_ties():
