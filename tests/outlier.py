@@ -9,7 +9,7 @@ that layer to zero. Keeping ``wide`` float is the fix.
 import json
 from pathlib import Path
 
-from tests.tiny import train_mlp
+from tiny import train_mlp
 
 MODEL = "outlier_mlp"
 

@@ -1,6 +1,7 @@
 """Diagnosis and mixed precision on a real conversion: a tiny MLP whose middle layer has
 a weight outlier that full-integer PTQ crushes (tests/outlier.py)."""
 
+import outlier
 import pytest
 
 from compressgate import gate, tflite_file
@@ -11,7 +12,6 @@ from compressgate.models import load_manifest
 from compressgate.recipes import get_recipe
 from compressgate.runner import Runner
 from compressgate.session import GateSession, Settings
-from tests import outlier
 
 pytestmark = pytest.mark.tf
 MODEL = outlier.MODEL
