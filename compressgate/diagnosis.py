@@ -18,6 +18,8 @@ from compressgate.errors import UserInputError
 
 # Error of an op whose output is quantized perfectly: uniform rounding noise.
 ROUNDING_RMSE_OVER_SCALE = 1 / math.sqrt(12)
+# Ops int8 computes exactly (pooling, reshape) show ~1e-6 steps: float cannot help them.
+EXACT_RMSE_OVER_SCALE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,11 @@ def rank(tensors: Iterable[TensorError]) -> list[LayerError]:
                                  worst.rmse_over_scale, worst.rmse,
                                  max(t.max_abs_error for t in members)))
     return sorted(layers, key=lambda e: (-e.rmse_over_scale, e.name))
+
+
+def candidates(layers: Sequence[LayerError]) -> list[str]:
+    """Layers worth keeping float, worst first: mapped to a Keras layer, not exact."""
+    return [e.name for e in layers if e.mapped and e.rmse_over_scale > EXACT_RMSE_OVER_SCALE]
 
 
 def offenders(layers: Sequence[LayerError], n: int = 3) -> str:

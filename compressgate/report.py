@@ -63,7 +63,7 @@ def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -
     paths = [out / "summary.json", out / "summary.csv", out / "summary.md"]
     write_text_atomic(paths[0], json.dumps(doc, indent=2, sort_keys=True) + "\n")
     frame = pd.DataFrame(rows)
-    for column in ("ops", "float_ops"):
+    for column in ("ops", "float_ops", "kept_float"):
         if column in frame:
             frame[column] = frame[column].map(
                 lambda v: " ".join(v) if isinstance(v, list) else v)

@@ -154,7 +154,7 @@ def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) ->
     debugger = _debugger(model, recipe, data)
     rows = layer_statistics(model, recipe, data, debugger)
     ranked = diagnosis.rank(diagnosis.tensor_errors(rows, names))
-    candidates = [e.name for e in ranked if e.mapped]
+    candidates = diagnosis.candidates(ranked)
     calibrated = debugger.calibrated_model
     x = np.concatenate([data.x_train, data.x_calib]).astype(np.float32)
     y = np.concatenate([data.y_train, data.y_calib])

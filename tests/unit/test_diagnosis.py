@@ -12,6 +12,7 @@ from compressgate.diagnose import collect
 from compressgate.diagnosis import (
     Diagnosis,
     Step,
+    candidates,
     layer_of,
     layers_in,
     nodes_of,
@@ -70,6 +71,8 @@ def test_rank_puts_the_worst_layer_first_with_deterministic_ties():
     assert ranked[0].rmse_over_scale == pytest.approx(40.0)
     assert not ranked[1].mapped
     assert offenders(ranked, 1) == "dense (FULLY_CONNECTED/RELU) RMSE/scale 40"
+    exact = tensor_errors([stat("m/dense_1/MaxPool", 1e-16, 0.05, "MAX_POOL_2D")], LAYERS)
+    assert candidates([*ranked, *rank(exact)]) == ["dense", "conv2d", "conv2d_1"]
     assert offenders([]) == "no per-layer statistics"
 
 
