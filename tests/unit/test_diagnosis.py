@@ -294,3 +294,16 @@ def test_gate_diagnoses_an_accuracy_failure_and_only_a_failure(tmp_path, drop):
     else:
         assert outcome.failed and calls == [("m", "ptq_int8")]
         assert "note: worst layers: dense" in outcome.message()
+
+
+def test_manifest_override_sets_keep_float(tmp_path):
+    from compressgate.models import ModelSpec
+
+    spec = ModelSpec("m", tmp_path / "m.keras", tmp_path / "m.npz", recipe_overrides={
+        "ptq_int8": {"keep_float": ["conv2d"], "why": "first layer"}})
+    recipe = spec.recipe(get_recipe("ptq_int8"))
+    assert recipe.keep_float == ("conv2d",) and recipe.name == "ptq_int8"
+    bad = ModelSpec("m", tmp_path / "m.keras", tmp_path / "m.npz", recipe_overrides={
+        "ptq_dynamic": {"keep_float": ["conv2d"]}})
+    with pytest.raises(UserInputError, match="ptq_dynamic: keep_float"):
+        bad.recipe(get_recipe("ptq_dynamic"))
