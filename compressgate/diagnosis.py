@@ -76,11 +76,10 @@ class Search:
 
     @property
     def chosen(self) -> Step:
-        """The last step when it fits; otherwise the most accurate one, fewest layers
-        float on a tie (keeping layers float that do not help only costs size)."""
-        if self.fits:
-            return self.steps[-1]
-        return min(self.steps, key=lambda s: (-s.accuracy, len(s.kept_float)))
+        """The last step when it fits; otherwise the first, nothing kept float: layers
+        kept float that do not bring the drop within budget cost size and fix nothing
+        (a bad input range, for one, stays in the int8 input's scale)."""
+        return self.steps[-1] if self.fits else self.steps[0]
 
 
 @dataclass(frozen=True)

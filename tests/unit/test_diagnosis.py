@@ -118,8 +118,12 @@ def test_search_keeps_worst_layers_float_until_the_drop_fits():
                              float_accuracy=1.0) == search
 
 
-def test_search_that_cannot_fit_keeps_nothing_that_does_not_help():
-    evaluate, calls = fake_evaluate({"z"})
+def test_search_that_cannot_fit_keeps_nothing_float():
+    def evaluate(kept):  # each layer helps a little, never enough
+        calls.append(kept)
+        return step(kept, 0.5 + 0.1 * len(kept), 1.0, 1000)
+
+    calls = []
     search = search_keep_float(["a", "b"], evaluate, budget_pts=2.0, float_accuracy=1.0)
     assert calls == [(), ("a",), ("a", "b")]
     assert not search.fits and search.chosen.kept_float == ()
