@@ -18,6 +18,7 @@ def build(directory: Path) -> Path:
     model = train_mlp(directory, "outlier.npz", lambda keras: [
         keras.layers.Dense(16, activation="relu", name="hidden"),
         keras.layers.Dense(16, activation="relu", name="wide"),
+        keras.layers.Dropout(0.1, name="dropout"),  # no op in the .tflite
         keras.layers.Dense(3, activation="softmax", name="head")], name=MODEL)
     kernel, bias = model.get_layer("hidden").get_weights()
     kernel[:, 0], bias[0] = 0.0, -1.0  # unit 0 of "hidden" never fires

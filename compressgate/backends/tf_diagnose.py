@@ -97,14 +97,15 @@ def _quantize(calibrated: bytes, nodes: list[str]) -> bytes:
             f"selective quantization failed: {backend._converter_reason(exc)}") from None
 
 
-def _nodes(calibrated: bytes, layers: tuple[str, ...], names: list[str]) -> list[str]:
+def _nodes(calibrated: bytes, layers: tuple[str, ...], names: list[str],
+           where: str = "") -> list[str]:
     """The op outputs to denylist; every kept layer must have some."""
     outputs = tflite_file.graph(calibrated).op_outputs
     missing = diagnosis.without_ops(layers, outputs, names)
     if missing:
         having = [n for n in names if not diagnosis.without_ops([n], outputs, names)]
         raise backend.RecipeUnsupported(
-            f"keep_float layer {missing[0]!r} has no op of its own in the converted model "
+            f"{where}keep_float layer {missing[0]!r} has no op of its own in the converted model "
             f"(removed, or not named after it); layers with ops: {', '.join(having)}")
     return diagnosis.nodes_of(layers, outputs, names)
 
@@ -149,7 +150,8 @@ def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) ->
         except Exception as exc:
             raise backend.RecipeUnsupported(
                 f"converter failed: {backend._converter_reason(exc)}") from None
-        return Mixed(_quantize(calibrated, _nodes(calibrated, kept, names)), kept)
+        where = f"model {spec.name}, recipe {recipe.name}: "
+        return Mixed(_quantize(calibrated, _nodes(calibrated, kept, names, where)), kept)
 
     debugger = _debugger(model, recipe, data)
     rows = layer_statistics(model, recipe, data, debugger)

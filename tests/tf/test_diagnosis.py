@@ -91,7 +91,7 @@ def test_unknown_layer_fails_that_result_with_one_line(runner):
     row = runner.row(MODEL, mixed("ptq_int8_typo", keep_float=["wdie"]))
     assert not row["converted"]
     assert row["error"] == (f"model {MODEL}, recipe ptq_int8_typo: keep_float names unknown "
-                            "layer 'wdie' (the model's layers: hidden, wide, head)")
+                            "layer 'wdie' (the model's layers: hidden, wide, dropout, head)")
 
 
 def test_gate_accuracy_failure_names_the_worst_layer(fixtures, tmp_path):
@@ -124,3 +124,10 @@ def test_tensorboard_gets_pruning_summaries_and_fit_logs(fixtures, tmp_path, mon
         tags |= set(accumulator.Tags()["scalars"]) | set(accumulator.Tags()["tensors"])
     assert any("sparsity" in t for t in tags), sorted(tags)
     assert any("loss" in t for t in tags), sorted(tags)
+
+
+def test_layer_without_ops_fails_that_result_with_one_line(runner):
+    row = runner.row(MODEL, mixed("ptq_int8_dropout", keep_float=["dropout"]))
+    assert not row["converted"]
+    assert row["error"].startswith(f"model {MODEL}, recipe ptq_int8_dropout: keep_float "
+                                   "layer 'dropout' has no op of its own")
