@@ -36,6 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     run.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                      help="worker processes for conversions (default: all cores)")
+    run.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                     help="write fine-tune logs (QAT, pruning summaries) under DIR/<model>-"
+                          "<recipe>; cached results are not fine-tuned (see --no-cache)")
+
+    diag = sub.add_parser("diagnose", help="why a recipe loses accuracy: per-layer error")
+    diag.add_argument("model", help="model name from the project config")
+    diag.add_argument("recipe", help="recipe name")
+    diag.add_argument("--config", type=Path, default=None,
+                      help="project config file, or a directory holding one (default: "
+                           "compressgate.toml or pyproject.toml here)")
+    diag.add_argument("--out", type=Path, default=Path("reports"),
+                      help="report directory (writes diagnosis/<model>-<recipe>.*)")
 
     init = sub.add_parser("init", help="write a starter config for a model")
     init.add_argument("model", type=Path, help=".keras, .h5 or SavedModel directory")
@@ -78,6 +90,10 @@ def _run(args: argparse.Namespace) -> int:
             "init MODEL` to write a config, or pass --config)")
     cases = [(c.model, c.recipe) for c in gate.cases() if not c.unsupported]
     out = args.out or gate.project.reports
+    if args.tensorboard is not None:
+        from compressgate.backends.tf import use_tensorboard
+
+        use_tensorboard(args.tensorboard)  # an environment variable: workers inherit it
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="compressgate-") as scratch:
         # --no-cache: a fresh cache for this run only, through which the workers report.
@@ -94,6 +110,12 @@ def _run(args: argparse.Namespace) -> int:
     paths = write_summary(out, rows, meta)
     print(markdown_table(rows))
     failed = [r for r in rows if not r["converted"]]
+    if args.tensorboard is not None:
+        cached = [f"{r['model']} x {r['recipe']}" for r in rows if r.get("cached")
+                  and r.get("finetune_seconds")]
+        if cached:
+            _log(f"tensorboard: no logs for cached results ({', '.join(cached)}); "
+                 "pass --no-cache to fine-tune them again")
     _log(f"{len(rows)} results, {len(failed)} not converted, in {meta['wall_seconds']} s: "
          + ", ".join(str(p) for p in paths))
     return 0
@@ -126,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "init":
             return _init(args)
+        if args.command == "diagnose":
+            from compressgate.diagnose import main as diagnose_main
+
+            return diagnose_main(args, _log)
         return _fixtures_build(args)
     except UserInputError as exc:
         print(f"compressgate: error: {exc}", file=sys.stderr)

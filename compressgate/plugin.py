@@ -54,6 +54,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--compressgate-force", action="store_true", default=False,
                     dest="compressgate_force",
                     help="record baselines even when the absolute checks fail")
+    group.addoption("--compressgate-tensorboard", default=None, metavar="DIR",
+                    dest="compressgate_tensorboard",
+                    help="write fine-tune logs (QAT, pruning summaries) under DIR/<model>-"
+                         "<recipe>; cached results are not fine-tuned")
 
 
 def settings_from_config(config: pytest.Config) -> Settings:
@@ -98,6 +102,14 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "-m 'not latency')")
     config.addinivalue_line("markers", "compressgate: a compressgate gate check")
     config.stash[_SETTINGS] = settings_from_config(config)  # bad settings: a usage error
+    tensorboard = config.getoption("compressgate_tensorboard", None)
+    if tensorboard:
+        from compressgate.backends.tf import use_tensorboard
+
+        try:  # an environment variable: this process and the workers it spawns read it
+            use_tensorboard(Path(tensorboard))
+        except UserInputError as exc:
+            raise pytest.UsageError(f"compressgate: {exc}") from None
     config.pluginmanager.register(_Collector(config), "compressgate-collector")
     # Latency checks carry an xdist_group; xdist honours groups under --dist loadgroup,
     # which distributes everything else exactly like the default "load".

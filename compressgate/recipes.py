@@ -15,6 +15,7 @@ from compressgate.errors import UserInputError
 
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
 Structure = Literal["unstructured", "2by4"]
+KeepFloat = tuple[str, ...] | Literal["auto"] | None
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,12 @@ class Recipe:
     # Invokes per measured inference; >1 simulates a slower kernel (a latency fault).
     repeat_invoke: int = 1
     promise: Promise = field(default_factory=Promise)
+    # Mixed precision (int8 recipes): Keras layers kept float, or "auto" to keep the
+    # worst layers of the quantization diagnosis float until the drop fits the promise.
+    keep_float: KeepFloat = None
 
     def __post_init__(self) -> None:
+        _check_keep_float(self)
         _require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
                  "letters, digits and underscores", self.name)
         _require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
@@ -131,7 +136,11 @@ class Recipe:
         return self.name == "float"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name in _OMIT_WHEN_NONE:  # fields added later: old cache keys stay valid
+            if data[name] is None:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "recipe") -> Recipe:
@@ -142,6 +151,8 @@ class Recipe:
         """A copy with (nested) fields replaced, validated like ``from_dict``."""
         return _from_dict(Recipe, _deep_merge(self.to_dict(), overrides), where)
 
+
+_OMIT_WHEN_NONE = ("keep_float",)
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise}
 
@@ -175,6 +186,28 @@ def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
         else:
             merged[key] = value
     return merged
+
+
+def _check_keep_float(recipe: Recipe) -> None:
+    """Normalize ``keep_float`` to a tuple of names (JSON gives lists); a recipe that keeps
+    layers float promises float ops, so its ``integer_only`` promise cannot hold."""
+    value = recipe.keep_float
+    if value is None:
+        return
+    where = f"{recipe.name}: keep_float"
+    if value != "auto":
+        ok = isinstance(value, list | tuple) and bool(value) and all(
+            isinstance(v, str) and v for v in value)
+        _require(ok, where, '"auto" or a non-empty list of Keras layer names', value)
+        object.__setattr__(recipe, "keep_float", tuple(value))
+    _require(recipe.quantization == "int8" and recipe.prune is None, where,
+             "an int8 PTQ or QAT recipe (quantization='int8', no pruning)",
+             (recipe.quantization, "pruned" if recipe.prune else "not pruned"))
+    _require(not (recipe.qat and value == "auto"), where,
+             "a list of layer names for QAT (auto needs a PTQ diagnosis)", value)
+    if recipe.promise.integer_only:
+        object.__setattr__(recipe, "promise",
+                           dataclasses.replace(recipe.promise, integer_only=False))
 
 
 def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:

@@ -56,6 +56,9 @@ class RecipeResult:
     convert_seconds: float = 0.0
     keras_agreement: float | None = None
     cached: bool = False
+    # Mixed precision: the Keras layers kept float, and the keep_float auto search.
+    kept_float: tuple[str, ...] | None = None
+    search: dict[str, Any] | None = None
 
     @property
     def converted(self) -> bool:
@@ -73,7 +76,9 @@ class RecipeResult:
         if m is not None:
             m = measure.Measurement(**{k: tuple(v) if isinstance(v, list) else v
                                        for k, v in m.items()})
-        return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True})
+        kept = doc.get("kept_float")
+        return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True,
+                      "kept_float": tuple(kept) if kept is not None else None})
 
 
 @dataclass
@@ -196,7 +201,9 @@ class Runner:
                  f"fine-tune {artifact.finetune_seconds:.1f} s, "
                  f"convert {artifact.convert_seconds:.1f} s)")
         return RecipeResult(model, recipe.name, artifact.tflite, None, m,
-                            artifact.finetune_seconds, artifact.convert_seconds, agreement)
+                            artifact.finetune_seconds, artifact.convert_seconds, agreement,
+                            kept_float=getattr(artifact, "kept_float", None),
+                            search=getattr(artifact, "search", None))
 
     def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 42) -> LatencyPairs | None:
         """Interleaved latency of ``recipe`` against ``float`` on one test row, or None
@@ -257,6 +264,8 @@ class Runner:
             labels = self.data(model).y_test
             row["class_accuracy"] = measure.class_accuracy(m.top1, labels)
             row["float_class_accuracy"] = measure.class_accuracy(r.top1, labels)
+        if out.kept_float is not None:
+            row["kept_float"] = list(out.kept_float)
         row.update(latency.to_dict() if latency is not None else {"latency_ratio": None})
         return row
 

@@ -91,7 +91,7 @@ class CheckOutcome:
 class GateSession:
     """Runs checks for (model, recipe) cases against the baselines directory."""
 
-    def __init__(self, settings: Settings, *, runner=None) -> None:
+    def __init__(self, settings: Settings, *, runner=None, diagnoser=None) -> None:
         """``runner`` defaults to a ``Runner`` over the models of ``settings.config``;
         tests pass a stand-in with the same methods to exercise the gate without TF."""
         self.settings = settings
@@ -102,6 +102,10 @@ class GateSession:
         self._env: dict[str, str] | None = None
         self._prepared = False
         self._rows: dict[tuple[str, str], dict[str, Any]] = {}
+        # Explains an accuracy failure: (session, model, recipe) -> note. By default only
+        # with the real runner (a stand-in runner has nothing to debug).
+        self._diagnoser = diagnoser if diagnoser is not None or runner is not None \
+            else diagnose_note
 
     # -- what to gate -------------------------------------------------------------------
 
@@ -203,7 +207,13 @@ class GateSession:
     def run_check(self, model: str, recipe: str, check: str) -> CheckOutcome:
         absolute = _ABSOLUTE_CHECKS.get(check)
         if absolute is not None:
-            return CheckOutcome(absolute(self.row(model, recipe), self.promise(model, recipe)))
+            verdict = absolute(self.row(model, recipe), self.promise(model, recipe))
+            if check == "accuracy" and verdict.failed and self._diagnoser is not None:
+                # Only on failure: the debugger re-calibrates, too slow for every pass.
+                verdict = gate.Verdict(verdict.model, verdict.recipe, verdict.check,
+                                       verdict.rows, (*verdict.notes,
+                                                      self._diagnoser(self, model, recipe)))
+            return CheckOutcome(verdict)
         if check == "baseline":
             return self._check_baseline(model, recipe)
         if check == "latency":
@@ -328,3 +338,20 @@ def parse_list(value: str | list[str] | None) -> tuple[str, ...]:
     items = value if isinstance(value, list) else value.replace(",", " ").split()
     return tuple(v.strip() for v in items if v.strip())
 
+
+
+def diagnose_note(session: GateSession, model: str, recipe: str) -> str:
+    """Diagnose a failed accuracy check: one line naming the worst layers, and the full
+    report under ``<reports>/diagnosis/`` when the session writes reports."""
+    from compressgate.diagnose import collect
+    from compressgate.diagnosis_report import summary_line, write
+
+    try:
+        diag = collect(session.runner, model, recipe)
+        line = summary_line(diag)
+        if session.settings.reports is not None:
+            paths = write(diag, session.settings.reports / "diagnosis")
+            line += f" (report: {paths[0]})"
+        return line
+    except Exception as exc:  # a diagnosis must never hide the verdict it explains
+        return f"diagnosis failed: {type(exc).__name__}: {str(exc)[:200]}"

@@ -5,7 +5,9 @@ Read with the schema that ships with ai-edge-litert, so no TensorFlow is needed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +62,17 @@ def _builtin_names() -> dict[int, str]:
     return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
 
 
+def _weights(model, tensors) -> Iterator[tuple[Any, np.ndarray]]:
+    """(tensor, values) for each constant weight tensor: rank >= 2, with a buffer."""
+    for tensor in tensors:
+        if tensor.ShapeLength() < 2 or tensor.Type() not in _NUMPY_TYPES:
+            continue
+        buffer = model.Buffers(tensor.Buffer())
+        if buffer is None or buffer.DataLength() == 0:
+            continue
+        yield tensor, buffer.DataAsNumpy().view(_NUMPY_TYPES[tensor.Type()])
+
+
 def inspect(tflite: bytes, *, name: str = "model") -> TfliteInfo:
     """Parse ops and weight sparsity out of a ``.tflite`` file's bytes."""
     schema = _schema()
@@ -88,13 +101,7 @@ def inspect(tflite: bytes, *, name: str = "model") -> TfliteInfo:
                     if not op.InputsIsNone() else []
                 is_float = any(i >= 0 and tensors[i].Type() in _FLOAT_TYPES for i in touched)
                 ops.append(Op(op_name, version, is_float))
-            for tensor in tensors:
-                if tensor.ShapeLength() < 2 or tensor.Type() not in _NUMPY_TYPES:
-                    continue
-                buffer = model.Buffers(tensor.Buffer())
-                if buffer is None or buffer.DataLength() == 0:
-                    continue
-                values = buffer.DataAsNumpy().view(_NUMPY_TYPES[tensor.Type()])
+            for _, values in _weights(model, tensors):
                 total += values.size
                 zeros += int(np.count_nonzero(values == 0))
     except UserInputError:
@@ -104,3 +111,46 @@ def inspect(tflite: bytes, *, name: str = "model") -> TfliteInfo:
         raise UserInputError(f"{name}: corrupt or truncated TFLite flatbuffer "
                              f"({type(exc).__name__}: {detail})") from None
     return TfliteInfo(tuple(ops), total, zeros)
+
+
+@dataclass(frozen=True)
+class WeightTensor:
+    """One constant weight tensor (rank >= 2): its name and how many elements are zero."""
+
+    name: str
+    elements: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.elements if self.elements else 0.0
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Per-tensor detail of the first subgraph: weight tensors, and each op's outputs."""
+
+    weights: tuple[WeightTensor, ...]
+    op_outputs: tuple[tuple[str, tuple[str, ...]], ...]  # (op name, output tensor names)
+
+
+def graph(tflite: bytes, *, name: str = "model") -> Graph:
+    """The weight tensors and op outputs of the main subgraph, by tensor name."""
+    inspect(tflite, name=name)  # validates the flatbuffer, one clear line if it is bad
+    schema = _schema()
+    model = schema.Model.GetRootAs(tflite, 0)
+    names = _builtin_names()
+    codes = [names.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "CUSTOM")
+             for c in (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))]
+    main = model.Subgraphs(0)
+    tensors = [main.Tensors(t) for t in range(main.TensorsLength())]
+    weights = [WeightTensor(tensor.Name().decode(), int(values.size),
+                            int(np.count_nonzero(values == 0)))
+               for tensor, values in _weights(model, tensors)]
+    outputs = []
+    for o in range(main.OperatorsLength()):
+        op = main.Operators(o)
+        outs = [] if op.OutputsIsNone() else op.OutputsAsNumpy().tolist()
+        outputs.append((codes[op.OpcodeIndex()],
+                        tuple(tensors[i].Name().decode() for i in outs if i >= 0)))
+    return Graph(tuple(weights), tuple(outputs))

@@ -17,21 +17,28 @@ def make_data(seed: int = 0):
             "y_calib": y[300:350], "x_test": x[350:], "y_test": y[350:]}
 
 
-def build(directory: Path) -> Path:
-    """Train the tiny MLP (seeded) and write it with its data and a manifest."""
+def train_mlp(directory: Path, data_file: str, layers, name: str | None = None):
+    """A seeded Keras MLP on ``make_data()`` (written to ``directory/data_file``):
+    ``layers(keras)`` gives its layers after the input."""
     from compressgate.backends import tf as backend
 
     directory.mkdir(parents=True, exist_ok=True)
     backend.deterministic()
     keras = backend._keras()
     data = make_data()
-    np.savez(directory / "tiny.npz", **data)
-    model = keras.Sequential([keras.layers.Input((8,)),
-                              keras.layers.Dense(32, activation="relu"),
-                              keras.layers.Dense(3, activation="softmax")])
+    np.savez(directory / data_file, **data)
+    model = keras.Sequential([keras.layers.Input((8,)), *layers(keras)], name=name)
     model.compile(optimizer=keras.optimizers.Adam(1e-2),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data["x_train"], data["y_train"], epochs=20, verbose=0)
+    return model
+
+
+def build(directory: Path) -> Path:
+    """Train the tiny MLP (seeded) and write it with its data and a manifest."""
+    model = train_mlp(directory, "tiny.npz", lambda keras: [
+        keras.layers.Dense(32, activation="relu"),
+        keras.layers.Dense(3, activation="softmax")])
     model.save(directory / f"{MODEL}.keras")
     manifest = {"models": {MODEL: {
         "model": f"{MODEL}.keras", "data": "tiny.npz",

@@ -30,6 +30,7 @@ from compressgate.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
 SEED = 1234
+TENSORBOARD_ENV = "COMPRESSGATE_TENSORBOARD"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Artifact:
     convert_seconds: float = 0.0
     # Top-1 predictions of the Keras model on the test split (the float reference only).
     keras_top1: np.ndarray | None = None
+    # Mixed precision: the Keras layers kept float, and the auto search's steps.
+    kept_float: tuple[str, ...] | None = None
+    search: dict | None = None
 
 
 class RecipeUnsupported(Exception):
@@ -247,19 +251,53 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
+def tensorboard_dir(model: str, recipe: str) -> Path | None:
+    """Where a fine-tune writes TensorBoard logs: ``$COMPRESSGATE_TENSORBOARD/<model>-<recipe>``
+    (an environment variable, so worker processes see it too), or None."""
+    root = os.environ.get(TENSORBOARD_ENV)
+    return Path(root) / f"{model}-{recipe}" if root else None
+
+
+def use_tensorboard(directory: Path) -> None:
+    """Send fine-tune logs to ``directory``: one clear line if TensorBoard is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UserInputError(f"TensorBoard logs to {directory}: the tensorboard package is "
+                             "not installed (pip install 'compressgate[tensorboard]')")
+    os.environ[TENSORBOARD_ENV] = str(directory.resolve())
+
+
+def _tensorboard(logs: Path | None, *, pruning: bool = False) -> list:
+    """Keras TensorBoard (loss, accuracy) and, when pruning, tfmot's ``PruningSummaries``
+    (sparsity and threshold per pruned weight) into ``logs``."""
+    if logs is None:
+        return []
+    callbacks = [_keras().callbacks.TensorBoard(log_dir=str(logs))]
+    if pruning:
+        callbacks.append(_tfmot().sparsity.keras.PruningSummaries(log_dir=str(logs)))
+    return callbacks
+
+
 # --- recipes ----------------------------------------------------------------------------
 
 
-def _qat(model, recipe: Recipe, data: Dataset):
+def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     tfmot = _tfmot()
     try:
         with _quiet():
-            q_model = tfmot.quantization.keras.quantize_model(model)
+            if recipe.keep_float is not None:
+                from compressgate.backends import tf_diagnose
+
+                q_model = tf_diagnose.quantize_model_keep_float(model, recipe)
+            else:
+                q_model = tfmot.quantization.keras.quantize_model(model)
     except (RuntimeError, ValueError) as exc:
         raise RecipeUnsupported(
             f"tfmot QAT cannot quantize this model: {_first_line(exc)}") from None
     _compile_like(q_model, model, recipe.finetune.learning_rate)
     q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                callbacks=_tensorboard(logs),
                 batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
     return q_model
 
@@ -277,7 +315,7 @@ def _prunable(layer) -> bool:
         return True
 
 
-def _prune(model, recipe: Recipe, data: Dataset):
+def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     tfmot = _tfmot()
     keras = _keras()
     spec = recipe.prune
@@ -315,7 +353,8 @@ def _prune(model, recipe: Recipe, data: Dataset):
     _compile_like(pruned, model, recipe.finetune.learning_rate)
     pruned.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep(),
+                          *_tensorboard(logs, pruning=True)])
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     if spec.recalibrate_batchnorm:
         _recalibrate_batchnorm(stripped, data.x_train)
@@ -341,6 +380,16 @@ def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
 
 
 def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
+    converter = _converter(model, recipe, data)
+    try:
+        with _quiet():
+            return converter.convert()
+    except Exception as exc:  # the converter raises ConverterError, RuntimeError, ...
+        raise RecipeUnsupported(f"converter failed: {_converter_reason(exc)}") from None
+
+
+def _converter(model, recipe: Recipe, data: Dataset):
+    """The converter ``recipe`` configures for ``model``, not yet run."""
     tf = _tf()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     quant = recipe.quantization if recipe.optimize else "none"
@@ -359,16 +408,14 @@ def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
         converter.target_spec.supported_types = [tf.float16]
     elif quant == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if recipe.keep_float is not None:  # the kept layers need float kernels
+            converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     elif quant == "int16x8":
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    try:
-        with _quiet():
-            return converter.convert()
-    except Exception as exc:  # the converter raises ConverterError, RuntimeError, ...
-        raise RecipeUnsupported(f"converter failed: {_converter_reason(exc)}") from None
+    return converter
 
 
 def _converter_reason(exc: BaseException) -> str:
@@ -402,23 +449,38 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
         keras_top1 = np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256,
                                              verbose=0), axis=-1)
     finetune_seconds = 0.0
+    logs = tensorboard_dir(spec.name, recipe.name)
+    mixed = None
+    if recipe.keep_float is not None:
+        from compressgate.backends import tf_diagnose
+
+        try:  # before any fine-tune: a misspelt layer costs nothing
+            tf_diagnose.check_keep_float(model, recipe, spec.name)
+        except UserInputError as exc:  # this result fails; the run and report go on
+            return Artifact(None, error=str(exc))
     try:
         if recipe.needs_finetune:
             start = time.perf_counter()
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = _with_batch(model, None) if spec.static_batch else model
             if recipe.qat:
-                trainable = _qat(trainable, recipe, data)
+                trainable = _qat(trainable, recipe, data, logs)
             if recipe.prune is not None:
-                trainable = _prune(trainable, recipe, data)
+                trainable = _prune(trainable, recipe, data, logs)
             model = _with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        tflite = _convert(model, recipe, data)
+        if recipe.keep_float is not None:
+            mixed = tf_diagnose.convert_keep_float(model, recipe, data, spec)
+            tflite = mixed.tflite
+        else:
+            tflite = _convert(model, recipe, data)
         convert_seconds = time.perf_counter() - start
     except RecipeUnsupported as exc:
         return Artifact(None, error=str(exc), finetune_seconds=finetune_seconds)
-    return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1)
+    return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
+                    kept_float=mixed.kept if mixed else None,
+                    search=mixed.search if mixed else None)
 
 
 

@@ -1,0 +1,97 @@
+"""Collect a ``Diagnosis`` of one model x recipe: its row, the quantization debugger's
+per-layer error (int8 PTQ recipes), per-tensor weight sparsity, the keep_float search.
+
+Whatever cannot be diagnosed becomes a one-line problem in the report; the rest is
+still collected. TensorFlow is reached only through ``compressgate.backends``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from compressgate import diagnosis, tflite_file
+from compressgate.diagnosis import Diagnosis, Search, Step
+from compressgate.errors import UserInputError
+from compressgate.recipes import Recipe
+
+Debugger = Callable[[Any, Recipe, Any], tuple[list[dict], list[str]]]
+
+
+def _tf_debugger(spec, recipe: Recipe, data) -> tuple[list[dict], list[str]]:
+    from compressgate.backends import tf_diagnose
+
+    return tf_diagnose.diagnose(spec, recipe, data)
+
+
+def debuggable(recipe: Recipe) -> str | None:
+    """Why the quantization debugger cannot explain ``recipe`` (None when it can)."""
+    if recipe.quantization != "int8":
+        return f"recipe {recipe.name} is not full-integer int8 (quantization " \
+               f"{recipe.quantization}): no per-layer quantization error to report"
+    if recipe.qat or recipe.prune is not None:
+        return f"recipe {recipe.name} fine-tunes ({'QAT' if recipe.qat else 'pruning'}): " \
+               "the quantization debugger explains calibrated PTQ only"
+    return None
+
+
+def _search(doc: dict[str, Any] | None) -> Search | None:
+    if not doc:
+        return None
+    steps = tuple(Step(tuple(s["kept_float"]), s["accuracy"], s["drop_pts"], s["size_bytes"])
+                  for s in doc["steps"])
+    return Search(doc["budget_pts"], doc["float_accuracy"], steps)
+
+
+def collect(runner, model: str, recipe: str | Recipe, *,
+            debugger: Debugger = _tf_debugger) -> Diagnosis:
+    """Everything the diagnosis report of ``model`` x ``recipe`` shows."""
+    resolved = runner.recipe(model, recipe)
+    name = resolved.name
+    problems: list[str] = []
+    row: dict[str, Any] = {}
+    outcome = None
+    try:
+        outcome = runner.outcome(model, resolved)
+        row = runner.row(model, resolved)
+    except UserInputError as exc:
+        problems.append(f"{model} x {name}: no result ({exc})")
+    if outcome is not None and not outcome.converted:
+        problems.append(f"{model} x {name}: not converted ({outcome.error})")
+    tensors: list[diagnosis.TensorError] = []
+    reason = debuggable(resolved)
+    if reason:
+        problems.append(f"{model} x {name}: {reason}")
+    else:
+        try:
+            rows, names = debugger(runner.spec(model), resolved, runner.data(model))
+            tensors = diagnosis.tensor_errors(rows, names)
+        except UserInputError as exc:
+            problems.append(str(exc))
+    sparsity: tuple[tuple[str, int, int], ...] = ()
+    if outcome is not None and outcome.tflite is not None:
+        weights = tflite_file.graph(outcome.tflite, name=f"{model} x {name}").weights
+        sparsity = tuple((w.name, w.elements, w.zeros) for w in weights)
+    return Diagnosis(model, name, tuple(diagnosis.rank(tensors)), tuple(tensors), sparsity,
+                     row, _search(outcome.search if outcome is not None else None),
+                     tuple(problems))
+
+
+def main(args, log: Callable[[str], None]) -> int:
+    """``compressgate diagnose MODEL RECIPE``: write the report and print its summary."""
+    from compressgate import config
+    from compressgate.cache import ResultCache
+    from compressgate.diagnosis_report import markdown, write
+    from compressgate.models import select
+    from compressgate.recipes import get_recipe
+    from compressgate.runner import Runner
+
+    specs = config.load(args.config).specs
+    select(specs, [args.model])
+    get_recipe(args.recipe)
+    runner = Runner(specs, ResultCache(None), log=log)
+    diag = collect(runner, args.model, args.recipe)
+    paths = write(diag, args.out / "diagnosis")
+    print(markdown(diag))
+    log("wrote " + ", ".join(str(p) for p in paths))
+    return 1 if diag.problems and not diag.layers and not diag.sparsity else 0
