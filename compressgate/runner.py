@@ -202,6 +202,7 @@ class Runner:
                 "output_dtype": m.output_dtype, "ops": list(m.ops),
                 "float_ops": list(m.float_ops),
             })
+            row.update(runtime_fields(out.tflite))
         if r is not None:
             row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
                         "float_gzip_bytes": r.gzip_bytes})
@@ -260,6 +261,17 @@ class Runner:
             pairs = self.latency(m, r) if with_latency and r != "float" else None
             rows.append(self.row(m, r, pairs))
         return rows
+
+
+def runtime_fields(tflite: bytes | None) -> dict[str, Any]:
+    """The op versions of a ``.tflite`` file and the oldest runtime that loads them."""
+    from compressgate import runtime_versions, tflite_file
+
+    if tflite is None:
+        return {}
+    ops = sorted({(op.name, op.version) for op in tflite_file.inspect(tflite).ops})
+    return {"op_versions": [list(op) for op in ops],
+            "min_runtime": runtime_versions.requirement(ops).minimum}
 
 
 def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path,
