@@ -202,7 +202,7 @@ class Runner:
                 "output_dtype": m.output_dtype, "ops": list(m.ops),
                 "float_ops": list(m.float_ops),
             })
-            row.update(runtime_fields(out.tflite))
+            row.update(file_fields(out.tflite))
         if r is not None:
             row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
                         "float_gzip_bytes": r.gzip_bytes})
@@ -263,14 +263,18 @@ class Runner:
         return rows
 
 
-def runtime_fields(tflite: bytes | None) -> dict[str, Any]:
-    """The op versions of a ``.tflite`` file and the oldest runtime that loads them."""
+def file_fields(tflite: bytes | None) -> dict[str, Any]:
+    """The file's sha256 (reproducibility), its op versions and the oldest runtime that
+    loads them."""
+    import hashlib
+
     from compressgate import runtime_versions, tflite_file
 
     if tflite is None:
         return {}
     ops = sorted({(op.name, op.version) for op in tflite_file.inspect(tflite).ops})
-    return {"op_versions": [list(op) for op in ops],
+    return {"tflite_sha256": hashlib.sha256(tflite).hexdigest(),
+            "op_versions": [list(op) for op in ops],
             "min_runtime": runtime_versions.requirement(ops).minimum}
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from compressgate import baseline as baselines
-from compressgate import gate
+from compressgate import gate, reproducibility
 from compressgate.cache import ResultCache
 from compressgate.errors import UserInputError
 from compressgate.models import load_manifest, select
@@ -207,6 +207,8 @@ class GateSession:
             or all(k in stored.metrics for k in gate.BASELINE_METRICS))
         if have:
             verdict = gate.check_baseline(row, stored.metrics, self.settings.tolerances)
+            if row.get(reproducibility.METRIC) and stored.metrics.get("converted", True):
+                verdict = self._with_reproducibility(verdict, row, stored)
             verdict = self._annotate(verdict, stored)
         else:
             verdict = self._missing(model, recipe, "baseline")
@@ -214,7 +216,19 @@ class GateSession:
         if row["converted"]:
             metrics.update({k: row[k] for k in (*gate.BASELINE_METRICS, "accuracy_drop_pts",
                                                  "size_ratio", "gzip_ratio")})
-        return self._maybe_update(model, recipe, verdict, metrics, missing=not have)
+            if row.get(reproducibility.METRIC):
+                metrics[reproducibility.METRIC] = row[reproducibility.METRIC]
+        lacks_sha = (have and stored is not None and reproducibility.METRIC in metrics
+                     and reproducibility.METRIC not in stored.metrics)
+        return self._maybe_update(model, recipe, verdict, metrics,
+                                  missing=not have or lacks_sha)
+
+    def _with_reproducibility(self, verdict: gate.Verdict, row: dict[str, Any],
+                              stored: baselines.Baseline) -> gate.Verdict:
+        extra = reproducibility.check_row(row, stored.metrics, self.env, stored.environment,
+                                          self.create_hint())
+        return gate.Verdict(verdict.model, verdict.recipe, verdict.check,
+                            (*verdict.rows, extra), verdict.notes)
 
     def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
         stored = self._load(model, recipe)
