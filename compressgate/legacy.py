@@ -2,7 +2,8 @@
 
 ``python -m compressgate.legacy export DIR`` (a TensorFlow-importing process) converts
 every fixture x recipe through the result cache and writes each ``.tflite`` with LiteRT's
-float outputs on the test split and ``index.json``. The legacy side (``tests/legacy``, in
+float outputs on the test split, as the gate measures them (XNNPACK on) and on LiteRT's
+builtin kernels alone, and ``index.json``. The legacy side (``tests/legacy``, in
 the ``legacy`` tox environment with tflite-runtime 2.14 and numpy < 2) then loads each
 file with the old runtime, never importing TensorFlow, and compares with ``agreement``.
 """
@@ -53,6 +54,18 @@ def agreement(reference: np.ndarray, candidate: np.ndarray,
     return Agreement(top1, diff, diff / scale if scale else None)
 
 
+def builtin_interpreter(tflite: bytes):
+    """LiteRT on its builtin kernels only, without the default XNNPACK delegate: the same
+    kernel family an old runtime runs int8 models on (its XNNPACK takes fewer int8 ops)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=tflite, num_threads=1,
+                         experimental_op_resolver_type=(
+                             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    interp.allocate_tensors()
+    return interp
+
+
 def export(out: Path, fixtures: Path, *, jobs: int = 1, log=print) -> dict[str, Any]:
     """Write every fixture x recipe's ``.tflite`` and LiteRT outputs to ``out``."""
     from compressgate import measure
@@ -80,7 +93,12 @@ def export(out: Path, fixtures: Path, *, jobs: int = 1, log=print) -> dict[str, 
                 (out / f"{stem}.tflite").write_bytes(result.tflite)
                 np.save(out / f"{stem}.litert.npy",
                         measure.predict(result.tflite, data.x_test, batch=spec.static_batch))
+                np.save(out / f"{stem}.builtin.npy",
+                        measure.predict(result.tflite, data.x_test, batch=spec.static_batch,
+                                        make_interpreter=builtin_interpreter))
                 entry.update(tflite=f"{stem}.tflite", outputs=f"{stem}.litert.npy",
+                             builtin_outputs=f"{stem}.builtin.npy",
+                             quantization=runner.recipe(model, recipe).quantization,
                              sha256=hashlib.sha256(result.tflite).hexdigest())
             entries.append(entry)
     index = {"versions": runner.backend.versions(), "entries": entries}
