@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("tflite_runtime", reason="tflite-runtime: only in the legacy tox env")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -2,12 +2,11 @@
 and agrees with LiteRT, or it fails to load exactly where the runtime table says."""
 
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tflite_runtime
-from tflite_runtime.interpreter import Interpreter
 
 from compressgate import measure, tflite_file
 from compressgate.legacy import agreement
@@ -15,8 +14,11 @@ from compressgate.models import Dataset, load_manifest
 from compressgate.recipes import registered_recipes
 from compressgate.runtime_versions import judge, requirement
 
+legacy = pytest.importorskip("tflite_runtime.interpreter",
+                             reason="tflite-runtime: only in the legacy tox env")
+
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = tflite_runtime.__version__
+RUNTIME = version("tflite-runtime")
 # Float outputs (measured on the fixtures): float and float16 models differ from LiteRT by
 # at most 2.5e-6; int16x8 models by up to 2.7e-4 (the int16 kernels changed since 2.14).
 FLOAT_ATOL = {"int16x8": 1e-3}
@@ -25,8 +27,8 @@ CASES = [(m, r.name) for m in load_manifest(ROOT / "fixtures")
          for r in registered_recipes()]
 
 
-def legacy_interpreter(tflite: bytes) -> Interpreter:
-    interp = Interpreter(model_content=tflite, num_threads=1)
+def legacy_interpreter(tflite: bytes):
+    interp = legacy.Interpreter(model_content=tflite, num_threads=1)
     interp.allocate_tensors()
     return interp
 
@@ -53,14 +55,14 @@ def test_loads_on_the_legacy_runtime_and_agrees_with_litert(exported, model, rec
     assert verdict.ok, f"loads on tflite-runtime {RUNTIME} though the table says " \
                        f"{verdict.note}"
     data = Dataset.load(Path(entry["data"]))
-    legacy = measure.predict(tflite, data.x_test, batch=entry["static_batch"],
-                             make_interpreter=legacy_interpreter)
+    outputs = measure.predict(tflite, data.x_test, batch=entry["static_batch"],
+                              make_interpreter=legacy_interpreter)
     detail = interp.get_output_details()[0]
     scale = None if np.issubdtype(detail["dtype"], np.floating) else detail["quantization"][0]
     # Like for like: LiteRT's builtin kernels. LiteRT's default XNNPACK delegate also
     # runs int8 ops, with other rounding (reported, not judged: see the README).
-    result = agreement(np.load(out / entry["builtin_outputs"]), legacy, scale)
-    delegated = agreement(np.load(out / entry["outputs"]), legacy, scale)
+    result = agreement(np.load(out / entry["builtin_outputs"]), outputs, scale)
+    delegated = agreement(np.load(out / entry["outputs"]), outputs, scale)
     print(f"{model} x {recipe}: loads on {RUNTIME}; vs LiteRT builtin kernels: "
           f"{_describe(result)}; vs LiteRT as measured (XNNPACK): {_describe(delegated)}")
     atol = FLOAT_ATOL.get(entry["quantization"], DEFAULT_FLOAT_ATOL)
