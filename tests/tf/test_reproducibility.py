@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.tf
 # Calibrated PTQ, QAT fine-tuning and pruning fine-tuning on the smallest fixture.
-RECIPES = ["ptq_int8", "qat_int8", "prune", "ptq_dynamic"]
+RECIPES = ["ptq_int8", "qat_int8", "prune"]
 
 
 def convert(fixtures_dir, recipes):
