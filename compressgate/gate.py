@@ -113,7 +113,19 @@ def check_conversion(row: dict[str, Any], promise: Promise) -> Verdict:
             floats = row.get("float_ops") or []
             rows.append(Row("float ops", " ".join(floats) or "none", "none", "-",
                             "fail" if floats else "pass"))
+        if promise.min_runtime:
+            rows.append(_runtime_row(row, promise.min_runtime))
     return Verdict(row["model"], row["recipe"], "conversion", tuple(rows))
+
+
+def _runtime_row(row: dict[str, Any], declared: str) -> Row:
+    """The declared oldest runtime against the op versions in the flatbuffer; an op the
+    runtime table does not know cannot be vouched for, so it fails too."""
+    from compressgate.runtime_versions import judge, requirement
+
+    verdict = judge(requirement(tuple(op) for op in row.get("op_versions") or ()), declared)
+    return Row("min runtime", verdict.measured, f"<= {declared}", "-",
+               "pass" if verdict.ok else "fail", verdict.note)
 
 
 def check_accuracy(row: dict[str, Any], promise: Promise) -> Verdict:

@@ -47,9 +47,11 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return (y.astype(np.float32) - zero_point) * scale
 
 
-def predict(tflite: bytes, x: np.ndarray, *, batch: int | None = None) -> np.ndarray:
-    """Float outputs for every row of ``x``; ``batch`` is the model's static batch, if any."""
-    interp = interpreter(tflite)
+def predict(tflite: bytes, x: np.ndarray, *, batch: int | None = None,
+            make_interpreter=interpreter) -> np.ndarray:
+    """Float outputs for every row of ``x``; ``batch`` is the model's static batch, if any.
+    ``make_interpreter(tflite)`` gives an allocated interpreter (default: LiteRT's)."""
+    interp = make_interpreter(tflite)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     step = batch or min(len(x), 512)
     if not batch:

@@ -89,6 +89,15 @@ class Promise:
     # Full-integer recipes: every op must compute in integers (no float tensors but at
     # the QUANTIZE/DEQUANTIZE boundary).
     integer_only: bool = False
+    # Oldest TFLite runtime the converted model must load on ("2.14"): every op version
+    # in the flatbuffer must be in TensorFlow's runtime table at or below it.
+    min_runtime: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_runtime is not None:
+            from compressgate.runtime_versions import parse_version
+
+            parse_version(self.min_runtime, where="recipe field promise.min_runtime")
 
 
 @dataclass(frozen=True)

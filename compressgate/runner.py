@@ -240,6 +240,7 @@ class Runner:
             })
         if out.converted:
             row.update(self.memory(out))
+            row.update(file_fields(out.tflite))
         if r is not None:
             row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
                         "float_gzip_bytes": r.gzip_bytes})
@@ -339,6 +340,21 @@ class Runner:
             pairs = self.latency(m, r) if with_latency and r != "float" else None
             rows.append(self.row(m, r, pairs))
         return rows
+
+
+def file_fields(tflite: bytes | None) -> dict[str, Any]:
+    """The file's sha256 (reproducibility), its op versions and the oldest runtime that
+    loads them."""
+    import hashlib
+
+    from compressgate import runtime_versions, tflite_file
+
+    if tflite is None:
+        return {}
+    ops = sorted({(op.name, op.version) for op in tflite_file.inspect(tflite).ops})
+    return {"tflite_sha256": hashlib.sha256(tflite).hexdigest(),
+            "op_versions": [list(op) for op in ops],
+            "min_runtime": runtime_versions.requirement(ops).minimum}
 
 
 def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from compressgate import baseline as baselines
-from compressgate import config, gate
+from compressgate import config, gate, reproducibility
 from compressgate.cache import ResultCache
 from compressgate.errors import UserInputError
 from compressgate.models import select
@@ -232,6 +232,8 @@ class GateSession:
         if have:
             verdict = gate.check_baseline(row, stored.metrics, self.tolerances(model),
                                           self.create_hint())
+            if row.get(reproducibility.METRIC) and stored.metrics.get("converted", True):
+                verdict = self._with_reproducibility(verdict, row, stored)
             verdict = self._annotate(verdict, stored)
         else:
             verdict = self._missing(model, recipe, "baseline")
@@ -243,15 +245,25 @@ class GateSession:
                 metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
             else:
                 metrics["metric_loss"] = row["metric_loss"]
-            if row.get(gate.MEMORY_METRIC) is not None:
-                metrics[gate.MEMORY_METRIC] = row[gate.MEMORY_METRIC]
-        memory_missing = (have and row.get(gate.MEMORY_METRIC) is not None
-                          and gate.MEMORY_METRIC not in stored.metrics)
-        if memory_missing and self.settings.update == "missing":
-            # Record the new figure only: "missing" must not move the recorded ones.
-            metrics = {gate.MEMORY_METRIC: row[gate.MEMORY_METRIC]}
+            for name in (gate.MEMORY_METRIC, reproducibility.METRIC):
+                if row.get(name) is not None:
+                    metrics[name] = row[name]
+        # Figures added to compressgate after the baseline was recorded.
+        new_figures = [name for name in (gate.MEMORY_METRIC, reproducibility.METRIC)
+                       if have and stored is not None and name in metrics
+                       and name not in stored.metrics]
+        if new_figures and self.settings.update == "missing":
+            # Record the new figures only: "missing" must not move the recorded ones.
+            metrics = {name: metrics[name] for name in new_figures}
         return self._maybe_update(model, recipe, verdict, metrics,
-                                  missing=not have or memory_missing)
+                                  missing=not have or bool(new_figures))
+
+    def _with_reproducibility(self, verdict: gate.Verdict, row: dict[str, Any],
+                              stored: baselines.Baseline) -> gate.Verdict:
+        extra = reproducibility.check_row(row, stored.metrics, self.env, stored.environment,
+                                          self.create_hint())
+        return gate.Verdict(verdict.model, verdict.recipe, verdict.check,
+                            (*verdict.rows, extra), verdict.notes)
 
     def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
         stored = self._load(model, recipe)

@@ -167,3 +167,23 @@ def test_unused_baselines_are_found(make):
     session.settings = replace(session.settings, recipes=())
     assert session.unused_baselines() == [other, stray]
     assert make().unused_baselines() == []  # a recipe selection: cannot tell
+
+
+def test_the_tflite_sha256_is_recorded_checked_and_added_to_old_baselines(make):
+    from compressgate.reproducibility import METRIC
+
+    sha = "a" * 64
+    row = ROW | {"cached": False, METRIC: sha}
+    assert not make("missing", row=row).run_check("m", "ptq_int8", "baseline").failed
+    doc = json.loads(path(make).read_text())
+    assert doc["metrics"][METRIC] == sha
+    assert not make(row=row).run_check("m", "ptq_int8", "baseline").failed
+    changed = make(row=row | {METRIC: "c" * 64}).run_check("m", "ptq_int8", "baseline")
+    assert changed.failed and "different .tflite" in changed.message()
+    # A baseline from before this field fails clearly, and update=missing adds it.
+    del doc["metrics"][METRIC]
+    path(make).write_text(json.dumps(doc))
+    old = make(row=row).run_check("m", "ptq_int8", "baseline")
+    assert old.failed and f"no baseline for {METRIC}" in old.message()
+    assert not make("missing", row=row).run_check("m", "ptq_int8", "baseline").failed
+    assert json.loads(path(make).read_text())["metrics"][METRIC] == sha

@@ -1,0 +1,105 @@
+"""Reproducibility: the same model, recipe, seeds and versions give the same ``.tflite``.
+
+Every recipe seeds everything and enables TensorFlow's op determinism
+(``backends.tf.deterministic``), so a conversion is expected to be byte-identical across
+processes and runs, fine-tuned recipes included. The gate compares the sha256 of this
+run's file with the one recorded in the baseline, when it was recorded with the same
+library versions, Python and CPU (float kernels, hence fine-tuned weights and calibration
+ranges, may differ between CPUs). A result served from the result cache was converted
+in an earlier run; the row says so, since only a fresh conversion proves anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from compressgate.gate import Row
+from compressgate.recipes import get_recipe, registered_recipes
+
+METRIC = "tflite_sha256"
+
+
+def check_row(row: dict[str, Any], metrics: dict[str, Any], env_now: dict[str, str],
+              env_then: dict[str, str], create_hint: str) -> Row:
+    """The ``tflite_sha256`` row of the baseline check."""
+    measured = row[METRIC]
+    recorded = metrics.get(METRIC)
+    if recorded is None:
+        return Row(METRIC, measured[:12], None, "identical", "regression",
+                   f"no baseline for {METRIC}; create it with: {create_hint}")
+    moved = sorted(k for k in env_now if env_then.get(k) != env_now[k])
+    if moved:
+        return Row(METRIC, measured[:12], recorded[:12], "identical", "skipped",
+                   "baseline recorded with other " + ", ".join(moved))
+    if measured != recorded:
+        return Row(METRIC, measured[:12], recorded[:12], "identical", "regression",
+                   "same inputs, seeds and versions gave a different .tflite")
+    return Row(METRIC, measured[:12], recorded[:12], "identical", "pass",
+               "from the result cache, not converted in this run" if row.get("cached")
+               else "converted in this run")
+
+
+def fresh_sha256(project: Path | None, models: list[str],
+                 recipes: list[str]) -> dict[str, str | None]:
+    """sha256 of each model x recipe converted now, in this process, bypassing the result
+    cache (``None``: the recipe does not apply). Keys are ``model/recipe``."""
+    from compressgate import config
+    from compressgate.backends import tf as backend
+    from compressgate.models import select
+
+    out: dict[str, str | None] = {}
+    for spec in select(config.load(project).specs, models):
+        data = spec.load_data()
+        for name in recipes:
+            artifact = backend.compress(spec, spec.recipe(get_recipe(name)), data)
+            out[f"{spec.name}/{name}"] = (hashlib.sha256(artifact.tflite).hexdigest()
+                                          if artifact.tflite is not None else None)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m compressgate.reproducibility",
+        description="Convert afresh (no result cache) and print each file's sha256 as JSON.")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="project config file or directory (default: this directory's)")
+    parser.add_argument("--models", default="", help="comma-separated (default: all)")
+    parser.add_argument("--recipes", default="", help="comma-separated (default: all)")
+    parser.add_argument("--baselines", type=Path, default=None,
+                        help="also compare with the sha256 recorded there; exit 1 on a change")
+    args = parser.parse_args(argv)
+    recipes = [r for r in args.recipes.split(",") if r] or [
+        r.name for r in registered_recipes()]
+    models = [m for m in args.models.split(",") if m]
+    fresh = fresh_sha256(args.config, models, recipes)
+    print(json.dumps(fresh, sort_keys=True))
+    return compare_with_baselines(fresh, args.baselines) if args.baselines else 0
+
+
+def compare_with_baselines(fresh: dict[str, str | None], directory: Path) -> int:
+    """Print one line per fresh conversion against its baseline; 1 if any changed."""
+    from compressgate import baseline
+    from compressgate.backends import tf as backend
+
+    env = baseline.environment(backend.versions())
+    changed = 0
+    for name, sha in sorted(fresh.items()):
+        model, recipe = name.split("/")
+        stored = baseline.load(baseline.path_for(directory, model, recipe), model, recipe)
+        if sha is None or stored is None:
+            print(f"{name}: {'not converted' if sha is None else 'no baseline'}")
+            continue
+        verdict = check_row({METRIC: sha}, stored.metrics, env, stored.environment,
+                            "the gate's --compressgate-update=missing")
+        changed += verdict.status == "regression" and verdict.expected is not None
+        print(f"{name}: {verdict.status} {verdict.measured} vs {verdict.expected} "
+              f"{verdict.note}")
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
