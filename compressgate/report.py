@@ -84,8 +84,8 @@ def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *
     frame = pd.DataFrame(rows)
     for column in frame.columns:
         frame[column] = frame[column].map(
-            lambda v: " ".join(v) if isinstance(v, list)
-            else json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
+            lambda v: " ".join(v) if isinstance(v, list) and all(isinstance(x, str) for x in v)
+            else json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
     write_text_atomic(paths[1], frame.to_csv(index=False))
     report = ReportInput(rows, meta, changes, missing)
     write_text_atomic(paths[2], report_md.render(report))

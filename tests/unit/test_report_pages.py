@@ -5,6 +5,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 
 from compressgate import report_plots
 from compressgate.gate_report import write_reports
@@ -113,6 +114,15 @@ def test_csv_keeps_per_class_accuracy_as_json(tmp_path):
     write_summary(tmp_path, [make_row()], {})
     csv = (tmp_path / "summary.csv").read_text()
     assert '"{""0"": 1.0, ""1"": 0.9}"' in csv
+
+
+def test_csv_writes_nested_fields_as_json_and_op_lists_as_text(tmp_path):
+    row = make_row(op_versions=[["CONV_2D", 3], ["FULLY_CONNECTED", 12]],
+                   ops=["CONV_2D", "FULLY_CONNECTED"])
+    write_summary(tmp_path, [row], {})
+    frame = pd.read_csv(tmp_path / "summary.csv")
+    assert json.loads(frame["op_versions"][0]) == [["CONV_2D", 3], ["FULLY_CONNECTED", 12]]
+    assert frame["ops"][0] == "CONV_2D FULLY_CONNECTED"
 
 
 def test_pareto_front():
