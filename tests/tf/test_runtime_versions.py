@@ -15,7 +15,7 @@ MODEL = "tabular_mlp"
 
 @pytest.fixture(scope="module")
 def session(fixtures_dir):
-    return GateSession(Settings(fixtures=fixtures_dir,
+    return GateSession(Settings(config=fixtures_dir / "manifest.json",
                                 baselines=fixtures_dir.parent / "baselines"))
 
 
