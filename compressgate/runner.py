@@ -7,6 +7,7 @@ reference first, since every drop and ratio is measured against it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import as_completed
@@ -169,7 +170,7 @@ class Runner:
         if not self.isolate:
             return self._compute(model, recipe), False
         result, failure = isolation.shared().run(_compute_alone, self.spec(model), recipe,
-                                                 self.backend_factory, self.log)
+                                                 self.backend_factory, self.log, _settings())
         if failure is not None:
             return self._failed(model, recipe, failure), True
         assert result is not None
@@ -313,7 +314,8 @@ class Runner:
         self.log(f"computing {len(todo)} results in {jobs} worker processes")
         with isolation.Workers(jobs) as workers:
             futures = {workers.submit(_compute_in_worker, self.spec(m), r, self.cache.directory,
-                                      self.log, self.backend_factory): (m, r) for m, r in todo}
+                                      self.log, self.backend_factory, _settings()): (m, r)
+                       for m, r in todo}
             for done, future in enumerate(as_completed(futures), 1):
                 model, recipe = futures[future]
                 result, failure = workers.outcome(future)  # re-raises a user error
@@ -357,15 +359,31 @@ def file_fields(tflite: bytes | None) -> dict[str, Any]:
             "min_runtime": runtime_versions.requirement(ops).minimum}
 
 
+def _settings() -> dict[str, str]:
+    """This process's ``COMPRESSGATE_*`` settings (e.g. the TensorBoard directory), for a
+    worker that was started before they were set."""
+    return {k: v for k, v in os.environ.items() if k.startswith("COMPRESSGATE_")}
+
+
+def _use_settings(settings: dict[str, str]) -> None:
+    for name in [k for k in os.environ if k.startswith("COMPRESSGATE_") and k not in settings]:
+        del os.environ[name]
+    os.environ.update(settings)
+
+
 def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path,
                        log: Callable[[str], None],
-                       backend_factory: Callable[[], Backend] = tf_backend) -> RecipeResult:
+                       backend_factory: Callable[[], Backend] = tf_backend,
+                       settings: dict[str, str] | None = None) -> RecipeResult:
+    _use_settings(settings if settings is not None else _settings())
     return Runner({spec.name: spec}, ResultCache(cache_dir), backend_factory, log,
                   isolate=False).outcome(spec.name, recipe)
 
 
 def _compute_alone(spec: ModelSpec, recipe: Recipe, backend_factory: Callable[[], Backend],
-                   log: Callable[[str], None]) -> RecipeResult:
+                   log: Callable[[str], None],
+                   settings: dict[str, str] | None = None) -> RecipeResult:
     """``Runner._compute`` in a worker; the caller holds the cache entry's lock."""
+    _use_settings(settings if settings is not None else _settings())
     return Runner({spec.name: spec}, ResultCache(None, enabled=False), backend_factory, log,
                   isolate=False)._compute(spec.name, recipe)

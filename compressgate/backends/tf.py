@@ -166,7 +166,7 @@ def _keras3_version(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:
             version = json.loads(archive.read("metadata.json")).get("keras_version", "")
-    except (KeyError, ValueError, OSError):
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
         return None
     return version if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3 \
         else None
@@ -179,8 +179,8 @@ def _custom_classes(path: Path) -> list[str]:
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, OSError):
-        return []
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return []  # a damaged archive: load_model names the problem
     found: list[str] = []
 
     def walk(node) -> None:

@@ -60,8 +60,8 @@ def test_data_that_does_not_fit_the_model(fixture_copy, tmp_path, capsys):
     np.savez(fixture_copy / "breast_cancer.npz", **data)
     code, line = run(capsys, fixture_copy, tmp_path)
     assert code == 2
-    assert line == ("compressgate: error: model tabular_mlp: data rows have shape (10,), "
-                    "the model expects (30,)")
+    assert line == (f"compressgate: error: {fixture_copy / 'breast_cancer.npz'}: rows have "
+                    "shape (10,), model tabular_mlp expects (30,)")
 
 
 def test_labels_out_of_range(fixture_copy, tmp_path, capsys):
@@ -69,4 +69,6 @@ def test_labels_out_of_range(fixture_copy, tmp_path, capsys):
     data["y_test"] = data["y_test"] + 3
     np.savez(fixture_copy / "breast_cancer.npz", **data)
     code, line = run(capsys, fixture_copy, tmp_path)
-    assert code == 2 and "y_test has labels in [3, 4], the model has 2 classes" in line
+    assert code == 2 and line == (
+        f"compressgate: error: {fixture_copy / 'breast_cancer.npz'}: y_test has labels in "
+        "[3, 4], model tabular_mlp has 2 classes (expected 0..1)")
