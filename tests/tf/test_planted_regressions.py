@@ -7,16 +7,9 @@ the committed baseline of the healthy recipe, as a real regression would be.
 import pytest
 
 from compressgate import gate
-from compressgate.session import GateSession, Settings
 
 pytestmark = pytest.mark.tf
 MODEL = "digits_cnn"
-
-
-@pytest.fixture(scope="module")
-def session(fixtures_dir):
-    return GateSession(Settings(config=fixtures_dir / "manifest.json",
-                                baselines=fixtures_dir.parent / "baselines"))
 
 
 def planted(session, base: str, fault: str, overrides: dict):

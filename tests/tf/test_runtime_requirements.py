@@ -7,16 +7,9 @@ import pytest
 
 from compressgate import gate, tflite_file
 from compressgate.runtime_versions import requirement
-from compressgate.session import GateSession, Settings
 
 pytestmark = pytest.mark.tf
 MODEL = "tabular_mlp"
-
-
-@pytest.fixture(scope="module")
-def session(fixtures_dir):
-    return GateSession(Settings(config=fixtures_dir / "manifest.json",
-                                baselines=fixtures_dir.parent / "baselines"))
 
 
 def converter_min_runtime(tflite: bytes) -> str:
