@@ -78,7 +78,8 @@ def _log(line: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from compressgate.report import markdown_table, write_summary
+    from compressgate import report_md, report_view
+    from compressgate.report import write_summary
     from compressgate.runner import Runner
     from compressgate.session import GateSession, Settings
 
@@ -108,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         "machine": platform.machine(),
     }
     paths = write_summary(out, rows, meta)
-    print(markdown_table(rows))
+    print(report_md.table(report_view.results_frame(rows)))
     failed = [r for r in rows if not r["converted"]]
     if args.tensorboard is not None:
         cached = [f"{r['model']} x {r['recipe']}" for r in rows if r.get("cached")

@@ -15,18 +15,6 @@ from compressgate.report_view import Missing, ReportInput
 
 SUMMARY_SCHEMA = 1
 
-# Columns of the Markdown table, in reading order, with their headers.
-_TABLE = {
-    "model": "model", "recipe": "recipe", "verdict": "verdict", "converted": "ok",
-    "metric": "metric", "score": "score", "metric_loss": "loss",
-    "accuracy": "accuracy", "accuracy_drop_pts": "drop (pts)",
-    "float_agreement": "agree", "output_sqnr_db": "SQNR dB", "size_bytes": "bytes",
-    "size_ratio": "size x", "gzip_ratio": "gzip x", "sparsity": "sparsity",
-    "peak_memory_bytes": "peak mem", "input_dtype": "in", "output_dtype": "out",
-    "latency_ratio": "latency x", "error": "note",
-}
-
-
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,28 +28,6 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    columns = [c for c in _TABLE if any(row.get(c) is not None for row in rows)]
-    if all(row.get("metric", "accuracy") == "accuracy" for row in rows):
-        columns = [c for c in columns if c not in ("metric", "score", "metric_loss")]
-    frame = pd.DataFrame(rows).reindex(columns=columns).rename(columns=_TABLE)
-    fmt = {"bytes": "{:.0f}", "accuracy": "{:.4f}", "agree": "{:.3f}", "SQNR dB": "{:.1f}",
-           "drop (pts)": "{:+.2f}", "size x": "{:.2f}", "gzip x": "{:.2f}",
-           "sparsity": "{:.3f}", "latency x": "{:.3f}", "score": "{:.5g}", "loss": "{:+.4g}",
-           "peak mem": "{:.0f}"}
-    for column, pattern in fmt.items():
-        if column not in frame:
-            continue
-        frame[column] = frame[column].map(
-            lambda v, p=pattern: "" if v is None or pd.isna(v) else p.format(v))
-    frame = frame.astype(object).fillna("").astype(str)
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(v.replace("|", "/") for v in row) + " |"
-            for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
 
 
 def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *,

@@ -165,6 +165,8 @@ RESULT_COLUMNS = {
     "size x": lambda r: _num("{:.2f}")(r.get("size_ratio")),
     "gzip x": lambda r: _num("{:.2f}")(r.get("gzip_ratio")),
     "sparsity": lambda r: _num("{:.3f}")(r.get("sparsity")),
+    "peak KiB": lambda r: _num("{:.0f}")(r["peak_memory_bytes"] / 1024
+                                         if r.get("peak_memory_bytes") else None),
     "latency x (95% CI)": _latency,
     "note": lambda r: _short(r.get("error") or ""),
 }

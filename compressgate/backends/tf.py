@@ -159,28 +159,30 @@ def load_model(source: Path | ModelSpec, custom_objects: dict | None = None):
         raise UserInputError(f"{path}: cannot load as a Keras 2 model ({text[:200]})") from None
 
 
-def _keras3_version(path: Path) -> str | None:
-    """The Keras version a ``.keras`` archive records, when it is 3 or newer."""
+def _archive_json(path: Path, member: str) -> dict | None:
+    """A JSON member of a ``.keras`` archive; None when absent or unreadable (a damaged
+    archive is left to ``load_model``, which names the problem)."""
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         return None
     try:
         with zipfile.ZipFile(path) as archive:
-            version = json.loads(archive.read("metadata.json")).get("keras_version", "")
+            return json.loads(archive.read(member))
     except (KeyError, ValueError, OSError, zipfile.BadZipFile):
         return None
+
+
+def _keras3_version(path: Path) -> str | None:
+    """The Keras version a ``.keras`` archive records, when it is 3 or newer."""
+    version = str((_archive_json(path, "metadata.json") or {}).get("keras_version", ""))
     return version if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3 \
         else None
 
 
 def _custom_classes(path: Path) -> list[str]:
     """Classes a ``.keras`` archive's config names from outside Keras (custom layers)."""
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+    config = _archive_json(path, "config.json")
+    if config is None:
         return []
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
-        return []  # a damaged archive: load_model names the problem
     found: list[str] = []
 
     def walk(node) -> None:
