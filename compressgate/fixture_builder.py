@@ -149,6 +149,12 @@ _PER_CHANNEL = ("per-channel scales and 64-bit zero points for every output chan
 
 # Measured on seq_rnn (10K parameters, nearly all in the LSTM): 50 -> 80 % over 6 epochs
 # dropped 33 points, over 12 epochs 5 points; 30 -> 70 % over 10 epochs held accuracy.
+SEQ_INT8_NONDETERMINISTIC = (
+    "two fresh conversions in separate clean environments gave two different files (s"
+    "ha256 66d5dbb3... and b8c0fadc..., 14880 bytes each, gzip 10976 vs 10981 bytes):"
+    " the int8 LSTM conversion is not byte-reproducible; size, gzip size and accuracy"
+    " stay gated within their tolerances"
+)
 _SEQ_PRUNE = {"prune": {"initial_sparsity": 0.3, "final_sparsity": 0.7},
               "finetune": {"epochs": 10, "learning_rate": 1e-3}}
 _SEQ_PRUNE_WHY = ("80 % sparsity on a 10K-parameter LSTM measured a 33-point drop; "
@@ -180,7 +186,8 @@ FIXTURES: tuple[FixtureSpec, ...] = (
                             "why": "measured 1.72x: a 10K-parameter model, the graph and "
                                    "metadata are a large share of the file"},
             "ptq_int8": {"promise": {"min_size_ratio": 2.5},
-                         "why": "measured 2.85x on 10K parameters (fixed overhead)"},
+                         "why": "measured 2.85x on 10K parameters (fixed overhead)",
+                         "nondeterministic": SEQ_INT8_NONDETERMINISTIC},
             "prune": {**_SEQ_PRUNE, "why": _SEQ_PRUNE_WHY},
             "prune_int8": {**_SEQ_PRUNE, "promise": {"min_size_ratio": 2.5,
                                                      "min_gzip_ratio": 4.0},

@@ -22,6 +22,8 @@ from compressgate.recipes import Recipe
 from compressgate.sources import Source
 
 SPLITS = ("train", "calib", "test")
+# Keys of a model's recipe override that describe the case rather than change the recipe.
+NOT_FIELDS = ("why", "unsupported", "nondeterministic")
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,13 @@ class ModelSpec:
     def recipe(self, base: Recipe) -> Recipe:
         """``base`` with this model's overrides applied (e.g. a lower size promise).
 
-        An override entry may carry ``why`` (the measured reason, for people) and
-        ``unsupported`` (why the recipe cannot apply to this model); neither is a field.
+        An override entry may carry ``why`` (the measured reason, for people),
+        ``unsupported`` (why the recipe cannot apply to this model) and
+        ``nondeterministic`` (why its file is not byte-identical across runs); none is a
+        recipe field.
         """
         overrides = {k: v for k, v in self.recipe_overrides.get(base.name, {}).items()
-                     if k not in ("why", "unsupported")}
+                     if k not in NOT_FIELDS}
         if not overrides:
             return base
         return base.with_overrides(overrides, where=f"model {self.name}, recipe {base.name}")

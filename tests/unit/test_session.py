@@ -187,3 +187,20 @@ def test_the_tflite_sha256_is_recorded_checked_and_added_to_old_baselines(make):
     assert old.failed and f"no baseline for {METRIC}" in old.message()
     assert not make("missing", row=row).run_check("m", "ptq_int8", "baseline").failed
     assert json.loads(path(make).read_text())["metrics"][METRIC] == sha
+
+
+def test_a_declared_nondeterministic_recipe_skips_only_the_sha256_row(make, tmp_path):
+    from compressgate.reproducibility import METRIC
+
+    row = ROW | {"cached": False, METRIC: "a" * 64}
+    assert not make("missing", row=row).run_check("m", "ptq_int8", "baseline").failed
+    (tmp_path / "fixtures" / "manifest.json").write_text(json.dumps({"models": {"m": {
+        "model": "m.keras", "data": "m.npz",
+        "recipe_overrides": {"ptq_int8": {"nondeterministic": "measured two files"}}}}}))
+    other = make(row=row | {METRIC: "c" * 64}).run_check("m", "ptq_int8", "baseline")
+    assert not other.failed
+    sha = next(r for r in other.verdict.rows if r.metric == METRIC)
+    assert sha.status == "skipped" and "measured two files" in sha.note
+    # The other figures are still gated: a larger file still fails.
+    bigger = make(row=row | {METRIC: "c" * 64, "size_bytes": ROW["size_bytes"] * 2})
+    assert bigger.run_check("m", "ptq_int8", "baseline").failed
