@@ -1,47 +1,62 @@
-"""Baseline files: ``<dir>/<model>/<recipe>.json``, one small document per model x recipe.
+"""Baseline files: ``<dir>/<model>/<recipe>.json`` and the accepted ``<recipe>.tflite``.
+
+A baseline is what a team accepted for one model x recipe:
+
+- ``metrics``: machine-independent figures (accuracy or the model's metric, sizes,
+  sparsity, the accepted file's sha256);
+- ``inputs``: digests of the model, data and recipe they came from, so a changed model
+  reads as "your model changed", not as nondeterminism;
+- ``machines``: machine-bound figures (latency ratio to float, peak memory) per machine
+  class (``compressgate.machine``), each with the fingerprint it was recorded on; one
+  file may hold several classes, and a figure is compared only within its class;
+- the accepted ``.tflite`` beside the JSON, which every run measures side by side with
+  the new file (latency, memory, outputs) on whatever machine it runs.
 
 Schema-versioned, sorted keys, numbers rounded to a stable precision, so a change reads
 well in ``git diff``. Written only by the explicit update flow: under a per-file lock,
-merged with what is on disk (the latency check and the other checks may update the same
-file from different xdist workers), and atomically replaced.
+merged with what is on disk (checks of one model x recipe may run in different xdist
+workers), the artifact first and the JSON last, each atomically replaced.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
 from compressgate.errors import BaselineError
-from compressgate.report import write_text_atomic
+from compressgate.files import write_bytes_atomic, write_text_atomic
+from compressgate.machine import machine_class, this_machine
 
-SCHEMA = 1
+SCHEMA = 2
+READS = (1, 2)
 REQUIRED = ("schema", "model", "recipe", "metrics", "environment")
-# Metrics a baseline may record, with the precision they are stored at.
+# Figures a baseline may record, with the precision they are stored at.
 METRIC_DIGITS = {
     "accuracy": 6, "accuracy_drop_pts": 4, "size_bytes": 0, "gzip_bytes": 0, "sparsity": 6,
     "size_ratio": 4, "gzip_ratio": 4, "latency_ratio": 4, "latency_ratio_low": 4,
     "latency_ratio_high": 4, "metric_loss": 6, "peak_memory_bytes": 0,
 }
+# Figures that depend on the machine: stored per machine class.
+MACHINE_FIGURES = ("latency_ratio", "latency_ratio_low", "latency_ratio_high",
+                   "peak_memory_bytes")
+ARTIFACT_KEY = "tflite_sha256"
 
 
 def cpu_name() -> str:
-    """The CPU model, which latency ratios depend on (ISA extensions, caches)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's brand string (for people; it does not tell kernel classes apart)."""
+    return str(this_machine().get("name") or platform.processor() or platform.machine())
 
 
 def environment(versions: dict[str, str]) -> dict[str, str]:
-    return {**versions, "python": platform.python_version(), "cpu": cpu_name()}
+    """Library versions, Python and the machine class a figure was produced with."""
+    return {**versions, "python": platform.python_version(),
+            "machine": machine_class(this_machine())}
 
 
 def path_for(directory: Path, model: str, recipe: str) -> Path:
@@ -65,15 +80,57 @@ class Baseline:
     recipe: str
     metrics: dict[str, Any]
     environment: dict[str, str]
+    inputs: dict[str, str] = field(default_factory=dict)
+    # machine class -> machine-bound figures (+ "fingerprint" and "versions").
+    machines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        doc = {"schema": SCHEMA, "model": self.model, "recipe": self.recipe,
-               "metrics": _round(self.metrics), "environment": self.environment}
+        doc: dict[str, Any] = {
+            "schema": SCHEMA, "model": self.model, "recipe": self.recipe,
+            "metrics": _round(self.metrics), "environment": self.environment}
+        if self.inputs:
+            doc["inputs"] = self.inputs
+        if self.machines:
+            doc["machines"] = {k: _round(v) for k, v in self.machines.items()}
         return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+    @property
+    def artifact_path(self) -> Path:
+        return self.path.with_suffix(".tflite")
+
+    def machine(self, cls: str) -> dict[str, Any]:
+        """The figures recorded for machine class ``cls`` ({} when none)."""
+        return self.machines.get(cls, {})
+
+    def accepted(self) -> tuple[bytes | None, str]:
+        """(the accepted ``.tflite``, why not) — ``None`` when absent or when it is not
+        the file whose sha256 the baseline records."""
+        path = self.artifact_path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None, f"accepted artifact {path.name} absent"
+        recorded = self.metrics.get(ARTIFACT_KEY)
+        if recorded and hashlib.sha256(data).hexdigest() != recorded:
+            return None, (f"accepted artifact {path.name} is not the file its baseline "
+                          f"records (sha256 {recorded[:12]}): replaced by hand?")
+        return data, ""
 
     def differences(self, env: dict[str, str]) -> list[str]:
         """Environment keys whose recorded value differs from ``env``."""
         return sorted(k for k in env if self.environment.get(k) != env[k])
+
+
+def _from_schema_1(metrics: dict[str, Any], env: dict[str, str]) -> tuple[dict, dict, dict]:
+    """Schema 1 kept latency and memory among the metrics under a brand-name CPU; they
+    are kept under an "unclassified" machine entry that matches no machine class."""
+    machine_bound = {k: metrics[k] for k in MACHINE_FIGURES if k in metrics}
+    rest = {k: v for k, v in metrics.items()
+            if k not in MACHINE_FIGURES and k != "latency_cpu"}
+    env = {k: v for k, v in env.items() if k != "cpu"}
+    cpu = metrics.get("latency_cpu") or "unknown CPU"
+    return rest, env, ({f"unclassified ({cpu}, schema 1)": machine_bound}
+                       if machine_bound else {})
 
 
 def load(path: Path, model: str, recipe: str) -> Baseline | None:
@@ -90,10 +147,10 @@ def load(path: Path, model: str, recipe: str) -> Baseline | None:
         raise BaselineError(f"{path}: malformed JSON at line {exc.lineno} ({exc.msg})") from None
     if not isinstance(doc, dict):
         raise BaselineError(f"{path}: expected a JSON object, got {type(doc).__name__}")
-    if doc.get("schema") != SCHEMA:
+    if doc.get("schema") not in READS:
         raise BaselineError(
-            f"{path}: baseline schema {doc.get('schema')!r}, this compressgate reads {SCHEMA}"
-        )
+            f"{path}: baseline schema {doc.get('schema')!r}, this compressgate reads "
+            f"{' and '.join(map(str, READS))}")
     missing = [k for k in REQUIRED if k not in doc]
     if missing:
         raise BaselineError(f"{path}: missing key {missing[0]!r}")
@@ -102,41 +159,97 @@ def load(path: Path, model: str, recipe: str) -> Baseline | None:
             f"{path}: records {doc['model']} x {doc['recipe']}, expected {model} x {recipe}"
         )
     metrics, env = doc["metrics"], doc["environment"]
-    if not isinstance(metrics, dict) or not isinstance(env, dict):
-        raise BaselineError(f"{path}: 'metrics' and 'environment' must be objects")
+    inputs, machines = doc.get("inputs", {}), doc.get("machines", {})
+    for key, value in (("metrics", metrics), ("environment", env), ("inputs", inputs),
+                       ("machines", machines)):
+        if not isinstance(value, dict):
+            raise BaselineError(f"{path}: '{key}' must be an object")
+    _check_numbers(path, "metrics", metrics)
+    if doc["schema"] == 1:
+        metrics, env, machines = _from_schema_1(metrics, env)
+    for cls, figures in machines.items():
+        if not isinstance(figures, dict):
+            raise BaselineError(f"{path}: machines.{cls} must be an object")
+        _check_numbers(path, f"machines.{cls}", figures)
+    return Baseline(path, model, recipe, metrics, env, inputs, machines)
+
+
+def _check_numbers(path: Path, where: str, figures: dict[str, Any]) -> None:
     for name in METRIC_DIGITS:
-        value = metrics.get(name, 0)
+        value = figures.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BaselineError(f"{path}: metrics.{name} must be a number")
-    return Baseline(path, model, recipe, metrics, env)
+            raise BaselineError(f"{path}: {where}.{name} must be a number")
 
 
-def update(path: Path, model: str, recipe: str, metrics: dict[str, Any],
+@dataclass(frozen=True)
+class Change:
+    """What one check asks the update flow to record (None: leave that part as it is)."""
+
+    metrics: dict[str, Any] | None = None
+    inputs: dict[str, str] | None = None
+    # Machine-bound figures of this machine's class.
+    machine: dict[str, Any] | None = None
+    artifact: bytes | None = None
+
+
+def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
            env: dict[str, str]) -> tuple[Baseline | None, Baseline]:
-    """Merge ``metrics`` into the baseline at ``path`` and write it atomically.
+    """Merge ``change`` (a plain dict: metrics only) into the baseline at ``path`` and
+    write it atomically.
 
     Returns (old, new). The lock serializes writers of the same file across processes;
-    keys not given are kept, so the latency check and the other checks compose.
+    parts not given are kept, so the latency check and the other checks compose. The
+    accepted artifact is written before the JSON that records its sha256.
     """
+    if isinstance(change, dict):
+        change = Change(metrics=change)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path.parent / f".{path.name}.lock")):
         try:
             old = load(path, model, recipe)
         except BaselineError:
             old = None  # the update flow replaces an unusable file
-        merged = {**(old.metrics if old else {}), **metrics}
-        if not merged.get("converted", True):
-            merged = {k: merged[k] for k in ("converted", "error") if k in merged}
-        new = Baseline(path, model, recipe, merged, env)
+        metrics = {**(old.metrics if old else {}), **(change.metrics or {})}
+        inputs = change.inputs if change.inputs is not None else (old.inputs if old else {})
+        machines = {k: dict(v) for k, v in (old.machines if old else {}).items()}
+        if change.machine:
+            cls = env["machine"]
+            machines[cls] = {**machines.get(cls, {}), **change.machine,
+                             "fingerprint": this_machine(),
+                             "versions": {k: v for k, v in env.items() if k != "machine"}}
+        if not metrics.get("converted", True):
+            metrics = {k: metrics[k] for k in ("converted", "error") if k in metrics}
+            machines = {}
+        new = Baseline(path, model, recipe, metrics, env, inputs, machines)
+        if change.artifact is not None and metrics.get("converted", True):
+            if not new.artifact_path.exists() or \
+                    new.artifact_path.read_bytes() != change.artifact:
+                write_bytes_atomic(new.artifact_path, change.artifact)
+        elif not metrics.get("converted", True):
+            new.artifact_path.unlink(missing_ok=True)
         if old is None or old.to_json() != new.to_json():
             write_text_atomic(path, new.to_json())
-    return old, Baseline(path, model, recipe, json.loads(new.to_json())["metrics"], env)
+    doc = json.loads(new.to_json())
+    return old, Baseline(path, model, recipe, doc["metrics"], env, inputs,
+                         doc.get("machines", {}))
+
+
+def _flat(baseline: Baseline | None) -> dict[str, Any]:
+    """Every recorded figure under one name: metrics as they are, machine-bound figures
+    as ``name [class]``, input digests as ``inputs.name``."""
+    if baseline is None:
+        return {}
+    out = dict(_round(baseline.metrics))
+    out.update({f"inputs.{k}": v[:12] for k, v in baseline.inputs.items()})
+    for cls, figures in baseline.machines.items():
+        out.update({f"{k} [{cls}]": v for k, v in _round(figures).items()
+                    if k in METRIC_DIGITS})
+    return out
 
 
 def diff_rows(old: Baseline | None, new: Baseline) -> list[tuple[str, str, str, str]]:
-    """(metric, old, new, change) for every metric that differs."""
-    before = _round(old.metrics) if old else {}
-    after = _round(new.metrics)
+    """(figure, old, new, change) for every recorded figure that differs."""
+    before, after = _flat(old), _flat(new)
     rows = []
     for name in sorted(set(before) | set(after)):
         a, b = before.get(name), after.get(name)

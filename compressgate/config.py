@@ -74,6 +74,8 @@ class ProjectConfig(BaseModel):
     latency_pairs: int = Field(42, ge=6)
     jobs: int | None = Field(None, ge=1)
     command: str = "pytest"
+    # Fail comparisons this machine cannot make instead of listing them as not judged.
+    strict: bool = False
     about: dict[str, Any] = {}
 
     _split = field_validator("recipes", mode="before")(_names)

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 from compressgate.diagnosis import ROUNDING_RMSE_OVER_SCALE, Diagnosis, offenders
-from compressgate.report import write_text_atomic
+from compressgate.files import write_text_atomic
 
 _CSV_FIELDS = ("layer", "op", "tensor", "elements", "rmse", "scale", "rmse_over_scale",
                "max_abs_error")

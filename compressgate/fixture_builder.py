@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from compressgate.backends import tf as backend
+from compressgate.machine import machine_class, this_machine
 from compressgate.models import Dataset, file_sha256
 
 BUILD_COMMAND = "compressgate fixtures build --out fixtures"
@@ -291,6 +292,8 @@ def build(spec: FixtureSpec, out: Path) -> dict[str, Any]:
         "recipe_overrides": spec.recipe_overrides,
         "about": {
             "built_by": BUILD_COMMAND,
+            # Training kernels are ISA-specific: the same bytes come back on this class.
+            "built_on": machine_class(this_machine()),
             "sha256": {model_file: file_sha256(out / model_file),
                        spec.data_file: file_sha256(data_path)},
             "params": int(model.count_params()),

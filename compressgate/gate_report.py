@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from compressgate import baseline as baselines
-from compressgate.report import write_summary, write_text_atomic
+from compressgate.files import write_text_atomic
+from compressgate.report import write_summary
 from compressgate.report_changes import baseline_changes, missing_results
 from compressgate.session import Settings
 
@@ -31,7 +33,12 @@ def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row = dict(record["row"])
             key = (row["model"], row["recipe"])
             row.update(latency.get(key, {}))
-            row["verdict"] = _verdict([r for r in records if (r["model"], r["recipe"]) == key])
+            mine = [r for r in records if (r["model"], r["recipe"]) == key]
+            row["verdict"] = _verdict(mine)
+            row["reasons"] = [f"{r['check']}: {why}" for r in mine if r["failed"]
+                              for why in r.get("reasons") or [] if why]
+            row["skipped"] = [f"{r['check']}: {what}" for r in mine
+                              for what in r.get("skipped") or []]
             rows.append(row)
     # Failures on top: the table is read in a CI job summary or a pull request.
     return sorted(rows, key=lambda r: (not r["verdict"].startswith("FAIL"), r["model"],
@@ -60,15 +67,48 @@ def write_reports(records: list[dict[str, Any]], settings: Settings,
     rows = _rows(records)
     hint = f"{settings.command} --compressgate-update=missing"
     meta = {"source": "pytest gate",
-            "created": datetime.now(UTC).isoformat(timespec="seconds")}
+            "created": datetime.now(UTC).isoformat(timespec="seconds"), **run_facts()}
     written = write_summary(settings.reports, rows, meta,
                             changes=baseline_changes(rows, records, settings.baselines, hint),
                             missing=missing_results(records, cases))
+    # Every check's record (verdict, reasons, skips, headroom to its limit), for tools.
+    checks = settings.reports / "checks.json"
+    write_text_atomic(checks, json.dumps(
+        [{k: v for k, v in r.items() if k != "row"} for r in records], indent=1,
+        sort_keys=True, default=str) + "\n")
+    written.append(checks)
     if settings.update != "none":
         path = settings.reports / "baseline-diff.md"
         write_text_atomic(path, baselines.diff_markdown(_updates(records)))
         written.append(path)
     return written
+
+
+def run_facts() -> dict[str, Any]:
+    """Where the run happened: the machine class and fingerprint, and the commit."""
+    import subprocess
+
+    from compressgate.machine import machine_class, this_machine
+
+    facts: dict[str, Any] = {"machine_class": machine_class(this_machine()),
+                             "machine": this_machine()}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], check=True,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+        facts["commit"] = commit
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return facts
+
+
+def skipped_groups(records: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """Comparisons the run could not make, grouped by what and why: (what, cases)."""
+    groups: dict[str, list[str]] = {}
+    for record in records:
+        for what in record.get("skipped") or []:
+            groups.setdefault(f"{record['check']}: {what}", []).append(
+                f"{record['model']}-{record['recipe']}")
+    return sorted(groups.items())
 
 
 def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[str]:
@@ -77,8 +117,9 @@ def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[st
     stale = [r for r in records if r.get("stale") and not r["failed"]]
     updates = _updates(records)
     checks = len(records)
+    skips = sum(len(r.get("skipped") or []) for r in records)
     lines = [f"{checks} checks: {len(failed)} failed, {len(stale)} stale baselines, "
-             f"{len(updates)} baselines written"]
+             f"{len(updates)} baselines written, {skips} comparisons not judged here"]
     if failed:
         lines.append("")
         lines.append("Failed (regressions, broken promises, missing baselines):")
@@ -88,6 +129,14 @@ def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[st
         lines.append("Declared unsupported (strict xfail; remove the declaration once it "
                      "converts):")
         lines += [f"  {r['model']}-{r['recipe']}" for r in expected]
+    groups = skipped_groups(records)
+    if groups:
+        lines.append("")
+        lines.append("Not judged here (these protections are missing on this machine; "
+                     "--compressgate-strict makes them fail):")
+        for what, cases in groups:
+            lines.append(f"  {what}")
+            lines.append(f"    {len(cases)} results: {', '.join(cases)}")
     if stale:
         lines.append("")
         lines.append("Stale baselines (better than recorded beyond tolerance; refresh with "

@@ -130,7 +130,7 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
     text = render(name=name, model=os.path.relpath(model_path, config_path.parent),
                   data=data_text, info=info, recipes=recipes, regression_max_loss=budget,
                   custom_objects=custom_objects)
-    from compressgate.report import write_text_atomic
+    from compressgate.files import write_text_atomic
 
     write_text_atomic(config_path, text)
     written = [config_path]

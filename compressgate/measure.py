@@ -135,7 +135,7 @@ def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
 def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *,
                         pairs: int = 42, blocks: int = 3, warmup: int = 10,
                         min_sample_seconds: float = 0.002,
-                        candidate_repeat: int = 1) -> LatencyPairs:
+                        candidate_repeat: float = 1) -> LatencyPairs:
     """Per-inference times of ``candidate`` and ``reference``, measured in alternating
     pairs at one thread, so machine load moves both alike and their ratio stays put.
 
@@ -147,9 +147,9 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
     alternates (AB, BA) to cancel the advantage of going first.
     """
 
-    def timed(invoke, repeat: int, n: int) -> float:
+    def timed(invoke, repeat: float, n: int) -> float:
         start = time.perf_counter()
-        for _ in range(n * repeat):
+        for _ in range(round(n * repeat)):
             invoke()
         return (time.perf_counter() - start) / n
 

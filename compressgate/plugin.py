@@ -54,6 +54,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--compressgate-force", action="store_true", default=False,
                     dest="compressgate_force",
                     help="record baselines even when the absolute checks fail")
+    group.addoption("--compressgate-strict", action="store_true", default=None,
+                    dest="compressgate_strict",
+                    help="fail a comparison this machine cannot make (no record for its "
+                         "machine class, no accepted artifact) instead of listing it")
     group.addoption("--compressgate-tensorboard", default=None, metavar="DIR",
                     dest="compressgate_tensorboard",
                     help="write fine-tune logs (QAT, pruning summaries) under DIR/<model>-"
@@ -91,6 +95,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         update=config.getoption("compressgate_update") or "none",
         force=config.getoption("compressgate_force"), tolerances=settings.tolerances,
         latency_pairs=settings.latency_pairs, command=settings.command,
+        strict=bool(config.getoption("compressgate_strict") or settings.strict),
         # Under xdist the workers already share the cores; each computes lazily.
         jobs=1 if hasattr(config, "workerinput") else settings.jobs or os.cpu_count() or 1,
     )
@@ -178,11 +183,23 @@ class Check:
             _record(self._node, {"model": self.model, "recipe": self.recipe,
                                  "check": self.check, "failed": True, "message": str(exc)})
             pytest.fail(f"compressgate: {exc}", pytrace=False)
+        except Exception as exc:  # a bug still counts as a failed check in every report
+            _record(self._node, {"model": self.model, "recipe": self.recipe,
+                                 "check": self.check, "failed": True,
+                                 "message": f"{type(exc).__name__}: {exc}"})
+            raise
         record: dict[str, Any] = {
             "model": self.model, "recipe": self.recipe, "check": self.check,
             "failed": outcome.failed, "stale": [r.metric for r in outcome.verdict.stale],
             "message": outcome.message(),
             "regressions": [r.metric for r in outcome.verdict.regressions],
+            # Why it failed and what it could not judge here, for every report.
+            "reasons": [r.reason() for r in outcome.verdict.regressions]
+            + ([f"refused to record the baseline: {outcome.refused}"] if outcome.refused
+               else []),
+            "skipped": [f"{r.metric}: {r.note}" for r in outcome.verdict.skipped],
+            "headroom": {r.metric: round(r.headroom, 4) for r in outcome.verdict.rows
+                         if r.headroom is not None},
         }
         if outcome.update:
             record["update"] = [outcome.update.path, outcome.update.reason, outcome.update.diff]

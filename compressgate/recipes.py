@@ -116,8 +116,15 @@ class Recipe:
     # 1.0 = the calibration split as is. Anything else plants a calibration fault
     # (0.0 = all zeros); used to prove the gate catches bad calibration.
     calibration_scale: float = 1.0
-    # Invokes per measured inference; >1 simulates a slower kernel (a latency fault).
-    repeat_invoke: int = 1
+    # Invokes per measured inference; >1 simulates a slower kernel (a latency fault):
+    # 1.3 runs 30 % more invokes than it counts (the same file, slower "kernels").
+    repeat_invoke: float = 1
+    # Full-integer recipes: keep float32 model inputs and outputs (QUANTIZE/DEQUANTIZE at
+    # the edges) for callers that feed floats; the promise's io_dtype says what is owed.
+    float_io: bool | None = None
+    # Gaussian noise (this fraction of each weight tensor's standard deviation) added to
+    # the model's weights before conversion: plants perturbed weights (a fault).
+    perturb_weights: float | None = None
     promise: Promise = field(default_factory=Promise)
     # Mixed precision (int8 recipes): Keras layers kept float, or "auto" to keep the
     # worst layers of the quantization diagnosis float until the drop fits the promise.
@@ -133,8 +140,10 @@ class Recipe:
                  "quantization='int8' (QAT converts to full integer)", self.quantization)
         _require(self.calibration_samples >= 1, f"{self.name}: calibration_samples",
                  "an integer >= 1", self.calibration_samples)
-        _require(self.repeat_invoke >= 1, f"{self.name}: repeat_invoke", "an integer >= 1",
+        _require(self.repeat_invoke >= 1, f"{self.name}: repeat_invoke", "a number >= 1",
                  self.repeat_invoke)
+        _require(self.perturb_weights is None or self.perturb_weights >= 0,
+                 f"{self.name}: perturb_weights", "a number >= 0", self.perturb_weights)
 
     @property
     def needs_finetune(self) -> bool:
@@ -161,7 +170,7 @@ class Recipe:
         return _from_dict(Recipe, _deep_merge(self.to_dict(), overrides), where)
 
 
-_OMIT_WHEN_NONE = ("keep_float",)
+_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io")
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise}
 

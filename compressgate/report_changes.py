@@ -15,6 +15,7 @@ from typing import Any
 from compressgate import baseline as baselines
 from compressgate import gate
 from compressgate.errors import BaselineError
+from compressgate.machine import machine_class, this_machine
 from compressgate.report_view import Missing
 
 SHOWN = ("converted", *gate.BASELINE_METRICS, "latency_ratio")
@@ -47,7 +48,7 @@ def _judged(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, st
         for metric in record.get("stale") or []:
             marks.setdefault(metric, "improved")
         for metric in record.get("regressions") or []:
-            marks[metric] = "regression"
+            marks[metric.split(" ")[0]] = "regression"  # "accuracy (recorded)" too
     return out
 
 
@@ -64,6 +65,7 @@ def baseline_changes(rows: list[dict[str, Any]], records: list[dict[str, Any]],
                      directory: Path, create_hint: str) -> list[dict[str, Any]]:
     """Change entries for every gated row (see the module docstring)."""
     judged, updated = _judged(records), _updated(records)
+    here = machine_class(this_machine())
     entries = []
     for row in rows:
         model, recipe = row["model"], row["recipe"]
@@ -84,9 +86,11 @@ def baseline_changes(rows: list[dict[str, Any]], records: list[dict[str, Any]],
             entries.append(_entry(model, recipe, "baseline", "-", "-", "", "missing",
                                   f"no baseline; create it with: {create_hint}"))
             continue
-        now = {k: row[k] for k in SHOWN if row.get(k) is not None and k in stored.metrics}
+        # Machine-bound figures are compared with this machine class's record only.
+        recorded = {**stored.metrics, **stored.machine(here)}
+        now = {k: row[k] for k in SHOWN if row.get(k) is not None and k in recorded}
         old = baselines.Baseline(path, model, recipe,
-                                 {k: stored.metrics[k] for k in now}, stored.environment)
+                                 {k: recorded[k] for k in now}, stored.environment)
         new = baselines.Baseline(path, model, recipe, now, stored.environment)
         marks = judged.get((model, recipe), {})
         entries += [_entry(model, recipe, m, a, b, _change(m, a, b, c), marks.get(m, "moved"))

@@ -134,6 +134,16 @@ def _plot(plot: report_plots.Plot) -> str:
             f"<figcaption>{escape(plot.caption)}</figcaption></figure>")
 
 
+def _not_judged(report: ReportInput) -> str:
+    groups = report_view.not_judged(report)
+    if not groups:
+        return ""
+    lis = "".join(f"<li>{escape(what)} — {len(cases)} results: {escape(', '.join(cases))}</li>"
+                  for what, cases in groups)
+    return (f'<h2 id="not-judged">Not judged on this machine '
+            f'({sum(len(c) for _, c in groups)})</h2><ul class="attention">{lis}</ul>')
+
+
 def _details(report: ReportInput) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>"
                     for k, v in report_view.run_details(report.meta))
@@ -154,6 +164,7 @@ def render(report: ReportInput) -> str:
 {_banner(report)}
 <h2>Needs attention</h2>
 {_attention(report)}
+{_not_judged(report)}
 <h2 id="results">Results (model x recipe)</h2>
 {_results(report)}
 <h2 id="changes">Change against baselines</h2>

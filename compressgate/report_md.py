@@ -42,6 +42,13 @@ def render(report: ReportInput) -> str:
         lines.append("Nothing: every gated result passes." if report.has_verdicts
                      else "Nothing: every result converted (no verdicts in this run).")
     lines.append("")
+    groups = report_view.not_judged(report)
+    if groups:
+        lines.append(f"## Not judged on this machine ({sum(len(c) for _, c in groups)})")
+        lines.append("")
+        lines += [f"- {_cell(what)} — {len(cases)} results: {_cell(', '.join(cases))}"
+                  for what, cases in groups]
+        lines.append("")
     lines.append("## Change against baselines")
     lines.append("")
     if report.changes is None:

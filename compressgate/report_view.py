@@ -115,8 +115,18 @@ def _why(row: dict[str, Any], changes: list[dict[str, Any]]) -> str:
     moved = [_change_text(c) for c in changes
              if (c["model"], c["recipe"]) == (row["model"], row["recipe"])
              and c["status"] in ("regression", "missing", "unusable")]
-    parts = (row.get("verdict") or "", row.get("error") or "", "; ".join(moved))
+    parts = (row.get("verdict") or "", row.get("error") or "",
+             "; ".join(row.get("reasons") or []), "; ".join(moved))
     return " — ".join(part for part in parts if part)
+
+
+def not_judged(report: ReportInput) -> list[tuple[str, list[str]]]:
+    """Comparisons this run could not make, grouped: (what and why, [model x recipe])."""
+    groups: dict[str, list[str]] = {}
+    for row in report.rows:
+        for what in row.get("skipped") or []:
+            groups.setdefault(what, []).append(f"{row['model']} x {row['recipe']}")
+    return sorted(groups.items())
 
 
 def _num(pattern: str):
@@ -202,7 +212,8 @@ def run_details(meta: dict[str, Any]) -> list[tuple[str, str]]:
     items = []
     for key, value in sorted(meta.items()):
         if isinstance(value, dict):
-            items += [(f"{key}.{k}", str(v)) for k, v in sorted(value.items())]
+            items += [(f"{key}.{k}", " ".join(map(str, v)) if isinstance(v, list) else str(v))
+                      for k, v in sorted(value.items())]
         elif not isinstance(value, list):
             items.append((key, str(value)))
     return items

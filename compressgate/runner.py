@@ -26,6 +26,8 @@ from compressgate.recipes import Recipe, get_recipe
 from compressgate.stats import LatencyPairs, sqnr_db
 
 RESULT_FORMAT = 2
+# Recipe fields that plant faults (tests of the gate); not part of a result's inputs.
+FAULT_KNOBS = ("calibration_scale", "repeat_invoke", "perturb_weights")
 
 
 def print_nothing(line: str) -> None:
@@ -93,6 +95,7 @@ class Runner:
     _results: dict[tuple[str, Recipe], RecipeResult] = field(default_factory=dict)
     _data: dict[str, Dataset] = field(default_factory=dict)
     _fingerprints: dict[str, str] = field(default_factory=dict)
+    _inputs: dict[str, dict[str, str]] = field(default_factory=dict)
     _backend: Backend | None = None
     # Compute each result in a worker process, so that a crash or hang in native code
     # fails that result only (see ``isolation``); the worker is reused across results.
@@ -144,6 +147,65 @@ class Runner:
                     else path_sha256(spec.data.path)})
             self._fingerprints[model] = fingerprint
         return self._fingerprints[model]
+
+    def input_digests(self, model: str, recipe: str | Recipe) -> dict[str, str]:
+        """sha256 of what a result came from: the model, the data, and the recipe's
+        settings (not its name or description, which change no byte; not its planted-fault
+        knobs, which stand for faults nobody chose)."""
+        if model not in self._inputs:
+            spec = self.spec(model)
+            self._inputs[model] = {
+                "model": self.backend.model_digest(spec) if spec.model.is_function
+                else path_sha256(spec.model_path),
+                "data": self.data(model).digest() if spec.data.is_function
+                else path_sha256(spec.data_path)}
+        settings = {k: v for k, v in self.recipe(model, recipe).to_dict().items()
+                    if k not in (*FAULT_KNOBS, "name", "description")}
+        return {**self._inputs[model], "recipe": key(settings)}
+
+    def side_by_side(self, model: str, recipe: str | Recipe, accepted: bytes,
+                     *, with_memory: bool = True):
+        """The accepted ``.tflite`` run in this process on the test split next to the
+        new result: paired hits, agreement, output difference, peak memory."""
+        from compressgate.gate import SideBySide
+        from compressgate.stats import paired_outcome
+
+        out, spec, data = self.outcome(model, recipe), self.spec(model), self.data(model)
+        assert out.tflite is not None and out.measurement is not None
+        new = np.asarray(out.measurement.outputs, dtype=np.float64)
+        identical = out.tflite == accepted
+        if identical:
+            old = new
+        else:
+            old = np.round(measure.predict(accepted, data.x_test, batch=spec.static_batch)
+                           .reshape(len(data.x_test), -1).astype(np.float64), 6)
+        spread = float(np.max(old) - np.min(old)) or 1.0
+        new_top1, old_top1 = np.argmax(new, axis=-1), np.argmax(old, axis=-1)
+        metric = spec.metric
+        fields: dict[str, Any] = {
+            "identical": identical,
+            "agreement": float(np.mean(new_top1 == old_top1)),
+            "max_output_diff": float(np.max(np.abs(new - old))) / spread if new.size else 0.0,
+        }
+        if metric.is_accuracy:
+            fields["paired"] = paired_outcome(data.y_test, old_top1, new_top1)
+            fields["accepted_accuracy"] = float(np.mean(old_top1 == np.asarray(data.y_test)))
+        else:
+            fields["accepted_score"] = metric.score(data.y_test, old.astype(np.float32))
+        if with_memory and not identical:
+            fields["accepted_memory"] = memory.peak_memory(accepted)[0]
+        return SideBySide(**fields)
+
+    def latency_against(self, model: str, recipe: str | Recipe, accepted: bytes, *,
+                        pairs: int = 42) -> LatencyPairs | None:
+        """Interleaved latency of the new result (candidate) against the accepted file
+        (reference), on this machine, in this run."""
+        resolved = self.recipe(model, recipe)
+        out = self.outcome(model, resolved)
+        if not out.converted:
+            return None
+        return measure.interleaved_latency(accepted, out.tflite, self.sample(model),
+                                           pairs=pairs, candidate_repeat=resolved.repeat_invoke)
 
     def outcome(self, model: str, recipe: str | Recipe) -> RecipeResult:
         """The (memoized, cached) outcome of ``recipe`` on ``model``."""
@@ -242,6 +304,8 @@ class Runner:
         if out.converted:
             row.update(self.memory(out))
             row.update(file_fields(out.tflite))
+            row["test_rows"] = len(m.top1) if m is not None else None
+            row["inputs"] = self.input_digests(model, recipe)
         if r is not None:
             row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
                         "float_gzip_bytes": r.gzip_bytes})

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from compressgate import baseline as baselines
-from compressgate import config, gate, reproducibility
+from compressgate import config, gate
 from compressgate.cache import ResultCache
 from compressgate.errors import UserInputError
 from compressgate.models import select
@@ -44,6 +44,9 @@ class Settings:
     jobs: int = 1
     # How a person runs the gate, for the "create it with" hint.
     command: str = "pytest"
+    # A comparison that cannot be made here (no record for this machine class, no
+    # accepted artifact) fails instead of being listed as not judged.
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ class GateSession:
         self._env: dict[str, str] | None = None
         self._prepared = False
         self._rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
+        self._sides: dict[tuple[str, str], tuple[gate.SideBySide | None, str]] = {}
+        self._side_latency: dict[tuple[str, str], Any] = {}
         # Explains an accuracy failure: (session, model, recipe) -> note. By default only
         # with the real runner (a stand-in runner has nothing to debug).
         self._diagnoser = diagnoser if diagnoser is not None or runner is not None \
@@ -205,6 +211,17 @@ class GateSession:
     # -- checks -------------------------------------------------------------------------
 
     def run_check(self, model: str, recipe: str, check: str) -> CheckOutcome:
+        outcome = self._run_check(model, recipe, check)
+        if self.settings.strict and outcome.verdict.skipped:
+            verdict = outcome.verdict
+            outcome = CheckOutcome(gate.Verdict(verdict.model, verdict.recipe, verdict.check, tuple(
+                gate.Row(r.metric, r.measured, r.expected, r.tolerance, "fail",
+                         f"strict: not judged here: {r.note}", r.missing)
+                if r.status == "skipped" else r for r in verdict.rows), verdict.notes),
+                outcome.update, outcome.refused)
+        return outcome
+
+    def _run_check(self, model: str, recipe: str, check: str) -> CheckOutcome:
         absolute = _ABSOLUTE_CHECKS.get(check)
         if absolute is not None:
             verdict = absolute(self.row(model, recipe), self.promise(model, recipe))
@@ -223,6 +240,52 @@ class GateSession:
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)
 
+    @property
+    def machine_class(self) -> str:
+        return self.env["machine"]
+
+    def build_changes(self, stored: baselines.Baseline) -> tuple[str, ...]:
+        """What differs between this run's build and the one that recorded ``stored``:
+        library versions, Python, machine class."""
+        return tuple(f"{'machine class' if k == 'machine' else k} "
+                     f"{stored.environment.get(k, 'unknown')} (now {self.env[k]})"
+                     for k in stored.differences(self.env))
+
+    def accepted(self, model: str, recipe: str,
+                 stored: baselines.Baseline) -> tuple[bytes | None, str]:
+        """(the accepted file, why not) for a stored baseline, read once per session."""
+        key = (model, recipe)
+        if key not in self._accepted:
+            self._accepted[key] = stored.accepted()
+        return self._accepted[key]
+
+    def side_by_side(self, model: str, recipe: str,
+                     stored: baselines.Baseline) -> tuple[gate.SideBySide | None, str]:
+        """The accepted file measured in this run next to the new one (once per case)."""
+        key = (model, recipe)
+        if key not in self._sides:
+            data, why = self.accepted(model, recipe, stored)
+            side = None
+            if data is not None and self.runner.outcome(model, recipe).converted:
+                side = self.runner.side_by_side(model, recipe, data)
+            self._sides[key] = (side, why)
+        return self._sides[key]
+
+    def reference(self, model: str, recipe: str, stored: baselines.Baseline) -> gate.Reference:
+        row = self.row(model, recipe)
+        side, why = self.side_by_side(model, recipe, stored)
+        now = row.get("inputs") or {}
+        changed = tuple(sorted(k for k in now if stored.inputs and stored.inputs.get(k) != now[k]))
+        overrides = self.specs[model].recipe_overrides.get(recipe, {}) \
+            if model in self.specs else {}
+        return gate.Reference(
+            stored.metrics, stored.machine(self.machine_class), self.machine_class, side,
+            absent=why, build_changes=self.build_changes(stored),
+            changed_inputs=tuple(f"the {k}" for k in changed),
+            nondeterministic=overrides.get("nondeterministic"),
+            inputs_recorded=bool(stored.inputs),
+            finetuned=self.runner.recipe(model, recipe).needs_finetune)
+
     def _check_baseline(self, model: str, recipe: str) -> CheckOutcome:
         row = self.row(model, recipe)
         stored = self._load(model, recipe)
@@ -230,14 +293,16 @@ class GateSession:
             not stored.metrics.get("converted", True)
             or all(k in stored.metrics for k in gate.baseline_keys(row)))
         if have:
-            verdict = gate.check_baseline(row, stored.metrics, self.tolerances(model),
-                                          self.create_hint())
-            if row.get(reproducibility.METRIC) and stored.metrics.get("converted", True):
-                verdict = self._with_reproducibility(verdict, row, stored)
-            verdict = self._annotate(verdict, stored)
+            assert stored is not None
+            reference = self.reference(model, recipe, stored) \
+                if stored.metrics.get("converted", True) and row["converted"] \
+                else gate.Reference(stored.metrics)
+            verdict = self._annotate(gate.check_baseline(row, reference, self.tolerances(model),
+                                                         self.create_hint()), stored)
         else:
             verdict = self._missing(model, recipe, "baseline")
         metrics = {k: row[k] for k in ("converted", "error") if row.get(k) is not None}
+        change = baselines.Change(metrics)
         if row["converted"]:
             metrics.update(gate.baseline_figures(row))
             metrics.update({k: row[k] for k in ("size_ratio", "gzip_ratio")})
@@ -245,90 +310,118 @@ class GateSession:
                 metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
             else:
                 metrics["metric_loss"] = row["metric_loss"]
-            for name in (gate.MEMORY_METRIC, reproducibility.METRIC):
-                if row.get(name) is not None:
-                    metrics[name] = row[name]
-        # Figures added to compressgate after the baseline was recorded.
-        new_figures = [name for name in (gate.MEMORY_METRIC, reproducibility.METRIC)
-                       if have and stored is not None and name in metrics
-                       and name not in stored.metrics]
-        if new_figures and self.settings.update == "missing":
-            # Record the new figures only: "missing" must not move the recorded ones.
-            metrics = {name: metrics[name] for name in new_figures}
-        return self._maybe_update(model, recipe, verdict, metrics,
-                                  missing=not have or bool(new_figures))
+            if row.get(gate.ARTIFACT_METRIC) is not None:
+                metrics[gate.ARTIFACT_METRIC] = row[gate.ARTIFACT_METRIC]
+            memory = {gate.MEMORY_METRIC: row[gate.MEMORY_METRIC]} \
+                if row.get(gate.MEMORY_METRIC) is not None else None
+            artifact = self.runner.outcome(model, recipe).tflite \
+                if gate.ARTIFACT_METRIC in metrics else None
+            change = baselines.Change(metrics, row.get("inputs"), memory, artifact)
+            if have and stored is not None and self.settings.update == "missing":
+                change = self._only_missing(stored, change)
+        missing = not have or any(r.missing for r in verdict.rows)
+        return self._maybe_update(model, recipe, verdict, change, missing=missing)
 
-    def _with_reproducibility(self, verdict: gate.Verdict, row: dict[str, Any],
-                              stored: baselines.Baseline) -> gate.Verdict:
-        extra = reproducibility.check_row(row, stored.metrics, self.env, stored.environment,
-                                          self.create_hint())
-        reason = self.specs[verdict.model].recipe_overrides.get(verdict.recipe, {}).get(
-            "nondeterministic") if verdict.model in self.specs else None
-        if reason and extra.status == "regression" and stored.metrics.get(reproducibility.METRIC):
-            # Declared, with its measured reason: sizes and accuracy stay gated.
-            extra = gate.Row(extra.metric, extra.measured, extra.expected, extra.tolerance,
-                             "skipped", f"not byte-reproducible: {reason}")
-        return gate.Verdict(verdict.model, verdict.recipe, verdict.check,
-                            (*verdict.rows, extra), verdict.notes)
+    def _only_missing(self, stored: baselines.Baseline,
+                      change: baselines.Change) -> baselines.Change:
+        """The parts of ``change`` the baseline lacks ("missing" moves nothing recorded):
+        input digests, this machine class's memory figure, the file's sha256 and the
+        accepted artifact (only the very file the baseline records)."""
+        metrics = change.metrics or {}
+        recorded = stored.metrics.get(gate.ARTIFACT_METRIC)
+        sha = metrics.get(gate.ARTIFACT_METRIC)
+        artifact = None
+        if recorded is None or (recorded == sha and self.accepted(
+                stored.model, stored.recipe, stored)[0] is None):
+            artifact = change.artifact
+        machine = change.machine if change.machine and not any(
+            k in stored.machine(self.machine_class) for k in change.machine) else None
+        return baselines.Change(
+            {gate.ARTIFACT_METRIC: sha} if recorded is None and sha else None,
+            change.inputs if not stored.inputs else None, machine, artifact)
+
+    def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
+                        fresh: bool = False):
+        """(pairs new vs accepted, note): timed only when the accepted file differs."""
+        if stored is None or not stored.metrics.get("converted", True):
+            return None, ""
+        data, why = self.accepted(model, recipe, stored)
+        if data is None:
+            return None, f"{why}: a slower artifact cannot be timed against it here"
+        outcome = self.runner.outcome(model, recipe)
+        if outcome.tflite == data:
+            return None, "identical bytes to the accepted file: the same artifact"
+        key = (model, recipe)
+        if fresh or key not in self._side_latency:
+            self._side_latency[key] = self.runner.latency_against(
+                model, recipe, data, pairs=self.settings.latency_pairs)
+        return self._side_latency[key], ""
 
     def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
         stored = self._load(model, recipe)
-        recorded = stored.metrics if stored else {}
+        recorded = stored.machine(self.machine_class) if stored else {}
         base_ratio = recorded.get("latency_ratio")
         interval = (recorded.get("latency_ratio_low", base_ratio),
                     recorded.get("latency_ratio_high", base_ratio)) if base_ratio else None
-        same_cpu = stored is None or recorded.get("latency_cpu") == self.env["cpu"]
 
-        def judge(pairs):
+        def judge(pairs, side, note):
             return gate.check_latency(model, recipe, pairs, self.promise(model, recipe),
                                       base_ratio, self.tolerances(model),
-                                      same_machine=same_cpu, baseline_interval=interval)
+                                      baseline_interval=interval, side=side, side_note=note,
+                                      machine_class=self.machine_class,
+                                      hint=self.create_hint())
 
         pairs = self.latency(model, recipe)
-        verdict = judge(pairs)
+        side, note = self.latency_against(model, recipe, stored)
+        verdict = judge(pairs, side, note)
         if verdict.failed and pairs is not None:
             # Confirm on fresh interpreters before declaring a slowdown: a transient
             # shift of the machine must not fail a release; a real one shows twice.
-            first = pairs
+            first, first_side = pairs, side
             pairs = self.latency(model, recipe, fresh=True)
-            verdict = judge(pairs)
-            verdict = gate.Verdict(model, recipe, "latency", verdict.rows, (
-                *verdict.notes, f"first measurement {first.ratio:.3f}, confirmation "
-                                f"{pairs.ratio:.3f}"))
+            side, note = self.latency_against(model, recipe, stored, fresh=True)
+            verdict = judge(pairs, side, note)
+            said = f"first measurement {first.ratio:.3f}, confirmation {pairs.ratio:.3f}"
+            if first_side is not None and side is not None:
+                said += (f"; vs accepted: first {first_side.ratio:.3f}, "
+                         f"confirmation {side.ratio:.3f}")
+            verdict = gate.Verdict(model, recipe, "latency", verdict.rows,
+                                   (*verdict.notes, said))
         if stored is None:
             verdict = gate.Verdict(model, recipe, "latency",
                                    verdict.rows + self._missing(model, recipe, "latency").rows,
                                    verdict.notes)
-        elif stored is not None:
+        else:
             verdict = self._annotate(verdict, stored)
-        metrics: dict[str, Any] = {}
+        change = None
         if pairs is not None:
             lat = pairs.to_dict()
-            metrics = {k: lat[k] for k in LATENCY_KEYS} | {"latency_cpu": self.env["cpu"]}
-        return self._maybe_update(model, recipe, verdict, metrics,
+            change = baselines.Change(machine={k: lat[k] for k in LATENCY_KEYS})
+            if self.settings.update == "missing" and base_ratio is not None:
+                change = None
+        return self._maybe_update(model, recipe, verdict, change,
                                   missing=pairs is not None and base_ratio is None)
 
     def _missing(self, model: str, recipe: str, check: str) -> gate.Verdict:
         path = self.baseline_path(model, recipe)
         return gate.Verdict(model, recipe, check, (gate.Row(
             "baseline", None, str(path), "-", "fail",
-            f"missing; create it with: {self.create_hint()}"),))
+            f"missing; create it with: {self.create_hint()}", missing=True),))
 
     def _annotate(self, verdict: gate.Verdict, stored: baselines.Baseline) -> gate.Verdict:
-        moved = stored.differences({k: v for k, v in self.env.items() if k != "cpu"})
+        moved = [c for c in self.build_changes(stored) if not c.startswith("machine class")]
         if not moved:
             return verdict
-        note = "baseline recorded with other versions: " + ", ".join(
-            f"{k} {stored.environment.get(k, '?')} (now {self.env[k]})" for k in moved)
+        note = "baseline recorded with other versions: " + ", ".join(moved)
         return gate.Verdict(verdict.model, verdict.recipe, verdict.check, verdict.rows,
                             (*verdict.notes, note))
 
     def _maybe_update(self, model: str, recipe: str, verdict: gate.Verdict,
-                      metrics: dict[str, Any], *, missing: bool) -> CheckOutcome:
+                      change: baselines.Change | None, *, missing: bool) -> CheckOutcome:
         mode = self.settings.update
         wanted = (mode == "all" or (mode == "failed" and verdict.failed)
                   or (mode == "missing" and missing))
-        if not wanted or not metrics:
+        if not wanted or change is None or change == baselines.Change():
             return CheckOutcome(verdict)
         row = self.row(model, recipe)
         refusals = gate.absolute_failures(row, self.promise(model, recipe))
@@ -336,17 +429,20 @@ class GateSession:
             return CheckOutcome(verdict, refused="; ".join(refusals)
                            + " (pass --compressgate-force to record it anyway)")
         old, new = baselines.update(self.baseline_path(model, recipe), model, recipe,
-                                    metrics, self.env)
+                                    change, self.env)
+        self._accepted.pop((model, recipe), None)
         reason = "created" if old is None else ("updated: was failing" if verdict.failed
                                                 else "updated")
         diff = baselines.diff_rows(old, new)
-        # The verdict was against the old baseline, which the update replaced on purpose
-        # (only for the figures it wrote; a figure recorded for the first time passes).
+        # The verdict was against the old baseline, which the update replaced on purpose:
+        # "missing" settles the rows that lacked a figure, the other modes every row.
+        settled = (lambda r: r.missing) if mode == "missing" else \
+            (lambda r: r.missing or r.status in ("regression", "fail"))
         accepted = gate.Verdict(model, recipe, verdict.check, tuple(
             gate.Row(r.metric, r.measured, r.expected, r.tolerance,
-                     "pass" if r.metric == "baseline" or (r.metric in metrics and (
-                         r.status == "regression" or r.expected is None))
-                     else r.status, r.note) for r in verdict.rows), verdict.notes)
+                     "pass" if settled(r) else r.status,
+                     r.note if not settled(r) else "recorded now", r.missing)
+            for r in verdict.rows), verdict.notes)
         return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
 
 

@@ -92,3 +92,42 @@ def sqnr_db(reference: np.ndarray, candidate: np.ndarray) -> float | None:
     if noise == 0.0:
         return None
     return float(10 * np.log10(np.sum(reference**2) / noise))
+
+
+@dataclass(frozen=True)
+class PairedOutcome:
+    """Two models' top-1 hits on the same test rows: the rows only the accepted model
+    got right (``lost``) and only the new one got right (``gained``)."""
+
+    rows: int
+    lost: int
+    gained: int
+
+    @property
+    def net_lost(self) -> int:
+        return self.lost - self.gained
+
+    def p_worse(self) -> float:
+        """Exact one-sided McNemar test: how likely ``lost`` of the ``lost + gained``
+        discordant rows would fall against the new model if both were equally good."""
+        discordant = self.lost + self.gained
+        if discordant == 0:
+            return 1.0
+        return float(stats.binomtest(self.lost, discordant, 0.5, alternative="greater").pvalue)
+
+    def p_better(self) -> float:
+        return PairedOutcome(self.rows, self.gained, self.lost).p_worse()
+
+
+def paired_outcome(labels, accepted_top1, new_top1) -> PairedOutcome:
+    labels = np.asarray(labels)
+    accepted_hit = np.asarray(accepted_top1) == labels
+    new_hit = np.asarray(new_top1) == labels
+    return PairedOutcome(len(labels), int(np.sum(accepted_hit & ~new_hit)),
+                         int(np.sum(new_hit & ~accepted_hit)))
+
+
+def rows_within(points: float, rows: int) -> int:
+    """How many of ``rows`` test rows ``points`` percentage points are, rounded down
+    (with an epsilon, so 0.5 points of 400 rows is exactly 2 rows)."""
+    return math.floor(points / 100 * rows + 1e-9)

@@ -412,8 +412,9 @@ def _converter(model, recipe: Recipe, data: Dataset):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if recipe.keep_float is not None:  # the kept layers need float kernels
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if not recipe.float_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
     elif quant == "int16x8":
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
@@ -429,6 +430,18 @@ def _converter_reason(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 
+def _perturb(model, fraction: float) -> None:
+    """Plant perturbed weights: seeded Gaussian noise of ``fraction`` times each float
+    trainable weight tensor's standard deviation (a fault only the accepted result can
+    reveal; BatchNorm statistics are left alone, a negative variance is no small fault)."""
+    rng = np.random.default_rng(0)
+    for variable in model.trainable_weights:
+        w = variable.numpy()
+        if w.size > 1:
+            variable.assign(w + rng.normal(0.0, fraction * float(np.std(w)), w.shape)
+                            .astype(w.dtype))
+
+
 def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     """Run ``recipe`` on a fresh copy of ``spec``'s model and convert it to ``.tflite``.
 
@@ -437,6 +450,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     """
     deterministic()
     model = load_model(spec)
+    if recipe.perturb_weights:
+        _perturb(model, recipe.perturb_weights)
     input_shape, num_classes = model_info(model)
     classification = spec.metric.is_accuracy
     data.check_fits(input_shape=input_shape, num_classes=num_classes, model=spec.name,

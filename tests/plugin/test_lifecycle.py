@@ -45,7 +45,9 @@ def test_lifecycle_missing_create_clean_drift_update(gate):
     assert sorted(created) == ["tiny_mlp/float.json", "tiny_mlp/ptq_int8.json"]
     diff = (gate.reports / "baseline-diff.md").read_text()
     assert "tiny_mlp/ptq_int8.json (created)" in diff and "| accuracy |" in diff
-    assert "latency_ratio" in json.loads(created["tiny_mlp/ptq_int8.json"])["metrics"]
+    machines = json.loads(created["tiny_mlp/ptq_int8.json"])["machines"]
+    assert [sorted(m)[:2] for m in machines.values()] == [["fingerprint", "latency_ratio"]]
+    assert (gate.baselines / "tiny_mlp" / "ptq_int8.tflite").read_bytes()[4:8] == b"TFL3"
 
     # 3. An unchanged tree passes and writes nothing.
     result = gate()
@@ -54,7 +56,8 @@ def test_lifecycle_missing_create_clean_drift_update(gate):
     summary = json.loads((gate.reports / "summary.json").read_text())
     assert {r["recipe"] for r in summary["results"]} == {"float", "ptq_int8"}
 
-    # 4. A baseline better than reality fails the right check with a table.
+    # 4. A baseline better than reality (the accepted file scores less here than it was
+    # accepted with) fails the right check with a table.
     path = gate.baselines / "tiny_mlp" / "ptq_int8.json"
     doc = json.loads(path.read_text())
     doc["metrics"]["accuracy"] = round(doc["metrics"]["accuracy"] + 0.05, 6)

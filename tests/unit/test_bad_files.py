@@ -136,7 +136,7 @@ GOOD = {"schema": 1, "model": "m", "recipe": "r", "metrics": {"accuracy": 0.9},
     ('{"schema": 1,', "malformed JSON at line 1 (Expecting property name enclosed in "
                       "double quotes)"),
     ("", "malformed JSON at line 1 (Expecting value)"),
-    (json.dumps(GOOD | {"schema": 2}), "baseline schema 2, this compressgate reads 1"),
+    (json.dumps(GOOD | {"schema": 3}), "baseline schema 3, this compressgate reads 1 and 2"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "metrics"}), "missing key 'metrics'"),
     (json.dumps(GOOD | {"recipe": "other"}), "records m x other, expected m x r"),
     (json.dumps(GOOD | {"metrics": {"peak_memory_bytes": "big"}}),

@@ -7,7 +7,7 @@ import pytest
 from compressgate import baseline as bl
 from compressgate.errors import BaselineError
 
-ENV = {"tensorflow": "2.21.0", "python": "3.11.7", "cpu": "Test CPU"}
+ENV = {"tensorflow": "2.21.0", "python": "3.11.7", "machine": "x86_64 avx2"}
 METRICS = {"converted": True, "accuracy": 0.97250000001, "size_bytes": 201544.0,
            "gzip_bytes": 150000, "sparsity": 0.0}
 
@@ -32,10 +32,42 @@ def test_update_writes_sorted_rounded_json_and_reads_back(tmp_path):
 def test_update_merges_keys_from_separate_checks(tmp_path):
     path = bl.path_for(tmp_path, "m", "r")
     bl.update(path, "m", "r", METRICS, ENV)
-    bl.update(path, "m", "r", {"latency_ratio": 0.51234567, "latency_cpu": "Test CPU"}, ENV)
-    metrics = bl.load(path, "m", "r").metrics
-    assert metrics["latency_ratio"] == 0.5123
-    assert metrics["accuracy"] == 0.9725
+    bl.update(path, "m", "r", bl.Change(machine={"latency_ratio": 0.51234567}), ENV)
+    bl.update(path, "m", "r", bl.Change(machine={"peak_memory_bytes": 4096.0}),
+              ENV | {"machine": "x86_64 avx2+avx512_vnni"})
+    stored = bl.load(path, "m", "r")
+    assert stored.machine("x86_64 avx2")["latency_ratio"] == 0.5123
+    assert stored.machine("x86_64 avx2+avx512_vnni")["peak_memory_bytes"] == 4096
+    assert "latency_ratio" not in stored.machine("x86_64 avx2+avx512_vnni")
+    assert stored.metrics["accuracy"] == 0.9725
+    assert stored.machine("x86_64 avx2")["fingerprint"]["arch"]
+
+
+def test_the_accepted_artifact_is_written_with_its_baseline_and_checked_on_read(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    tflite = b"TFL3 accepted"
+    sha = __import__("hashlib").sha256(tflite).hexdigest()
+    bl.update(path, "m", "r", bl.Change(METRICS | {"tflite_sha256": sha},
+                                                 artifact=tflite), ENV)
+    assert path.with_suffix(".tflite").read_bytes() == tflite
+    assert bl.load(path, "m", "r").accepted() == (tflite, "")
+    path.with_suffix(".tflite").write_bytes(b"TFL3 edited by hand")
+    data, why = bl.load(path, "m", "r").accepted()
+    assert data is None and "is not the file its baseline records" in why
+    path.with_suffix(".tflite").unlink()
+    assert bl.load(path, "m", "r").accepted() == (None, "accepted artifact r.tflite absent")
+
+
+def test_a_schema_1_baseline_keeps_its_machine_figures_under_no_machine_class(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({
+        "schema": 1, "model": "m", "recipe": "r", "environment": {"cpu": "AMD EPYC"},
+        "metrics": {**METRICS, "latency_ratio": 1.2, "latency_cpu": "AMD EPYC",
+                    "peak_memory_bytes": 4096}}))
+    stored = bl.load(path, "m", "r")
+    assert "latency_ratio" not in stored.metrics and "latency_cpu" not in stored.metrics
+    assert stored.machines == {"unclassified (AMD EPYC, schema 1)": {
+        "latency_ratio": 1.2, "peak_memory_bytes": 4096}}
 
 
 def test_rewriting_identical_content_leaves_the_file_alone(tmp_path):
@@ -49,14 +81,18 @@ def test_rewriting_identical_content_leaves_the_file_alone(tmp_path):
 def test_no_temporary_files_are_left_behind(tmp_path):
     path = bl.path_for(tmp_path, "m", "r")
     bl.update(path, "m", "r", METRICS, ENV)
+    bl.update(path, "m", "r", bl.Change(artifact=b"TFL3"), ENV)
     assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(".lock")) == [
-        "r.json"]
+        "r.json", "r.tflite"]
 
 
 @pytest.mark.parametrize(("content", "message"), [
     ("{not json", "malformed JSON at line 1"),
     ("[1, 2]", "expected a JSON object"),
-    ('{"schema": 99, "model": "m"}', "baseline schema 99"),
+    ('{"schema": 99, "model": "m"}', "baseline schema 99, this compressgate reads 1 and 2"),
+    ('{"schema": 2, "model": "m", "recipe": "r", "metrics": {}, "environment": {},'
+     ' "machines": {"x86_64 avx2": {"latency_ratio": "fast"}}}',
+     "machines.x86_64 avx2.latency_ratio must be a number"),
     ('{"schema": 1, "model": "m", "recipe": "r", "metrics": {}}', "missing key 'environment'"),
     ('{"schema": 1, "model": "x", "recipe": "r", "metrics": {}, "environment": {}}',
      "records x x r, expected m x r"),

@@ -18,7 +18,8 @@ def test_summary_lists_failures_stale_and_expected_apart():
         record("conversion", failed=True, expected=True),
     ], written=[])
     text = "\n".join(lines)
-    assert lines[0] == "3 checks: 1 failed, 1 stale baselines, 0 baselines written"
+    assert lines[0] == ("3 checks: 1 failed, 1 stale baselines, 0 baselines written, "
+                        "0 comparisons not judged here")
     assert "  m-r-accuracy" in text
     assert "  m-r-baseline: size_bytes" in text
     assert "Declared unsupported" in text and "  m-r" in text
@@ -45,7 +46,8 @@ def test_rows_get_this_runs_latency(tmp_path):
                record("latency", latency={"latency_ratio": 0.5})]
     write_reports(records, Settings(reports=tmp_path))
     rows = json.loads((tmp_path / "summary.json").read_text())["results"]
-    assert rows == [row | {"latency_ratio": 0.5, "verdict": "pass"}]
+    assert rows == [row | {"latency_ratio": 0.5, "verdict": "pass", "reasons": [],
+                           "skipped": []}]
     assert "| m | r | pass |" in (tmp_path / "summary.md").read_text()
     assert not (tmp_path / "baseline-diff.md").exists()
 

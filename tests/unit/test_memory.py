@@ -3,6 +3,7 @@ an old baseline without it fails clearly until recorded. No TensorFlow."""
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 from compressgate import gate, memory
 from compressgate.recipes import get_recipe
@@ -75,6 +76,9 @@ class FakeRunner:
     def recipe(self, model, name):
         return get_recipe(name)
 
+    def outcome(self, model, recipe):
+        return SimpleNamespace(tflite=b"TFL3", converted=True)
+
 
 def session(tmp_path, update):
     fixtures = tmp_path / "fixtures"
@@ -86,20 +90,23 @@ def session(tmp_path, update):
     return GateSession(settings, runner=FakeRunner())
 
 
-def test_old_baseline_without_memory_fails_until_recorded_and_keeps_its_figures(tmp_path):
+def test_old_baseline_without_memory_is_not_judged_until_recorded_and_keeps_its_figures(
+        tmp_path):
     path = tmp_path / "baselines" / "m" / "ptq_int8.json"
     path.parent.mkdir(parents=True)
     old = {"accuracy": 0.95, "size_bytes": 10, "gzip_bytes": 9, "sparsity": 0.0}
     path.write_text(json.dumps({"schema": 1, "model": "m", "recipe": "ptq_int8",
                                 "metrics": old, "environment": {}}))
     outcome = session(tmp_path, "none").run_check("m", "ptq_int8", "baseline")
-    assert outcome.failed
-    assert memory_row(outcome.verdict).note == (
-        "no baseline for peak_memory_bytes; create it with: cmd --compressgate-update=missing")
+    assert memory_row(outcome.verdict).status == "skipped"
+    assert memory_row(outcome.verdict).note.startswith("no record for machine class ")
+    assert memory_row(outcome.verdict).note.endswith(
+        "record it with: cmd --compressgate-update=missing")
     recorded = session(tmp_path, "missing").run_check("m", "ptq_int8", "baseline")
     # The accuracy regression (0.95 -> 0.90) still fails: "missing" records memory only.
     assert [r.metric for r in recorded.verdict.regressions] == ["accuracy"]
-    metrics = json.loads(path.read_text())["metrics"]
-    assert metrics == old | {M: 2_000_000}
+    doc = json.loads(path.read_text())
+    assert doc["metrics"] == old
+    assert [figures[M] for figures in doc["machines"].values()] == [2_000_000]
     again = session(tmp_path, "none").run_check("m", "ptq_int8", "baseline")
     assert memory_row(again.verdict).status == "pass"

@@ -9,6 +9,7 @@ import pandas as pd
 
 from compressgate import report_plots
 from compressgate.gate_report import write_reports
+from compressgate.machine import machine_class, this_machine
 from compressgate.measure import class_accuracy
 from compressgate.report import write_summary
 from compressgate.report_view import Missing
@@ -157,10 +158,12 @@ def test_gate_page_shows_change_against_baselines_and_missing_cases(tmp_path):
     baselines = tmp_path / "baselines"
     (baselines / "digits").mkdir(parents=True)
     metrics = {"converted": True, "accuracy": 0.96, "size_bytes": 1000, "gzip_bytes": 900,
-               "sparsity": 0.0, "latency_ratio": 1.0}
+               "sparsity": 0.0}
+    here = machine_class(this_machine())
     (baselines / "digits" / "ptq_int8.json").write_text(json.dumps({
-        "schema": 1, "model": "digits", "recipe": "ptq_int8", "metrics": metrics,
-        "environment": {}}))
+        "schema": 2, "model": "digits", "recipe": "ptq_int8", "metrics": metrics,
+        "environment": {}, "machines": {here: {"latency_ratio": 1.0},
+                                        "another class": {"latency_ratio": 9.0}}}))
     records = [
         record("digits", "ptq_int8", "conversion", row=make_row(accuracy=0.94)),
         record("digits", "ptq_int8", "baseline", failed=True, regressions=["accuracy"]),
@@ -177,7 +180,9 @@ def test_gate_page_shows_change_against_baselines_and_missing_cases(tmp_path):
     changes = page[page.index('id="changes"'):page.index('id="plots"')]
     assert re.search(r"<td>accuracy</td>\s*<td>0.96</td>\s*<td>0.94</td>\s*<td>-2.00 pts</td>"
                      r'\s*<td><span class="tag c-regression">regression', changes)
+    # The latency ratio is compared with this machine class's record only.
     assert re.search(r"<td>latency_ratio</td>\s*<td>1.0</td>\s*<td>1.2</td>", changes)
+    assert "9.0" not in changes
     assert "no baseline; create it with: tox -e gate -- --compressgate-update=missing" \
         in changes
     assert changes.index("c-regression") < changes.index("c-missing") \

@@ -1,21 +1,26 @@
 """Update modes and baseline checks of GateSession, on a stand-in runner (no TF)."""
 
+import hashlib
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from compressgate import gate
 from compressgate.recipes import get_recipe
 from compressgate.session import GateSession, Settings
-from compressgate.stats import LatencyPairs
+from compressgate.stats import LatencyPairs, PairedOutcome
 
+TFLITE = b"TFL3 accepted file"
 ROW = {
     "model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
     "accuracy": 0.97, "float_accuracy": 0.975, "accuracy_drop_pts": 0.5,
     "size_bytes": 1000, "float_size_bytes": 4000, "size_ratio": 4.0, "gzip_bytes": 900,
     "float_gzip_bytes": 3700, "gzip_ratio": 4.1, "sparsity": 0.0, "input_dtype": "int8",
-    "output_dtype": "int8", "float_ops": [],
+    "output_dtype": "int8", "float_ops": [], "test_rows": 400,
+    "inputs": {"model": "m" * 64, "data": "d" * 64, "recipe": "r" * 32},
 }
 
 
@@ -26,10 +31,15 @@ class FakeBackend:
 
 
 class FakeRunner:
+    """A runner whose result is ``tflite`` with figures ``row``; the accepted file, run
+    side by side, gives ``side`` (identical files give identical outputs)."""
+
     backend = FakeBackend()
 
-    def __init__(self, row, ratio=0.5):
-        self._row, self.ratio = row, ratio
+    def __init__(self, row, ratio=0.5, tflite=TFLITE, side=None, side_ratio=1.0):
+        self.tflite, self.side, self.side_ratio = tflite, side or {}, side_ratio
+        self._row = {"tflite_sha256": hashlib.sha256(tflite).hexdigest(), **row}
+        self.ratio = ratio
 
     def precompute(self, plan, jobs):
         pass
@@ -40,10 +50,28 @@ class FakeRunner:
     def recipe(self, model, name):
         return get_recipe(name)
 
+    def outcome(self, model, recipe):
+        return SimpleNamespace(tflite=self.tflite, converted=self._row["converted"])
+
+    def side_by_side(self, model, recipe, accepted):
+        if accepted == self.tflite:
+            return gate.SideBySide(True, PairedOutcome(400, 0, 0), self._row["accuracy"], 1.0,
+                                   0.0)
+        fields = {"paired": PairedOutcome(400, 0, 0), "accepted_accuracy": 0.97,
+                  "agreement": 1.0, "max_output_diff": 0.0, "accepted_memory": None}
+        return gate.SideBySide(False, **(fields | self.side))
+
     def latency(self, model, recipe, pairs=41):
-        rng = np.random.default_rng(0)
-        ref = 1 + rng.uniform(0, 0.2, pairs)
-        return LatencyPairs(tuple(ref), tuple(ref * self.ratio))
+        return _pairs(self.ratio, pairs)
+
+    def latency_against(self, model, recipe, accepted, pairs=41):
+        return _pairs(self.side_ratio, pairs)
+
+
+def _pairs(ratio, n):
+    rng = np.random.default_rng(0)
+    ref = 1 + rng.uniform(0, 0.2, n)
+    return LatencyPairs(tuple(ref), tuple(ref * ratio * (1 + rng.uniform(-0.01, 0.01, n))))
 
 
 @pytest.fixture
@@ -53,11 +81,11 @@ def make(tmp_path):
     (fixtures / "manifest.json").write_text(json.dumps(
         {"models": {"m": {"model": "m.keras", "data": "m.npz"}}}))
 
-    def session(update="none", row=ROW, ratio=0.5, force=False):
+    def session(update="none", row=ROW, ratio=0.5, force=False, **runner):
         settings = Settings(baselines=tmp_path / "baselines", config=fixtures / "manifest.json",
                             reports=None,
                             recipes=("ptq_int8",), update=update, force=force)
-        return GateSession(settings, runner=FakeRunner(row, ratio))
+        return GateSession(settings, runner=FakeRunner(row, ratio, **runner))
 
     session.baselines = tmp_path / "baselines"
     return session
@@ -89,20 +117,29 @@ def test_missing_mode_creates_then_clean_run_passes(make):
     outcomes = run_all(make("missing"))
     assert not any(o.failed for o in outcomes.values())
     assert outcomes["baseline"].update.reason == "created"
-    metrics = json.loads(path(make).read_text())["metrics"]
-    assert metrics["accuracy"] == 0.97 and metrics["latency_ratio"] == 0.5
+    doc = json.loads(path(make).read_text())
+    machine = doc["environment"]["machine"]
+    assert doc["metrics"]["accuracy"] == 0.97
+    assert doc["machines"][machine]["latency_ratio"] == pytest.approx(0.5, abs=0.01)
+    assert path(make).with_suffix(".tflite").read_bytes() == TFLITE
     assert not any(o.failed or o.update for o in run_all(make()).values())
 
 
 def test_regression_fails_and_failed_mode_rewrites_it(make):
     run_all(make("missing"))
     worse = ROW | {"accuracy": 0.95, "accuracy_drop_pts": 2.5 - 1.0}
-    outcome = make(row=worse).run_check("m", "ptq_int8", "baseline")
+    other = {"row": worse, "tflite": b"TFL3 worse", "side": {"paired": PairedOutcome(400, 8, 0)}}
+    outcome = make(**other).run_check("m", "ptq_int8", "baseline")
     assert outcome.failed and "accuracy" in outcome.message()
-    outcome = make("failed", row=worse).run_check("m", "ptq_int8", "baseline")
+    outcome = make("failed", **other).run_check("m", "ptq_int8", "baseline")
     assert not outcome.failed
-    assert outcome.update.diff == [("accuracy", "0.97", "0.95", "-2.06 %"),
-                                   ("accuracy_drop_pts", "0.5", "1.5", "+200.00 %")]
+    assert [r[0] for r in outcome.update.diff] == ["accuracy", "accuracy_drop_pts",
+                                                   "tflite_sha256"]
+    assert outcome.update.diff[:2] == [("accuracy", "0.97", "0.95", "-2.06 %"),
+                                       ("accuracy_drop_pts", "0.5", "1.5", "+200.00 %")]
+    assert path(make).with_suffix(".tflite").read_bytes() == b"TFL3 worse"
+    assert not make(row=worse, tflite=b"TFL3 worse").run_check("m", "ptq_int8",
+                                                               "baseline").failed
 
 
 def test_failed_mode_leaves_passing_baselines_alone(make):
@@ -131,14 +168,74 @@ def test_refuses_to_record_an_absolute_failure_unless_forced(make):
     assert path(make).exists()
 
 
-def test_latency_regression_and_foreign_cpu(make):
+def test_latency_regression_within_the_machine_class_and_no_record_elsewhere(make):
     run_all(make("missing"))
-    assert make(ratio=0.9).run_check("m", "ptq_int8", "latency").failed
+    slow = make(ratio=0.9).run_check("m", "ptq_int8", "latency")
+    assert slow.failed and [r.metric for r in slow.verdict.regressions] == ["latency_ratio"]
     doc = json.loads(path(make).read_text())
-    doc["metrics"]["latency_cpu"] = "Some Other CPU"
+    doc["machines"] = {"x86_64 avx2 (another class)": doc["machines"].popitem()[1]}
     path(make).write_text(json.dumps(doc))
     outcome = make(ratio=0.9).run_check("m", "ptq_int8", "latency")
-    assert not outcome.failed and "another CPU" in outcome.message()
+    assert not outcome.failed
+    row = next(r for r in outcome.verdict.rows if r.metric == "latency_ratio")
+    assert row.status == "skipped" and "no latency record for machine class" in row.note
+    assert "--compressgate-update=missing" in row.note
+    # update=missing records this class beside the other one and moves nothing else.
+    make("missing", ratio=0.9).run_check("m", "ptq_int8", "latency")
+    machines = json.loads(path(make).read_text())["machines"]
+    assert len(machines) == 2 and "x86_64 avx2 (another class)" in machines
+
+
+def test_a_slower_artifact_fails_side_by_side_on_any_machine(make):
+    run_all(make("missing"))
+    doc = json.loads(path(make).read_text())
+    doc["machines"] = {}  # no record for this class: only side by side can see it
+    path(make).write_text(json.dumps(doc))
+    other = b"TFL3 a new, slower file"
+    slow = make(tflite=other, side_ratio=1.4).run_check("m", "ptq_int8", "latency")
+    assert slow.failed and [r.metric for r in slow.verdict.regressions] == ["time vs accepted"]
+    assert "confirmation" in slow.message()
+    same_speed = make(tflite=other, side_ratio=1.02).run_check("m", "ptq_int8", "latency")
+    assert not same_speed.failed
+
+
+def elsewhere(make):
+    """Pretend the baseline was recorded on another machine class."""
+    doc = json.loads(path(make).read_text())
+    doc["environment"]["machine"] = "x86_64 avx2 (another class)"
+    path(make).write_text(json.dumps(doc))
+
+
+def test_paired_accuracy_against_the_accepted_file(make):
+    run_all(make("missing"))
+    elsewhere(make)
+    other = b"TFL3 converted on another machine"
+    noise = make(tflite=other, row=ROW | {"accuracy": 0.9675},
+                 side={"paired": PairedOutcome(400, 3, 2)}).run_check("m", "ptq_int8",
+                                                                      "baseline")
+    assert not noise.failed, noise.message()
+    drop = make(tflite=other, row=ROW | {"accuracy": 0.955},
+                side={"paired": PairedOutcome(400, 6, 0)}).run_check("m", "ptq_int8",
+                                                                     "baseline")
+    assert drop.failed and [r.metric for r in drop.verdict.regressions] == ["accuracy"]
+    assert "6 lost, 0 gained" in drop.message()
+
+
+def test_fidelity_is_judged_for_the_same_inputs_only(make):
+    run_all(make("missing"))
+    other = b"TFL3 perturbed"
+    moved = make(tflite=other, side={"agreement": 1.0, "max_output_diff": 0.2})
+    outcome = moved.run_check("m", "ptq_int8", "baseline")
+    assert [r.metric for r in outcome.verdict.regressions] == [
+        "output difference vs accepted", "tflite_sha256"]
+    elsewhere(make)
+    outcome = moved.run_check("m", "ptq_int8", "baseline")
+    assert [r.metric for r in outcome.verdict.regressions] == ["output difference vs accepted"]
+    retrained = make(tflite=other, side={"agreement": 0.9, "max_output_diff": 0.5},
+                     row=ROW | {"inputs": ROW["inputs"] | {"model": "n" * 64}})
+    outcome = retrained.run_check("m", "ptq_int8", "baseline")
+    assert not outcome.failed
+    assert "the model changed since the baseline" in outcome.message()
 
 
 def test_other_versions_are_reported(make):
@@ -172,14 +269,20 @@ def test_unused_baselines_are_found(make):
 def test_the_tflite_sha256_is_recorded_checked_and_added_to_old_baselines(make):
     from compressgate.reproducibility import METRIC
 
-    sha = "a" * 64
-    row = ROW | {"cached": False, METRIC: sha}
+    sha = hashlib.sha256(TFLITE).hexdigest()
+    row = ROW | {"cached": False}
     assert not make("missing", row=row).run_check("m", "ptq_int8", "baseline").failed
     doc = json.loads(path(make).read_text())
     assert doc["metrics"][METRIC] == sha
     assert not make(row=row).run_check("m", "ptq_int8", "baseline").failed
-    changed = make(row=row | {METRIC: "c" * 64}).run_check("m", "ptq_int8", "baseline")
+    changed = make(row=row, tflite=b"TFL3 other").run_check("m", "ptq_int8", "baseline")
     assert changed.failed and "different .tflite" in changed.message()
+    # On another machine class the bytes are not compared; the outputs are.
+    doc["environment"]["machine"] = "x86_64 avx2 (another class)"
+    path(make).write_text(json.dumps(doc))
+    elsewhere = make(row=row, tflite=b"TFL3 other").run_check("m", "ptq_int8", "baseline")
+    assert not elsewhere.failed
+    assert "outputs compared side by side instead" in elsewhere.message()
     # A baseline from before this field fails clearly, and update=missing adds it.
     del doc["metrics"][METRIC]
     path(make).write_text(json.dumps(doc))
@@ -192,15 +295,80 @@ def test_the_tflite_sha256_is_recorded_checked_and_added_to_old_baselines(make):
 def test_a_declared_nondeterministic_recipe_skips_only_the_sha256_row(make, tmp_path):
     from compressgate.reproducibility import METRIC
 
-    row = ROW | {"cached": False, METRIC: "a" * 64}
+    row = ROW | {"cached": False}
     assert not make("missing", row=row).run_check("m", "ptq_int8", "baseline").failed
     (tmp_path / "fixtures" / "manifest.json").write_text(json.dumps({"models": {"m": {
         "model": "m.keras", "data": "m.npz",
         "recipe_overrides": {"ptq_int8": {"nondeterministic": "measured two files"}}}}}))
-    other = make(row=row | {METRIC: "c" * 64}).run_check("m", "ptq_int8", "baseline")
+    other = make(row=row, tflite=b"TFL3 c").run_check("m", "ptq_int8", "baseline")
     assert not other.failed
     sha = next(r for r in other.verdict.rows if r.metric == METRIC)
-    assert sha.status == "skipped" and "measured two files" in sha.note
+    assert sha.status == "info" and "measured two files" in sha.note
     # The other figures are still gated: a larger file still fails.
-    bigger = make(row=row | {METRIC: "c" * 64, "size_bytes": ROW["size_bytes"] * 2})
+    bigger = make(row=row | {"size_bytes": ROW["size_bytes"] * 2}, tflite=b"TFL3 c")
     assert bigger.run_check("m", "ptq_int8", "baseline").failed
+
+
+BROKEN = ROW | {"accuracy_drop_pts": 5.0, "accuracy": 0.92}
+
+
+@pytest.mark.parametrize("mode", ["all", "failed", "missing"])
+@pytest.mark.parametrize("check", ["baseline", "latency"])
+def test_every_update_mode_refuses_to_record_an_absolute_failure(make, mode, check):
+    # No baseline yet: every mode would write one, and the latency check alone would too.
+    outcome = make(mode, row=BROKEN).run_check("m", "ptq_int8", check)
+    assert outcome.failed and "refused to record the baseline: accuracy" in outcome.message()
+    assert not path(make).exists() and not path(make).with_suffix(".tflite").exists()
+    forced = make(mode, row=BROKEN, force=True).run_check("m", "ptq_int8", check)
+    assert path(make).exists() and forced.update is not None
+
+
+class Flaky(FakeRunner):
+    """The first latency measurement shows ``first``, every later one ``then``."""
+
+    def __init__(self, row, first, then):
+        super().__init__(row, first)
+        self.calls, self.then = 0, then
+
+    def latency(self, model, recipe, pairs=41):
+        self.calls += 1
+        return _pairs(self.ratio if self.calls == 1 else self.then, pairs)
+
+
+@pytest.mark.parametrize(("first", "then", "failed", "calls"), [
+    (0.9, 0.5, False, 2),   # a transient slowdown: confirmed away
+    (0.9, 0.9, True, 2),    # a real one shows twice
+    (0.5, 0.9, False, 1),   # a pass is not re-measured
+])
+def test_a_latency_failure_is_confirmed_once_on_fresh_interpreters(make, tmp_path, first,
+                                                                   then, failed, calls):
+    run_all(make("missing"))
+    session = make()
+    session._runner = Flaky(ROW, first, then)
+    outcome = session.run_check("m", "ptq_int8", "latency")
+    assert outcome.failed is failed and session._runner.calls == calls
+    if calls == 2:
+        assert f"first measurement {first:.3f}" in outcome.message()
+
+
+def test_strict_makes_a_comparison_this_machine_cannot_make_fail(make):
+    run_all(make("missing"))
+    doc = json.loads(path(make).read_text())
+    doc["machines"] = {}
+    path(make).write_text(json.dumps(doc))
+    relaxed = make().run_check("m", "ptq_int8", "latency")
+    assert not relaxed.failed and [r.metric for r in relaxed.verdict.skipped] == [
+        "latency_ratio"]
+    session = make()
+    session.settings = replace(session.settings, strict=True)
+    strict = session.run_check("m", "ptq_int8", "latency")
+    assert strict.failed and "strict: not judged here" in strict.message()
+
+
+def test_missing_mode_never_moves_a_recorded_figure(make):
+    run_all(make("missing"))
+    before = json.loads(path(make).read_text())
+    drifted = ROW | {"size_bytes": 1005, "accuracy": 0.9675}
+    for check in ("baseline", "latency"):
+        make("missing", row=drifted, ratio=0.52).run_check("m", "ptq_int8", check)
+    assert json.loads(path(make).read_text()) == before
