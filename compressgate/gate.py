@@ -516,7 +516,7 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
     Against this machine class's record: the recipe/float ratio (``pairs``) against
     ``baseline_ratio``; a regression needs the ratio worse than the recorded one by more
     than the tolerance, counted from the edge of its recorded 95 % interval, *and* the
-    per-pair difference significant (Wilcoxon, p < alpha). This catches a slower runtime
+    per-pair difference significant (exact sign test, p < alpha). This catches a slower runtime
     (the same file, slower kernels). Without a record for this class it is skipped,
     with a note saying how to add it.
     """

@@ -133,16 +133,17 @@ def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
 
 
 def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *,
-                        pairs: int = 42, blocks: int = 3, warmup: int = 10,
+                        pairs: int = 42, blocks: int = 6, warmup: int = 10,
                         min_sample_seconds: float = 0.002,
                         candidate_repeat: float = 1) -> LatencyPairs:
     """Per-inference times of ``candidate`` and ``reference``, measured in alternating
     pairs at one thread, so machine load moves both alike and their ratio stays put.
 
     ``sample`` is one input row with its batch dimension. The pairs are spread over
-    ``blocks`` fresh pairs of interpreters: on this kind of machine the ratio moves by
-    several percent between interpreter instances (allocation, placement), and pooling
-    instances puts that variation into the interval instead of into a false alarm.
+    ``blocks`` fresh pairs of interpreters: the ratio moves between interpreter instances
+    (allocation, placement; measured: one instance of six 25 % off on the VNNI class, up to
+    12-45 % on the AVX2 class), and pooling instances puts that variation into the
+    interval instead of into a false alarm, while one odd instance moves few pairs.
     Each timed sample runs enough invokes to last ``min_sample_seconds``; pair order
     alternates (AB, BA) to cancel the advantage of going first.
     """

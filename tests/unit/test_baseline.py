@@ -122,3 +122,16 @@ def test_environment_differences(tmp_path):
     path = bl.path_for(tmp_path, "m", "r")
     _, new = bl.update(path, "m", "r", METRICS, ENV)
     assert new.differences({**ENV, "tensorflow": "2.22.0"}) == ["tensorflow"]
+
+
+def test_written_files_are_readable_by_others_as_the_umask_allows(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = bl.path_for(tmp_path, "m", "r")
+        bl.update(path, "m", "r", bl.Change(METRICS, artifact=b"TFL3"), ENV)
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    assert oct(path.with_suffix(".tflite").stat().st_mode & 0o777) == oct(0o644)
