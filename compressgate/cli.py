@@ -11,8 +11,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from compressgate.cache import CACHE_ENV, ResultCache
 from compressgate.errors import UserInputError
+from compressgate.pipeline.cache import CACHE_ENV, ResultCache
 
 
 def _csv(value: str) -> list[str]:
@@ -78,10 +78,10 @@ def _log(line: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from compressgate import report_md, report_view
-    from compressgate.report import write_summary
-    from compressgate.runner import Runner
-    from compressgate.session import GateSession, Settings
+    from compressgate.gate.session import GateSession, Settings
+    from compressgate.pipeline.runner import Runner
+    from compressgate.report import markdown, view
+    from compressgate.report.summary import write_summary
 
     gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
                                 recipes=tuple(args.recipes or ())))
@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         "machine": platform.machine(),
     }
     paths = write_summary(out, rows, meta)
-    print(report_md.table(report_view.results_frame(rows)))
+    print(markdown.table(view.results_frame(rows)))
     failed = [r for r in rows if not r["converted"]]
     if args.tensorboard is not None:
         cached = [f"{r['model']} x {r['recipe']}" for r in rows if r.get("cached")
@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from compressgate.init_config import write
+    from compressgate.project.init import write
 
     for path in write(args.model, data=args.data, name=args.name, config_path=args.config,
                       recipes=args.recipes, tests=args.tests, force=args.force,
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "init":
             return _init(args)
         if args.command == "diagnose":
-            from compressgate.diagnose import main as diagnose_main
+            from compressgate.diagnosis.collect import main as diagnose_main
 
             return diagnose_main(args, _log)
         return _fixtures_build(args)

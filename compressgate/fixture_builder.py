@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from compressgate.backends import tf as backend
-from compressgate.machine import machine_class, this_machine
-from compressgate.models import Dataset, file_sha256
+from compressgate.measure.machine import machine_class, this_machine
+from compressgate.project.models import Dataset, file_sha256
 
 BUILD_COMMAND = "compressgate fixtures build --out fixtures"
 

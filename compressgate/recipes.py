@@ -95,7 +95,7 @@ class Promise:
 
     def __post_init__(self) -> None:
         if self.min_runtime is not None:
-            from compressgate.runtime_versions import parse_version
+            from compressgate.compat.runtime_versions import parse_version
 
             parse_version(self.min_runtime, where="recipe field promise.min_runtime")
 

@@ -26,7 +26,7 @@ import numpy as np
 
 import compressgate  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from compressgate.errors import UserInputError
-from compressgate.models import Dataset, ModelSpec
+from compressgate.project.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
 SEED = 1234

@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from compressgate import diagnosis, measure, tflite_file
 from compressgate.backends import tf as backend
+from compressgate.diagnosis import analysis
 from compressgate.errors import UserInputError
-from compressgate.models import Dataset, ModelSpec
+from compressgate.measure import flatbuffer, litert
+from compressgate.project.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
 
@@ -38,7 +39,7 @@ def check_keep_float(model, recipe: Recipe, model_name: str) -> tuple[str, ...] 
     """The recipe's listed layers, checked against the model's (None for ``auto``)."""
     if recipe.keep_float in (None, "auto"):
         return None
-    return diagnosis.resolve_keep_float(recipe.keep_float, layer_names(model),
+    return analysis.resolve_keep_float(recipe.keep_float, layer_names(model),
                                         model=model_name, recipe=recipe.name)
 
 
@@ -100,14 +101,14 @@ def _quantize(calibrated: bytes, nodes: list[str]) -> bytes:
 def _nodes(calibrated: bytes, layers: tuple[str, ...], names: list[str],
            where: str = "") -> list[str]:
     """The op outputs to denylist; every kept layer must have some."""
-    outputs = tflite_file.graph(calibrated).op_outputs
-    missing = diagnosis.without_ops(layers, outputs, names)
+    outputs = flatbuffer.graph(calibrated).op_outputs
+    missing = analysis.without_ops(layers, outputs, names)
     if missing:
-        having = [n for n in names if not diagnosis.without_ops([n], outputs, names)]
+        having = [n for n in names if not analysis.without_ops([n], outputs, names)]
         raise backend.RecipeUnsupported(
             f"{where}keep_float layer {missing[0]!r} has no op of its own in the converted model "
             f"(removed, or not named after it); layers with ops: {', '.join(having)}")
-    return diagnosis.nodes_of(layers, outputs, names)
+    return analysis.nodes_of(layers, outputs, names)
 
 
 def layer_statistics(model, recipe: Recipe, data: Dataset, debugger=None) -> list[dict]:
@@ -140,7 +141,7 @@ def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) ->
     """
     names = layer_names(model)
     if recipe.keep_float != "auto":
-        kept = diagnosis.resolve_keep_float(recipe.keep_float or (), names,
+        kept = analysis.resolve_keep_float(recipe.keep_float or (), names,
                                             model=spec.name, recipe=recipe.name)
         converter = backend._converter(model, recipe, data)
         converter._experimental_calibrate_only = True
@@ -155,8 +156,8 @@ def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) ->
 
     debugger = _debugger(model, recipe, data)
     rows = layer_statistics(model, recipe, data, debugger)
-    ranked = diagnosis.rank(diagnosis.tensor_errors(rows, names))
-    candidates = diagnosis.candidates(ranked)
+    ranked = analysis.rank(analysis.tensor_errors(rows, names))
+    candidates = analysis.candidates(ranked)
     calibrated = debugger.calibrated_model
     x = np.concatenate([data.x_train, data.x_calib]).astype(np.float32)
     y = np.concatenate([data.y_train, data.y_calib])
@@ -164,13 +165,13 @@ def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) ->
     float_accuracy = float(np.mean(np.argmax(keras_pred, axis=-1) == y))
     models: dict[tuple[str, ...], bytes] = {}
 
-    def evaluate(kept: tuple[str, ...]) -> diagnosis.Step:
+    def evaluate(kept: tuple[str, ...]) -> analysis.Step:
         models[kept] = _quantize(calibrated, _nodes(calibrated, kept, names))
-        top1 = np.argmax(measure.predict(models[kept], x, batch=spec.static_batch), axis=-1)
-        return diagnosis.step(kept, float(np.mean(top1 == y)), float_accuracy,
+        top1 = np.argmax(litert.predict(models[kept], x, batch=spec.static_batch), axis=-1)
+        return analysis.step(kept, float(np.mean(top1 == y)), float_accuracy,
                               len(models[kept]))
 
-    search = diagnosis.search_keep_float(candidates, evaluate,
+    search = analysis.search_keep_float(candidates, evaluate,
                                          budget_pts=recipe.promise.max_drop_pts,
                                          float_accuracy=float_accuracy)
     doc = {"split": "train+calib", "budget_pts": search.budget_pts,
@@ -189,7 +190,7 @@ def diagnose(spec: ModelSpec, recipe: Recipe, data: Dataset) -> tuple[list[dict]
     model = backend.load_model(spec.model_path)
     names = layer_names(model)
     if recipe.keep_float not in (None, "auto"):
-        diagnosis.resolve_keep_float(recipe.keep_float, names, model=spec.name,
+        analysis.resolve_keep_float(recipe.keep_float, names, model=spec.name,
                                      recipe=recipe.name)
     try:
         return layer_statistics(model, recipe, data), names

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from compressgate import baseline as bl
 from compressgate.errors import BaselineError
+from compressgate.gate import baselines as bl
 
 ENV = {"tensorflow": "2.21.0", "python": "3.11.7", "machine": "x86_64 avx2"}
 METRICS = {"converted": True, "accuracy": 0.97250000001, "size_bytes": 201544.0,

@@ -9,7 +9,7 @@ import pytest
 
 from compressgate.cli import main
 from compressgate.errors import UserInputError
-from compressgate.models import Dataset
+from compressgate.project.models import Dataset
 
 
 def run(capsys, *args):

@@ -2,8 +2,8 @@
 
 import json
 
-from compressgate.gate_report import summary_lines, write_reports
-from compressgate.session import Settings
+from compressgate.gate.session import Settings
+from compressgate.report.gate_run import summary_lines, write_reports
 
 
 def record(check, failed=False, stale=(), update=None, expected=False, **extra):

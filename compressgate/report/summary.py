@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from compressgate.files import write_text_atomic
-from compressgate.report_view import Missing, ReportInput
+from compressgate.report.view import Missing, ReportInput
 
 SUMMARY_SCHEMA = 1
 
@@ -23,7 +23,7 @@ def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *
     ``changes`` is the change against the baselines (None: this run has no baseline
     information); ``missing`` lists the results the run was meant to have but has not.
     """
-    from compressgate import report_html, report_md
+    from compressgate.report import html, markdown
 
     missing = missing or []
     doc = {"schema": SUMMARY_SCHEMA, **meta, "results": rows}
@@ -38,6 +38,6 @@ def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *
             else json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
     write_text_atomic(paths[1], frame.to_csv(index=False))
     report = ReportInput(rows, meta, changes, missing)
-    write_text_atomic(paths[2], report_md.render(report))
-    write_text_atomic(paths[3], report_html.render(report))
+    write_text_atomic(paths[2], markdown.render(report))
+    write_text_atomic(paths[3], html.render(report))
     return paths

@@ -1,6 +1,6 @@
 """The legacy-runtime gate: what LiteRT computes, written down for an older runtime to check.
 
-``python -m compressgate.legacy export DIR`` (a TensorFlow-importing process) converts
+``python -m compressgate.compat.legacy export DIR`` (a TensorFlow-importing process) converts
 every fixture x recipe through the result cache and writes each ``.tflite`` with LiteRT's
 float outputs on the test split, as the gate measures them (XNNPACK on) and on LiteRT's
 builtin kernels alone, and ``index.json``. The legacy side (``tests/legacy``, in
@@ -68,10 +68,11 @@ def builtin_interpreter(tflite: bytes):
 
 def export(out: Path, project: Path | None, *, jobs: int = 1, log=print) -> dict[str, Any]:
     """Write every model x recipe's ``.tflite`` and LiteRT outputs to ``out``."""
-    from compressgate import config, measure
-    from compressgate.cache import ResultCache
+    from compressgate.measure import litert
+    from compressgate.pipeline.cache import ResultCache
+    from compressgate.pipeline.runner import Runner
+    from compressgate.project import config
     from compressgate.recipes import registered_recipes
-    from compressgate.runner import Runner
 
     specs = config.load(project).specs
     runner = Runner(specs, ResultCache(None), log=log)
@@ -91,9 +92,9 @@ def export(out: Path, project: Path | None, *, jobs: int = 1, log=print) -> dict
                 stem = f"{model}__{recipe}"
                 (out / f"{stem}.tflite").write_bytes(result.tflite)
                 np.save(out / f"{stem}.litert.npy",
-                        measure.predict(result.tflite, data.x_test, batch=spec.static_batch))
+                        litert.predict(result.tflite, data.x_test, batch=spec.static_batch))
                 np.save(out / f"{stem}.builtin.npy",
-                        measure.predict(result.tflite, data.x_test, batch=spec.static_batch,
+                        litert.predict(result.tflite, data.x_test, batch=spec.static_batch,
                                         make_interpreter=builtin_interpreter))
                 entry.update(tflite=f"{stem}.tflite", outputs=f"{stem}.litert.npy",
                              builtin_outputs=f"{stem}.builtin.npy",
@@ -106,7 +107,7 @@ def export(out: Path, project: Path | None, *, jobs: int = 1, log=print) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compressgate.legacy")
+    parser = argparse.ArgumentParser(prog="python -m compressgate.compat.legacy")
     sub = parser.add_subparsers(dest="command", required=True)
     cmd = sub.add_parser("export", help="write each converted model and LiteRT's outputs")
     cmd.add_argument("out", type=Path)

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from compressgate import baseline as baselines
 from compressgate.files import write_text_atomic
-from compressgate.report import write_summary
-from compressgate.report_changes import baseline_changes, missing_results
-from compressgate.session import Settings
+from compressgate.gate import baselines
+from compressgate.gate.session import Settings
+from compressgate.report.changes import baseline_changes, missing_results
+from compressgate.report.summary import write_summary
 
 
 def _verdict(records: list[dict[str, Any]]) -> str:
@@ -88,7 +88,7 @@ def run_facts() -> dict[str, Any]:
     """Where the run happened: the machine class and fingerprint, and the commit."""
     import subprocess
 
-    from compressgate.machine import machine_class, this_machine
+    from compressgate.measure.machine import machine_class, this_machine
 
     facts: dict[str, Any] = {"machine_class": machine_class(this_machine()),
                              "machine": this_machine()}

@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from compressgate import baseline as baselines
-from compressgate import config, gate
-from compressgate.cache import ResultCache
 from compressgate.errors import UserInputError
-from compressgate.models import select
+from compressgate.gate import baselines, rules
+from compressgate.pipeline.cache import ResultCache
+from compressgate.project import config
+from compressgate.project.models import select
 from compressgate.recipes import get_recipe, registered_recipes
 
 # Checks that need only this run's figures and the recipe's promise.
-_ABSOLUTE_CHECKS = {"conversion": gate.check_conversion, "accuracy": gate.check_accuracy,
-                    "size": gate.check_size}
+_ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
+                    "size": rules.check_size}
 
 UpdateMode = Literal["none", "all", "failed", "missing"]
 UPDATE_MODES: tuple[str, ...] = ("none", "all", "failed", "missing")
@@ -38,7 +38,7 @@ class Settings:
     latency: bool = True
     update: UpdateMode = "none"
     force: bool = False
-    tolerances: gate.Tolerances = field(default_factory=gate.Tolerances)
+    tolerances: rules.Tolerances = field(default_factory=rules.Tolerances)
     latency_pairs: int = 42
     # Worker processes that compute all results up front (1: compute lazily, per check).
     jobs: int = 1
@@ -62,7 +62,7 @@ class Case:
             return ("conversion",)
         if self.recipe == "float":
             return ("conversion", "accuracy", "baseline")
-        return gate.CHECKS
+        return rules.CHECKS
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Update:
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    verdict: gate.Verdict
+    verdict: rules.Verdict
     update: Update | None = None
     refused: str | None = None
 
@@ -106,7 +106,7 @@ class GateSession:
         self._prepared = False
         self._rows: dict[tuple[str, str], dict[str, Any]] = {}
         self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
-        self._sides: dict[tuple[str, str], tuple[gate.SideBySide | None, str]] = {}
+        self._sides: dict[tuple[str, str], tuple[rules.SideBySide | None, str]] = {}
         self._side_latency: dict[tuple[str, str], Any] = {}
         # Explains an accuracy failure: (session, model, recipe) -> note. By default only
         # with the real runner (a stand-in runner has nothing to debug).
@@ -144,7 +144,7 @@ class GateSession:
     @property
     def runner(self):
         if self._runner is None:
-            from compressgate.runner import Runner
+            from compressgate.pipeline.runner import Runner
 
             self._runner = Runner(self.specs, ResultCache(None))
         return self._runner
@@ -182,7 +182,7 @@ class GateSession:
 
     def invoker(self, model: str, recipe: str):
         """(invoke, extra_info) for pytest-benchmark: one thread, one test row set."""
-        from compressgate import measure
+        from compressgate.measure import litert
 
         self.prepare()
         outcome = self.runner.outcome(model, recipe)
@@ -191,9 +191,9 @@ class GateSession:
         row = self.row(model, recipe)
         info = {k: row.get(k) for k in ("size_bytes", "gzip_bytes", "accuracy",
                                         "accuracy_drop_pts", "input_dtype", "recipe")}
-        return measure.ready_invoke(outcome.tflite, self.runner.sample(model)), info
+        return litert.ready_invoke(outcome.tflite, self.runner.sample(model)), info
 
-    def tolerances(self, model: str) -> gate.Tolerances:
+    def tolerances(self, model: str) -> rules.Tolerances:
         """The model's own tolerances if its config sets them, else the project's."""
         spec = self.specs.get(model)
         return spec.tolerances if spec is not None and spec.tolerances is not None \
@@ -214,9 +214,10 @@ class GateSession:
         outcome = self._run_check(model, recipe, check)
         if self.settings.strict and outcome.verdict.skipped:
             verdict = outcome.verdict
-            outcome = CheckOutcome(gate.Verdict(verdict.model, verdict.recipe, verdict.check, tuple(
-                gate.Row(r.metric, r.measured, r.expected, r.tolerance, "fail",
-                         f"strict: not judged here: {r.note}", r.missing)
+            outcome = CheckOutcome(rules.Verdict(
+                verdict.model, verdict.recipe, verdict.check, tuple(
+                    rules.Row(r.metric, r.measured, r.expected, r.tolerance, "fail",
+                              f"strict: not judged here: {r.note}", r.missing)
                 if r.status == "skipped" else r for r in verdict.rows), verdict.notes),
                 outcome.update, outcome.refused)
         return outcome
@@ -227,7 +228,7 @@ class GateSession:
             verdict = absolute(self.row(model, recipe), self.promise(model, recipe))
             if check == "accuracy" and verdict.failed and self._diagnoser is not None:
                 # Only on failure: the debugger re-calibrates, too slow for every pass.
-                verdict = gate.Verdict(verdict.model, verdict.recipe, verdict.check,
+                verdict = rules.Verdict(verdict.model, verdict.recipe, verdict.check,
                                        verdict.rows, (*verdict.notes,
                                                       self._diagnoser(self, model, recipe)))
             return CheckOutcome(verdict)
@@ -235,7 +236,7 @@ class GateSession:
             return self._check_baseline(model, recipe)
         if check == "latency":
             return self._check_latency(model, recipe)
-        raise UserInputError(f"unknown check {check!r} (expected one of {gate.CHECKS})")
+        raise UserInputError(f"unknown check {check!r} (expected one of {rules.CHECKS})")
 
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)
@@ -260,7 +261,7 @@ class GateSession:
         return self._accepted[key]
 
     def side_by_side(self, model: str, recipe: str,
-                     stored: baselines.Baseline) -> tuple[gate.SideBySide | None, str]:
+                     stored: baselines.Baseline) -> tuple[rules.SideBySide | None, str]:
         """The accepted file measured in this run next to the new one (once per case)."""
         key = (model, recipe)
         if key not in self._sides:
@@ -271,14 +272,14 @@ class GateSession:
             self._sides[key] = (side, why)
         return self._sides[key]
 
-    def reference(self, model: str, recipe: str, stored: baselines.Baseline) -> gate.Reference:
+    def reference(self, model: str, recipe: str, stored: baselines.Baseline) -> rules.Reference:
         row = self.row(model, recipe)
         side, why = self.side_by_side(model, recipe, stored)
         now = row.get("inputs") or {}
         changed = tuple(sorted(k for k in now if stored.inputs and stored.inputs.get(k) != now[k]))
         overrides = self.specs[model].recipe_overrides.get(recipe, {}) \
             if model in self.specs else {}
-        return gate.Reference(
+        return rules.Reference(
             stored.metrics, stored.machine(self.machine_class), self.machine_class, side,
             absent=why, build_changes=self.build_changes(stored),
             changed_inputs=tuple(f"the {k}" for k in changed),
@@ -291,31 +292,31 @@ class GateSession:
         stored = self._load(model, recipe)
         have = stored is not None and (
             not stored.metrics.get("converted", True)
-            or all(k in stored.metrics for k in gate.baseline_keys(row)))
+            or all(k in stored.metrics for k in rules.baseline_keys(row)))
         if have:
             assert stored is not None
             reference = self.reference(model, recipe, stored) \
                 if stored.metrics.get("converted", True) and row["converted"] \
-                else gate.Reference(stored.metrics)
-            verdict = self._annotate(gate.check_baseline(row, reference, self.tolerances(model),
+                else rules.Reference(stored.metrics)
+            verdict = self._annotate(rules.check_baseline(row, reference, self.tolerances(model),
                                                          self.create_hint()), stored)
         else:
             verdict = self._missing(model, recipe, "baseline")
         metrics = {k: row[k] for k in ("converted", "error") if row.get(k) is not None}
         change = baselines.Change(metrics)
         if row["converted"]:
-            metrics.update(gate.baseline_figures(row))
+            metrics.update(rules.baseline_figures(row))
             metrics.update({k: row[k] for k in ("size_ratio", "gzip_ratio")})
             if row.get("accuracy_drop_pts") is not None:
                 metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
             else:
                 metrics["metric_loss"] = row["metric_loss"]
-            if row.get(gate.ARTIFACT_METRIC) is not None:
-                metrics[gate.ARTIFACT_METRIC] = row[gate.ARTIFACT_METRIC]
-            memory = {gate.MEMORY_METRIC: row[gate.MEMORY_METRIC]} \
-                if row.get(gate.MEMORY_METRIC) is not None else None
+            if row.get(rules.ARTIFACT_METRIC) is not None:
+                metrics[rules.ARTIFACT_METRIC] = row[rules.ARTIFACT_METRIC]
+            memory = {rules.MEMORY_METRIC: row[rules.MEMORY_METRIC]} \
+                if row.get(rules.MEMORY_METRIC) is not None else None
             artifact = self.runner.outcome(model, recipe).tflite \
-                if gate.ARTIFACT_METRIC in metrics else None
+                if rules.ARTIFACT_METRIC in metrics else None
             change = baselines.Change(metrics, row.get("inputs"), memory, artifact)
             if have and stored is not None and self.settings.update == "missing":
                 change = self._only_missing(stored, change)
@@ -328,8 +329,8 @@ class GateSession:
         input digests, this machine class's memory figure, the file's sha256 and the
         accepted artifact (only the very file the baseline records)."""
         metrics = change.metrics or {}
-        recorded = stored.metrics.get(gate.ARTIFACT_METRIC)
-        sha = metrics.get(gate.ARTIFACT_METRIC)
+        recorded = stored.metrics.get(rules.ARTIFACT_METRIC)
+        sha = metrics.get(rules.ARTIFACT_METRIC)
         artifact = None
         if recorded is None or (recorded == sha and self.accepted(
                 stored.model, stored.recipe, stored)[0] is None):
@@ -337,7 +338,7 @@ class GateSession:
         machine = change.machine if change.machine and not any(
             k in stored.machine(self.machine_class) for k in change.machine) else None
         return baselines.Change(
-            {gate.ARTIFACT_METRIC: sha} if recorded is None and sha else None,
+            {rules.ARTIFACT_METRIC: sha} if recorded is None and sha else None,
             change.inputs if not stored.inputs else None, machine, artifact)
 
     def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
@@ -365,7 +366,7 @@ class GateSession:
                     recorded.get("latency_ratio_high", base_ratio)) if base_ratio else None
 
         def judge(pairs, side, note):
-            return gate.check_latency(model, recipe, pairs, self.promise(model, recipe),
+            return rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
                                       base_ratio, self.tolerances(model),
                                       baseline_interval=interval, side=side, side_note=note,
                                       machine_class=self.machine_class,
@@ -385,10 +386,10 @@ class GateSession:
             if first_side is not None and side is not None:
                 said += (f"; vs accepted: first {first_side.ratio:.3f}, "
                          f"confirmation {side.ratio:.3f}")
-            verdict = gate.Verdict(model, recipe, "latency", verdict.rows,
+            verdict = rules.Verdict(model, recipe, "latency", verdict.rows,
                                    (*verdict.notes, said))
         if stored is None:
-            verdict = gate.Verdict(model, recipe, "latency",
+            verdict = rules.Verdict(model, recipe, "latency",
                                    verdict.rows + self._missing(model, recipe, "latency").rows,
                                    verdict.notes)
         else:
@@ -402,21 +403,21 @@ class GateSession:
         return self._maybe_update(model, recipe, verdict, change,
                                   missing=pairs is not None and base_ratio is None)
 
-    def _missing(self, model: str, recipe: str, check: str) -> gate.Verdict:
+    def _missing(self, model: str, recipe: str, check: str) -> rules.Verdict:
         path = self.baseline_path(model, recipe)
-        return gate.Verdict(model, recipe, check, (gate.Row(
+        return rules.Verdict(model, recipe, check, (rules.Row(
             "baseline", None, str(path), "-", "fail",
             f"missing; create it with: {self.create_hint()}", missing=True),))
 
-    def _annotate(self, verdict: gate.Verdict, stored: baselines.Baseline) -> gate.Verdict:
+    def _annotate(self, verdict: rules.Verdict, stored: baselines.Baseline) -> rules.Verdict:
         moved = [c for c in self.build_changes(stored) if not c.startswith("machine class")]
         if not moved:
             return verdict
         note = "baseline recorded with other versions: " + ", ".join(moved)
-        return gate.Verdict(verdict.model, verdict.recipe, verdict.check, verdict.rows,
+        return rules.Verdict(verdict.model, verdict.recipe, verdict.check, verdict.rows,
                             (*verdict.notes, note))
 
-    def _maybe_update(self, model: str, recipe: str, verdict: gate.Verdict,
+    def _maybe_update(self, model: str, recipe: str, verdict: rules.Verdict,
                       change: baselines.Change | None, *, missing: bool) -> CheckOutcome:
         mode = self.settings.update
         wanted = (mode == "all" or (mode == "failed" and verdict.failed)
@@ -424,7 +425,7 @@ class GateSession:
         if not wanted or change is None or change == baselines.Change():
             return CheckOutcome(verdict)
         row = self.row(model, recipe)
-        refusals = gate.absolute_failures(row, self.promise(model, recipe))
+        refusals = rules.absolute_failures(row, self.promise(model, recipe))
         if refusals and not self.settings.force:
             return CheckOutcome(verdict, refused="; ".join(refusals)
                            + " (pass --compressgate-force to record it anyway)")
@@ -438,8 +439,8 @@ class GateSession:
         # "missing" settles the rows that lacked a figure, the other modes every row.
         settled = (lambda r: r.missing) if mode == "missing" else \
             (lambda r: r.missing or r.status in ("regression", "fail"))
-        accepted = gate.Verdict(model, recipe, verdict.check, tuple(
-            gate.Row(r.metric, r.measured, r.expected, r.tolerance,
+        accepted = rules.Verdict(model, recipe, verdict.check, tuple(
+            rules.Row(r.metric, r.measured, r.expected, r.tolerance,
                      "pass" if settled(r) else r.status,
                      r.note if not settled(r) else "recorded now", r.missing)
             for r in verdict.rows), verdict.notes)
@@ -457,8 +458,8 @@ def parse_list(value: str | list[str] | None) -> tuple[str, ...]:
 def diagnose_note(session: GateSession, model: str, recipe: str) -> str:
     """Diagnose a failed accuracy check: one line naming the worst layers, and the full
     report under ``<reports>/diagnosis/`` when the session writes reports."""
-    from compressgate.diagnose import collect
-    from compressgate.diagnosis_report import summary_line, write
+    from compressgate.diagnosis.collect import collect
+    from compressgate.diagnosis.report import summary_line, write
 
     try:
         diag = collect(session.runner, model, recipe)

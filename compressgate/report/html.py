@@ -13,8 +13,8 @@ from html import escape
 
 import pandas as pd
 
-from compressgate import report_plots, report_view
-from compressgate.report_view import ReportInput
+from compressgate.report import plots, view
+from compressgate.report.view import ReportInput
 
 _CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #24292f; }
@@ -68,42 +68,42 @@ def _table(frame: pd.DataFrame, markup: dict[str, list[str]]) -> str:
 
 
 def _banner(report: ReportInput) -> str:
-    chips = [f'<span class="chip s-{_slug(s)}">{n} {escape(report_view.STATUSES[s][1])}</span>'
-             for s, n in report_view.counts(report)]
+    chips = [f'<span class="chip s-{_slug(s)}">{n} {escape(view.STATUSES[s][1])}</span>'
+             for s, n in view.counts(report)]
     return f'<div class="banner" id="banner">{"".join(chips)}</div>'
 
 
 def _attention(report: ReportInput) -> str:
-    items = report_view.attention(report)
+    items = view.attention(report)
     if not items:
         text = "every gated result passes." if report.has_verdicts else \
             "every result converted (this run gives no verdicts)."
         return f'<p class="ok" id="attention">Nothing needs attention: {text}</p>'
     lis = "".join(
-        f"<li>{_tag('s', s, report_view.STATUSES[s][1])} <b>{escape(m)} x {escape(r)}</b>"
+        f"<li>{_tag('s', s, view.STATUSES[s][1])} <b>{escape(m)} x {escape(r)}</b>"
         f" &mdash; {escape(why)}</li>" for s, m, r, why in items)
     return f'<ul class="attention" id="attention">{lis}</ul>'
 
 
 def _results(report: ReportInput) -> str:
     if not report.rows:
-        skipped = report_view.not_run(report)
+        skipped = view.not_run(report)
         return ('<p class="note">No result was recorded in this run.'
                 f"{' ' + escape(skipped) if skipped else ''}</p>")
-    rows = report_view.ordered(report.rows)
-    frame = report_view.results_frame(rows)
-    tags = [_tag("s", report_view.status(r), v) for r, v in zip(rows, frame["verdict"],
+    rows = view.ordered(report.rows)
+    frame = view.results_frame(rows)
+    tags = [_tag("s", view.status(r), v) for r, v in zip(rows, frame["verdict"],
                                                                  strict=True)]
     table = _table(frame, {"verdict": tags})
     intro = "" if report.has_verdicts else (
         '<p class="note">No verdicts: <code>compressgate run</code> measures; the gate '
         "(<code>python3 -m tox -e gate</code>) judges.</p>")
-    slower = report_view.slower_than_float(rows)
+    slower = view.slower_than_float(rows)
     outro = "" if not slower else (
         '<p class="note">Slower than float at one thread (measured, not tuned away): '
         + escape(", ".join(f"{r['model']} x {r['recipe']} ({r['latency_ratio']:.2f}x)"
                            for r in slower)) + ".</p>")
-    skipped = report_view.not_run(report)
+    skipped = view.not_run(report)
     if skipped:
         outro += f'<p class="note" id="not-run">{escape(skipped)}</p>'
     return intro + table + outro
@@ -116,7 +116,7 @@ def _changes(report: ReportInput) -> str:
                 "(<code>python3 -m tox -e gate</code>) does.</p>")
     if not report.changes:
         return '<p class="note">Nothing moved against the baselines.</p>'
-    frame = report_view.changes_frame(report.changes)
+    frame = view.changes_frame(report.changes)
     legend = ('<p class="note">Only figures that differ from the baseline. regression / '
               "improved: beyond the tolerance, as the gate judged it (improved means a stale "
               "baseline); moved: within the tolerance; updated: this run rewrote the "
@@ -124,7 +124,7 @@ def _changes(report: ReportInput) -> str:
     return legend + _table(frame, {"status": [_tag("c", v, v) for v in frame["status"]]})
 
 
-def _plot(plot: report_plots.Plot) -> str:
+def _plot(plot: plots.Plot) -> str:
     if plot.png is None:
         return (f'<h3>{escape(plot.title)}</h3><p class="note" id="plot-{plot.key}">'
                 f"{escape(plot.caption)}</p>")
@@ -135,7 +135,7 @@ def _plot(plot: report_plots.Plot) -> str:
 
 
 def _not_judged(report: ReportInput) -> str:
-    groups = report_view.not_judged(report)
+    groups = view.not_judged(report)
     if not groups:
         return ""
     lis = "".join(f"<li>{escape(what)} — {len(cases)} results: {escape(', '.join(cases))}</li>"
@@ -146,14 +146,14 @@ def _not_judged(report: ReportInput) -> str:
 
 def _details(report: ReportInput) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>"
-                    for k, v in report_view.run_details(report.meta))
+                    for k, v in view.run_details(report.meta))
     return f"<dl>{items}</dl>"
 
 
 def render(report: ReportInput) -> str:
     """The whole page as one HTML string."""
-    plots = "".join(_plot(p) for p in report_plots.all_plots(report.rows))
-    title = f"compressgate: {report_view.headline(report)}"
+    figures = "".join(_plot(p) for p in plots.all_plots(report.rows))
+    title = f"compressgate: {view.headline(report)}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -170,7 +170,7 @@ def render(report: ReportInput) -> str:
 <h2 id="changes">Change against baselines</h2>
 {_changes(report)}
 <h2 id="plots">Plots</h2>
-{plots}
+{figures}
 <h2>Run details</h2>
 {_details(report)}
 </body></html>

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compressgate.gate import Reference, Row, identity_row
+from compressgate.gate.rules import Reference, Row, identity_row
 from compressgate.recipes import get_recipe, registered_recipes
 
 METRIC = "tflite_sha256"
@@ -38,9 +38,9 @@ def fresh_sha256(project: Path | None, models: list[str],
                  recipes: list[str]) -> dict[str, str | None]:
     """sha256 of each model x recipe converted now, in this process, bypassing the result
     cache (``None``: the recipe does not apply). Keys are ``model/recipe``."""
-    from compressgate import config
     from compressgate.backends import tf as backend
-    from compressgate.models import select
+    from compressgate.project import config
+    from compressgate.project.models import select
 
     out: dict[str, str | None] = {}
     for spec in select(config.load(project).specs, models):
@@ -54,7 +54,7 @@ def fresh_sha256(project: Path | None, models: list[str],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m compressgate.reproducibility",
+        prog="python -m compressgate.compat.reproducibility",
         description="Convert afresh (no result cache) and print each file's sha256 as JSON.")
     parser.add_argument("--config", type=Path, default=None,
                         help="project config file or directory (default: this directory's)")
@@ -73,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def compare_with_baselines(fresh: dict[str, str | None], directory: Path) -> int:
     """Print one line per fresh conversion against its baseline; 1 if any changed."""
-    from compressgate import baseline
     from compressgate.backends import tf as backend
+    from compressgate.gate import baselines
 
-    env = baseline.environment(backend.versions())
+    env = baselines.environment(backend.versions())
     changed = 0
     for name, sha in sorted(fresh.items()):
         model, recipe = name.split("/")
-        stored = baseline.load(baseline.path_for(directory, model, recipe), model, recipe)
+        stored = baselines.load(baselines.path_for(directory, model, recipe), model, recipe)
         if sha is None or stored is None:
             print(f"{name}: {'not converted' if sha is None else 'no baseline'}")
             continue

@@ -17,13 +17,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from compressgate import __version__, isolation, measure, memory
-from compressgate.cache import ResultCache, key
+from compressgate import __version__
 from compressgate.errors import UserInputError
-from compressgate.metrics import Metric
-from compressgate.models import Dataset, ModelSpec, path_sha256
+from compressgate.measure import litert, memory
+from compressgate.measure.stats import LatencyPairs, sqnr_db
+from compressgate.pipeline import isolation
+from compressgate.pipeline.cache import ResultCache, key
+from compressgate.project.metrics import Metric
+from compressgate.project.models import Dataset, ModelSpec, path_sha256
 from compressgate.recipes import Recipe, get_recipe
-from compressgate.stats import LatencyPairs, sqnr_db
 
 RESULT_FORMAT = 2
 # Recipe fields that plant faults (tests of the gate); not part of a result's inputs.
@@ -54,7 +56,7 @@ class RecipeResult:
     recipe: str
     tflite: bytes | None
     error: str | None
-    measurement: measure.Measurement | None
+    measurement: litert.Measurement | None
     finetune_seconds: float = 0.0
     convert_seconds: float = 0.0
     keras_agreement: float | None = None
@@ -77,7 +79,7 @@ class RecipeResult:
     def from_doc(cls, doc: dict[str, Any], tflite: bytes | None) -> RecipeResult:
         m = doc.get("measurement")
         if m is not None:
-            m = measure.Measurement(**{k: tuple(v) if isinstance(v, list) else v
+            m = litert.Measurement(**{k: tuple(v) if isinstance(v, list) else v
                                        for k, v in m.items()})
         kept = doc.get("kept_float")
         return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True,
@@ -167,8 +169,8 @@ class Runner:
                      *, with_memory: bool = True):
         """The accepted ``.tflite`` run in this process on the test split next to the
         new result: paired hits, agreement, output difference, peak memory."""
-        from compressgate.gate import SideBySide
-        from compressgate.stats import paired_outcome
+        from compressgate.gate.rules import SideBySide
+        from compressgate.measure.stats import paired_outcome
 
         out, spec, data = self.outcome(model, recipe), self.spec(model), self.data(model)
         assert out.tflite is not None and out.measurement is not None
@@ -177,7 +179,7 @@ class Runner:
         if identical:
             old = new
         else:
-            old = np.round(measure.predict(accepted, data.x_test, batch=spec.static_batch)
+            old = np.round(litert.predict(accepted, data.x_test, batch=spec.static_batch)
                            .reshape(len(data.x_test), -1).astype(np.float64), 6)
         spread = float(np.max(old) - np.min(old)) or 1.0
         new_top1, old_top1 = np.argmax(new, axis=-1), np.argmax(old, axis=-1)
@@ -204,7 +206,7 @@ class Runner:
         out = self.outcome(model, resolved)
         if not out.converted:
             return None
-        return measure.interleaved_latency(accepted, out.tflite, self.sample(model),
+        return litert.interleaved_latency(accepted, out.tflite, self.sample(model),
                                            pairs=pairs, candidate_repeat=resolved.repeat_invoke)
 
     def outcome(self, model: str, recipe: str | Recipe) -> RecipeResult:
@@ -251,7 +253,7 @@ class Runner:
             return RecipeResult(model, recipe.name, None, artifact.error, None,
                                 artifact.finetune_seconds, artifact.convert_seconds)
         try:
-            m = measure.measure(artifact.tflite, data.x_test, data.y_test,
+            m = litert.measure(artifact.tflite, data.x_test, data.y_test,
                                 batch=spec.static_batch, name=f"{model} x {recipe.name}")
         except UserInputError as exc:  # LiteRT refused what the converter wrote
             return RecipeResult(model, recipe.name, None, str(exc), None,
@@ -275,7 +277,7 @@ class Runner:
         candidate, reference = self.outcome(model, resolved), self.outcome(model, "float")
         if not (candidate.converted and reference.converted):
             return None
-        return measure.interleaved_latency(reference.tflite, candidate.tflite,
+        return litert.interleaved_latency(reference.tflite, candidate.tflite,
                                            self.sample(model), pairs=pairs,
                                            candidate_repeat=resolved.repeat_invoke)
 
@@ -328,17 +330,17 @@ class Runner:
             row["keras_agreement"] = out.keras_agreement
         if m is not None and r is not None and metric.is_accuracy:  # where errors land
             labels = self.data(model).y_test
-            row["class_accuracy"] = measure.class_accuracy(m.top1, labels)
-            row["float_class_accuracy"] = measure.class_accuracy(r.top1, labels)
+            row["class_accuracy"] = litert.class_accuracy(m.top1, labels)
+            row["float_class_accuracy"] = litert.class_accuracy(r.top1, labels)
         if out.kept_float is not None:
             row["kept_float"] = list(out.kept_float)
         row.update(latency.to_dict() if latency is not None else {"latency_ratio": None})
         return row
 
-    def _scores(self, model: str, metric: Metric, m: measure.Measurement | None,
-                r: measure.Measurement | None) -> dict[str, Any]:
+    def _scores(self, model: str, metric: Metric, m: litert.Measurement | None,
+                r: litert.Measurement | None) -> dict[str, Any]:
         """The model's metric on the recipe and the float reference, and the loss."""
-        def score(x: measure.Measurement | None) -> float | None:
+        def score(x: litert.Measurement | None) -> float | None:
             if x is None:
                 return None
             if metric.is_accuracy:
@@ -413,11 +415,12 @@ def file_fields(tflite: bytes | None) -> dict[str, Any]:
     loads them."""
     import hashlib
 
-    from compressgate import runtime_versions, tflite_file
+    from compressgate.compat import runtime_versions
+    from compressgate.measure import flatbuffer
 
     if tflite is None:
         return {}
-    ops = sorted({(op.name, op.version) for op in tflite_file.inspect(tflite).ops})
+    ops = sorted({(op.name, op.version) for op in flatbuffer.inspect(tflite).ops})
     return {"tflite_sha256": hashlib.sha256(tflite).hexdigest(),
             "op_versions": [list(op) for op in ops],
             "min_runtime": runtime_versions.requirement(ops).minimum}

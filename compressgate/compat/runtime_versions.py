@@ -78,7 +78,7 @@ def requirement(ops: Iterable[tuple[str, int]],
                 table: Mapping[tuple[str, int], str] | None = None) -> RuntimeNeed:
     """Look every distinct (op name, version) up in ``table`` (default: TensorFlow's)."""
     if table is None:
-        from compressgate.runtime_table import MIN_RUNTIME as table
+        from compressgate.compat.runtime_table import MIN_RUNTIME as table
     return RuntimeNeed(tuple(OpNeed(op, version, table.get((op, version)))
                              for op, version in sorted(set(ops))))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from compressgate.errors import UserInputError
-from compressgate.sources import Source, is_reference
+from compressgate.project.sources import Source, is_reference
 
 
 def _accuracy(y_true: np.ndarray, outputs: np.ndarray) -> float:

@@ -7,7 +7,7 @@ A baseline is what a team accepted for one model x recipe:
 - ``inputs``: digests of the model, data and recipe they came from, so a changed model
   reads as "your model changed", not as nondeterminism;
 - ``machines``: machine-bound figures (latency ratio to float, peak memory) per machine
-  class (``compressgate.machine``), each with the fingerprint it was recorded on; one
+  class (``compressgate.measure.machine``), each with the fingerprint it was recorded on; one
   file may hold several classes, and a figure is compared only within its class;
 - the accepted ``.tflite`` beside the JSON, which every run measures side by side with
   the new file (latency, memory, outputs) on whatever machine it runs.
@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from compressgate.errors import BaselineError
 from compressgate.files import write_bytes_atomic, write_text_atomic
-from compressgate.machine import machine_class, this_machine
+from compressgate.measure.machine import machine_class, this_machine
 
 SCHEMA = 2
 READS = (1, 2)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compressgate import tflite_file
 from compressgate.errors import UserInputError
-from compressgate.stats import LatencyPairs
+from compressgate.measure import flatbuffer
+from compressgate.measure.stats import LatencyPairs
 
 
 def interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
@@ -96,7 +96,7 @@ def gzip_size(data: bytes) -> int:
 def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, *,
             batch: int | None = None, name: str = "model") -> Measurement:
     """Accuracy on the test split, raw and gzip size, weight sparsity, dtypes, ops."""
-    info = tflite_file.inspect(tflite, name=name)
+    info = flatbuffer.inspect(tflite, name=name)
     interp = interpreter(tflite, name=name)
     outputs = predict(tflite, x_test, batch=batch).reshape(len(x_test), -1)
     top1 = np.argmax(outputs, axis=-1)

@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compressgate import baseline as baselines
-from compressgate import gate
 from compressgate.errors import BaselineError
-from compressgate.machine import machine_class, this_machine
-from compressgate.report_view import Missing
+from compressgate.gate import baselines, rules
+from compressgate.measure.machine import machine_class, this_machine
+from compressgate.report.view import Missing
 
-SHOWN = ("converted", *gate.BASELINE_METRICS, "latency_ratio")
+SHOWN = ("converted", *rules.BASELINE_METRICS, "latency_ratio")
 _JUDGING = ("baseline", "latency")
 
 

@@ -77,7 +77,7 @@ def peak_memory(tflite: bytes, *, timeout: float = TIMEOUT) -> tuple[int | None,
         path = Path(scratch) / "model.tflite"
         path.write_bytes(tflite)
         try:
-            proc = subprocess.run([sys.executable, "-m", "compressgate.memory", str(path)],
+            proc = subprocess.run([sys.executable, "-m", "compressgate.measure.memory", str(path)],
                                   capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             return None, f"memory measurement timed out after {timeout:g} s"

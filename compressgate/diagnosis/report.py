@@ -10,7 +10,7 @@ import csv
 import io
 from pathlib import Path
 
-from compressgate.diagnosis import ROUNDING_RMSE_OVER_SCALE, Diagnosis, offenders
+from compressgate.diagnosis.analysis import ROUNDING_RMSE_OVER_SCALE, Diagnosis, offenders
 from compressgate.files import write_text_atomic
 
 _CSV_FIELDS = ("layer", "op", "tensor", "elements", "rmse", "scale", "rmse_over_scale",

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from compressgate.errors import UserInputError
-from compressgate.session import UPDATE_MODES, Case, GateSession, Settings, parse_list
+from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings, parse_list
 
 _SESSION = pytest.StashKey[GateSession]()
 _SETTINGS = pytest.StashKey[Settings]()
@@ -67,7 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def settings_from_config(config: pytest.Config) -> Settings:
     """Command line, then the project config (``compressgate.toml`` or
     ``[tool.compressgate]``), then ini keys, then defaults."""
-    from compressgate import config as project_config
+    from compressgate.project import config as project_config
 
     root = Path(config.rootpath)
 
@@ -251,7 +251,7 @@ class _Collector:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.records and not hasattr(self.config, "workerinput"):
-            from compressgate.gate_report import write_reports
+            from compressgate.report.gate_run import write_reports
 
             cases = [(c.model, c.recipe) for c in _session(self.config).cases()]
             self.written = write_reports(self.records, self.config.stash[_SETTINGS], cases)
@@ -259,7 +259,7 @@ class _Collector:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.records:
             return
-        from compressgate.gate_report import summary_lines
+        from compressgate.report.gate_run import summary_lines
 
         terminalreporter.section("compressgate")
         for line in summary_lines(self.records, self.written):

@@ -11,8 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from compressgate.recipes import Promise
-from compressgate.stats import (
+from compressgate.measure.stats import (
     ALPHA,
     LatencyPairs,
     PairedOutcome,
@@ -20,13 +19,14 @@ from compressgate.stats import (
     ratio_exceeds,
     rows_within,
 )
+from compressgate.recipes import Promise
 
 # "skipped": a comparison that protects nothing here (counted and listed in every report);
 # "info": shown for people, replaced by another comparison (e.g. bytes by outputs).
 Status = Literal["pass", "fail", "regression", "improved", "skipped", "info"]
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
 BASELINE_METRICS = ("accuracy", "size_bytes", "gzip_bytes", "sparsity")
-# Peak resident bytes of load + allocate + invoke (``compressgate.memory``).
+# Peak resident bytes of load + allocate + invoke (``compressgate.measure.memory``).
 MEMORY_METRIC = "peak_memory_bytes"
 ARTIFACT_METRIC = "tflite_sha256"
 # Relative slack of "not worse by more than X" comparisons (float rounding, not tolerance).
@@ -158,7 +158,7 @@ def check_conversion(row: dict[str, Any], promise: Promise) -> Verdict:
 def _runtime_row(row: dict[str, Any], declared: str) -> Row:
     """The declared oldest runtime against the op versions in the flatbuffer; an op the
     runtime table does not know cannot be vouched for, so it fails too."""
-    from compressgate.runtime_versions import judge, requirement
+    from compressgate.compat.runtime_versions import judge, requirement
 
     verdict = judge(requirement(tuple(op) for op in row.get("op_versions") or ()), declared)
     return Row("min runtime", verdict.measured, f"<= {declared}", "-",

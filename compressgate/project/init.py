@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from compressgate.errors import UserInputError
-from compressgate.models import Dataset
+from compressgate.project.models import Dataset
+from compressgate.project.sources import Source
 from compressgate.recipes import registered_recipes
-from compressgate.sources import Source
 
 GATE_TEST = '''"""The compressgate release gate (written by `compressgate init`).
 

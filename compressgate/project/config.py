@@ -18,11 +18,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compressgate.errors import UserInputError
-from compressgate.gate import Tolerances
-from compressgate.metrics import Metric
-from compressgate.models import ModelSpec
+from compressgate.gate.rules import Tolerances
+from compressgate.project.metrics import Metric
+from compressgate.project.models import ModelSpec
+from compressgate.project.sources import Source
 from compressgate.recipes import get_recipe
-from compressgate.sources import Source
 
 CONFIG_FILES = ("compressgate.toml", "pyproject.toml")
 _STRICT = ConfigDict(extra="forbid")

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from compressgate import diagnosis, tflite_file
-from compressgate.diagnosis import Diagnosis, Search, Step
+from compressgate.diagnosis import analysis
+from compressgate.diagnosis.analysis import Diagnosis, Search, Step
 from compressgate.errors import UserInputError
+from compressgate.measure import flatbuffer
 from compressgate.recipes import Recipe
 
 Debugger = Callable[[Any, Recipe, Any], tuple[list[dict], list[str]]]
@@ -58,33 +59,33 @@ def collect(runner, model: str, recipe: str | Recipe, *,
         problems.append(f"{model} x {name}: no result ({exc})")
     if outcome is not None and not outcome.converted:
         problems.append(f"{model} x {name}: not converted ({outcome.error})")
-    tensors: list[diagnosis.TensorError] = []
+    tensors: list[analysis.TensorError] = []
     reason = debuggable(resolved)
     if reason:
         problems.append(f"{model} x {name}: {reason}")
     else:
         try:
             rows, names = debugger(runner.spec(model), resolved, runner.data(model))
-            tensors = diagnosis.tensor_errors(rows, names)
+            tensors = analysis.tensor_errors(rows, names)
         except UserInputError as exc:
             problems.append(str(exc))
     sparsity: tuple[tuple[str, int, int], ...] = ()
     if outcome is not None and outcome.tflite is not None:
-        weights = tflite_file.graph(outcome.tflite, name=f"{model} x {name}").weights
+        weights = flatbuffer.graph(outcome.tflite, name=f"{model} x {name}").weights
         sparsity = tuple((w.name, w.elements, w.zeros) for w in weights)
-    return Diagnosis(model, name, tuple(diagnosis.rank(tensors)), tuple(tensors), sparsity,
+    return Diagnosis(model, name, tuple(analysis.rank(tensors)), tuple(tensors), sparsity,
                      row, _search(outcome.search if outcome is not None else None),
                      tuple(problems))
 
 
 def main(args, log: Callable[[str], None]) -> int:
     """``compressgate diagnose MODEL RECIPE``: write the report and print its summary."""
-    from compressgate import config
-    from compressgate.cache import ResultCache
-    from compressgate.diagnosis_report import markdown, write
-    from compressgate.models import select
+    from compressgate.diagnosis.report import markdown, write
+    from compressgate.pipeline.cache import ResultCache
+    from compressgate.pipeline.runner import Runner
+    from compressgate.project import config
+    from compressgate.project.models import select
     from compressgate.recipes import get_recipe
-    from compressgate.runner import Runner
 
     specs = config.load(args.config).specs
     select(specs, [args.model])

@@ -11,8 +11,8 @@ from html import escape
 
 import pandas as pd
 
-from compressgate import report_view
-from compressgate.report_view import ReportInput
+from compressgate.report import view
+from compressgate.report.view import ReportInput
 
 
 def _cell(value: object) -> str:
@@ -29,20 +29,20 @@ def table(frame: pd.DataFrame) -> str:
 
 
 def render(report: ReportInput) -> str:
-    lines = [f"# compressgate: {report_view.headline(report)}", "",
+    lines = [f"# compressgate: {view.headline(report)}", "",
              f"_{_cell(report.source)}, {_cell(report.meta.get('created', ''))}; "
              "plots and the full tables: `index.html`_", ""]
-    items = report_view.attention(report)
+    items = view.attention(report)
     lines.append("## Needs attention")
     lines.append("")
     if items:
-        lines += [f"- **{report_view.STATUSES[s][1]}** {_cell(m)} x {_cell(r)}: {_cell(why)}"
+        lines += [f"- **{view.STATUSES[s][1]}** {_cell(m)} x {_cell(r)}: {_cell(why)}"
                   for s, m, r, why in items]
     else:
         lines.append("Nothing: every gated result passes." if report.has_verdicts
                      else "Nothing: every result converted (no verdicts in this run).")
     lines.append("")
-    groups = report_view.not_judged(report)
+    groups = view.not_judged(report)
     if groups:
         lines.append(f"## Not judged on this machine ({sum(len(c) for _, c in groups)})")
         lines.append("")
@@ -55,7 +55,7 @@ def render(report: ReportInput) -> str:
         lines.append(f"No baseline information: {_cell(report.source)} does not compare "
                      "against baselines (the gate does).")
     else:
-        notable = report_view.changes_frame(report.changes, only_notable=True)
+        notable = view.changes_frame(report.changes, only_notable=True)
         moved = len(report.changes) - len(notable)
         if len(notable):
             lines.append(table(notable))
@@ -67,20 +67,20 @@ def render(report: ReportInput) -> str:
     lines.append("## Results")
     lines.append("")
     if report.rows:
-        lines.append(table(report_view.results_frame(report.rows,
-                                                     report_view.COMPACT_COLUMNS)))
+        lines.append(table(view.results_frame(report.rows,
+                                                     view.COMPACT_COLUMNS)))
     else:
         lines.append("No result was recorded in this run.")
-    skipped = report_view.not_run(report)
+    skipped = view.not_run(report)
     if skipped:
         lines += [_cell(skipped), ""]
-    slower = report_view.slower_than_float(report.rows)
+    slower = view.slower_than_float(report.rows)
     if slower:
         lines.append("Slower than float at one thread (measured, not tuned away): "
                      + ", ".join(f"{_cell(r['model'])} x {_cell(r['recipe'])} "
                                  f"({r['latency_ratio']:.2f}x)" for r in slower))
         lines.append("")
     lines += ["<details><summary>Run details</summary>", ""]
-    lines += [f"- {_cell(k)}: {_cell(v)}" for k, v in report_view.run_details(report.meta)]
+    lines += [f"- {_cell(k)}: {_cell(v)}" for k, v in view.run_details(report.meta)]
     lines += ["", "</details>", ""]
     return "\n".join(lines)

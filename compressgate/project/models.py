@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from compressgate.errors import UserInputError
-from compressgate.metrics import Metric
+from compressgate.project.metrics import Metric
+from compressgate.project.sources import Source
 from compressgate.recipes import Recipe
-from compressgate.sources import Source
 
 SPLITS = ("train", "calib", "test")
 # Keys of a model's recipe override that describe the case rather than change the recipe.
