@@ -60,9 +60,9 @@ def graph(package: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
                 continue
             if isinstance(node, ast.ImportFrom):
                 base, *members = names
-                hits = [m for m in members if m in mods]
-                # ``from pkg import name``: the submodule if it is one, else the package.
-                targets = hits + ([base] if len(hits) < len(members) and base in mods else [])
+                # ``from pkg import name`` runs ``pkg`` (and ``pkg.name`` when it is a
+                # module): an edge to each.
+                targets = [m for m in members if m in mods] + ([base] if base in mods else [])
             else:
                 targets = [n for n in names if n in mods]
             edges[name].update(t for t in targets if t != name)

@@ -19,19 +19,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compressgate.gate.rules import Reference, Row, identity_row
+from compressgate.gate.baselines import ARTIFACT_FIGURE, environment_changes
+from compressgate.gate.records import Row, Status
+from compressgate.gate.rules import Reference, identity_row
 from compressgate.recipes import get_recipe, registered_recipes
-
-METRIC = "tflite_sha256"
 
 
 def check_row(row: dict[str, Any], metrics: dict[str, Any], env_now: dict[str, str],
               env_then: dict[str, str], create_hint: str) -> Row:
     """The ``tflite_sha256`` row of the baseline check (see ``gate.identity_row``): bytes
     are compared only on the build (versions, Python, machine class) that recorded them."""
-    moved = tuple(f"{k} {env_then.get(k, 'unknown')} (now {env_now[k]})"
-                  for k in sorted(env_now) if env_then.get(k) != env_now[k])
-    return identity_row(row, Reference(metrics, build_changes=moved), create_hint)
+    return identity_row(row, Reference(metrics, build_changes=environment_changes(
+        env_then, env_now)), create_hint)
 
 
 def fresh_sha256(project: Path | None, models: list[str],
@@ -84,9 +83,9 @@ def compare_with_baselines(fresh: dict[str, str | None], directory: Path) -> int
         if sha is None or stored is None:
             print(f"{name}: {'not converted' if sha is None else 'no baseline'}")
             continue
-        verdict = check_row({METRIC: sha}, stored.metrics, env, stored.environment,
+        verdict = check_row({ARTIFACT_FIGURE: sha}, stored.metrics, env, stored.environment,
                             "the gate's --compressgate-update=missing")
-        changed += verdict.status == "regression" and verdict.expected is not None
+        changed += verdict.status == Status.REGRESSION and verdict.expected is not None
         print(f"{name}: {verdict.status} {verdict.measured} vs {verdict.expected} "
               f"{verdict.note}")
     return 1 if changed else 0

@@ -31,21 +31,61 @@ from filelock import FileLock
 
 from compressgate.errors import BaselineError
 from compressgate.files import write_bytes_atomic, write_text_atomic
+from compressgate.measure import memory
 from compressgate.measure.machine import machine_class, this_machine
 
 SCHEMA = 2
 READS = (1, 2)
 REQUIRED = ("schema", "model", "recipe", "metrics", "environment")
-# Figures a baseline may record, with the precision they are stored at.
+
+# The figures a baseline stores: the set this store owns, and the gate, the session and
+# the reports read.
+# Judged against the baseline by the baseline check (a custom metric replaces accuracy).
+JUDGED = ("accuracy", "size_bytes", "gzip_bytes", "sparsity")
+# The accepted file's sha256 (byte identity on the recording build).
+ARTIFACT_FIGURE = "tflite_sha256"
+# Peak resident bytes of load + allocate + invoke (``compressgate.measure.memory``).
+MEMORY_FIGURE = memory.METRIC
+LATENCY_FIGURES = ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
+# Figures that depend on the machine: stored per machine class.
+MACHINE_FIGURES = (*LATENCY_FIGURES, MEMORY_FIGURE)
+# Numeric figures a baseline may record, with the precision they are stored at.
 METRIC_DIGITS = {
     "accuracy": 6, "accuracy_drop_pts": 4, "size_bytes": 0, "gzip_bytes": 0, "sparsity": 6,
     "size_ratio": 4, "gzip_ratio": 4, "latency_ratio": 4, "latency_ratio_low": 4,
-    "latency_ratio_high": 4, "metric_loss": 6, "peak_memory_bytes": 0,
+    "latency_ratio_high": 4, "metric_loss": 6, MEMORY_FIGURE: 0,
 }
-# Figures that depend on the machine: stored per machine class.
-MACHINE_FIGURES = ("latency_ratio", "latency_ratio_low", "latency_ratio_high",
-                   "peak_memory_bytes")
-ARTIFACT_KEY = "tflite_sha256"
+
+
+def judged_keys(row: dict[str, Any]) -> tuple[str, ...]:
+    """The judged figures a baseline stores for ``row``'s model (its metric under its
+    name)."""
+    metric = row.get("metric", "accuracy")
+    return (metric, *JUDGED[1:])
+
+
+def judged_figures(row: dict[str, Any]) -> dict[str, Any]:
+    """``row``'s judged figures under their baseline names (a custom metric's score as its
+    name)."""
+    metric = row.get("metric", "accuracy")
+    return {k: row["score"] if k == metric and metric != "accuracy" else row[k]
+            for k in judged_keys(row)}
+
+
+def recorded_metrics(row: dict[str, Any]) -> dict[str, Any]:
+    """The machine-independent figures a baseline records for a result row."""
+    metrics = {k: row[k] for k in ("converted", "error") if row.get(k) is not None}
+    if not row["converted"]:
+        return metrics
+    metrics.update(judged_figures(row))
+    metrics.update({k: row[k] for k in ("size_ratio", "gzip_ratio")})
+    if row.get("accuracy_drop_pts") is not None:
+        metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
+    else:
+        metrics["metric_loss"] = row["metric_loss"]
+    if row.get(ARTIFACT_FIGURE) is not None:
+        metrics[ARTIFACT_FIGURE] = row[ARTIFACT_FIGURE]
+    return metrics
 
 
 def cpu_name() -> str:
@@ -110,15 +150,22 @@ class Baseline:
             data = path.read_bytes()
         except FileNotFoundError:
             return None, f"accepted artifact {path.name} absent"
-        recorded = self.metrics.get(ARTIFACT_KEY)
+        recorded = self.metrics.get(ARTIFACT_FIGURE)
         if recorded and hashlib.sha256(data).hexdigest() != recorded:
             return None, (f"accepted artifact {path.name} is not the file its baseline "
                           f"records (sha256 {recorded[:12]}): replaced by hand?")
         return data, ""
 
-    def differences(self, env: dict[str, str]) -> list[str]:
-        """Environment keys whose recorded value differs from ``env``."""
-        return sorted(k for k in env if self.environment.get(k) != env[k])
+    def build_changes(self, env: dict[str, str]) -> tuple[str, ...]:
+        """What differs between ``env`` and the build that recorded this baseline."""
+        return environment_changes(self.environment, env)
+
+
+def environment_changes(then: dict[str, str], now: dict[str, str]) -> tuple[str, ...]:
+    """What differs between the build that recorded a figure (``then``) and this one:
+    library versions, Python, machine class, as "name old (now new)"."""
+    return tuple(f"{'machine class' if k == 'machine' else k} {then.get(k, 'unknown')} "
+                 f"(now {now[k]})" for k in sorted(now) if then.get(k) != now[k])
 
 
 def _from_schema_1(metrics: dict[str, Any], env: dict[str, str]) -> tuple[dict, dict, dict]:

@@ -13,6 +13,7 @@ summary and the reports are the same under pytest-xdist as in a serial run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from compressgate.errors import UserInputError
+from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings, parse_list
 
 _SESSION = pytest.StashKey[GateSession]()
@@ -180,41 +182,27 @@ class Check:
         try:
             outcome = self.session.run_check(self.model, self.recipe, self.check)
         except UserInputError as exc:
-            _record(self._node, {"model": self.model, "recipe": self.recipe,
-                                 "check": self.check, "failed": True, "message": str(exc)})
+            _record(self._node, CheckRecord.error(self.model, self.recipe, self.check,
+                                                  str(exc)))
             pytest.fail(f"compressgate: {exc}", pytrace=False)
         except Exception as exc:  # a bug still counts as a failed check in every report
-            _record(self._node, {"model": self.model, "recipe": self.recipe,
-                                 "check": self.check, "failed": True,
-                                 "message": f"{type(exc).__name__}: {exc}"})
+            _record(self._node, CheckRecord.error(self.model, self.recipe, self.check,
+                                                  f"{type(exc).__name__}: {exc}"))
             raise
-        record: dict[str, Any] = {
-            "model": self.model, "recipe": self.recipe, "check": self.check,
-            "failed": outcome.failed, "stale": [r.metric for r in outcome.verdict.stale],
-            "message": outcome.message(),
-            "regressions": [r.metric for r in outcome.verdict.regressions],
-            # Why it failed and what it could not judge here, for every report.
-            "reasons": [r.reason() for r in outcome.verdict.regressions]
-            + ([f"refused to record the baseline: {outcome.refused}"] if outcome.refused
-               else []),
-            "skipped": [f"{r.metric}: {r.note}" for r in outcome.verdict.skipped],
-            "headroom": {r.metric: round(r.headroom, 4) for r in outcome.verdict.rows
-                         if r.headroom is not None},
-        }
-        if outcome.update:
-            record["update"] = [outcome.update.path, outcome.update.reason, outcome.update.diff]
+        extra: dict[str, Any] = {}
         if self.check == "conversion":
-            record["row"] = self.session.row(self.model, self.recipe)
+            extra["row"] = self.session.row(self.model, self.recipe)
         if self.check == "latency":
             pairs = self.session.latency(self.model, self.recipe)
-            record["latency"] = pairs.to_dict() if pairs is not None else None
-        _record(self._node, record)
+            extra["latency"] = pairs.to_dict() if pairs is not None else None
+        _record(self._node, outcome.record(**extra))
         if outcome.failed:
             pytest.fail(outcome.message(), pytrace=False)
 
 
-def _record(node: pytest.Item, record: dict[str, Any]) -> None:
-    node.user_properties.append((_PROPERTY, json.dumps(record, default=str)))
+def _record(node: pytest.Item, record: CheckRecord) -> None:
+    # JSON: pytest-xdist sends user_properties from its workers as plain data.
+    node.user_properties.append((_PROPERTY, json.dumps(record.to_dict(), default=str)))
 
 
 @pytest.fixture
@@ -235,7 +223,7 @@ class _Collector:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.records: list[dict[str, Any]] = []
+        self.records: list[CheckRecord] = []
         self.written: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -243,10 +231,10 @@ class _Collector:
             return
         for name, value in report.user_properties:
             if name == _PROPERTY:
-                record = json.loads(value)
                 # A declared-unsupported recipe failing is expected (strict xfail).
-                record["expected"] = hasattr(report, "wasxfail")
-                self.records.append(record)
+                self.records.append(dataclasses.replace(
+                    CheckRecord.from_dict(json.loads(value)),
+                    expected=hasattr(report, "wasxfail")))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -9,147 +9,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from compressgate.gate.baselines import ARTIFACT_FIGURE, MEMORY_FIGURE
+from compressgate.gate.records import Row, Status, Verdict, _fmt
+from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import (
-    ALPHA,
     LatencyPairs,
-    PairedOutcome,
+    SideBySide,
     ratio_below,
     ratio_exceeds,
     rows_within,
 )
 from compressgate.recipes import Promise
 
-# "skipped": a comparison that protects nothing here (counted and listed in every report);
-# "info": shown for people, replaced by another comparison (e.g. bytes by outputs).
-Status = Literal["pass", "fail", "regression", "improved", "skipped", "info"]
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
-BASELINE_METRICS = ("accuracy", "size_bytes", "gzip_bytes", "sparsity")
-# Peak resident bytes of load + allocate + invoke (``compressgate.measure.memory``).
-MEMORY_METRIC = "peak_memory_bytes"
-ARTIFACT_METRIC = "tflite_sha256"
 # Relative slack of "not worse by more than X" comparisons (float rounding, not tolerance).
 EPSILON = 1e-9
 # The float conversion must predict what Keras predicts (float rounding may flip a tie).
 KERAS_AGREEMENT = 0.99
 
 
-@dataclass(frozen=True)
-class Tolerances:
-    """How far a figure may move against its baseline before it counts."""
-
-    accuracy_pts: float = 0.5
-    size_pct: float = 1.0
-    gzip_pct: float = 1.0
-    sparsity: float = 0.01
-    latency_pct: float = 15.0
-    alpha: float = ALPHA
-    # Peak memory may grow by memory_pct of the baseline plus memory_kib: repeated
-    # fresh-process runs of one model differ by up to ~100 KiB (64 KiB steps), up to 3 %
-    # of the smallest fixtures.
-    memory_pct: float = 5.0
-    memory_kib: float = 128.0
-    # Paired accuracy against the accepted file: a drop beyond accuracy_pts must also be
-    # significant (exact McNemar test on the rows where the two files disagree).
-    accuracy_alpha: float = 0.05
-    # Outputs of the new file against the accepted one (same model, data and recipe):
-    # top-1 agreement (fine-tunes on another machine class measured >= 0.985), and the
-    # largest output difference as a fraction of the output range for recipes that do
-    # not fine-tune (measured 0 across classes; 2.5 int8 quanta = 0.01).
-    fidelity_agreement: float = 0.97
-    fidelity_output: float = 0.01
-
-    def memory_allowed(self, base: float) -> float:
-        """Bytes by which peak memory may exceed a baseline of ``base`` bytes."""
-        return base * self.memory_pct / 100 + self.memory_kib * 1024
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "tolerances") -> Tolerances:
-        from compressgate.recipes import _from_dict
-
-        return _from_dict(cls, data, where)
-
-
-@dataclass(frozen=True)
-class Row:
-    """One metric of a verdict: what was measured, against what, and the outcome."""
-
-    metric: str
-    measured: Any
-    expected: Any
-    tolerance: str
-    status: Status
-    note: str = ""
-    # Failed or skipped only because the baseline lacks this figure (update=missing adds it).
-    missing: bool = False
-    # How much of the allowed move is left: 1 at the accepted value, 0 at the limit,
-    # negative beyond it (a latency beyond it may still pass if not significant).
-    headroom: float | None = None
-
-    def reason(self) -> str:
-        """One line for a report: metric, accepted -> now, the limit, why."""
-        text = f"{self.metric} {_fmt(self.expected)} -> {_fmt(self.measured)}"
-        text += f" ({self.tolerance})" if self.tolerance not in ("", "-") else ""
-        return text + (f": {self.note}" if self.note else "")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    model: str
-    recipe: str
-    check: str
-    rows: tuple[Row, ...] = ()
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def failed(self) -> bool:
-        return any(r.status in ("fail", "regression") for r in self.rows)
-
-    @property
-    def regressions(self) -> list[Row]:
-        return [r for r in self.rows if r.status in ("fail", "regression")]
-
-    @property
-    def stale(self) -> list[Row]:
-        return [r for r in self.rows if r.status == "improved"]
-
-    @property
-    def skipped(self) -> list[Row]:
-        return [r for r in self.rows if r.status == "skipped"]
-
-    def table(self) -> str:
-        """A small fixed-width table: metric, measured, expected, tolerance, verdict."""
-        header = ("metric", "measured", "baseline/limit", "tolerance", "verdict")
-        lines = [header] + [(r.metric, _fmt(r.measured), _fmt(r.expected), r.tolerance,
-                             r.status + (f" ({r.note})" if r.note else "")) for r in self.rows]
-        widths = [max(len(str(line[i])) for line in lines) for i in range(4)]
-        out = [f"{self.model} x {self.recipe}: {self.check}"]
-        for line in lines:
-            cells = [str(c).ljust(w) for c, w in zip(line[:4], widths, strict=True)]
-            out.append("  " + "  ".join([*cells, str(line[4])]))
-        out.extend(f"  note: {n}" for n in self.notes)
-        return "\n".join(out)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
-
-
 def check_conversion(row: dict[str, Any], promise: Promise) -> Verdict:
     rows = [Row("converted", row["converted"], True, "-",
-                "pass" if row["converted"] else "fail", row.get("error") or "")]
+                Status.PASS if row["converted"] else Status.FAIL, row.get("error") or "")]
     if row["converted"]:
         if promise.io_dtype:
             for side in ("input_dtype", "output_dtype"):
                 rows.append(Row(side, row[side], promise.io_dtype, "-",
-                                "pass" if row[side] == promise.io_dtype else "fail"))
+                                Status.PASS if row[side] == promise.io_dtype else Status.FAIL))
         if promise.integer_only:
             floats = row.get("float_ops") or []
             rows.append(Row("float ops", " ".join(floats) or "none", "none", "-",
-                            "fail" if floats else "pass"))
+                            Status.FAIL if floats else Status.PASS))
         if promise.min_runtime:
             rows.append(_runtime_row(row, promise.min_runtime))
     return Verdict(row["model"], row["recipe"], "conversion", tuple(rows))
@@ -162,7 +54,7 @@ def _runtime_row(row: dict[str, Any], declared: str) -> Row:
 
     verdict = judge(requirement(tuple(op) for op in row.get("op_versions") or ()), declared)
     return Row("min runtime", verdict.measured, f"<= {declared}", "-",
-               "pass" if verdict.ok else "fail", verdict.note)
+               Status.PASS if verdict.ok else Status.FAIL, verdict.note)
 
 
 def check_accuracy(row: dict[str, Any], promise: Promise) -> Verdict:
@@ -175,12 +67,12 @@ def check_accuracy(row: dict[str, Any], promise: Promise) -> Verdict:
         return _not_converted(row, "accuracy")
     ok = drop < promise.max_drop_pts
     rows = [Row("accuracy drop (pts)", drop, promise.max_drop_pts, "< limit",
-                "pass" if ok else "fail",
+                Status.PASS if ok else Status.FAIL,
                 f"{row['accuracy']:.4f} vs float {row['float_accuracy']:.4f}")]
     agreement = row.get("keras_agreement")
     if agreement is not None:  # the float reference: is the conversion faithful?
         rows.append(Row("top-1 agreement with Keras", agreement, KERAS_AGREEMENT, ">= limit",
-                        "pass" if agreement >= KERAS_AGREEMENT else "fail"))
+                        Status.PASS if agreement >= KERAS_AGREEMENT else Status.FAIL))
     return Verdict(row["model"], row["recipe"], "accuracy", tuple(rows))
 
 
@@ -191,21 +83,8 @@ def _check_metric(row: dict[str, Any]) -> Verdict:
     better = "higher" if row["higher_is_better"] else "lower"
     return Verdict(row["model"], row["recipe"], "accuracy", (
         Row(f"{row['metric']} loss", loss, row["max_loss"], "< limit",
-            "pass" if loss < row["max_loss"] else "fail",
+            Status.PASS if loss < row["max_loss"] else Status.FAIL,
             f"{row['score']:.6g} vs float {row['float_score']:.6g}, {better} is better"),))
-
-
-def baseline_keys(row: dict[str, Any]) -> tuple[str, ...]:
-    """The figures a baseline stores for ``row``'s model (its metric under its name)."""
-    metric = row.get("metric", "accuracy")
-    return (metric, *BASELINE_METRICS[1:])
-
-
-def baseline_figures(row: dict[str, Any]) -> dict[str, Any]:
-    """``row``'s figures under their baseline names (a custom metric's score as its name)."""
-    metric = row.get("metric", "accuracy")
-    return {k: row["score"] if k == metric and metric != "accuracy" else row[k]
-            for k in baseline_keys(row)}
 
 
 def check_size(row: dict[str, Any], promise: Promise) -> Verdict:
@@ -216,16 +95,16 @@ def check_size(row: dict[str, Any], promise: Promise) -> Verdict:
                           ("gzip_ratio", promise.min_gzip_ratio)):
         if limit is not None:
             rows.append(Row(metric, row[metric], limit, ">= limit",
-                            "pass" if row[metric] >= limit else "fail"))
+                            Status.PASS if row[metric] >= limit else Status.FAIL))
     if not rows:
-        rows.append(Row("size_ratio", row["size_ratio"], None, "no promise", "skipped",
+        rows.append(Row("size_ratio", row["size_ratio"], None, "no promise", Status.SKIPPED,
                         "the recipe promises no size ratio"))
     return Verdict(row["model"], row["recipe"], "size", tuple(rows))
 
 
 def _not_converted(row: dict[str, Any], check: str) -> Verdict:
     return Verdict(row["model"], row["recipe"], check, (
-        Row("converted", False, True, "-", "fail", row.get("error") or "no result"),))
+        Row("converted", False, True, "-", Status.FAIL, row.get("error") or "no result"),))
 
 
 def _one_sided(metric: str, measured: float, base: float, *, higher_is_better: bool,
@@ -236,11 +115,11 @@ def _one_sided(metric: str, measured: float, base: float, *, higher_is_better: b
     worse = base - measured if higher_is_better else measured - base
     slack = allowed + EPSILON * max(abs(base), abs(measured), 1.0)
     if worse > slack:
-        status: Status = "regression"
+        status = Status.REGRESSION
     elif -worse > slack:
-        status = "improved"
+        status = Status.IMPROVED
     else:
-        status = "pass"
+        status = Status.PASS
     return Row(metric, measured, base, tol_text, status, note,
                headroom=_headroom(worse, allowed))
 
@@ -248,24 +127,6 @@ def _one_sided(metric: str, measured: float, base: float, *, higher_is_better: b
 def _headroom(used: float, allowed: float) -> float:
     """1 - used/allowed, with a zero allowance counted as one unit (whole rows)."""
     return 1 - used / (allowed if allowed > 0 else 1.0)
-
-
-@dataclass(frozen=True)
-class SideBySide:
-    """The accepted ``.tflite`` measured in this run next to the new one."""
-
-    identical: bool
-    # Accuracy models: hits of both on the same test rows, and the accepted accuracy.
-    paired: PairedOutcome | None = None
-    accepted_accuracy: float | None = None
-    # Top-1 agreement and the largest output difference (as a fraction of the accepted
-    # outputs' range) on the test split.
-    agreement: float | None = None
-    max_output_diff: float | None = None
-    # Custom metrics: the accepted file's score on this run's test split.
-    accepted_score: float | None = None
-    # Peak memory of the accepted file, measured like the new one (None: not measured).
-    accepted_memory: int | None = None
 
 
 @dataclass(frozen=True)
@@ -295,7 +156,7 @@ class Reference:
     def recorded(cls, metrics: dict[str, Any]) -> Reference:
         """Only the recorded figures (no artifact at hand); a ``peak_memory_bytes`` among
         them counts as this machine's."""
-        machine = {k: metrics[k] for k in (MEMORY_METRIC,) if k in metrics}
+        machine = {k: metrics[k] for k in (MEMORY_FIGURE,) if k in metrics}
         return cls(metrics, machine, absent="no accepted artifact at hand")
 
 
@@ -309,13 +170,13 @@ def check_baseline(row: dict[str, Any], reference: Reference | dict[str, Any],
     metrics = ref.metrics
     model, recipe = row["model"], row["recipe"]
     if not metrics.get("converted", True):
-        status: Status = "improved" if row["converted"] else "pass"
+        status = Status.IMPROVED if row["converted"] else Status.PASS
         return Verdict(model, recipe, "baseline", (
             Row("converted", row["converted"], False, "-", status,
                 metrics.get("error") or ""),))
     if not row["converted"]:
         return Verdict(model, recipe, "baseline", (
-            Row("converted", False, True, "-", "regression", row.get("error") or ""),))
+            Row("converted", False, True, "-", Status.REGRESSION, row.get("error") or ""),))
     rows = [
         _quality(row, ref, tol),
         *_recorded_quality(row, ref, tol),
@@ -329,9 +190,9 @@ def check_baseline(row: dict[str, Any], reference: Reference | dict[str, Any],
                    allowed=tol.sparsity, tol_text=f"-{tol.sparsity}"),
     ]
     rows += _fidelity_rows(ref, tol)
-    if row.get(ARTIFACT_METRIC) is not None:
+    if row.get(ARTIFACT_FIGURE) is not None:
         rows.append(identity_row(row, ref, hint))
-    if MEMORY_METRIC in row or MEMORY_METRIC in ref.machine:
+    if MEMORY_FIGURE in row or MEMORY_FIGURE in ref.machine:
         rows += _memory_rows(row, ref, tol, hint)
     return Verdict(model, recipe, "baseline", tuple(rows))
 
@@ -357,11 +218,11 @@ def _quality(row: dict[str, Any], ref: Reference, tol: Tolerances) -> Row:
         tol_text = f"-{tol.accuracy_pts} pts ({allowed} rows), p < {tol.accuracy_alpha}"
         p_worse, p_better = paired.p_worse(), paired.p_better()
         if paired.net_lost > allowed and p_worse < tol.accuracy_alpha:
-            status: Status = "regression"
+            status = Status.REGRESSION
         elif -paired.net_lost > allowed and p_better < tol.accuracy_alpha:
-            status = "improved"
+            status = Status.IMPROVED
         else:
-            status = "pass"
+            status = Status.PASS
         p = p_better if paired.net_lost < 0 else p_worse
         note = (f"same {paired.rows} rows as the accepted file: {paired.lost} lost, "
                 f"{paired.gained} gained, McNemar p={p:.2g}")
@@ -375,7 +236,8 @@ def _quality(row: dict[str, Any], ref: Reference, tol: Tolerances) -> Row:
                           note=f"vs the recorded figure ({ref.absent})")
     allowed = rows_within(tol.accuracy_pts, rows)
     lost = round((base - row["accuracy"]) * rows)
-    status = "regression" if lost > allowed else "improved" if -lost > allowed else "pass"
+    status = Status.REGRESSION if lost > allowed \
+        else Status.IMPROVED if -lost > allowed else Status.PASS
     return Row("accuracy", row["accuracy"], base,
                f"-{tol.accuracy_pts} pts ({allowed} rows)", status,
                f"{lost:+d} rows vs the recorded figure ({ref.absent})",
@@ -395,7 +257,7 @@ def _recorded_quality(row: dict[str, Any], ref: Reference, tol: Tolerances) -> l
     rows = side.paired.rows
     allowed = max(rows_within(tol.accuracy_pts, rows), 1)
     lost = round((ref.metrics["accuracy"] - side.accepted_accuracy) * rows)
-    status: Status = "regression" if lost > allowed else "pass"
+    status = Status.REGRESSION if lost > allowed else Status.PASS
     return [Row("accuracy (recorded)", side.accepted_accuracy, ref.metrics["accuracy"],
                 f"-{allowed} rows", status,
                 f"the accepted file here, {lost:+d} rows against the figure it was accepted "
@@ -424,10 +286,10 @@ def _fidelity_rows(ref: Reference, tol: Tolerances) -> list[Row]:
     def row(metric: str, measured: float, limit: float, ok: bool, note: str,
             tol_text: str, headroom: float) -> Row:
         if not judged:
-            return Row(metric, measured, limit, tol_text, "info", why,
+            return Row(metric, measured, limit, tol_text, Status.INFO, why,
                        missing=not ref.inputs_recorded)
-        return Row(metric, measured, limit, tol_text, "pass" if ok else "regression", note,
-                   headroom=headroom)
+        return Row(metric, measured, limit, tol_text,
+                   Status.PASS if ok else Status.REGRESSION, note, headroom=headroom)
 
     rows = [row("agreement with accepted", side.agreement, tol.fidelity_agreement,
                 side.agreement >= tol.fidelity_agreement - EPSILON,
@@ -445,30 +307,30 @@ def _fidelity_rows(ref: Reference, tol: Tolerances) -> list[Row]:
 def identity_row(row: dict[str, Any], ref: Reference, hint: str) -> Row:
     """The new file's sha256 against the accepted one: compared only on the build
     (versions, Python, machine class) and inputs that recorded it."""
-    measured, recorded = row[ARTIFACT_METRIC], ref.metrics.get(ARTIFACT_METRIC)
+    measured, recorded = row[ARTIFACT_FIGURE], ref.metrics.get(ARTIFACT_FIGURE)
     cached = ("from the result cache, not converted in this run" if row.get("cached")
               else "converted in this run")
     if recorded is None:
-        return Row(ARTIFACT_METRIC, measured[:12], None, "identical", "regression",
-                   f"no baseline for {ARTIFACT_METRIC}; create it with: {hint}", missing=True)
+        return Row(ARTIFACT_FIGURE, measured[:12], None, "identical", Status.REGRESSION,
+                   f"no baseline for {ARTIFACT_FIGURE}; create it with: {hint}", missing=True)
     if measured == recorded:
-        return Row(ARTIFACT_METRIC, measured[:12], recorded[:12], "identical", "pass", cached)
+        return Row(ARTIFACT_FIGURE, measured[:12], recorded[:12], "identical", Status.PASS, cached)
     if ref.changed_inputs:
-        return Row(ARTIFACT_METRIC, measured[:12], recorded[:12], "identical", "info",
+        return Row(ARTIFACT_FIGURE, measured[:12], recorded[:12], "identical", Status.INFO,
                    f"{', '.join(ref.changed_inputs)} changed since the baseline")
     if not ref.inputs_recorded:
-        return Row(ARTIFACT_METRIC, measured[:12], recorded[:12], "identical", "info",
+        return Row(ARTIFACT_FIGURE, measured[:12], recorded[:12], "identical", Status.INFO,
                    "the baseline records no input digests, so a changed model cannot be "
                    f"told from nondeterminism; record them with: {hint}", missing=True)
     if ref.build_changes:
-        return Row(ARTIFACT_METRIC, measured[:12], recorded[:12], "identical", "info",
+        return Row(ARTIFACT_FIGURE, measured[:12], recorded[:12], "identical", Status.INFO,
                    "bytes are compared on the recording build only; here "
                    f"{'; '.join(ref.build_changes)}"
                    + ("" if ref.side is None else ": outputs compared side by side instead"))
     if ref.nondeterministic:
-        return Row(ARTIFACT_METRIC, measured[:12], recorded[:12], "identical", "info",
+        return Row(ARTIFACT_FIGURE, measured[:12], recorded[:12], "identical", Status.INFO,
                    f"declared not byte-reproducible: {ref.nondeterministic}")
-    return Row(ARTIFACT_METRIC, measured[:12], recorded[:12], "identical", "regression",
+    return Row(ARTIFACT_FIGURE, measured[:12], recorded[:12], "identical", Status.REGRESSION,
                f"same model, data, recipe, versions and machine class gave a different "
                f".tflite ({cached})")
 
@@ -476,9 +338,9 @@ def identity_row(row: dict[str, Any], ref: Reference, hint: str) -> Row:
 def _memory_rows(row: dict[str, Any], ref: Reference, tol: Tolerances, hint: str) -> list[Row]:
     """Peak memory against the accepted file measured in this run (any machine), and
     against the figure recorded for this machine class (a runtime that grew)."""
-    measured, tol_text = row.get(MEMORY_METRIC), f"+{tol.memory_pct} % +{tol.memory_kib:g} KiB"
+    measured, tol_text = row.get(MEMORY_FIGURE), f"+{tol.memory_pct} % +{tol.memory_kib:g} KiB"
     if measured is None:
-        return [Row(MEMORY_METRIC, None, ref.machine.get(MEMORY_METRIC), tol_text, "fail",
+        return [Row(MEMORY_FIGURE, None, ref.machine.get(MEMORY_FIGURE), tol_text, Status.FAIL,
                     row.get("memory_error") or "not measured")]
     out = []
     side = ref.side
@@ -487,14 +349,14 @@ def _memory_rows(row: dict[str, Any], ref: Reference, tol: Tolerances, hint: str
                               higher_is_better=False,
                               allowed=tol.memory_allowed(side.accepted_memory),
                               tol_text=tol_text, note="both measured in this run"))
-    base = ref.machine.get(MEMORY_METRIC)
+    base = ref.machine.get(MEMORY_FIGURE)
     if base is None:
-        out.append(Row(MEMORY_METRIC, measured, None, tol_text, "skipped",
+        out.append(Row(MEMORY_FIGURE, measured, None, tol_text, Status.SKIPPED,
                        f"no record for machine class {ref.machine_class or 'of this machine'}"
                        f": a runtime that needs more memory would go unseen here; "
                        f"record it with: {hint}", missing=True))
     else:
-        out.append(_one_sided(MEMORY_METRIC, measured, base, higher_is_better=False,
+        out.append(_one_sided(MEMORY_FIGURE, measured, base, higher_is_better=False,
                               allowed=tol.memory_allowed(base), tol_text=tol_text,
                               note="recorded for this machine class"))
     return out
@@ -522,7 +384,7 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
     """
     if pairs is None:
         return Verdict(model, recipe, "latency", (
-            Row("converted", False, True, "-", "fail", "no model to time"),))
+            Row("converted", False, True, "-", Status.FAIL, "no model to time"),))
     ratio = pairs.ratio
     low, high = pairs.ratio_interval()
     interval = f"95% CI {low:.3f}-{high:.3f}, n={len(pairs.reference_ms)}"
@@ -532,34 +394,35 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
     if promise.faster_than_float:
         faster, p = ratio_below(pairs, 1.0, tol.alpha)
         rows.append(Row("faster than float", ratio, 1.0, f"p < {tol.alpha}",
-                        "pass" if faster else "fail", f"p={p:.2g}, {interval}"))
+                        Status.PASS if faster else Status.FAIL, f"p={p:.2g}, {interval}"))
     if side is not None:
         worse, p_worse = ratio_exceeds(side, factor, tol.alpha)
         better, p_better = ratio_below(side, 1 / factor, tol.alpha)
-        status: Status = "regression" if worse else "improved" if better else "pass"
+        status = Status.REGRESSION if worse else Status.IMPROVED if better else Status.PASS
         s_low, s_high = side.ratio_interval()
         rows.append(Row("time vs accepted", side.ratio, 1.0, f"<= {factor:.3g}, p < {tol.alpha}",
-                        status, f"p={p_better if status == 'improved' else p_worse:.2g}, "
+                        status, f"p={p_better if status == Status.IMPROVED else p_worse:.2g}, "
                                 f"95% CI {s_low:.3f}-{s_high:.3f}, both timed in this run",
                         headroom=_headroom(math.log(side.ratio), math.log(factor))))
     elif side_note:
         rows.append(Row("time vs accepted", None, None, "-",
-                        "pass" if side_note.startswith("identical") else "skipped", side_note))
+                        Status.PASS if side_note.startswith("identical") else Status.SKIPPED,
+                        side_note))
     where = machine_class or "this machine"
     if baseline_ratio is None:
-        rows.append(Row("latency_ratio", ratio, None, "-", "skipped",
+        rows.append(Row("latency_ratio", ratio, None, "-", Status.SKIPPED,
                         f"no latency record for machine class {where}: a slower runtime "
                         f"would go unseen here; record it with: {hint}", missing=True))
     elif not same_machine:
-        rows.append(Row("latency_ratio", ratio, baseline_ratio, "-", "skipped",
+        rows.append(Row("latency_ratio", ratio, baseline_ratio, "-", Status.SKIPPED,
                         "baseline recorded on another machine class"))
     else:
         b_low, b_high = baseline_interval or (baseline_ratio, baseline_ratio)
         upper, lower = max(b_high, baseline_ratio) * factor, min(b_low, baseline_ratio) / factor
         worse, p_worse = ratio_exceeds(pairs, upper, tol.alpha)
         better, p_better = ratio_below(pairs, lower, tol.alpha)
-        status = "regression" if worse else "improved" if better else "pass"
-        p = p_worse if status != "improved" else p_better
+        status = Status.REGRESSION if worse else Status.IMPROVED if better else Status.PASS
+        p = p_worse if status != Status.IMPROVED else p_better
         rows.append(Row("latency_ratio", ratio, baseline_ratio,
                         f"<= {upper:.3g}, p < {tol.alpha}", status, f"p={p:.2g}, {interval}",
                         headroom=_headroom(math.log(ratio / baseline_ratio),

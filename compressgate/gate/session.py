@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines, rules
+from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.gate.tolerances import Tolerances
+from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
 from compressgate.project import config
 from compressgate.project.models import select
@@ -24,7 +27,6 @@ _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.chec
 
 UpdateMode = Literal["none", "all", "failed", "missing"]
 UPDATE_MODES: tuple[str, ...] = ("none", "all", "failed", "missing")
-LATENCY_KEYS = ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Settings:
     latency: bool = True
     update: UpdateMode = "none"
     force: bool = False
-    tolerances: rules.Tolerances = field(default_factory=rules.Tolerances)
+    tolerances: Tolerances = field(default_factory=Tolerances)
     latency_pairs: int = 42
     # Worker processes that compute all results up front (1: compute lazily, per check).
     jobs: int = 1
@@ -66,17 +68,8 @@ class Case:
 
 
 @dataclass(frozen=True)
-class Update:
-    """A baseline file the update flow wrote (or refused to write)."""
-
-    path: str
-    reason: str
-    diff: list[tuple[str, str, str, str]]
-
-
-@dataclass(frozen=True)
 class CheckOutcome:
-    verdict: rules.Verdict
+    verdict: Verdict
     update: Update | None = None
     refused: str | None = None
 
@@ -89,6 +82,11 @@ class CheckOutcome:
         if self.refused:
             text += f"\n  refused to record the baseline: {self.refused}"
         return text
+
+    def record(self, **extra) -> CheckRecord:
+        """The typed record the reports read (``extra``: the row, this run's latency)."""
+        return CheckRecord.of(self.verdict, message=self.message(), refused=self.refused,
+                              update=self.update, **extra)
 
 
 class GateSession:
@@ -106,7 +104,7 @@ class GateSession:
         self._prepared = False
         self._rows: dict[tuple[str, str], dict[str, Any]] = {}
         self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
-        self._sides: dict[tuple[str, str], tuple[rules.SideBySide | None, str]] = {}
+        self._sides: dict[tuple[str, str], tuple[SideBySide | None, str]] = {}
         self._side_latency: dict[tuple[str, str], Any] = {}
         # Explains an accuracy failure: (session, model, recipe) -> note. By default only
         # with the real runner (a stand-in runner has nothing to debug).
@@ -193,7 +191,7 @@ class GateSession:
                                         "accuracy_drop_pts", "input_dtype", "recipe")}
         return litert.ready_invoke(outcome.tflite, self.runner.sample(model)), info
 
-    def tolerances(self, model: str) -> rules.Tolerances:
+    def tolerances(self, model: str) -> Tolerances:
         """The model's own tolerances if its config sets them, else the project's."""
         spec = self.specs.get(model)
         return spec.tolerances if spec is not None and spec.tolerances is not None \
@@ -213,13 +211,10 @@ class GateSession:
     def run_check(self, model: str, recipe: str, check: str) -> CheckOutcome:
         outcome = self._run_check(model, recipe, check)
         if self.settings.strict and outcome.verdict.skipped:
-            verdict = outcome.verdict
-            outcome = CheckOutcome(rules.Verdict(
-                verdict.model, verdict.recipe, verdict.check, tuple(
-                    rules.Row(r.metric, r.measured, r.expected, r.tolerance, "fail",
-                              f"strict: not judged here: {r.note}", r.missing)
-                if r.status == "skipped" else r for r in verdict.rows), verdict.notes),
-                outcome.update, outcome.refused)
+            verdict = outcome.verdict.with_rows(tuple(
+                r.settled(Status.FAIL, f"strict: not judged here: {r.note}")
+                if r.status == Status.SKIPPED else r for r in outcome.verdict.rows))
+            outcome = CheckOutcome(verdict, outcome.update, outcome.refused)
         return outcome
 
     def _run_check(self, model: str, recipe: str, check: str) -> CheckOutcome:
@@ -228,9 +223,7 @@ class GateSession:
             verdict = absolute(self.row(model, recipe), self.promise(model, recipe))
             if check == "accuracy" and verdict.failed and self._diagnoser is not None:
                 # Only on failure: the debugger re-calibrates, too slow for every pass.
-                verdict = rules.Verdict(verdict.model, verdict.recipe, verdict.check,
-                                       verdict.rows, (*verdict.notes,
-                                                      self._diagnoser(self, model, recipe)))
+                verdict = verdict.with_notes(self._diagnoser(self, model, recipe))
             return CheckOutcome(verdict)
         if check == "baseline":
             return self._check_baseline(model, recipe)
@@ -248,9 +241,7 @@ class GateSession:
     def build_changes(self, stored: baselines.Baseline) -> tuple[str, ...]:
         """What differs between this run's build and the one that recorded ``stored``:
         library versions, Python, machine class."""
-        return tuple(f"{'machine class' if k == 'machine' else k} "
-                     f"{stored.environment.get(k, 'unknown')} (now {self.env[k]})"
-                     for k in stored.differences(self.env))
+        return stored.build_changes(self.env)
 
     def accepted(self, model: str, recipe: str,
                  stored: baselines.Baseline) -> tuple[bytes | None, str]:
@@ -261,7 +252,7 @@ class GateSession:
         return self._accepted[key]
 
     def side_by_side(self, model: str, recipe: str,
-                     stored: baselines.Baseline) -> tuple[rules.SideBySide | None, str]:
+                     stored: baselines.Baseline) -> tuple[SideBySide | None, str]:
         """The accepted file measured in this run next to the new one (once per case)."""
         key = (model, recipe)
         if key not in self._sides:
@@ -292,7 +283,7 @@ class GateSession:
         stored = self._load(model, recipe)
         have = stored is not None and (
             not stored.metrics.get("converted", True)
-            or all(k in stored.metrics for k in rules.baseline_keys(row)))
+            or all(k in stored.metrics for k in baselines.judged_keys(row)))
         if have:
             assert stored is not None
             reference = self.reference(model, recipe, stored) \
@@ -302,21 +293,13 @@ class GateSession:
                                                          self.create_hint()), stored)
         else:
             verdict = self._missing(model, recipe, "baseline")
-        metrics = {k: row[k] for k in ("converted", "error") if row.get(k) is not None}
+        metrics = baselines.recorded_metrics(row)
         change = baselines.Change(metrics)
         if row["converted"]:
-            metrics.update(rules.baseline_figures(row))
-            metrics.update({k: row[k] for k in ("size_ratio", "gzip_ratio")})
-            if row.get("accuracy_drop_pts") is not None:
-                metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
-            else:
-                metrics["metric_loss"] = row["metric_loss"]
-            if row.get(rules.ARTIFACT_METRIC) is not None:
-                metrics[rules.ARTIFACT_METRIC] = row[rules.ARTIFACT_METRIC]
-            memory = {rules.MEMORY_METRIC: row[rules.MEMORY_METRIC]} \
-                if row.get(rules.MEMORY_METRIC) is not None else None
+            memory = {baselines.MEMORY_FIGURE: row[baselines.MEMORY_FIGURE]} \
+                if row.get(baselines.MEMORY_FIGURE) is not None else None
             artifact = self.runner.outcome(model, recipe).tflite \
-                if rules.ARTIFACT_METRIC in metrics else None
+                if baselines.ARTIFACT_FIGURE in metrics else None
             change = baselines.Change(metrics, row.get("inputs"), memory, artifact)
             if have and stored is not None and self.settings.update == "missing":
                 change = self._only_missing(stored, change)
@@ -329,8 +312,8 @@ class GateSession:
         input digests, this machine class's memory figure, the file's sha256 and the
         accepted artifact (only the very file the baseline records)."""
         metrics = change.metrics or {}
-        recorded = stored.metrics.get(rules.ARTIFACT_METRIC)
-        sha = metrics.get(rules.ARTIFACT_METRIC)
+        recorded = stored.metrics.get(baselines.ARTIFACT_FIGURE)
+        sha = metrics.get(baselines.ARTIFACT_FIGURE)
         artifact = None
         if recorded is None or (recorded == sha and self.accepted(
                 stored.model, stored.recipe, stored)[0] is None):
@@ -338,7 +321,7 @@ class GateSession:
         machine = change.machine if change.machine and not any(
             k in stored.machine(self.machine_class) for k in change.machine) else None
         return baselines.Change(
-            {rules.ARTIFACT_METRIC: sha} if recorded is None and sha else None,
+            {baselines.ARTIFACT_FIGURE: sha} if recorded is None and sha else None,
             change.inputs if not stored.inputs else None, machine, artifact)
 
     def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
@@ -386,38 +369,35 @@ class GateSession:
             if first_side is not None and side is not None:
                 said += (f"; vs accepted: first {first_side.ratio:.3f}, "
                          f"confirmation {side.ratio:.3f}")
-            verdict = rules.Verdict(model, recipe, "latency", verdict.rows,
-                                   (*verdict.notes, said))
+            verdict = verdict.with_notes(said)
         if stored is None:
-            verdict = rules.Verdict(model, recipe, "latency",
-                                   verdict.rows + self._missing(model, recipe, "latency").rows,
-                                   verdict.notes)
+            verdict = verdict.with_rows(
+                verdict.rows + self._missing(model, recipe, "latency").rows)
         else:
             verdict = self._annotate(verdict, stored)
         change = None
         if pairs is not None:
             lat = pairs.to_dict()
-            change = baselines.Change(machine={k: lat[k] for k in LATENCY_KEYS})
+            change = baselines.Change(machine={k: lat[k] for k in baselines.LATENCY_FIGURES})
             if self.settings.update == "missing" and base_ratio is not None:
                 change = None
         return self._maybe_update(model, recipe, verdict, change,
                                   missing=pairs is not None and base_ratio is None)
 
-    def _missing(self, model: str, recipe: str, check: str) -> rules.Verdict:
+    def _missing(self, model: str, recipe: str, check: str) -> Verdict:
         path = self.baseline_path(model, recipe)
-        return rules.Verdict(model, recipe, check, (rules.Row(
-            "baseline", None, str(path), "-", "fail",
+        return Verdict(model, recipe, check, (Row(
+            "baseline", None, str(path), "-", Status.FAIL,
             f"missing; create it with: {self.create_hint()}", missing=True),))
 
-    def _annotate(self, verdict: rules.Verdict, stored: baselines.Baseline) -> rules.Verdict:
+    def _annotate(self, verdict: Verdict, stored: baselines.Baseline) -> Verdict:
         moved = [c for c in self.build_changes(stored) if not c.startswith("machine class")]
         if not moved:
             return verdict
         note = "baseline recorded with other versions: " + ", ".join(moved)
-        return rules.Verdict(verdict.model, verdict.recipe, verdict.check, verdict.rows,
-                            (*verdict.notes, note))
+        return verdict.with_notes(note)
 
-    def _maybe_update(self, model: str, recipe: str, verdict: rules.Verdict,
+    def _maybe_update(self, model: str, recipe: str, verdict: Verdict,
                       change: baselines.Change | None, *, missing: bool) -> CheckOutcome:
         mode = self.settings.update
         wanted = (mode == "all" or (mode == "failed" and verdict.failed)
@@ -438,12 +418,10 @@ class GateSession:
         # The verdict was against the old baseline, which the update replaced on purpose:
         # "missing" settles the rows that lacked a figure, the other modes every row.
         settled = (lambda r: r.missing) if mode == "missing" else \
-            (lambda r: r.missing or r.status in ("regression", "fail"))
-        accepted = rules.Verdict(model, recipe, verdict.check, tuple(
-            rules.Row(r.metric, r.measured, r.expected, r.tolerance,
-                     "pass" if settled(r) else r.status,
-                     r.note if not settled(r) else "recorded now", r.missing)
-            for r in verdict.rows), verdict.notes)
+            (lambda r: r.missing or r.status.failed)
+        accepted = verdict.with_rows(tuple(
+            r.settled(Status.PASS, "recorded now") if settled(r) else r.settled(r.status, r.note)
+            for r in verdict.rows))
         return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
 
 

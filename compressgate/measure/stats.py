@@ -1,4 +1,5 @@
-"""Latency statistics on interleaved pairs: ratio, its interval, and significance tests.
+"""Latency statistics on interleaved pairs: ratio, its interval, and significance tests;
+paired accuracy (McNemar) and the side-by-side record of the accepted file against a new one.
 
 Absolute times move with machine load; the per-pair ratio candidate/reference, measured
 back to back, barely does. Every latency verdict is therefore about ratios from one run.
@@ -131,3 +132,21 @@ def rows_within(points: float, rows: int) -> int:
     """How many of ``rows`` test rows ``points`` percentage points are, rounded down
     (with an epsilon, so 0.5 points of 400 rows is exactly 2 rows)."""
     return math.floor(points / 100 * rows + 1e-9)
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """The accepted ``.tflite`` measured in this run next to the new one."""
+
+    identical: bool
+    # Accuracy models: hits of both on the same test rows, and the accepted accuracy.
+    paired: PairedOutcome | None = None
+    accepted_accuracy: float | None = None
+    # Top-1 agreement and the largest output difference (as a fraction of the accepted
+    # outputs' range) on the test split.
+    agreement: float | None = None
+    max_output_diff: float | None = None
+    # Custom metrics: the accepted file's score on this run's test split.
+    accepted_score: float | None = None
+    # Peak memory of the accepted file, measured like the new one (None: not measured).
+    accepted_memory: int | None = None

@@ -20,7 +20,7 @@ import numpy as np
 from compressgate import __version__
 from compressgate.errors import UserInputError
 from compressgate.measure import litert, memory
-from compressgate.measure.stats import LatencyPairs, sqnr_db
+from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
 from compressgate.pipeline import isolation
 from compressgate.pipeline.cache import ResultCache, key
 from compressgate.project.metrics import Metric
@@ -169,9 +169,6 @@ class Runner:
                      *, with_memory: bool = True):
         """The accepted ``.tflite`` run in this process on the test split next to the
         new result: paired hits, agreement, output difference, peak memory."""
-        from compressgate.gate.rules import SideBySide
-        from compressgate.measure.stats import paired_outcome
-
         out, spec, data = self.outcome(model, recipe), self.spec(model), self.data(model)
         assert out.tflite is not None and out.measurement is not None
         new = np.asarray(out.measurement.outputs, dtype=np.float64)

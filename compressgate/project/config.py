@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compressgate.errors import UserInputError
-from compressgate.gate.rules import Tolerances
+from compressgate.gate.tolerances import Tolerances
 from compressgate.project.metrics import Metric
 from compressgate.project.models import ModelSpec
 from compressgate.project.sources import Source
@@ -26,8 +26,6 @@ from compressgate.recipes import get_recipe
 
 CONFIG_FILES = ("compressgate.toml", "pyproject.toml")
 _STRICT = ConfigDict(extra="forbid")
-# Pydantic validates stdlib dataclasses too; reject unknown tolerance names.
-Tolerances.__pydantic_config__ = _STRICT  # type: ignore[attr-defined]
 
 
 def _names(value: str | list[str] | None) -> list[str] | None:

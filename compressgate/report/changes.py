@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from compressgate.errors import BaselineError
-from compressgate.gate import baselines, rules
+from compressgate.gate import baselines
+from compressgate.gate.records import CheckRecord, Status
 from compressgate.measure.machine import machine_class, this_machine
 from compressgate.report.view import Missing
 
-SHOWN = ("converted", *rules.BASELINE_METRICS, "latency_ratio")
+SHOWN = ("converted", *baselines.JUDGED, "latency_ratio")
 _JUDGING = ("baseline", "latency")
 
 
@@ -37,30 +38,29 @@ def _change(metric: str, old: str, new: str, change: str) -> str:
     return change
 
 
-def _judged(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, str]]:
+def _judged(records: list[CheckRecord]) -> dict[tuple[str, str], dict[str, str]]:
     """(model, recipe) -> metric -> 'regression' or 'improved', from the gate's records."""
     out: dict[tuple[str, str], dict[str, str]] = {}
     for record in records:
-        if record.get("check") not in _JUDGING:
+        if record.check not in _JUDGING:
             continue
-        marks = out.setdefault((record["model"], record["recipe"]), {})
-        for metric in record.get("stale") or []:
-            marks.setdefault(metric, "improved")
-        for metric in record.get("regressions") or []:
-            marks[metric.split(" ")[0]] = "regression"  # "accuracy (recorded)" too
+        marks = out.setdefault(record.key, {})
+        for metric in record.stale:
+            marks.setdefault(metric, Status.IMPROVED)
+        for metric in record.regressions:
+            marks[metric.split(" ")[0]] = Status.REGRESSION  # "accuracy (recorded)" too
     return out
 
 
-def _updated(records: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[str, list]]]:
+def _updated(records: list[CheckRecord]) -> dict[tuple[str, str], list[tuple[str, list]]]:
     out: dict[tuple[str, str], list[tuple[str, list]]] = {}
     for record in records:
-        if record.get("update"):
-            _, reason, diff = record["update"]
-            out.setdefault((record["model"], record["recipe"]), []).append((reason, diff))
+        if record.update:
+            out.setdefault(record.key, []).append((record.update.reason, record.update.diff))
     return out
 
 
-def baseline_changes(rows: list[dict[str, Any]], records: list[dict[str, Any]],
+def baseline_changes(rows: list[dict[str, Any]], records: list[CheckRecord],
                      directory: Path, create_hint: str) -> list[dict[str, Any]]:
     """Change entries for every gated row (see the module docstring)."""
     judged, updated = _judged(records), _updated(records)
@@ -97,18 +97,17 @@ def baseline_changes(rows: list[dict[str, Any]], records: list[dict[str, Any]],
     return entries
 
 
-def missing_results(records: list[dict[str, Any]],
+def missing_results(records: list[CheckRecord],
                     cases: list[tuple[str, str]] | None) -> list[Missing]:
     """Cases without a result row: those whose checks ran (with their first error), and
     those of ``cases`` that did not run at all in this session."""
-    have = {(r["model"], r["recipe"]) for r in records if "row" in r}
-    seen = {(r["model"], r["recipe"]) for r in records}
+    have = {r.key for r in records if r.row is not None}
+    seen = {r.key for r in records}
     errors: dict[tuple[str, str], str] = {}
     for record in records:
-        key = (record["model"], record["recipe"])
-        if key not in have and record.get("failed") and record.get("message"):
-            errors.setdefault(key, f"{record['check']}: "
-                                   + str(record["message"]).strip().splitlines()[0])
+        if record.key not in have and record.failed and record.message:
+            errors.setdefault(record.key, f"{record.check}: "
+                                          + record.message.strip().splitlines()[0])
     out = [Missing(m, r, errors.get((m, r)) or "its checks ran, but its conversion check "
                                                "(which records the result) did not")
            for m, r in sorted(seen - have)]

@@ -9,54 +9,54 @@ from typing import Any
 
 from compressgate.files import write_text_atomic
 from compressgate.gate import baselines
+from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
 from compressgate.report.changes import baseline_changes, missing_results
 from compressgate.report.summary import write_summary
 
 
-def _verdict(records: list[dict[str, Any]]) -> str:
-    if any(r.get("expected") for r in records):
+def _verdict(records: list[CheckRecord]) -> str:
+    if any(r.expected for r in records):
         return "unsupported (xfail)"
-    failed = [r["check"] for r in records if r["failed"]]
-    stale = [r["check"] for r in records if r.get("stale") and not r["failed"]]
+    failed = [r.check for r in records if r.failed]
+    stale = [r.check for r in records if r.stale and not r.failed]
     if failed:
         return "FAIL: " + ", ".join(failed)
     return "pass" + (f" (stale: {', '.join(stale)})" if stale else "")
 
 
-def _rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows(records: list[CheckRecord]) -> list[dict[str, Any]]:
     """Summary rows (from conversion checks) with this run's latency and verdict."""
-    latency = {(r["model"], r["recipe"]): r["latency"] for r in records if r.get("latency")}
+    latency = {r.key: r.latency for r in records if r.latency}
     rows = []
     for record in records:
-        if "row" in record:
-            row = dict(record["row"])
+        if record.row is not None:
+            row = dict(record.row)
             key = (row["model"], row["recipe"])
             row.update(latency.get(key, {}))
-            mine = [r for r in records if (r["model"], r["recipe"]) == key]
+            mine = [r for r in records if r.key == key]
             row["verdict"] = _verdict(mine)
-            row["reasons"] = [f"{r['check']}: {why}" for r in mine if r["failed"]
-                              for why in r.get("reasons") or [] if why]
-            row["skipped"] = [f"{r['check']}: {what}" for r in mine
-                              for what in r.get("skipped") or []]
+            row["reasons"] = [f"{r.check}: {why}" for r in mine if r.failed
+                              for why in r.reasons if why]
+            row["skipped"] = [f"{r.check}: {what}" for r in mine for what in r.skipped]
             rows.append(row)
     # Failures on top: the table is read in a CI job summary or a pull request.
     return sorted(rows, key=lambda r: (not r["verdict"].startswith("FAIL"), r["model"],
                                        r["recipe"]))
 
 
-def _updates(records: list[dict[str, Any]]) -> list[tuple[str, str, list]]:
+def _updates(records: list[CheckRecord]) -> list[tuple[str, str, list]]:
     """One entry per baseline file: the checks that wrote it merged, first reason kept."""
     merged: dict[str, tuple[str, list]] = {}
     for record in records:
-        if record.get("update"):
-            path, reason, diff = record["update"]
+        if record.update:
+            path, reason, diff = record.update.path, record.update.reason, record.update.diff
             first, rows = merged.get(path, (reason, []))
             merged[path] = (first, sorted({tuple(r) for r in rows} | {tuple(r) for r in diff}))
     return [(path, reason, rows) for path, (reason, rows) in sorted(merged.items())]
 
 
-def write_reports(records: list[dict[str, Any]], settings: Settings,
+def write_reports(records: list[CheckRecord], settings: Settings,
                   cases: list[tuple[str, str]] | None = None) -> list[Path]:
     """Write the summaries, ``index.html`` and (when updating) ``baseline-diff.md``.
 
@@ -74,7 +74,7 @@ def write_reports(records: list[dict[str, Any]], settings: Settings,
     # Every check's record (verdict, reasons, skips, headroom to its limit), for tools.
     checks = settings.reports / "checks.json"
     write_text_atomic(checks, json.dumps(
-        [{k: v for k, v in r.items() if k != "row"} for r in records], indent=1,
+        [{k: v for k, v in r.to_dict().items() if k != "row"} for r in records], indent=1,
         sort_keys=True, default=str) + "\n")
     written.append(checks)
     if settings.update != "none":
@@ -101,34 +101,34 @@ def run_facts() -> dict[str, Any]:
     return facts
 
 
-def skipped_groups(records: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+def skipped_groups(records: list[CheckRecord]) -> list[tuple[str, list[str]]]:
     """Comparisons the run could not make, grouped by what and why: (what, cases)."""
     groups: dict[str, list[str]] = {}
     for record in records:
-        for what in record.get("skipped") or []:
-            groups.setdefault(f"{record['check']}: {what}", []).append(
-                f"{record['model']}-{record['recipe']}")
+        for what in record.skipped:
+            groups.setdefault(f"{record.check}: {what}", []).append(
+                f"{record.model}-{record.recipe}")
     return sorted(groups.items())
 
 
-def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[str]:
-    failed = [r for r in records if r["failed"] and not r.get("expected")]
-    expected = [r for r in records if r.get("expected")]
-    stale = [r for r in records if r.get("stale") and not r["failed"]]
+def summary_lines(records: list[CheckRecord], written: list[Path]) -> list[str]:
+    failed = [r for r in records if r.failed and not r.expected]
+    expected = [r for r in records if r.expected]
+    stale = [r for r in records if r.stale and not r.failed]
     updates = _updates(records)
     checks = len(records)
-    skips = sum(len(r.get("skipped") or []) for r in records)
+    skips = sum(len(r.skipped) for r in records)
     lines = [f"{checks} checks: {len(failed)} failed, {len(stale)} stale baselines, "
              f"{len(updates)} baselines written, {skips} comparisons not judged here"]
     if failed:
         lines.append("")
         lines.append("Failed (regressions, broken promises, missing baselines):")
-        lines += [f"  {r['model']}-{r['recipe']}-{r['check']}" for r in failed]
+        lines += [f"  {r.model}-{r.recipe}-{r.check}" for r in failed]
     if expected:
         lines.append("")
         lines.append("Declared unsupported (strict xfail; remove the declaration once it "
                      "converts):")
-        lines += [f"  {r['model']}-{r['recipe']}" for r in expected]
+        lines += [f"  {r.model}-{r.recipe}" for r in expected]
     groups = skipped_groups(records)
     if groups:
         lines.append("")
@@ -141,8 +141,7 @@ def summary_lines(records: list[dict[str, Any]], written: list[Path]) -> list[st
         lines.append("")
         lines.append("Stale baselines (better than recorded beyond tolerance; refresh with "
                      "--compressgate-update=all):")
-        lines += [f"  {r['model']}-{r['recipe']}-{r['check']}: {', '.join(r['stale'])}"
-                  for r in stale]
+        lines += [f"  {r.model}-{r.recipe}-{r.check}: {', '.join(r.stale)}" for r in stale]
     for path, reason, diff in updates:
         lines.append("")
         lines.append(f"{path} ({reason})")

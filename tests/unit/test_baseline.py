@@ -118,7 +118,9 @@ def test_diff_rows_show_old_new_and_change(tmp_path):
         [(str(path), "updated", rows)])
 
 
-def test_environment_differences(tmp_path):
+def test_environment_changes(tmp_path):
     path = bl.path_for(tmp_path, "m", "r")
     _, new = bl.update(path, "m", "r", METRICS, ENV)
-    assert new.differences({**ENV, "tensorflow": "2.22.0"}) == ["tensorflow"]
+    assert new.build_changes({**ENV, "tensorflow": "2.22.0", "machine": "x86_64 avx512f"}) \
+        == ("machine class x86_64 avx2 (now x86_64 avx512f)", "tensorflow 2.21.0 (now 2.22.0)")
+    assert new.build_changes(ENV) == ()

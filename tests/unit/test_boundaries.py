@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from compressgate.gate import rules
-from compressgate.measure.stats import LatencyPairs, PairedOutcome, rows_within
+from compressgate.gate.tolerances import Tolerances
+from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide, rows_within
 from compressgate.recipes import Promise, get_recipe
 
 INT8 = get_recipe("ptq_int8").promise
-TOL = rules.Tolerances()
+TOL = Tolerances()
 
 
 def row(**overrides):
@@ -110,11 +111,11 @@ def test_memory_without_a_record_for_this_class_is_skipped_not_passed():
 # -- side by side with the accepted file ------------------------------------------------
 
 def side(**fields):
-    return rules.SideBySide(**({"identical": False, "accepted_accuracy": 0.99,
+    return SideBySide(**({"identical": False, "accepted_accuracy": 0.99,
                                "agreement": 1.0, "max_output_diff": 0.0} | fields))
 
 
-LOOSE = rules.Tolerances(accuracy_pts=2.0)  # 8 of 400 rows: room for significance
+LOOSE = Tolerances(accuracy_pts=2.0)  # 8 of 400 rows: room for significance
 
 
 @pytest.mark.parametrize(("lost", "gained", "verdict"), [
@@ -135,8 +136,8 @@ def test_paired_significance_limit_is_strict():
     paired = PairedOutcome(400, 9, 0)  # p = 0.5 ** 9
     p = paired.p_worse()
     assert p == pytest.approx(0.5 ** 9)
-    at = rules.Tolerances(accuracy_pts=2.0, accuracy_alpha=p)
-    above = rules.Tolerances(accuracy_pts=2.0, accuracy_alpha=p * 1.0001)
+    at = Tolerances(accuracy_pts=2.0, accuracy_alpha=p)
+    above = Tolerances(accuracy_pts=2.0, accuracy_alpha=p * 1.0001)
     assert status(baseline(tol=at, side=side(paired=paired)), "accuracy") == "pass"
     assert status(baseline(tol=above, side=side(paired=paired)), "accuracy") == "regression"
 
@@ -240,8 +241,8 @@ def test_the_limit_counts_from_the_edge_of_the_recorded_interval():
 def test_latency_significance_limit_is_strict():
     p = pairs(jitter(1.3, 0.01, n=12), n=12)
     _, pvalue = rules.ratio_exceeds(p, 1.15, TOL.alpha)
-    at = rules.Tolerances(alpha=pvalue)
-    above = rules.Tolerances(alpha=pvalue * 1.0001)
+    at = Tolerances(alpha=pvalue)
+    above = Tolerances(alpha=pvalue * 1.0001)
     check = rules.check_latency
     assert status(check("m", "r", p, INT8, 1.0, at), "latency_ratio") == "pass"
     assert status(check("m", "r", p, INT8, 1.0, above), "latency_ratio") == "regression"

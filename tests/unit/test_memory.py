@@ -5,13 +5,14 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from compressgate.gate import rules
+from compressgate.gate import baselines, rules
 from compressgate.gate.session import GateSession, Settings
+from compressgate.gate.tolerances import Tolerances
 from compressgate.measure import memory
 from compressgate.recipes import get_recipe
 
 TFLITE = Path(__file__).resolve().parent.parent / "data" / "tabular_mlp_ptq_int8.tflite"
-M = rules.MEMORY_METRIC
+M = baselines.MEMORY_FIGURE
 
 
 def test_peak_memory_of_a_real_model_is_repeatable():
@@ -21,7 +22,7 @@ def test_peak_memory_of_a_real_model_is_repeatable():
     peaks = [peak for peak, _ in runs]
     # The model's weights and arena are resident at the peak; the process is not.
     assert all(len(data) < peak < 64 * 2**20 for peak in peaks)
-    assert max(peaks) - min(peaks) <= rules.Tolerances().memory_allowed(min(peaks))
+    assert max(peaks) - min(peaks) <= Tolerances().memory_allowed(min(peaks))
 
 
 def test_a_model_litert_refuses_is_reported_not_raised():
@@ -46,7 +47,7 @@ def memory_row(verdict):
 
 
 def test_more_memory_beyond_tolerance_is_a_regression_less_is_stale():
-    tol = rules.Tolerances()
+    tol = Tolerances()
     allowed = 1_000_000 * 0.05 + 128 * 1024
     assert memory_row(rules.check_baseline(row(**{M: 1_000_000 + allowed}), BASE,
                                           tol)).status == "pass"
@@ -57,7 +58,7 @@ def test_more_memory_beyond_tolerance_is_a_regression_less_is_stale():
 
 def test_unmeasured_memory_fails_with_the_reason():
     verdict = rules.check_baseline(row(**{M: None, "memory_error": "memory measurement "
-                                         "timed out after 300 s"}), BASE, rules.Tolerances())
+                                         "timed out after 300 s"}), BASE, Tolerances())
     assert memory_row(verdict).status == "fail"
     assert memory_row(verdict).note == "memory measurement timed out after 300 s"
 

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
 from compressgate.measure.litert import class_accuracy
 from compressgate.measure.machine import machine_class, this_machine
@@ -150,8 +151,7 @@ def test_class_accuracy_counts_each_true_class():
 
 
 def record(model, recipe, check, failed=False, **extra):
-    return {"model": model, "recipe": recipe, "check": check, "failed": failed,
-            "stale": [], "regressions": [], "expected": False, **extra}
+    return CheckRecord(model, recipe, check, failed, **extra)
 
 
 def test_gate_page_shows_change_against_baselines_and_missing_cases(tmp_path):

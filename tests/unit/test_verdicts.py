@@ -4,7 +4,8 @@ latency significance. No TensorFlow, no timing."""
 import numpy as np
 import pytest
 
-from compressgate.gate import rules
+from compressgate.gate import baselines, rules
+from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs
 from compressgate.recipes import Promise, get_recipe
 
@@ -63,7 +64,7 @@ def test_gzip_promise():
 
 
 def test_unchanged_figures_pass_the_baseline():
-    verdict = rules.check_baseline(row(), baseline(), rules.Tolerances())
+    verdict = rules.check_baseline(row(), baseline(), Tolerances())
     assert set(statuses(verdict).values()) == {"pass"}
 
 
@@ -75,34 +76,34 @@ def test_unchanged_figures_pass_the_baseline():
 ])
 def test_each_metric_regresses_one_sided(field, value, metric):
     base = baseline(sparsity=0.5) if field == "sparsity" else baseline()
-    verdict = rules.check_baseline(row(**{field: value}), base, rules.Tolerances())
+    verdict = rules.check_baseline(row(**{field: value}), base, Tolerances())
     assert statuses(verdict)[metric] == "regression"
     assert verdict.failed
     assert metric in verdict.table()
 
 
 def test_improvement_beyond_tolerance_passes_but_is_stale():
-    verdict = rules.check_baseline(row(size_bytes=900), baseline(), rules.Tolerances())
+    verdict = rules.check_baseline(row(size_bytes=900), baseline(), Tolerances())
     assert not verdict.failed
     assert [r.metric for r in verdict.stale] == ["size_bytes"]
 
 
 def test_within_tolerance_is_a_pass_either_way():
-    tol = rules.Tolerances()
+    tol = Tolerances()
     assert not rules.check_baseline(row(accuracy=0.9675), baseline(), tol).failed
     assert not rules.check_baseline(row(size_bytes=1009), baseline(), tol).failed
 
 
 def test_lost_conversion_is_a_regression():
     verdict = rules.check_baseline(row(converted=False, error="boom"), baseline(),
-                                  rules.Tolerances())
+                                  Tolerances())
     assert statuses(verdict) == {"converted": "regression"}
 
 
 def test_baseline_of_an_unconverted_recipe():
     stored = {"converted": False, "error": "unsupported"}
-    assert not rules.check_baseline(row(converted=False), stored, rules.Tolerances()).failed
-    assert rules.check_baseline(row(), stored, rules.Tolerances()).stale
+    assert not rules.check_baseline(row(converted=False), stored, Tolerances()).failed
+    assert rules.check_baseline(row(), stored, Tolerances()).stale
 
 
 def pairs(ratio, n=41, noise=0.01, seed=1):
@@ -112,7 +113,7 @@ def pairs(ratio, n=41, noise=0.01, seed=1):
 
 
 def test_latency_regression_needs_tolerance_and_significance():
-    tol = rules.Tolerances()
+    tol = Tolerances()
     assert statuses(rules.check_latency("m", "r", pairs(0.5), INT8, 0.5, tol))[
         "latency_ratio"] == "pass"
     assert statuses(rules.check_latency("m", "r", pairs(1.0), INT8, 0.5, tol))[
@@ -126,12 +127,12 @@ def test_latency_regression_needs_tolerance_and_significance():
 
 def test_latency_noise_is_not_a_regression():
     noisy = pairs(0.6, noise=0.3, n=15)
-    verdict = rules.check_latency("m", "r", noisy, INT8, 0.5, rules.Tolerances())
+    verdict = rules.check_latency("m", "r", noisy, INT8, 0.5, Tolerances())
     assert not verdict.failed
 
 
 def test_latency_on_another_cpu_is_skipped_not_failed():
-    verdict = rules.check_latency("m", "r", pairs(2.0), INT8, 0.5, rules.Tolerances(),
+    verdict = rules.check_latency("m", "r", pairs(2.0), INT8, 0.5, Tolerances(),
                                  same_machine=False)
     assert statuses(verdict)["latency_ratio"] == "skipped"
     assert not verdict.failed
@@ -139,9 +140,9 @@ def test_latency_on_another_cpu_is_skipped_not_failed():
 
 def test_faster_than_float_requirement():
     promise = Promise(faster_than_float=True)
-    assert not rules.check_latency("m", "r", pairs(0.7), promise, None, rules.Tolerances()).failed
+    assert not rules.check_latency("m", "r", pairs(0.7), promise, None, Tolerances()).failed
     assert rules.check_latency("m", "r", pairs(1.0, noise=0.05), promise, None,
-                              rules.Tolerances()).failed
+                              Tolerances()).failed
 
 
 def test_absolute_failures_block_recording():
@@ -151,7 +152,7 @@ def test_absolute_failures_block_recording():
 
 
 def test_failure_table_names_metric_measured_baseline_tolerance_verdict():
-    table = rules.check_baseline(row(accuracy=0.9), baseline(), rules.Tolerances()).table()
+    table = rules.check_baseline(row(accuracy=0.9), baseline(), Tolerances()).table()
     assert "m x ptq_int8: baseline" in table
     for word in ("metric", "measured", "baseline/limit", "tolerance", "verdict", "regression"):
         assert word in table
@@ -181,11 +182,11 @@ def test_custom_metric_loss_against_float_in_its_own_units(score, failed):
 
 
 def test_custom_metric_baseline_is_one_sided_in_its_direction():
-    figures = rules.baseline_figures(mae_row(0.12))
+    figures = baselines.judged_figures(mae_row(0.12))
     assert figures == {"mae": 0.12, "size_bytes": 1000, "gzip_bytes": 800, "sparsity": 0.0}
-    worse = rules.check_baseline(mae_row(0.12 + 0.0126), figures, rules.Tolerances())
-    better = rules.check_baseline(mae_row(0.12 - 0.0126), figures, rules.Tolerances())
-    same = rules.check_baseline(mae_row(0.12 + 0.012), figures, rules.Tolerances())
+    worse = rules.check_baseline(mae_row(0.12 + 0.0126), figures, Tolerances())
+    better = rules.check_baseline(mae_row(0.12 - 0.0126), figures, Tolerances())
+    same = rules.check_baseline(mae_row(0.12 + 0.012), figures, Tolerances())
     assert statuses(worse)["mae"] == "regression"
     assert statuses(better)["mae"] == "improved"
     assert statuses(same)["mae"] == "pass"
