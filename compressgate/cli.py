@@ -135,7 +135,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _fixtures_build(args: argparse.Namespace) -> int:
-    from compressgate.fixture_builder import build_all
+    from compressgate.backends.tf.fixtures import build_all
 
     path = build_all(args.out, args.models, log=_log)
     _log(f"wrote {path}")

@@ -20,9 +20,9 @@ Debugger = Callable[[Any, Recipe, Any], tuple[list[dict], list[str]]]
 
 
 def _tf_debugger(spec, recipe: Recipe, data) -> tuple[list[dict], list[str]]:
-    from compressgate.backends import tf_diagnose
+    from compressgate.backends.tf.debugger import diagnose
 
-    return tf_diagnose.diagnose(spec, recipe, data)
+    return diagnose(spec, recipe, data)
 
 
 def debuggable(recipe: Recipe) -> str | None:

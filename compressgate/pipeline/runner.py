@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from compressgate import __version__
+from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
 from compressgate.measure import litert, memory
 from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
@@ -34,12 +35,6 @@ FAULT_KNOBS = ("calibration_scale", "repeat_invoke", "perturb_weights")
 
 def print_nothing(line: str) -> None:
     """The default log (a module-level function, so a Runner's log pickles to workers)."""
-
-
-class Backend(Protocol):
-    def compress(self, spec: ModelSpec, recipe: Recipe, data: Dataset) -> Any: ...
-    def versions(self) -> dict[str, str]: ...
-    def model_digest(self, spec: ModelSpec) -> str: ...
 
 
 def tf_backend() -> Backend:

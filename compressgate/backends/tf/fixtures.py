@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from compressgate.backends import tf as backend
+from compressgate.backends.tf.env import deterministic, import_keras, versions, with_batch
 from compressgate.measure.machine import machine_class, this_machine
 from compressgate.project.models import Dataset, file_sha256
 
@@ -79,8 +79,8 @@ def breast_cancer_data() -> Dataset:
 
 
 def _digits_cnn():
-    layers = backend._keras().layers
-    return backend._keras().Sequential([
+    layers = import_keras().layers
+    return import_keras().Sequential([
         layers.Input((8, 8, 1)),
         layers.UpSampling2D(4, interpolation="bilinear"),
         layers.Conv2D(32, 3, padding="same", activation="relu"),
@@ -97,7 +97,7 @@ def _digits_cnn():
 
 
 def _digits_dscnn():
-    keras = backend._keras()
+    keras = import_keras()
     layers = keras.layers
     inputs = layers.Input((8, 8, 1))
     x = layers.UpSampling2D(4, interpolation="bilinear")(inputs)
@@ -114,8 +114,8 @@ def _digits_dscnn():
 
 
 def _seq_rnn():
-    layers = backend._keras().layers
-    return backend._keras().Sequential([
+    layers = import_keras().layers
+    return import_keras().Sequential([
         layers.Input((64, 1), batch_size=1),
         layers.LSTM(48),
         layers.Dense(4, activation="softmax"),
@@ -123,8 +123,8 @@ def _seq_rnn():
 
 
 def _tabular_mlp():
-    layers = backend._keras().layers
-    return backend._keras().Sequential([
+    layers = import_keras().layers
+    return import_keras().Sequential([
         layers.Input((30,)),
         layers.Dense(64, activation="relu"),
         layers.Dense(32, activation="relu"),
@@ -262,13 +262,13 @@ def _save_npz(path: Path, data: Dataset) -> None:
 
 def build(spec: FixtureSpec, out: Path) -> dict[str, Any]:
     """Train ``spec``'s float model and write it with its data; return its manifest entry."""
-    backend.deterministic()
-    keras = backend._keras()
+    deterministic()
+    keras = import_keras()
     data = spec.data()
     data_path = out / spec.data_file
     _save_npz(data_path, data)
     model = spec.build()
-    trainable = backend._with_batch(model, None) if spec.static_batch else model
+    trainable = with_batch(model, None) if spec.static_batch else model
     trainable.compile(optimizer=keras.optimizers.Adam(spec.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     trainable.fit(data.x_train, data.y_train, epochs=spec.epochs, batch_size=32,
@@ -319,6 +319,6 @@ def build_all(out: Path, names: list[str] | None = None,
         log(f"{spec.name}: {entry['about']['params']} params, "
             f"float test accuracy {entry['about']['float_test_accuracy']:.4f}")
         manifest["models"][spec.name] = entry
-    manifest["about"] = {"versions": backend.versions()}
+    manifest["about"] = {"versions": versions()}
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest_path
