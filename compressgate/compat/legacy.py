@@ -1,6 +1,6 @@
 """The legacy-runtime gate: what LiteRT computes, written down for an older runtime to check.
 
-``python -m compressgate.compat.legacy export DIR`` (a TensorFlow-importing process) converts
+``compressgate legacy export DIR`` (a TensorFlow-importing process) converts
 every fixture x recipe through the result cache and writes each ``.tflite`` with LiteRT's
 float outputs on the test split, as the gate measures them (XNNPACK on) and on LiteRT's
 builtin kernels alone, and ``index.json``. The legacy side (``tests/legacy``, in
@@ -10,7 +10,6 @@ file with the old runtime, never importing TensorFlow, and compares with ``agree
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from dataclasses import dataclass
@@ -104,21 +103,3 @@ def export(out: Path, project: Path | None, *, jobs: int = 1, log=print) -> dict
     index = {"versions": runner.backend.versions(), "entries": entries}
     (out / INDEX).write_text(json.dumps(index, indent=1, sort_keys=True))
     return index
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compressgate.compat.legacy")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("export", help="write each converted model and LiteRT's outputs")
-    cmd.add_argument("out", type=Path)
-    cmd.add_argument("--config", type=Path, default=None,
-                     help="project config file or directory (default: this directory's)")
-    cmd.add_argument("--jobs", type=int, default=1)
-    args = parser.parse_args(argv)
-    index = export(args.out, args.config, jobs=args.jobs)
-    print(f"{args.out}: {sum(e['converted'] for e in index['entries'])} models exported")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

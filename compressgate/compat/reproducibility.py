@@ -13,16 +13,14 @@ conversion proves anything.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from compressgate.gate.baselines import ARTIFACT_FIGURE, environment_changes
 from compressgate.gate.records import Row, Status
 from compressgate.gate.rules import Reference, identity_row
-from compressgate.recipes import get_recipe, registered_recipes
+from compressgate.recipes import get_recipe
 
 
 def check_row(row: dict[str, Any], metrics: dict[str, Any], env_now: dict[str, str],
@@ -51,25 +49,6 @@ def fresh_sha256(project: Path | None, models: list[str],
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m compressgate.compat.reproducibility",
-        description="Convert afresh (no result cache) and print each file's sha256 as JSON.")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="project config file or directory (default: this directory's)")
-    parser.add_argument("--models", default="", help="comma-separated (default: all)")
-    parser.add_argument("--recipes", default="", help="comma-separated (default: all)")
-    parser.add_argument("--baselines", type=Path, default=None,
-                        help="also compare with the sha256 recorded there; exit 1 on a change")
-    args = parser.parse_args(argv)
-    recipes = [r for r in args.recipes.split(",") if r] or [
-        r.name for r in registered_recipes()]
-    models = [m for m in args.models.split(",") if m]
-    fresh = fresh_sha256(args.config, models, recipes)
-    print(json.dumps(fresh, sort_keys=True))
-    return compare_with_baselines(fresh, args.baselines) if args.baselines else 0
-
-
 def compare_with_baselines(fresh: dict[str, str | None], directory: Path) -> int:
     """Print one line per fresh conversion against its baseline; 1 if any changed."""
     from compressgate.backends import tf as backend
@@ -89,7 +68,3 @@ def compare_with_baselines(fresh: dict[str, str | None], directory: Path) -> int
         print(f"{name}: {verdict.status} {verdict.measured} vs {verdict.expected} "
               f"{verdict.note}")
     return 1 if changed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -76,23 +76,3 @@ def collect(runner, model: str, recipe: str | Recipe, *,
     return Diagnosis(model, name, tuple(analysis.rank(tensors)), tuple(tensors), sparsity,
                      row, _search(outcome.search if outcome is not None else None),
                      tuple(problems))
-
-
-def main(args, log: Callable[[str], None]) -> int:
-    """``compressgate diagnose MODEL RECIPE``: write the report and print its summary."""
-    from compressgate.diagnosis.report import markdown, write
-    from compressgate.pipeline.cache import ResultCache
-    from compressgate.pipeline.runner import Runner
-    from compressgate.project import config
-    from compressgate.project.models import select
-    from compressgate.recipes import get_recipe
-
-    specs = config.load(args.config).specs
-    select(specs, [args.model])
-    get_recipe(args.recipe)
-    runner = Runner(specs, ResultCache(None), log=log)
-    diag = collect(runner, args.model, args.recipe)
-    paths = write(diag, args.out / "diagnosis")
-    print(markdown(diag))
-    log("wrote " + ", ".join(str(p) for p in paths))
-    return 1 if diag.problems and not diag.layers and not diag.sparsity else 0

@@ -23,7 +23,7 @@ import pytest
 
 from compressgate.errors import UserInputError
 from compressgate.gate.records import CheckRecord
-from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings, parse_list
+from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings
 
 _SESSION = pytest.StashKey[GateSession]()
 _SETTINGS = pytest.StashKey[Settings]()
@@ -92,8 +92,8 @@ def settings_from_config(config: pytest.Config) -> Settings:
         and not config.getoption("compressgate_no_latency")
     return Settings(
         baselines=path("baselines"), config=project.path or root,
-        reports=path("reports"), models=parse_list(option("models")),
-        recipes=parse_list(option("recipes")), latency=bool(latency),
+        reports=path("reports"), models=tuple(project_config.names(option("models")) or ()),
+        recipes=tuple(project_config.names(option("recipes")) or ()), latency=bool(latency),
         update=config.getoption("compressgate_update") or "none",
         force=config.getoption("compressgate_force"), tolerances=settings.tolerances,
         latency_pairs=settings.latency_pairs, command=settings.command,

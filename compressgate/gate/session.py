@@ -425,11 +425,6 @@ class GateSession:
         return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
 
 
-def parse_list(value: str | list[str] | None) -> tuple[str, ...]:
-    if not value:
-        return ()
-    items = value if isinstance(value, list) else value.replace(",", " ").split()
-    return tuple(v.strip() for v in items if v.strip())
 
 
 

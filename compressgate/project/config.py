@@ -28,10 +28,16 @@ CONFIG_FILES = ("compressgate.toml", "pyproject.toml")
 _STRICT = ConfigDict(extra="forbid")
 
 
-def _names(value: str | list[str] | None) -> list[str] | None:
-    if value is None or isinstance(value, list):
-        return value
-    return [v for v in value.replace(",", " ").split() if v]
+def names(value: str | list[str] | None) -> list[str] | None:
+    """Names given as one comma- or space-separated string ("a,b", "a b") or as a list:
+    the one reading of a list of names, for the config, the command line and the
+    plugin's options. None (not given) stays None."""
+    if value is None:
+        return None
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    # Anything but a string is left for pydantic to name as the wrong type.
+    return [v.strip() if isinstance(v, str) else v for v in items
+            if not isinstance(v, str) or v.strip()]
 
 
 class MetricConfig(BaseModel):
@@ -56,7 +62,7 @@ class ModelConfig(BaseModel):
     tolerances: Tolerances | None = None
     about: dict[str, Any] = Field({}, description="for people: how it was built, figures")
 
-    _split = field_validator("recipes", mode="before")(_names)
+    _split = field_validator("recipes", mode="before")(names)
 
 
 class ProjectConfig(BaseModel):
@@ -76,7 +82,7 @@ class ProjectConfig(BaseModel):
     strict: bool = False
     about: dict[str, Any] = {}
 
-    _split = field_validator("recipes", mode="before")(_names)
+    _split = field_validator("recipes", mode="before")(names)
 
 
 @dataclass(frozen=True)
