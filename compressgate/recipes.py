@@ -153,6 +153,12 @@ class Recipe:
     def is_reference(self) -> bool:
         return self.name == "float"
 
+    @property
+    def is_int8_ptq(self) -> bool:
+        """Calibrated full-integer PTQ (int8, no QAT, no pruning): what TFLite's
+        quantization debugger can explain layer by layer."""
+        return self.quantization == "int8" and not self.qat and self.prune is None
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for name in _OMIT_WHEN_NONE:  # fields added later: old cache keys stay valid

@@ -27,13 +27,13 @@ def _tf_debugger(spec, recipe: Recipe, data) -> tuple[list[dict], list[str]]:
 
 def debuggable(recipe: Recipe) -> str | None:
     """Why the quantization debugger cannot explain ``recipe`` (None when it can)."""
+    if recipe.is_int8_ptq:
+        return None
     if recipe.quantization != "int8":
         return f"recipe {recipe.name} is not full-integer int8 (quantization " \
                f"{recipe.quantization}): no per-layer quantization error to report"
-    if recipe.qat or recipe.prune is not None:
-        return f"recipe {recipe.name} fine-tunes ({'QAT' if recipe.qat else 'pruning'}): " \
-               "the quantization debugger explains calibrated PTQ only"
-    return None
+    return f"recipe {recipe.name} fine-tunes ({'QAT' if recipe.qat else 'pruning'}): " \
+           "the quantization debugger explains calibrated PTQ only"
 
 
 def _search(doc: dict[str, Any] | None) -> Search | None:

@@ -73,10 +73,9 @@ def markdown(diag: Diagnosis) -> str:
 
 
 def _plot(diag: Diagnosis, path: Path) -> None:
-    import matplotlib
+    from compressgate.report.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     layers = diag.layers
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(layers) + 1.2))

@@ -169,14 +169,7 @@ class Check:
 
     def __init__(self, session: GateSession, case: Case, check: str, node: pytest.Item):
         self.session, self.case, self.check, self._node = session, case, check, node
-
-    @property
-    def model(self) -> str:
-        return self.case.model
-
-    @property
-    def recipe(self) -> str:
-        return self.case.recipe
+        self.model, self.recipe = case.model, case.recipe
 
     def __call__(self) -> None:
         try:

@@ -24,7 +24,9 @@ class Plot:
     caption: str
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (PNG, no display): every plot of every
+    report is drawn through this."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -34,15 +36,15 @@ def _pyplot():
 
 
 def _render(draw: Callable[[Any], None], size: tuple[float, float]) -> bytes:
-    pyplot = _pyplot()
-    with pyplot.rc_context({"font.size": 9}):
-        fig = pyplot.figure(figsize=size, dpi=100, layout="constrained")
+    plt = pyplot()
+    with plt.rc_context({"font.size": 9}):
+        fig = plt.figure(figsize=size, dpi=100, layout="constrained")
         try:
             draw(fig)
             buffer = io.BytesIO()
             fig.savefig(buffer, format="png", metadata={"Software": None})
         finally:
-            pyplot.close(fig)
+            plt.close(fig)
     return buffer.getvalue()
 
 

@@ -88,7 +88,7 @@ def layer_statistics(model, recipe: Recipe, data: Dataset, session=None) -> list
 
 def diagnose(spec: ModelSpec, recipe: Recipe, data: Dataset) -> tuple[list[dict], list[str]]:
     """(debugger rows, Keras layer names) for a PTQ int8 recipe on ``spec``'s model."""
-    if recipe.quantization != "int8" or recipe.qat or recipe.prune is not None:
+    if not recipe.is_int8_ptq:
         raise UserInputError(
             f"model {spec.name}, recipe {recipe.name}: the quantization debugger needs an "
             f"int8 PTQ recipe (quantization int8, no QAT, no pruning)")
