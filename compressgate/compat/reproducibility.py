@@ -1,7 +1,7 @@
 """Reproducibility: the same model, recipe, seeds and versions give the same ``.tflite``.
 
 Every recipe seeds everything and enables TensorFlow's op determinism
-(``backends.tf.deterministic``), so a conversion is expected to be byte-identical across
+(``backends.tf.env.deterministic``), so a conversion is expected to be byte-identical across
 processes and runs, fine-tuned recipes included, on one machine class. The gate compares
 the sha256 of this run's file with the one recorded in the baseline when it was recorded
 with the same library versions, Python and machine class (TensorFlow's oneDNN training
@@ -25,7 +25,7 @@ from compressgate.recipes import get_recipe
 
 def check_row(row: dict[str, Any], metrics: dict[str, Any], env_now: dict[str, str],
               env_then: dict[str, str], create_hint: str) -> Row:
-    """The ``tflite_sha256`` row of the baseline check (see ``gate.identity_row``): bytes
+    """The ``tflite_sha256`` row of the baseline check (see ``gate.rules.identity_row``): bytes
     are compared only on the build (versions, Python, machine class) that recorded them."""
     return identity_row(row, Reference(metrics, build_changes=environment_changes(
         env_then, env_now)), create_hint)

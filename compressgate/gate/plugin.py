@@ -1,7 +1,7 @@
 """pytest plugin: the compressgate release gate.
 
 Hooks are thin: settings come from the command line, the project config
-(``compressgate.toml`` or ``[tool.compressgate]`` in ``pyproject.toml``, see config.py)
+(``compressgate.toml`` or ``[tool.compressgate]`` in ``pyproject.toml``, see ``project.config``)
 or ``compressgate_*`` ini keys; a ``GateSession`` does the work.
 Any test that takes the ``compressgate_check`` fixture is parametrized over
 model x recipe x check (ids like ``digits_cnn-ptq_int8-accuracy``); one that takes

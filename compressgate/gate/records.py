@@ -31,7 +31,8 @@ class Status(StrEnum):
         return self in (Status.FAIL, Status.REGRESSION)
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A figure as the tables show it (4 significant digits, "-" for none)."""
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
@@ -58,7 +59,7 @@ class Row:
 
     def reason(self) -> str:
         """One line for a report: metric, accepted -> now, the limit, why."""
-        text = f"{self.metric} {_fmt(self.expected)} -> {_fmt(self.measured)}"
+        text = f"{self.metric} {fmt(self.expected)} -> {fmt(self.measured)}"
         text += f" ({self.tolerance})" if self.tolerance not in ("", "-") else ""
         return text + (f": {self.note}" if self.note else "")
 
@@ -101,7 +102,7 @@ class Verdict:
     def table(self) -> str:
         """A small fixed-width table: metric, measured, expected, tolerance, verdict."""
         header = ("metric", "measured", "baseline/limit", "tolerance", "verdict")
-        lines = [header] + [(r.metric, _fmt(r.measured), _fmt(r.expected), r.tolerance,
+        lines = [header] + [(r.metric, fmt(r.measured), fmt(r.expected), r.tolerance,
                              r.status + (f" ({r.note})" if r.note else "")) for r in self.rows]
         widths = [max(len(str(line[i])) for line in lines) for i in range(4)]
         out = [f"{self.model} x {self.recipe}: {self.check}"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compressgate.gate.baselines import ARTIFACT_FIGURE, MEMORY_FIGURE
-from compressgate.gate.records import Row, Status, Verdict, _fmt
+from compressgate.gate.records import Row, Status, Verdict, fmt
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import (
     LatencyPairs,
@@ -434,5 +434,5 @@ def absolute_failures(row: dict[str, Any], promise: Promise) -> list[str]:
     """Why a result must not become a baseline (conversion or the accuracy limit)."""
     reasons = []
     for verdict in (check_conversion(row, promise), check_accuracy(row, promise)):
-        reasons += [f"{verdict.check}: {r.metric} {_fmt(r.measured)}" for r in verdict.regressions]
+        reasons += [f"{verdict.check}: {r.metric} {fmt(r.measured)}" for r in verdict.regressions]
     return reasons

@@ -1,6 +1,6 @@
 """Model specs and their datasets: which model, which splits, which overrides.
 
-Specs come from the project config (``config.py``); a spec only names sources, loading
+Specs come from the project config (``project.config``); a spec only names sources, loading
 the Keras model is the backend's job.
 """
 
@@ -137,7 +137,7 @@ class ModelSpec:
     custom_objects: Source | None = None
     # The recipes this model is gated with (None: the project's list, or all).
     recipes: tuple[str, ...] | None = None
-    # gate.Tolerances for this model's baseline checks (None: the project's).
+    # gate.tolerances.Tolerances for this model's baseline checks (None: the project's).
     tolerances: Any = None
 
     @property

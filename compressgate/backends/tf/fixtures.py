@@ -306,7 +306,7 @@ def build(spec: FixtureSpec, out: Path) -> dict[str, Any]:
 def build_all(out: Path, names: list[str] | None = None,
               log: Callable[[str], None] = print) -> Path:
     """Build the named fixtures (all by default) and (re)write ``out/manifest.json``, a
-    config file (config.py) that a project includes."""
+    config file (``project.config``) that a project includes."""
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
     manifest: dict[str, Any] = {"models": {}}
