@@ -95,7 +95,7 @@ class Promise:
 
     def __post_init__(self) -> None:
         if self.min_runtime is not None:
-            from compressgate.runtime_versions import parse_version
+            from compressgate.compat.runtime_versions import parse_version
 
             parse_version(self.min_runtime, where="recipe field promise.min_runtime")
 
@@ -152,6 +152,12 @@ class Recipe:
     @property
     def is_reference(self) -> bool:
         return self.name == "float"
+
+    @property
+    def is_int8_ptq(self) -> bool:
+        """Calibrated full-integer PTQ (int8, no QAT, no pruning): what TFLite's
+        quantization debugger can explain layer by layer."""
+        return self.quantization == "int8" and not self.qat and self.prune is None
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -1,4 +1,4 @@
-"""Regenerate ``compressgate/runtime_table.py`` from TensorFlow's ``runtime_version.cc``.
+"""Regenerate ``compressgate/compat/runtime_table.py`` from TensorFlow's ``runtime_version.cc``.
 
     python scripts/gen_runtime_table.py path/to/runtime_version.cc \
         --source google-ai-edge/LiteRT:tflite/converter/tools/versioning/runtime_version.cc \
@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compressgate.runtime_versions import parse_runtime_version_cc
+from compressgate.compat.runtime_versions import parse_runtime_version_cc
 
-OUT = Path(__file__).resolve().parent.parent / "compressgate" / "runtime_table.py"
+OUT = Path(__file__).resolve().parent.parent / "compressgate" / "compat" / "runtime_table.py"
 
 
 def render(table: dict[tuple[str, int], str], source: str, commit: str) -> str:

@@ -20,11 +20,11 @@ def make_data(seed: int = 0):
 def train_mlp(directory: Path, data_file: str, layers, name: str | None = None):
     """A seeded Keras MLP on ``make_data()`` (written to ``directory/data_file``):
     ``layers(keras)`` gives its layers after the input."""
-    from compressgate.backends import tf as backend
+    from compressgate.backends.tf.env import deterministic, import_keras
 
     directory.mkdir(parents=True, exist_ok=True)
-    backend.deterministic()
-    keras = backend._keras()
+    deterministic()
+    keras = import_keras()
     data = make_data()
     np.savez(directory / data_file, **data)
     model = keras.Sequential([keras.layers.Input((8,)), *layers(keras)], name=name)

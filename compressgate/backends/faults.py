@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from compressgate.backends.protocol import Artifact
+
 Fault = Literal["segfault", "abort", "hang"]
 
 
@@ -42,10 +44,10 @@ class FaultyBackend:
         fault = self.faults.get(recipe.name)
         if fault is not None:
             trigger(fault)
+        if self.canned is not None:
+            return Artifact(self.canned.read_bytes())
         from compressgate.backends import tf
 
-        if self.canned is not None:
-            return tf.Artifact(self.canned.read_bytes())
         return tf.compress(spec, recipe, data)
 
     def versions(self) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """The legacy-runtime gate's fixtures. This process never imports TensorFlow: a child
-process converts and writes LiteRT's outputs (``compressgate.legacy export``)."""
+process converts and writes LiteRT's outputs (``python -m compressgate legacy export``)."""
 
 import json
 import os
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def exported(tmp_path_factory) -> tuple[Path, dict]:
     """Every fixture x recipe converted (through the result cache) with LiteRT's outputs."""
     out = tmp_path_factory.mktemp("legacy-export")
-    subprocess.run([sys.executable, "-m", "compressgate.legacy", "export", str(out),
+    subprocess.run([sys.executable, "-m", "compressgate", "legacy", "export", str(out),
                     "--config", str(ROOT / "fixtures" / "manifest.json"),
                     "--jobs", str(os.cpu_count() or 1)],
                    check=True, cwd=ROOT)

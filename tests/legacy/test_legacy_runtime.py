@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compressgate import config, measure, tflite_file
-from compressgate.legacy import agreement
-from compressgate.models import Dataset
+from compressgate.compat.legacy import agreement
+from compressgate.compat.runtime_versions import judge, requirement
+from compressgate.measure import flatbuffer, litert
+from compressgate.project import config
+from compressgate.project.models import Dataset
 from compressgate.recipes import registered_recipes
-from compressgate.runtime_versions import judge, requirement
 
 if os.environ.get("COMPRESSGATE_LEGACY_ENV"):  # the legacy tox env: never skip
     import tflite_runtime.interpreter as legacy
@@ -44,7 +45,7 @@ def test_loads_on_the_legacy_runtime_and_agrees_with_litert(exported, model, rec
     if not entry["converted"]:
         pytest.skip(f"not converted ({entry['error']}); the main gate judges that")
     tflite = (out / entry["tflite"]).read_bytes()
-    need = requirement((op.name, op.version) for op in tflite_file.inspect(tflite).ops)
+    need = requirement((op.name, op.version) for op in flatbuffer.inspect(tflite).ops)
     verdict = judge(need, RUNTIME)
     assert not need.unknown, verdict.note
     try:
@@ -59,7 +60,7 @@ def test_loads_on_the_legacy_runtime_and_agrees_with_litert(exported, model, rec
     assert verdict.ok, f"loads on tflite-runtime {RUNTIME} though the table says " \
                        f"{verdict.note}"
     data = Dataset.load(Path(entry["data"]))
-    outputs = measure.predict(tflite, data.x_test, batch=entry["static_batch"],
+    outputs = litert.predict(tflite, data.x_test, batch=entry["static_batch"],
                               make_interpreter=legacy_interpreter)
     detail = interp.get_output_details()[0]
     scale = None if np.issubdtype(detail["dtype"], np.floating) else detail["quantization"][0]

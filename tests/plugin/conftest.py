@@ -5,7 +5,7 @@ import pytest
 
 # Imported here, before any in-process pytester run, so the conversion worker it keeps
 # (with TensorFlow loaded) outlives each run's sys.modules snapshot and serves them all.
-import compressgate.isolation  # noqa: F401
+import compressgate.pipeline.isolation  # noqa: F401
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

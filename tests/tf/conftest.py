@@ -2,7 +2,7 @@
 
 import pytest
 
-from compressgate.session import GateSession, Settings
+from compressgate.gate.session import GateSession, Settings
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from compressgate.cli import main
+from compressgate.cli.main import main
 
 pytestmark = pytest.mark.tf
 

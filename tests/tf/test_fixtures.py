@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from compressgate import config
-from compressgate.models import Dataset, file_sha256
+from compressgate.project import config
+from compressgate.project.models import Dataset, file_sha256
 
 pytestmark = pytest.mark.tf
 
@@ -62,8 +62,8 @@ def test_builder_reproduces_a_fixture_byte_for_byte_within_a_machine_class(fixtu
     """The data is the same file everywhere; the trained model is the same file on the
     machine class that built it (oneDNN's training kernels are ISA-specific), and on
     another class two builds still agree with each other byte for byte."""
-    from compressgate.fixture_builder import build_all
-    from compressgate.machine import machine_class, this_machine
+    from compressgate.backends.tf.fixtures import build_all
+    from compressgate.measure.machine import machine_class, this_machine
 
     build_all(tmp_path / "a", ["tabular_mlp"], log=lambda line: None)
     entry = manifest(fixtures_dir)["models"]["tabular_mlp"]

@@ -15,7 +15,7 @@ RECIPES = ["ptq_int8", "qat_int8", "prune"]
 
 def convert(fixtures_dir, recipes):
     done = subprocess.run(
-        [sys.executable, "-m", "compressgate.reproducibility",
+        [sys.executable, "-m", "compressgate", "reproducibility",
          "--config", str(fixtures_dir / "manifest.json"),
          "--models", "tabular_mlp", "--recipes", ",".join(recipes)],
         check=True, capture_output=True, text=True)

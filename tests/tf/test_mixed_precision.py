@@ -4,13 +4,15 @@ a weight outlier that full-integer PTQ crushes (tests/outlier.py)."""
 import outlier
 import pytest
 
-from compressgate import config, gate, tflite_file
-from compressgate.cache import ResultCache
-from compressgate.diagnose import collect
-from compressgate.diagnosis_report import write
+from compressgate.diagnosis.collect import collect
+from compressgate.diagnosis.report import write
+from compressgate.gate import rules
+from compressgate.gate.session import GateSession, Settings
+from compressgate.measure import flatbuffer
+from compressgate.pipeline.cache import ResultCache
+from compressgate.pipeline.runner import Runner
+from compressgate.project import config
 from compressgate.recipes import get_recipe
-from compressgate.runner import Runner
-from compressgate.session import GateSession, Settings
 
 pytestmark = pytest.mark.tf
 MODEL = outlier.MODEL
@@ -33,7 +35,7 @@ def mixed(name, **fields):
 
 def float_fully_connected(tflite):
     """How many FULLY_CONNECTED ops compute in float, and how many in all."""
-    ops = [op for op in tflite_file.inspect(tflite).ops if op.name == "FULLY_CONNECTED"]
+    ops = [op for op in flatbuffer.inspect(tflite).ops if op.name == "FULLY_CONNECTED"]
     return sum(op.float_tensors for op in ops), len(ops)
 
 
@@ -66,7 +68,7 @@ def test_keep_float_list_keeps_that_layer_float_in_qat(runner):
     out = runner.outcome(MODEL, recipe)
     assert out.converted, out.error
     assert float_fully_connected(out.tflite) == (1, 3)
-    graph = tflite_file.graph(out.tflite)
+    graph = flatbuffer.graph(out.tflite)
     float_outputs = [names for op, names in graph.op_outputs if op == "FULLY_CONNECTED"]
     assert any("/head/" in n for n in float_outputs[-1])
     assert out.kept_float == ("head",)
@@ -75,11 +77,11 @@ def test_keep_float_list_keeps_that_layer_float_in_qat(runner):
 def test_keep_float_auto_fixes_the_planted_failure(runner):
     plain = runner.row(MODEL, "ptq_int8")
     promise = runner.recipe(MODEL, "ptq_int8").promise
-    assert gate.check_accuracy(plain, promise).failed, plain["accuracy_drop_pts"]
+    assert rules.check_accuracy(plain, promise).failed, plain["accuracy_drop_pts"]
     recipe = mixed("ptq_int8_auto", keep_float="auto")
     fixed = runner.row(MODEL, recipe)
     assert fixed["kept_float"] == ["wide"]
-    assert not gate.check_accuracy(fixed, recipe.promise).failed, fixed["accuracy_drop_pts"]
+    assert not rules.check_accuracy(fixed, recipe.promise).failed, fixed["accuracy_drop_pts"]
     assert fixed["size_bytes"] > plain["size_bytes"]  # the float layer's cost
     search = runner.outcome(MODEL, recipe).search
     assert search["ranking"][0] == "wide" and search["fits"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compressgate.metrics import Metric
-from compressgate.models import ModelSpec, path_sha256
-from compressgate.sources import Source
+from compressgate.project.metrics import Metric
+from compressgate.project.models import ModelSpec, path_sha256
+from compressgate.project.sources import Source
 
 pytestmark = pytest.mark.tf
 

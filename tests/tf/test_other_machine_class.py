@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from compressgate.machine import this_machine
+from compressgate.measure.machine import this_machine
 
 pytestmark = pytest.mark.tf
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ verdicts do not depend on the machine that recorded the baselines.
 
 import pytest
 
-from compressgate import gate
+from compressgate.gate import rules
 
 pytestmark = pytest.mark.tf
 MODEL = "digits_cnn"
@@ -21,7 +21,7 @@ def planted(session, base: str, fault: str, overrides: dict):
     return recipe, session.runner.row(MODEL, recipe)
 
 
-def reference(session, base: str, recipe) -> gate.Reference:
+def reference(session, base: str, recipe) -> rules.Reference:
     """The committed baseline of ``base``, seen from this run, for the planted ``recipe``
     (fault knobs are not part of a recipe's digest: a planted fault keeps its inputs)."""
     stored = session._load(MODEL, base)
@@ -30,7 +30,7 @@ def reference(session, base: str, recipe) -> gate.Reference:
     assert accepted is not None, why
     row = session.runner.row(MODEL, recipe)
     side = session.runner.side_by_side(MODEL, recipe, accepted)
-    return gate.Reference(stored.metrics, stored.machine(session.machine_class),
+    return rules.Reference(stored.metrics, stored.machine(session.machine_class),
                           session.machine_class, side,
                           build_changes=session.build_changes(stored),
                           changed_inputs=tuple(k for k, v in row["inputs"].items()
@@ -46,9 +46,9 @@ def test_healthy_recipes_pass_every_check(session):
     for base in ("float", "ptq_int8"):
         row = session.runner.row(MODEL, base)
         promise = session.promise(MODEL, base)
-        for verdict in (gate.check_conversion(row, promise), gate.check_accuracy(row, promise),
-                        gate.check_size(row, promise),
-                        gate.check_baseline(row, reference(session, base,
+        for verdict in (rules.check_conversion(row, promise), rules.check_accuracy(row, promise),
+                        rules.check_size(row, promise),
+                        rules.check_baseline(row, reference(session, base,
                                                            session.runner.recipe(MODEL, base)),
                                             session.settings.tolerances)):
             assert not verdict.failed, verdict.table()
@@ -56,9 +56,9 @@ def test_healthy_recipes_pass_every_check(session):
 
 def test_optimization_switched_off_fails_size(session):
     recipe, row = planted(session, "ptq_int8", "no_opt", {"optimize": False})
-    assert "size_ratio" in failed_metrics(gate.check_size(row, recipe.promise))
+    assert "size_ratio" in failed_metrics(rules.check_size(row, recipe.promise))
     assert {"size_bytes", "gzip_bytes"} <= failed_metrics(
-        gate.check_baseline(row, reference(session, "ptq_int8", recipe),
+        rules.check_baseline(row, reference(session, "ptq_int8", recipe),
                             session.settings.tolerances))
 
 
@@ -66,8 +66,8 @@ def test_optimization_switched_off_fails_size(session):
                                               ("scaled_calibration", 0.01)])
 def test_bad_calibration_fails_accuracy(session, fault, scale):
     recipe, row = planted(session, "ptq_int8", fault, {"calibration_scale": scale})
-    assert gate.check_accuracy(row, recipe.promise).failed, row["accuracy_drop_pts"]
-    verdict = gate.check_baseline(row, reference(session, "ptq_int8", recipe),
+    assert rules.check_accuracy(row, recipe.promise).failed, row["accuracy_drop_pts"]
+    verdict = rules.check_baseline(row, reference(session, "ptq_int8", recipe),
                                   session.settings.tolerances)
     assert "accuracy" in failed_metrics(verdict), verdict.table()
 
@@ -75,15 +75,15 @@ def test_bad_calibration_fails_accuracy(session, fault, scale):
 def test_pruning_that_never_starts_fails_sparsity_and_gzip(session):
     recipe, row = planted(session, "prune_int8", "no_sparsity",
                           {"prune": {"initial_sparsity": 0.0, "final_sparsity": 0.0}})
-    assert "gzip_ratio" in failed_metrics(gate.check_size(row, recipe.promise))
+    assert "gzip_ratio" in failed_metrics(rules.check_size(row, recipe.promise))
     assert {"sparsity", "gzip_bytes"} <= failed_metrics(
-        gate.check_baseline(row, reference(session, "prune_int8", recipe),
+        rules.check_baseline(row, reference(session, "prune_int8", recipe),
                             session.settings.tolerances))
 
 
 def test_int8_io_lost_to_float_fails_conversion(session):
     recipe, row = planted(session, "ptq_int8", "float_io", {"float_io": True})
-    verdict = gate.check_conversion(row, recipe.promise)
+    verdict = rules.check_conversion(row, recipe.promise)
     assert failed_metrics(verdict) == {"input_dtype", "output_dtype"}, verdict.table()
 
 
@@ -95,9 +95,9 @@ def test_perturbed_weights_fail_only_the_comparison_with_the_accepted_file(sessi
     recipe, row = planted(session, base, "perturbed", {"perturb_weights": 0.05})
     assert row["inputs"] == session.runner.row(MODEL, base)["inputs"]
     promise = session.promise(MODEL, base)
-    assert not gate.check_accuracy(row, promise).failed
-    assert not gate.check_size(row, promise).failed
-    verdict = gate.check_baseline(row, reference(session, base, recipe),
+    assert not rules.check_accuracy(row, promise).failed
+    assert not rules.check_size(row, promise).failed
+    verdict = rules.check_baseline(row, reference(session, base, recipe),
                                   session.settings.tolerances)
     assert "output difference vs accepted" in failed_metrics(verdict), verdict.table()
     assert "accuracy" not in failed_metrics(verdict), verdict.table()
@@ -113,7 +113,7 @@ def test_a_slower_runtime_fails_against_this_machine_class_record(session):
     tol, interval = session.settings.tolerances, healthy.ratio_interval()
 
     def judge(name, pairs):
-        return gate.check_latency(MODEL, name, pairs, recipe.promise, healthy.ratio, tol,
+        return rules.check_latency(MODEL, name, pairs, recipe.promise, healthy.ratio, tol,
                                   baseline_interval=interval)
 
     slow = [judge(recipe.name, session.runner.latency(MODEL, recipe)) for _ in range(2)]
@@ -133,9 +133,9 @@ def test_a_slower_artifact_fails_side_by_side_on_any_machine(session):
     recipe, _ = planted(session, "ptq_int8", "int16_graph", {"quantization": "int16x8"})
     pairs = session.runner.latency(MODEL, recipe)
     side = session.runner.latency_against(MODEL, recipe, accepted)
-    verdict = gate.check_latency(MODEL, recipe.name, pairs, recipe.promise, None,
+    verdict = rules.check_latency(MODEL, recipe.name, pairs, recipe.promise, None,
                                  session.settings.tolerances, side=side)
     assert failed_metrics(verdict) == {"time vs accepted"}, verdict.table()
     same = session.runner.latency_against(MODEL, "ptq_int8", accepted)
-    assert not gate.check_latency(MODEL, "ptq_int8", pairs, recipe.promise, None,
+    assert not rules.check_latency(MODEL, "ptq_int8", pairs, recipe.promise, None,
                                   session.settings.tolerances, side=same).failed

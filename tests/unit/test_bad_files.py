@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compressgate import Recipe, get_recipe, measure
-from compressgate import baseline as bl
+from compressgate import Recipe, get_recipe
 from compressgate.errors import BaselineError, UserInputError
-from compressgate.models import Dataset, ModelSpec
+from compressgate.gate import baselines as bl
+from compressgate.measure import litert
+from compressgate.project.models import Dataset, ModelSpec
 
 TFLITE = Path(__file__).resolve().parent.parent / "data" / "tabular_mlp_ptq_int8.tflite"
 NPZ = Path(__file__).resolve().parent.parent.parent / "fixtures" / "breast_cancer.npz"
@@ -30,11 +31,11 @@ def error_of(call, *args, **kwargs) -> str:
 
 def measure_bytes(data: bytes) -> str:
     x = np.zeros((4, 30), np.float32)
-    return error_of(measure.measure, data, x, np.zeros(4, int), name="tabular_mlp x ptq_int8")
+    return error_of(litert.measure, data, x, np.zeros(4, int), name="tabular_mlp x ptq_int8")
 
 
 def test_the_intact_tflite_measures():
-    m = measure.measure(TFLITE.read_bytes(), np.zeros((4, 30), np.float32), np.zeros(4, int))
+    m = litert.measure(TFLITE.read_bytes(), np.zeros((4, 30), np.float32), np.zeros(4, int))
     assert m.size_bytes == TFLITE.stat().st_size and m.input_dtype == "int8"
 
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from compressgate import baseline as bl
 from compressgate.errors import BaselineError
+from compressgate.gate import baselines as bl
 
 ENV = {"tensorflow": "2.21.0", "python": "3.11.7", "machine": "x86_64 avx2"}
 METRICS = {"converted": True, "accuracy": 0.97250000001, "size_bytes": 201544.0,
@@ -118,10 +118,12 @@ def test_diff_rows_show_old_new_and_change(tmp_path):
         [(str(path), "updated", rows)])
 
 
-def test_environment_differences(tmp_path):
+def test_environment_changes(tmp_path):
     path = bl.path_for(tmp_path, "m", "r")
     _, new = bl.update(path, "m", "r", METRICS, ENV)
-    assert new.differences({**ENV, "tensorflow": "2.22.0"}) == ["tensorflow"]
+    assert new.build_changes({**ENV, "tensorflow": "2.22.0", "machine": "x86_64 avx512f"}) \
+        == ("machine class x86_64 avx2 (now x86_64 avx512f)", "tensorflow 2.21.0 (now 2.22.0)")
+    assert new.build_changes(ENV) == ()
 
 
 def test_written_files_are_readable_by_others_as_the_umask_allows(tmp_path):

@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 
-from compressgate import baseline as bl
+from compressgate.gate import baselines as bl
 
 WRITER = """
 import sys
 from pathlib import Path
-from compressgate import baseline as bl
+from compressgate.gate import baselines as bl
 path, key, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 env = {"cpu": "test"}
 for i in range(n):

@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from compressgate import gate
+from compressgate.gate import rules
+from compressgate.gate.tolerances import Tolerances
+from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide, rows_within
 from compressgate.recipes import Promise, get_recipe
-from compressgate.stats import LatencyPairs, PairedOutcome, rows_within
 
 INT8 = get_recipe("ptq_int8").promise
-TOL = gate.Tolerances()
+TOL = Tolerances()
 
 
 def row(**overrides):
@@ -31,33 +32,33 @@ def status(verdict, metric):
 
 
 def baseline(row_overrides=None, tol=TOL, **reference):
-    ref = gate.Reference(**({"metrics": METRICS} | reference))
-    return gate.check_baseline(row(**(row_overrides or {})), ref, tol)
+    ref = rules.Reference(**({"metrics": METRICS} | reference))
+    return rules.check_baseline(row(**(row_overrides or {})), ref, tol)
 
 
 # -- absolute promises -----------------------------------------------------------------
 
 @pytest.mark.parametrize(("drop", "verdict"), [(1.9999, "pass"), (2.0, "fail"), (2.0001, "fail")])
 def test_accuracy_drop_against_float_must_stay_below_the_promise(drop, verdict):
-    assert status(gate.check_accuracy(row(accuracy_drop_pts=drop), INT8),
+    assert status(rules.check_accuracy(row(accuracy_drop_pts=drop), INT8),
                   "accuracy drop (pts)") == verdict
 
 
 @pytest.mark.parametrize(("ratio", "verdict"), [(3.4999, "fail"), (3.5, "pass"), (3.5001, "pass")])
 def test_size_ratio_promise_is_inclusive(ratio, verdict):
     assert INT8.min_size_ratio == 3.5
-    assert status(gate.check_size(row(size_ratio=ratio), INT8), "size_ratio") == verdict
+    assert status(rules.check_size(row(size_ratio=ratio), INT8), "size_ratio") == verdict
 
 
 @pytest.mark.parametrize(("ratio", "verdict"), [(7.999, "fail"), (8.0, "pass")])
 def test_gzip_ratio_promise_is_inclusive(ratio, verdict):
     promise = Promise(min_gzip_ratio=8.0)
-    assert status(gate.check_size(row(gzip_ratio=ratio), promise), "gzip_ratio") == verdict
+    assert status(rules.check_size(row(gzip_ratio=ratio), promise), "gzip_ratio") == verdict
 
 
 @pytest.mark.parametrize(("agreement", "verdict"), [(0.9899, "fail"), (0.99, "pass")])
 def test_float_conversion_agrees_with_keras_at_99_percent(agreement, verdict):
-    checked = gate.check_accuracy(row(recipe="float", keras_agreement=agreement), INT8)
+    checked = rules.check_accuracy(row(recipe="float", keras_agreement=agreement), INT8)
     assert status(checked, "top-1 agreement with Keras") == verdict
 
 
@@ -110,11 +111,11 @@ def test_memory_without_a_record_for_this_class_is_skipped_not_passed():
 # -- side by side with the accepted file ------------------------------------------------
 
 def side(**fields):
-    return gate.SideBySide(**({"identical": False, "accepted_accuracy": 0.99,
+    return SideBySide(**({"identical": False, "accepted_accuracy": 0.99,
                                "agreement": 1.0, "max_output_diff": 0.0} | fields))
 
 
-LOOSE = gate.Tolerances(accuracy_pts=2.0)  # 8 of 400 rows: room for significance
+LOOSE = Tolerances(accuracy_pts=2.0)  # 8 of 400 rows: room for significance
 
 
 @pytest.mark.parametrize(("lost", "gained", "verdict"), [
@@ -135,8 +136,8 @@ def test_paired_significance_limit_is_strict():
     paired = PairedOutcome(400, 9, 0)  # p = 0.5 ** 9
     p = paired.p_worse()
     assert p == pytest.approx(0.5 ** 9)
-    at = gate.Tolerances(accuracy_pts=2.0, accuracy_alpha=p)
-    above = gate.Tolerances(accuracy_pts=2.0, accuracy_alpha=p * 1.0001)
+    at = Tolerances(accuracy_pts=2.0, accuracy_alpha=p)
+    above = Tolerances(accuracy_pts=2.0, accuracy_alpha=p * 1.0001)
     assert status(baseline(tol=at, side=side(paired=paired)), "accuracy") == "pass"
     assert status(baseline(tol=above, side=side(paired=paired)), "accuracy") == "regression"
 
@@ -215,7 +216,7 @@ def jitter(center, spread, n=42, seed=0):
 
 
 def latency(p, base=1.0, interval=None, **kwargs):
-    verdict = gate.check_latency("m", "r", p, INT8, base, TOL, baseline_interval=interval,
+    verdict = rules.check_latency("m", "r", p, INT8, base, TOL, baseline_interval=interval,
                                  **kwargs)
     return status(verdict, "latency_ratio")
 
@@ -239,10 +240,10 @@ def test_the_limit_counts_from_the_edge_of_the_recorded_interval():
 
 def test_latency_significance_limit_is_strict():
     p = pairs(jitter(1.3, 0.01, n=12), n=12)
-    _, pvalue = gate.ratio_exceeds(p, 1.15, TOL.alpha)
-    at = gate.Tolerances(alpha=pvalue)
-    above = gate.Tolerances(alpha=pvalue * 1.0001)
-    check = gate.check_latency
+    _, pvalue = rules.ratio_exceeds(p, 1.15, TOL.alpha)
+    at = Tolerances(alpha=pvalue)
+    above = Tolerances(alpha=pvalue * 1.0001)
+    check = rules.check_latency
     assert status(check("m", "r", p, INT8, 1.0, at), "latency_ratio") == "pass"
     assert status(check("m", "r", p, INT8, 1.0, above), "latency_ratio") == "regression"
 
@@ -260,7 +261,7 @@ def test_faster_latency_beyond_tolerance_marks_the_record_stale():
 
 
 def test_no_record_for_this_machine_class_is_skipped_with_the_way_to_add_it():
-    verdict = gate.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
+    verdict = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
                                  machine_class="x86_64 avx2", hint="tox -e gate -- --x")
     row_ = next(r for r in verdict.rows if r.metric == "latency_ratio")
     assert row_.status == "skipped" and "x86_64 avx2" in row_.note
@@ -270,7 +271,7 @@ def test_no_record_for_this_machine_class_is_skipped_with_the_way_to_add_it():
 @pytest.mark.parametrize(("center", "verdict"), [(1.16, "regression"), (1.14, "pass"),
                                                  (1 / 1.16, "improved")])
 def test_side_by_side_time_against_the_accepted_file(center, verdict):
-    checked = gate.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
+    checked = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
                                  side=pairs(jitter(center, 0.002)))
     assert status(checked, "time vs accepted") == verdict
     headroom = next(r.headroom for r in checked.rows if r.metric == "time vs accepted")

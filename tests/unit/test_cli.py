@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from compressgate.cli import main
+from compressgate.cli.main import main
 from compressgate.errors import UserInputError
-from compressgate.models import Dataset
+from compressgate.project.models import Dataset
 
 
 def run(capsys, *args):
@@ -42,7 +42,7 @@ def test_malformed_manifest(capsys, tmp_path):
 
 
 def test_user_errors_exit_before_tensorflow_loads(fixtures_dir):
-    code = ("import sys; from compressgate.cli import main; "
+    code = ("import sys; from compressgate.cli.main import main; "
             f"rc = main(['run', '--config', {str(fixtures_dir / 'manifest.json')!r}, "
             "'--models', 'nope']); "
             "sys.exit(rc + 10 * ('tensorflow' in sys.modules))")

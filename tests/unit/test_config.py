@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compressgate import config
 from compressgate.errors import UserInputError
-from compressgate.init_config import render
-from compressgate.metrics import Metric
-from compressgate.session import GateSession, Settings
+from compressgate.gate.session import GateSession, Settings
+from compressgate.project import config
+from compressgate.project.init import render
+from compressgate.project.metrics import Metric
 
 
 def write(tmp_path, text, name="compressgate.toml"):

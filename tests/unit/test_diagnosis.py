@@ -7,9 +7,7 @@ import math
 import pytest
 
 from compressgate import Recipe, UserInputError, get_recipe
-from compressgate.cache import key
-from compressgate.diagnose import collect
-from compressgate.diagnosis import (
+from compressgate.diagnosis.analysis import (
     Diagnosis,
     Step,
     candidates,
@@ -24,8 +22,10 @@ from compressgate.diagnosis import (
     tensor_errors,
     without_ops,
 )
-from compressgate.diagnosis_report import csv_text, markdown, summary_line, write
-from compressgate.session import GateSession, Settings
+from compressgate.diagnosis.collect import collect
+from compressgate.diagnosis.report import csv_text, markdown, summary_line, write
+from compressgate.gate.session import GateSession, Settings
+from compressgate.pipeline.cache import key
 
 LAYERS = ["up_sampling2d", "conv2d", "conv2d_1", "dense", "dense_1"]
 
@@ -302,7 +302,7 @@ def test_gate_diagnoses_an_accuracy_failure_and_only_a_failure(tmp_path, drop):
 
 
 def test_manifest_override_sets_keep_float(tmp_path):
-    from compressgate.models import ModelSpec
+    from compressgate.project.models import ModelSpec
 
     spec = ModelSpec("m", tmp_path / "m.keras", tmp_path / "m.npz", recipe_overrides={
         "ptq_int8": {"keep_float": ["conv2d"], "why": "first layer"}})

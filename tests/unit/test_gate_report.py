@@ -2,13 +2,16 @@
 
 import json
 
-from compressgate.gate_report import summary_lines, write_reports
-from compressgate.session import Settings
+from compressgate.gate.records import CheckRecord
+from compressgate.gate.session import Settings
+from compressgate.report.gate_run import summary_lines, write_reports
 
 
 def record(check, failed=False, stale=(), update=None, expected=False, **extra):
-    return {"model": "m", "recipe": "r", "check": check, "failed": failed,
-            "stale": list(stale), "update": update, "expected": expected, **extra}
+    # Through JSON, as the plugin sends records from xdist workers.
+    return CheckRecord.from_dict(json.loads(json.dumps(
+        {"model": "m", "recipe": "r"} | {"check": check, "failed": failed, "stale": list(stale),
+         "update": update, "expected": expected, **extra})))
 
 
 def test_summary_lists_failures_stale_and_expected_apart():
@@ -55,7 +58,7 @@ def test_rows_get_this_runs_latency(tmp_path):
 def test_failures_come_first(tmp_path):
     records = [record("conversion", row={"model": "a", "recipe": "ok", "converted": True}),
                record("conversion", row={"model": "z", "recipe": "bad", "converted": True}),
-               {**record("accuracy", failed=True), "model": "z", "recipe": "bad"}]
+               record("accuracy", failed=True, model="z", recipe="bad")]
     write_reports(records, Settings(reports=tmp_path))
     rows = json.loads((tmp_path / "summary.json").read_text())["results"]
     assert [(r["model"], r["verdict"]) for r in rows] == [("z", "FAIL: accuracy"), ("a", "pass")]

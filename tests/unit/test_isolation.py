@@ -5,11 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from compressgate import Recipe, config, gate, isolation
+from compressgate import Recipe
 from compressgate.backends.faults import FaultyBackend, trigger
-from compressgate.cache import ResultCache
 from compressgate.errors import UserInputError
-from compressgate.runner import Runner
+from compressgate.gate import rules
+from compressgate.pipeline import isolation
+from compressgate.pipeline.cache import ResultCache
+from compressgate.pipeline.runner import Runner
+from compressgate.project import config
 
 
 def test_crash_abort_and_hang_fail_alone_and_the_healthy_tasks_finish(monkeypatch):
@@ -71,7 +74,7 @@ def test_a_segfault_in_a_parallel_worker_fails_that_case_only(runner):
     crashed = runner.row(MODEL, SEGV)
     assert crashed["converted"] is False
     assert crashed["error"] == "worker crashed: signal SIGSEGV"
-    verdict = gate.check_conversion(crashed, SEGV.promise)
+    verdict = rules.check_conversion(crashed, SEGV.promise)
     assert verdict.failed and verdict.rows[0].note == "worker crashed: signal SIGSEGV"
     for healthy in ("float", "ptq_dynamic"):
         row = runner.row(MODEL, healthy)

@@ -5,12 +5,14 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from compressgate import gate, memory
+from compressgate.gate import baselines, rules
+from compressgate.gate.session import GateSession, Settings
+from compressgate.gate.tolerances import Tolerances
+from compressgate.measure import memory
 from compressgate.recipes import get_recipe
-from compressgate.session import GateSession, Settings
 
 TFLITE = Path(__file__).resolve().parent.parent / "data" / "tabular_mlp_ptq_int8.tflite"
-M = gate.MEMORY_METRIC
+M = baselines.MEMORY_FIGURE
 
 
 def test_peak_memory_of_a_real_model_is_repeatable():
@@ -20,7 +22,7 @@ def test_peak_memory_of_a_real_model_is_repeatable():
     peaks = [peak for peak, _ in runs]
     # The model's weights and arena are resident at the peak; the process is not.
     assert all(len(data) < peak < 64 * 2**20 for peak in peaks)
-    assert max(peaks) - min(peaks) <= gate.Tolerances().memory_allowed(min(peaks))
+    assert max(peaks) - min(peaks) <= Tolerances().memory_allowed(min(peaks))
 
 
 def test_a_model_litert_refuses_is_reported_not_raised():
@@ -45,18 +47,18 @@ def memory_row(verdict):
 
 
 def test_more_memory_beyond_tolerance_is_a_regression_less_is_stale():
-    tol = gate.Tolerances()
+    tol = Tolerances()
     allowed = 1_000_000 * 0.05 + 128 * 1024
-    assert memory_row(gate.check_baseline(row(**{M: 1_000_000 + allowed}), BASE,
+    assert memory_row(rules.check_baseline(row(**{M: 1_000_000 + allowed}), BASE,
                                           tol)).status == "pass"
-    worse = gate.check_baseline(row(**{M: 1_000_001 + allowed}), BASE, tol)
+    worse = rules.check_baseline(row(**{M: 1_000_001 + allowed}), BASE, tol)
     assert memory_row(worse).status == "regression" and worse.failed
-    assert [r.metric for r in gate.check_baseline(row(**{M: 800_000}), BASE, tol).stale] == [M]
+    assert [r.metric for r in rules.check_baseline(row(**{M: 800_000}), BASE, tol).stale] == [M]
 
 
 def test_unmeasured_memory_fails_with_the_reason():
-    verdict = gate.check_baseline(row(**{M: None, "memory_error": "memory measurement "
-                                         "timed out after 300 s"}), BASE, gate.Tolerances())
+    verdict = rules.check_baseline(row(**{M: None, "memory_error": "memory measurement "
+                                         "timed out after 300 s"}), BASE, Tolerances())
     assert memory_row(verdict).status == "fail"
     assert memory_row(verdict).note == "memory measurement timed out after 300 s"
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from test_report_pages import make_row, not_converted
 
-from compressgate.report import write_summary
-from compressgate.report_view import Missing
+from compressgate.report.summary import write_summary
+from compressgate.report.view import Missing
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

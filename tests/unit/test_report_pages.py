@@ -7,13 +7,14 @@ import re
 import numpy as np
 import pandas as pd
 
-from compressgate import report_plots
-from compressgate.gate_report import write_reports
-from compressgate.machine import machine_class, this_machine
-from compressgate.measure import class_accuracy
-from compressgate.report import write_summary
-from compressgate.report_view import Missing
-from compressgate.session import Settings
+from compressgate.gate.records import CheckRecord
+from compressgate.gate.session import Settings
+from compressgate.measure.litert import class_accuracy
+from compressgate.measure.machine import machine_class, this_machine
+from compressgate.report import plots
+from compressgate.report.gate_run import write_reports
+from compressgate.report.summary import write_summary
+from compressgate.report.view import Missing
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -129,17 +130,17 @@ def test_csv_writes_nested_fields_as_json_and_op_lists_as_text(tmp_path):
 def test_pareto_front():
     # (size, accuracy): b is smaller and as accurate as a; c is larger but more accurate.
     points = [(10.0, 0.9), (5.0, 0.9), (20.0, 0.95), (25.0, 0.94), (5.0, 0.8)]
-    assert report_plots.pareto_front(points) == [1, 2]
+    assert plots.pareto_front(points) == [1, 2]
 
 
 def test_class_plot_only_where_a_class_moved():
     still = make_row(class_accuracy={"0": 1.0, "1": 0.92})
-    assert report_plots.class_accuracy([still]).png is None
-    assert report_plots.class_accuracy([still]).caption == \
+    assert plots.class_accuracy([still]).png is None
+    assert plots.class_accuracy([still]).caption == \
         "No class's accuracy moved against float."
-    assert report_plots.class_accuracy([still, make_row(recipe="prune")]).png.startswith(
+    assert plots.class_accuracy([still, make_row(recipe="prune")]).png.startswith(
         PNG_MAGIC)
-    assert report_plots._class_moves([still, make_row(recipe="prune")]) == {
+    assert plots._class_moves([still, make_row(recipe="prune")]) == {
         "digits": (["prune"], ["0", "1"], [[0.0, -2.0]])}
 
 
@@ -150,8 +151,7 @@ def test_class_accuracy_counts_each_true_class():
 
 
 def record(model, recipe, check, failed=False, **extra):
-    return {"model": model, "recipe": recipe, "check": check, "failed": failed,
-            "stale": [], "regressions": [], "expected": False, **extra}
+    return CheckRecord(model, recipe, check, failed, **extra)
 
 
 def test_gate_page_shows_change_against_baselines_and_missing_cases(tmp_path):

@@ -1,6 +1,7 @@
 """The tflite_sha256 row of the baseline check: pure rule and the session's update flow."""
 
-from compressgate.reproducibility import METRIC, check_row
+from compressgate.compat.reproducibility import check_row
+from compressgate.gate.baselines import ARTIFACT_FIGURE as METRIC
 
 ENV = {"tensorflow": "2.21.0", "python": "3.11.7", "cpu": "AMD EPYC"}
 SHA = "a" * 64

@@ -5,15 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from compressgate import gate, runtime_table
-from compressgate.errors import UserInputError
-from compressgate.recipes import Promise, get_recipe
-from compressgate.runtime_versions import (
+from compressgate.compat import runtime_table
+from compressgate.compat.runtime_versions import (
     judge,
     parse_runtime_version_cc,
     parse_version,
     requirement,
 )
+from compressgate.errors import UserInputError
+from compressgate.gate import rules
+from compressgate.recipes import Promise, get_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +59,7 @@ def test_the_generator_reproduces_the_shipped_table(tmp_path):
     spec.loader.exec_module(gen)
     text = gen.render(dict(runtime_table.MIN_RUNTIME), runtime_table.SOURCE,
                       runtime_table.COMMIT)
-    assert text == (ROOT / "compressgate" / "runtime_table.py").read_text()
+    assert text == (ROOT / "compressgate" / "compat" / "runtime_table.py").read_text()
 
 
 @pytest.mark.parametrize(("text", "parsed"), [("2.14", (2, 14, 0)), ("2", (2, 0, 0)),
@@ -123,15 +124,15 @@ def _row(op_versions):
 
 def test_the_conversion_check_enforces_a_declared_min_runtime():
     promise = dataclasses.replace(get_recipe("ptq_dynamic").promise, min_runtime="2.14")
-    late = gate.check_conversion(_row([["FULLY_CONNECTED", 12], ["SOFTMAX", 1]]), promise)
+    late = rules.check_conversion(_row([["FULLY_CONNECTED", 12], ["SOFTMAX", 1]]), promise)
     assert late.failed
     (runtime,) = [r for r in late.rows if r.metric == "min runtime"]
     assert runtime.note == "FULLY_CONNECTED v12 needs runtime 2.17.0 > declared 2.14"
-    ok = gate.check_conversion(_row([["FULLY_CONNECTED", 1], ["SOFTMAX", 1]]), promise)
+    ok = rules.check_conversion(_row([["FULLY_CONNECTED", 1], ["SOFTMAX", 1]]), promise)
     assert not ok.failed
-    unknown = gate.check_conversion(_row([["FULLY_CONNECTED", 99]]), promise)
+    unknown = rules.check_conversion(_row([["FULLY_CONNECTED", 99]]), promise)
     assert unknown.failed
     # Without a declaration there is no runtime row at all.
-    plain = gate.check_conversion(_row([["FULLY_CONNECTED", 12]]),
+    plain = rules.check_conversion(_row([["FULLY_CONNECTED", 12]]),
                                   get_recipe("ptq_dynamic").promise)
     assert "min runtime" not in {r.metric for r in plain.rows}

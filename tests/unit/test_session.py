@@ -8,10 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from compressgate import gate
+from compressgate.gate.session import GateSession, Settings
+from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
 from compressgate.recipes import get_recipe
-from compressgate.session import GateSession, Settings
-from compressgate.stats import LatencyPairs, PairedOutcome
 
 TFLITE = b"TFL3 accepted file"
 ROW = {
@@ -55,11 +54,11 @@ class FakeRunner:
 
     def side_by_side(self, model, recipe, accepted):
         if accepted == self.tflite:
-            return gate.SideBySide(True, PairedOutcome(400, 0, 0), self._row["accuracy"], 1.0,
+            return SideBySide(True, PairedOutcome(400, 0, 0), self._row["accuracy"], 1.0,
                                    0.0)
         fields = {"paired": PairedOutcome(400, 0, 0), "accepted_accuracy": 0.97,
                   "agreement": 1.0, "max_output_diff": 0.0, "accepted_memory": None}
-        return gate.SideBySide(False, **(fields | self.side))
+        return SideBySide(False, **(fields | self.side))
 
     def latency(self, model, recipe, pairs=41):
         return _pairs(self.ratio, pairs)
@@ -267,7 +266,7 @@ def test_unused_baselines_are_found(make):
 
 
 def test_the_tflite_sha256_is_recorded_checked_and_added_to_old_baselines(make):
-    from compressgate.reproducibility import METRIC
+    from compressgate.gate.baselines import ARTIFACT_FIGURE as METRIC
 
     sha = hashlib.sha256(TFLITE).hexdigest()
     row = ROW | {"cached": False}
@@ -293,7 +292,7 @@ def test_the_tflite_sha256_is_recorded_checked_and_added_to_old_baselines(make):
 
 
 def test_a_declared_nondeterministic_recipe_skips_only_the_sha256_row(make, tmp_path):
-    from compressgate.reproducibility import METRIC
+    from compressgate.gate.baselines import ARTIFACT_FIGURE as METRIC
 
     row = ROW | {"cached": False}
     assert not make("missing", row=row).run_check("m", "ptq_int8", "baseline").failed

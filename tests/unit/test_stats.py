@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from compressgate.stats import LatencyPairs, ratio_below, ratio_exceeds
+from compressgate.measure.stats import LatencyPairs, ratio_below, ratio_exceeds
 
 
 def pairs(ratio: float, n: int = 41, noise: float = 0.01, seed: int = 0) -> LatencyPairs:
@@ -48,7 +48,7 @@ def test_pairs_must_match():
 
 
 def test_sqnr_db():
-    from compressgate.stats import sqnr_db
+    from compressgate.measure.stats import sqnr_db
 
     ref = np.array([[1.0, 0.0], [0.0, 1.0]])
     assert sqnr_db(ref, ref) is None

@@ -4,9 +4,10 @@ latency significance. No TensorFlow, no timing."""
 import numpy as np
 import pytest
 
-from compressgate import gate
+from compressgate.gate import baselines, rules
+from compressgate.gate.tolerances import Tolerances
+from compressgate.measure.stats import LatencyPairs
 from compressgate.recipes import Promise, get_recipe
-from compressgate.stats import LatencyPairs
 
 INT8 = get_recipe("ptq_int8").promise
 
@@ -31,39 +32,39 @@ def statuses(verdict):
 
 
 def test_conversion_passes_for_a_full_integer_model():
-    assert not gate.check_conversion(row(), INT8).failed
+    assert not rules.check_conversion(row(), INT8).failed
 
 
 def test_conversion_catches_float_io_and_float_ops():
-    verdict = gate.check_conversion(row(input_dtype="float32", float_ops=["FULLY_CONNECTED"]),
+    verdict = rules.check_conversion(row(input_dtype="float32", float_ops=["FULLY_CONNECTED"]),
                                     INT8)
     assert statuses(verdict) == {"converted": "pass", "input_dtype": "fail",
                                  "output_dtype": "pass", "float ops": "fail"}
 
 
 def test_conversion_failure_carries_the_error():
-    verdict = gate.check_conversion(row(converted=False, error="LSTM not supported"), INT8)
+    verdict = rules.check_conversion(row(converted=False, error="LSTM not supported"), INT8)
     assert verdict.failed and "LSTM not supported" in verdict.table()
 
 
 @pytest.mark.parametrize(("drop", "failed"), [(1.99, False), (2.0, True), (5.0, True)])
 def test_accuracy_drop_limit_is_strict(drop, failed):
-    assert gate.check_accuracy(row(accuracy_drop_pts=drop), INT8).failed is failed
+    assert rules.check_accuracy(row(accuracy_drop_pts=drop), INT8).failed is failed
 
 
 def test_size_promise():
-    assert not gate.check_size(row(size_ratio=3.6), INT8).failed
-    assert gate.check_size(row(size_ratio=1.0), INT8).failed
+    assert not rules.check_size(row(size_ratio=3.6), INT8).failed
+    assert rules.check_size(row(size_ratio=1.0), INT8).failed
 
 
 def test_gzip_promise():
     promise = Promise(min_gzip_ratio=8.0)
-    assert gate.check_size(row(gzip_ratio=7.9), promise).failed
-    assert not gate.check_size(row(gzip_ratio=8.1), promise).failed
+    assert rules.check_size(row(gzip_ratio=7.9), promise).failed
+    assert not rules.check_size(row(gzip_ratio=8.1), promise).failed
 
 
 def test_unchanged_figures_pass_the_baseline():
-    verdict = gate.check_baseline(row(), baseline(), gate.Tolerances())
+    verdict = rules.check_baseline(row(), baseline(), Tolerances())
     assert set(statuses(verdict).values()) == {"pass"}
 
 
@@ -75,34 +76,34 @@ def test_unchanged_figures_pass_the_baseline():
 ])
 def test_each_metric_regresses_one_sided(field, value, metric):
     base = baseline(sparsity=0.5) if field == "sparsity" else baseline()
-    verdict = gate.check_baseline(row(**{field: value}), base, gate.Tolerances())
+    verdict = rules.check_baseline(row(**{field: value}), base, Tolerances())
     assert statuses(verdict)[metric] == "regression"
     assert verdict.failed
     assert metric in verdict.table()
 
 
 def test_improvement_beyond_tolerance_passes_but_is_stale():
-    verdict = gate.check_baseline(row(size_bytes=900), baseline(), gate.Tolerances())
+    verdict = rules.check_baseline(row(size_bytes=900), baseline(), Tolerances())
     assert not verdict.failed
     assert [r.metric for r in verdict.stale] == ["size_bytes"]
 
 
 def test_within_tolerance_is_a_pass_either_way():
-    tol = gate.Tolerances()
-    assert not gate.check_baseline(row(accuracy=0.9675), baseline(), tol).failed
-    assert not gate.check_baseline(row(size_bytes=1009), baseline(), tol).failed
+    tol = Tolerances()
+    assert not rules.check_baseline(row(accuracy=0.9675), baseline(), tol).failed
+    assert not rules.check_baseline(row(size_bytes=1009), baseline(), tol).failed
 
 
 def test_lost_conversion_is_a_regression():
-    verdict = gate.check_baseline(row(converted=False, error="boom"), baseline(),
-                                  gate.Tolerances())
+    verdict = rules.check_baseline(row(converted=False, error="boom"), baseline(),
+                                  Tolerances())
     assert statuses(verdict) == {"converted": "regression"}
 
 
 def test_baseline_of_an_unconverted_recipe():
     stored = {"converted": False, "error": "unsupported"}
-    assert not gate.check_baseline(row(converted=False), stored, gate.Tolerances()).failed
-    assert gate.check_baseline(row(), stored, gate.Tolerances()).stale
+    assert not rules.check_baseline(row(converted=False), stored, Tolerances()).failed
+    assert rules.check_baseline(row(), stored, Tolerances()).stale
 
 
 def pairs(ratio, n=41, noise=0.01, seed=1):
@@ -112,26 +113,26 @@ def pairs(ratio, n=41, noise=0.01, seed=1):
 
 
 def test_latency_regression_needs_tolerance_and_significance():
-    tol = gate.Tolerances()
-    assert statuses(gate.check_latency("m", "r", pairs(0.5), INT8, 0.5, tol))[
+    tol = Tolerances()
+    assert statuses(rules.check_latency("m", "r", pairs(0.5), INT8, 0.5, tol))[
         "latency_ratio"] == "pass"
-    assert statuses(gate.check_latency("m", "r", pairs(1.0), INT8, 0.5, tol))[
+    assert statuses(rules.check_latency("m", "r", pairs(1.0), INT8, 0.5, tol))[
         "latency_ratio"] == "regression"
     # 10 % worse is inside the 15 % tolerance: not a regression however significant.
-    assert statuses(gate.check_latency("m", "r", pairs(0.55), INT8, 0.5, tol))[
+    assert statuses(rules.check_latency("m", "r", pairs(0.55), INT8, 0.5, tol))[
         "latency_ratio"] == "pass"
-    assert statuses(gate.check_latency("m", "r", pairs(0.3), INT8, 0.5, tol))[
+    assert statuses(rules.check_latency("m", "r", pairs(0.3), INT8, 0.5, tol))[
         "latency_ratio"] == "improved"
 
 
 def test_latency_noise_is_not_a_regression():
     noisy = pairs(0.6, noise=0.3, n=15)
-    verdict = gate.check_latency("m", "r", noisy, INT8, 0.5, gate.Tolerances())
+    verdict = rules.check_latency("m", "r", noisy, INT8, 0.5, Tolerances())
     assert not verdict.failed
 
 
 def test_latency_on_another_cpu_is_skipped_not_failed():
-    verdict = gate.check_latency("m", "r", pairs(2.0), INT8, 0.5, gate.Tolerances(),
+    verdict = rules.check_latency("m", "r", pairs(2.0), INT8, 0.5, Tolerances(),
                                  same_machine=False)
     assert statuses(verdict)["latency_ratio"] == "skipped"
     assert not verdict.failed
@@ -139,19 +140,19 @@ def test_latency_on_another_cpu_is_skipped_not_failed():
 
 def test_faster_than_float_requirement():
     promise = Promise(faster_than_float=True)
-    assert not gate.check_latency("m", "r", pairs(0.7), promise, None, gate.Tolerances()).failed
-    assert gate.check_latency("m", "r", pairs(1.0, noise=0.05), promise, None,
-                              gate.Tolerances()).failed
+    assert not rules.check_latency("m", "r", pairs(0.7), promise, None, Tolerances()).failed
+    assert rules.check_latency("m", "r", pairs(1.0, noise=0.05), promise, None,
+                              Tolerances()).failed
 
 
 def test_absolute_failures_block_recording():
-    assert gate.absolute_failures(row(), INT8) == []
-    assert gate.absolute_failures(row(accuracy_drop_pts=3.0), INT8)
-    assert gate.absolute_failures(row(converted=False, accuracy_drop_pts=None), INT8)
+    assert rules.absolute_failures(row(), INT8) == []
+    assert rules.absolute_failures(row(accuracy_drop_pts=3.0), INT8)
+    assert rules.absolute_failures(row(converted=False, accuracy_drop_pts=None), INT8)
 
 
 def test_failure_table_names_metric_measured_baseline_tolerance_verdict():
-    table = gate.check_baseline(row(accuracy=0.9), baseline(), gate.Tolerances()).table()
+    table = rules.check_baseline(row(accuracy=0.9), baseline(), Tolerances()).table()
     assert "m x ptq_int8: baseline" in table
     for word in ("metric", "measured", "baseline/limit", "tolerance", "verdict", "regression"):
         assert word in table
@@ -160,9 +161,9 @@ def test_failure_table_names_metric_measured_baseline_tolerance_verdict():
 def test_float_reference_must_agree_with_keras():
     promise = get_recipe("float").promise
     ok = row(recipe="float", accuracy_drop_pts=0.0, keras_agreement=1.0)
-    assert not gate.check_accuracy(ok, promise).failed
+    assert not rules.check_accuracy(ok, promise).failed
     unfaithful = row(recipe="float", accuracy_drop_pts=0.0, keras_agreement=0.83)
-    assert statuses(gate.check_accuracy(unfaithful, promise)) == {
+    assert statuses(rules.check_accuracy(unfaithful, promise)) == {
         "accuracy drop (pts)": "pass", "top-1 agreement with Keras": "fail"}
 
 
@@ -174,18 +175,18 @@ def mae_row(score, float_score=0.10, max_loss=0.05):
 
 @pytest.mark.parametrize(("score", "failed"), [(0.12, False), (0.149, False), (0.15, True)])
 def test_custom_metric_loss_against_float_in_its_own_units(score, failed):
-    verdict = gate.check_accuracy(mae_row(score), INT8)  # max_drop_pts does not apply
+    verdict = rules.check_accuracy(mae_row(score), INT8)  # max_drop_pts does not apply
     assert verdict.failed is failed
     assert verdict.rows[0].metric == "mae loss"
     assert "lower is better" in verdict.rows[0].note
 
 
 def test_custom_metric_baseline_is_one_sided_in_its_direction():
-    figures = gate.baseline_figures(mae_row(0.12))
+    figures = baselines.judged_figures(mae_row(0.12))
     assert figures == {"mae": 0.12, "size_bytes": 1000, "gzip_bytes": 800, "sparsity": 0.0}
-    worse = gate.check_baseline(mae_row(0.12 + 0.0126), figures, gate.Tolerances())
-    better = gate.check_baseline(mae_row(0.12 - 0.0126), figures, gate.Tolerances())
-    same = gate.check_baseline(mae_row(0.12 + 0.012), figures, gate.Tolerances())
+    worse = rules.check_baseline(mae_row(0.12 + 0.0126), figures, Tolerances())
+    better = rules.check_baseline(mae_row(0.12 - 0.0126), figures, Tolerances())
+    same = rules.check_baseline(mae_row(0.12 + 0.012), figures, Tolerances())
     assert statuses(worse)["mae"] == "regression"
     assert statuses(better)["mae"] == "improved"
     assert statuses(same)["mae"] == "pass"

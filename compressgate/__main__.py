@@ -1,0 +1,7 @@
+"""``python -m compressgate ...``: the ``compressgate`` command."""
+
+import sys
+
+from compressgate.cli.main import main
+
+sys.exit(main())

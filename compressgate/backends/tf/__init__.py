@@ -1,0 +1,24 @@
+"""The TensorFlow backend (tf-keras and tfmot): this module satisfies
+``backends.protocol.Backend``.
+
+- ``env``: the one module that imports TensorFlow and touches its private APIs;
+- ``loading``: Keras model files and ``module:function`` models, with one-line errors;
+- ``convert``: recipe -> ``.tflite`` (QAT, pruning, conversion);
+- ``keep_float``: int8 with chosen layers kept float, and the ``auto`` search;
+- ``debugger``: TFLite's ``QuantizationDebugger`` (per-layer error);
+- ``fixtures``: ``compressgate fixtures build``.
+"""
+
+from compressgate.backends.tf.convert import (
+    TENSORBOARD_ENV,
+    compress,
+    tensorboard_dir,
+    use_tensorboard,
+)
+from compressgate.backends.tf.debugger import diagnose
+from compressgate.backends.tf.env import deterministic, versions
+from compressgate.backends.tf.loading import describe, load_model, model_digest, model_info
+
+__all__ = ["TENSORBOARD_ENV", "compress", "describe", "deterministic", "diagnose",
+           "load_model", "model_digest", "model_info", "tensorboard_dir", "use_tensorboard",
+           "versions"]

@@ -1,0 +1,233 @@
+"""Recipe -> ``.tflite`` bytes: fine-tune (QAT, pruning) and convert a fresh copy of the
+model.
+
+Every recipe starts from a fresh load of the model file: ``prune_low_magnitude`` and QAT
+wrap the original layer objects, so reusing one model object would silently compress the
+float reference too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from compressgate.backends.protocol import Artifact, RecipeUnsupported
+from compressgate.backends.tf.env import (
+    converter_reason,
+    deterministic,
+    first_line,
+    import_keras,
+    import_tfmot,
+    make_converter,
+    prunable,
+    quiet,
+    with_batch,
+)
+from compressgate.backends.tf.keep_float import (
+    check_keep_float,
+    convert_keep_float,
+    quantize_model_keep_float,
+)
+from compressgate.backends.tf.loading import load_model, model_info
+from compressgate.errors import UserInputError
+from compressgate.project.models import Dataset, ModelSpec
+from compressgate.recipes import Recipe
+
+TENSORBOARD_ENV = "COMPRESSGATE_TENSORBOARD"
+
+
+def _compile_like(model, source, learning_rate: float) -> None:
+    keras = import_keras()
+    loss = getattr(source, "loss", None) or "sparse_categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+                  metrics=["accuracy"])
+
+
+def tensorboard_dir(model: str, recipe: str) -> Path | None:
+    """Where a fine-tune writes TensorBoard logs: ``$COMPRESSGATE_TENSORBOARD/<model>-<recipe>``
+    (an environment variable, so worker processes see it too), or None."""
+    root = os.environ.get(TENSORBOARD_ENV)
+    return Path(root) / f"{model}-{recipe}" if root else None
+
+
+def use_tensorboard(directory: Path) -> None:
+    """Send fine-tune logs to ``directory``: one clear line if TensorBoard is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UserInputError(f"TensorBoard logs to {directory}: the tensorboard package is "
+                             "not installed (pip install 'compressgate[tensorboard]')")
+    os.environ[TENSORBOARD_ENV] = str(directory.resolve())
+
+
+def _tensorboard(logs: Path | None, *, pruning: bool = False) -> list:
+    """Keras TensorBoard (loss, accuracy) and, when pruning, tfmot's ``PruningSummaries``
+    (sparsity and threshold per pruned weight) into ``logs``."""
+    if logs is None:
+        return []
+    callbacks = [import_keras().callbacks.TensorBoard(log_dir=str(logs))]
+    if pruning:
+        callbacks.append(import_tfmot().sparsity.keras.PruningSummaries(log_dir=str(logs)))
+    return callbacks
+
+
+def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    tfmot = import_tfmot()
+    try:
+        with quiet():
+            if recipe.keep_float is not None:
+                q_model = quantize_model_keep_float(model, recipe)
+            else:
+                q_model = tfmot.quantization.keras.quantize_model(model)
+    except (RuntimeError, ValueError) as exc:
+        raise RecipeUnsupported(
+            f"tfmot QAT cannot quantize this model: {first_line(exc)}") from None
+    _compile_like(q_model, model, recipe.finetune.learning_rate)
+    q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                callbacks=_tensorboard(logs),
+                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
+    return q_model
+
+
+def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    tfmot = import_tfmot()
+    keras = import_keras()
+    spec = recipe.prune
+    assert spec is not None
+    steps_per_epoch = int(np.ceil(len(data.x_train) / recipe.finetune.batch_size))
+    total = steps_per_epoch * recipe.finetune.epochs
+    begin, end = int(spec.begin * total), max(1, int(spec.end * total))
+    kwargs: dict = {}
+    if spec.structure == "2by4":
+        schedule = tfmot.sparsity.keras.ConstantSparsity(
+            0.5, begin_step=begin, end_step=end, frequency=spec.frequency)
+        kwargs["sparsity_m_by_n"] = (2, 4)
+    else:
+        schedule = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=spec.initial_sparsity, final_sparsity=spec.final_sparsity,
+            begin_step=begin, end_step=end, frequency=spec.frequency)
+    candidates = [layer for layer in model.layers if prunable(layer)]
+    if spec.structure == "2by4":
+        # tfmot's m-by-n sparsity covers Conv2D and Dense kernels only.
+        candidates = [c for c in candidates
+                      if isinstance(c, keras.layers.Conv2D | keras.layers.Dense)]
+    if spec.skip_first_and_last and len(candidates) > 2:
+        candidates = candidates[1:-1]
+    if not candidates:
+        raise RecipeUnsupported("no layer of this model can be pruned by tfmot")
+    targets = {layer.name for layer in candidates}
+
+    def wrap(layer):
+        if layer.name in targets:
+            return tfmot.sparsity.keras.prune_low_magnitude(
+                layer, pruning_schedule=schedule, **kwargs)
+        return layer
+
+    pruned = keras.models.clone_model(model, clone_function=wrap)
+    _compile_like(pruned, model, recipe.finetune.learning_rate)
+    pruned.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+               batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+               callbacks=[tfmot.sparsity.keras.UpdatePruningStep(),
+                          *_tensorboard(logs, pruning=True)])
+    stripped = tfmot.sparsity.keras.strip_pruning(pruned)
+    if spec.recalibrate_batchnorm:
+        _recalibrate_batchnorm(stripped, data.x_train)
+    return stripped
+
+
+def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
+    """Set BatchNorm moving statistics to the training split's statistics under the
+    final (pruned) weights: one full-batch pass in training mode with momentum 0."""
+    keras = import_keras()
+    layers = [m for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)]
+    if not layers:
+        return
+    saved = [layer.momentum for layer in layers]
+    try:
+        for layer in layers:
+            layer.momentum = 0.0
+        for chunk in np.array_split(x, max(1, len(x) // 2048)):
+            model(chunk, training=True)
+    finally:
+        for layer, momentum in zip(layers, saved, strict=True):
+            layer.momentum = momentum
+
+
+def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
+    converter = make_converter(model, recipe, data)
+    try:
+        with quiet():
+            return converter.convert()
+    except Exception as exc:  # the converter raises ConverterError, RuntimeError, ...
+        raise RecipeUnsupported(f"converter failed: {converter_reason(exc)}") from None
+
+
+def _perturb(model, fraction: float) -> None:
+    """Plant perturbed weights: seeded Gaussian noise of ``fraction`` times each float
+    trainable weight tensor's standard deviation (a fault only the accepted result can
+    reveal; BatchNorm statistics are left alone, a negative variance is no small fault)."""
+    rng = np.random.default_rng(0)
+    for variable in model.trainable_weights:
+        w = variable.numpy()
+        if w.size > 1:
+            variable.assign(w + rng.normal(0.0, fraction * float(np.std(w)), w.shape)
+                            .astype(w.dtype))
+
+
+def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
+    """Run ``recipe`` on a fresh copy of ``spec``'s model and convert it to ``.tflite``.
+
+    Bad user input raises ``UserInputError``; a recipe that tfmot or the converter cannot
+    apply to this model returns an ``Artifact`` carrying the reason.
+    """
+    deterministic()
+    model = load_model(spec)
+    if recipe.perturb_weights:
+        _perturb(model, recipe.perturb_weights)
+    input_shape, num_classes = model_info(model)
+    classification = spec.metric.is_accuracy
+    data.check_fits(input_shape=input_shape, num_classes=num_classes, model=spec.name,
+                    data=str(spec.data), classification=classification)
+    if recipe.needs_finetune and not classification and not getattr(model, "loss", None):
+        raise UserInputError(
+            f"model {spec.name}: recipe {recipe.name} fine-tunes, and the model is not "
+            "compiled: save it compiled (or compile it in its module:function) so its loss "
+            "is known")
+    keras_top1 = None
+    if recipe.is_reference and classification:
+        keras_top1 = np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256,
+                                             verbose=0), axis=-1)
+    finetune_seconds = 0.0
+    logs = tensorboard_dir(spec.name, recipe.name)
+    mixed = None
+    if recipe.keep_float is not None:
+        try:  # before any fine-tune: a misspelt layer costs nothing
+            check_keep_float(model, recipe, spec.name)
+        except UserInputError as exc:  # this result fails; the run and report go on
+            return Artifact(None, error=str(exc))
+    try:
+        if recipe.needs_finetune:
+            start = time.perf_counter()
+            # Fine-tune at a dynamic batch even when the model converts at a static one.
+            trainable = with_batch(model, None) if spec.static_batch else model
+            if recipe.qat:
+                trainable = _qat(trainable, recipe, data, logs)
+            if recipe.prune is not None:
+                trainable = _prune(trainable, recipe, data, logs)
+            model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
+            finetune_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        if recipe.keep_float is not None:
+            mixed = convert_keep_float(model, recipe, data, spec)
+            tflite = mixed.tflite
+        else:
+            tflite = _convert(model, recipe, data)
+        convert_seconds = time.perf_counter() - start
+    except RecipeUnsupported as exc:
+        return Artifact(None, error=str(exc), finetune_seconds=finetune_seconds)
+    return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
+                    kept_float=mixed.kept if mixed else None,
+                    search=mixed.search if mixed else None)

@@ -1,0 +1,195 @@
+"""The TensorFlow backend's environment: the one module that imports TensorFlow,
+tf-keras and tfmot, and the one that touches their private or experimental APIs.
+
+Imports are lazy (``import_tf``, ``import_keras``, ``import_tfmot``): importing
+compressgate never loads TensorFlow. Private APIs used here, each behind one function:
+tfmot's ``PruneRegistry._weight_names`` (``prunable``), the converter's
+``_experimental_calibrate_only`` (``calibrated_model``) and
+``tensorflow.lite.python.convert.mlir_quantize`` (``quantize_calibrated``). Also here: the
+converter a recipe configures (``make_converter``), determinism, and silencing the C++
+side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+
+import compressgate  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from compressgate.backends.protocol import RecipeUnsupported
+from compressgate.project.models import Dataset
+from compressgate.recipes import Recipe
+
+SEED = 1234
+
+
+def import_tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def import_keras():
+    import absl.logging
+    import tf_keras
+
+    # tf-keras warns on every load that the saved optimizer has no slot variables.
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    return tf_keras
+
+
+def import_tfmot():
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that determines a conversion."""
+    from importlib.metadata import version
+
+    return {
+        pkg: version(pkg)
+        for pkg in ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
+    }
+
+
+def deterministic(seed: int = SEED) -> None:
+    """Seeds, op determinism and a clean Keras session: the same inputs give
+    byte-identical ``.tflite`` files whatever this process ran before (auto-generated
+    layer names such as ``dense_7`` would otherwise depend on history)."""
+    tf = import_tf()
+    keras = import_keras()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence converter and tfmot chatter, which the C++ side writes straight to file
+    descriptors 1 and 2 (the run prints its own progress; errors arrive as exceptions)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def with_batch(model, batch: int | None):
+    """A clone of ``model`` whose input has batch dimension ``batch``, same weights."""
+    config = model.get_config()
+    for layer in config.get("layers", []):
+        if layer["class_name"] == "InputLayer":
+            shape = layer["config"]["batch_input_shape"]
+            layer["config"]["batch_input_shape"] = (batch, *shape[1:])
+    if "build_input_shape" in config:
+        config["build_input_shape"] = (batch, *config["build_input_shape"][1:])
+    with import_tfmot().quantization.keras.quantize_scope():
+        clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def prunable(layer) -> bool:
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (
+        PruneRegistry,
+    )
+
+    if not PruneRegistry.supports(layer) or not layer.trainable_weights:
+        return False
+    try:
+        return bool(PruneRegistry._weight_names(layer))
+    except KeyError:  # recurrent layers are registered apart, by cell
+        return True
+
+
+def make_converter(model, recipe: Recipe, data: Dataset):
+    """The converter ``recipe`` configures for ``model``, not yet run."""
+    tf = import_tf()
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    quant = recipe.quantization if recipe.optimize else "none"
+    if recipe.optimize and (quant != "none" or recipe.qat):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant in ("int8", "int16x8"):
+        calib = data.x_calib[: recipe.calibration_samples].astype(np.float32)
+        calib = calib * np.float32(recipe.calibration_scale)
+
+        def representative():
+            for row in calib:
+                yield [row[None]]
+
+        converter.representative_dataset = representative
+    if quant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quant == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if recipe.keep_float is not None:  # the kept layers need float kernels
+            converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+        if not recipe.float_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    elif quant == "int16x8":
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return converter
+
+
+def converter_reason(exc: BaseException) -> str:
+    """The converter's useful line (e.g. the op it could not quantize), not its preamble."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for line in lines:
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()[:300]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def calibrated_model(model, recipe: Recipe, data: Dataset) -> bytes:
+    """The converter's calibrated, not yet quantized model (its private
+    ``_experimental_calibrate_only``), for ``quantize_calibrated``."""
+    converter = make_converter(model, recipe, data)
+    converter._experimental_calibrate_only = True
+    try:
+        with quiet():
+            return converter.convert()
+    except Exception as exc:
+        raise RecipeUnsupported(f"converter failed: {converter_reason(exc)}") from None
+
+
+def quantize_calibrated(calibrated: bytes, nodes: list[str]) -> bytes:
+    """Full-integer int8 quantization of a calibrated model with ``nodes`` (op outputs)
+    left float: the private ``mlir_quantize`` the debugger's
+    ``get_nondebug_quantized_model`` calls, here with int8 input and output."""
+    tf = import_tf()
+    from tensorflow.lite.python import convert
+
+    try:
+        with quiet():
+            return convert.mlir_quantize(calibrated, fully_quantize=True,
+                                         input_data_type=tf.int8, output_data_type=tf.int8,
+                                         denylisted_nodes=nodes or None)
+    except Exception as exc:
+        raise RecipeUnsupported(
+            f"selective quantization failed: {converter_reason(exc)}") from None

@@ -1,0 +1,2 @@
+"""The ``compressgate`` command (``main``: the one parser; ``commands``: what each
+subcommand does)."""

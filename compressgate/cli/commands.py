@@ -1,0 +1,135 @@
+"""What each ``compressgate`` subcommand does, given its parsed arguments (``cli.main``).
+
+Every command imports what it needs when it runs: ``compressgate --help`` and a bad
+argument never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from compressgate.errors import UserInputError
+
+
+def log(line: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    print(f"[{stamp}] {line}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``compressgate run``: every model x recipe measured, ``summary.*`` written."""
+    from compressgate.gate.session import GateSession, Settings
+    from compressgate.pipeline.cache import ResultCache
+    from compressgate.pipeline.runner import Runner
+    from compressgate.report import markdown, view
+    from compressgate.report.summary import write_summary
+
+    gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
+                                recipes=tuple(args.recipes or ())))
+    if not gate.specs:
+        raise UserInputError(
+            f"{gate.project.path or Path.cwd()}: no models configured (run `compressgate "
+            "init MODEL` to write a config, or pass --config)")
+    cases = [(c.model, c.recipe) for c in gate.cases() if not c.unsupported]
+    out = args.out or gate.project.reports
+    if args.tensorboard is not None:
+        from compressgate.backends.tf import use_tensorboard
+
+        use_tensorboard(args.tensorboard)  # an environment variable: workers inherit it
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="compressgate-") as scratch:
+        # --no-cache: a fresh cache for this run only, through which the workers report.
+        cache = ResultCache(Path(scratch)) if args.no_cache else ResultCache(None)
+        runner = Runner(gate.specs, cache, log=log)
+        rows = runner.run(cases, with_latency=not args.no_latency, jobs=args.jobs)
+    meta = {
+        "source": "compressgate run",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "versions": {**runner.backend.versions(), "python": platform.python_version()},
+        "machine": platform.machine(),
+    }
+    paths = write_summary(out, rows, meta)
+    print(markdown.table(view.results_frame(rows)))
+    failed = [r for r in rows if not r["converted"]]
+    if args.tensorboard is not None:
+        cached = [f"{r['model']} x {r['recipe']}" for r in rows if r.get("cached")
+                  and r.get("finetune_seconds")]
+        if cached:
+            log(f"tensorboard: no logs for cached results ({', '.join(cached)}); "
+                "pass --no-cache to fine-tune them again")
+    log(f"{len(rows)} results, {len(failed)} not converted, in {meta['wall_seconds']} s: "
+        + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def init(args: argparse.Namespace) -> int:
+    """``compressgate init MODEL``: a starter config (and gate test file)."""
+    from compressgate.project.init import write
+
+    for path in write(args.model, data=args.data, name=args.name, config_path=args.config,
+                      recipes=args.recipes, tests=args.tests, force=args.force,
+                      custom_objects=args.custom_objects):
+        log(f"wrote {path}")
+    log("next: compressgate run; then pytest --compressgate-update=missing to record "
+        "baselines; commit them")
+    return 0
+
+
+def diagnose(args: argparse.Namespace) -> int:
+    """``compressgate diagnose MODEL RECIPE``: write the report and print its summary."""
+    from compressgate.diagnosis.collect import collect
+    from compressgate.diagnosis.report import markdown, write
+    from compressgate.pipeline.cache import ResultCache
+    from compressgate.pipeline.runner import Runner
+    from compressgate.project import config
+    from compressgate.project.models import select
+    from compressgate.recipes import get_recipe
+
+    specs = config.load(args.config).specs
+    select(specs, [args.model])
+    get_recipe(args.recipe)
+    runner = Runner(specs, ResultCache(None), log=log)
+    diag = collect(runner, args.model, args.recipe)
+    paths = write(diag, args.out / "diagnosis")
+    print(markdown(diag))
+    log("wrote " + ", ".join(str(p) for p in paths))
+    return 1 if diag.problems and not diag.layers and not diag.sparsity else 0
+
+
+def fixtures_build(args: argparse.Namespace) -> int:
+    """``compressgate fixtures build``: retrain the bundled fixtures."""
+    from compressgate.backends.tf.fixtures import build_all
+
+    path = build_all(args.out, args.models, log=log)
+    log(f"wrote {path}")
+    return 0
+
+
+def reproducibility(args: argparse.Namespace) -> int:
+    """``compressgate reproducibility``: convert afresh (no result cache), print each
+    file's sha256 as JSON; with ``--baselines``, compare and exit 1 on a change."""
+    from compressgate.compat.reproducibility import compare_with_baselines, fresh_sha256
+    from compressgate.recipes import registered_recipes
+
+    recipes = args.recipes or [r.name for r in registered_recipes()]
+    fresh = fresh_sha256(args.config, args.models or [], recipes)
+    print(json.dumps(fresh, sort_keys=True))
+    return compare_with_baselines(fresh, args.baselines) if args.baselines else 0
+
+
+def legacy_export(args: argparse.Namespace) -> int:
+    """``compressgate legacy export DIR``: each converted model and LiteRT's outputs, for
+    the oldest-runtime gate (``tests/legacy``)."""
+    from compressgate.compat.legacy import export
+
+    index = export(args.out, args.config, jobs=args.jobs)
+    print(f"{args.out}: {sum(e['converted'] for e in index['entries'])} models exported")
+    return 0

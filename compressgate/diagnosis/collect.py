@@ -1,0 +1,78 @@
+"""Collect a ``Diagnosis`` of one model x recipe: its row, the quantization debugger's
+per-layer error (int8 PTQ recipes), per-tensor weight sparsity, the keep_float search.
+
+Whatever cannot be diagnosed becomes a one-line problem in the report; the rest is
+still collected. TensorFlow is reached only through ``compressgate.backends``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from compressgate.diagnosis import analysis
+from compressgate.diagnosis.analysis import Diagnosis, Search, Step
+from compressgate.errors import UserInputError
+from compressgate.measure import flatbuffer
+from compressgate.recipes import Recipe
+
+Debugger = Callable[[Any, Recipe, Any], tuple[list[dict], list[str]]]
+
+
+def _tf_debugger(spec, recipe: Recipe, data) -> tuple[list[dict], list[str]]:
+    from compressgate.backends.tf.debugger import diagnose
+
+    return diagnose(spec, recipe, data)
+
+
+def debuggable(recipe: Recipe) -> str | None:
+    """Why the quantization debugger cannot explain ``recipe`` (None when it can)."""
+    if recipe.is_int8_ptq:
+        return None
+    if recipe.quantization != "int8":
+        return f"recipe {recipe.name} is not full-integer int8 (quantization " \
+               f"{recipe.quantization}): no per-layer quantization error to report"
+    return f"recipe {recipe.name} fine-tunes ({'QAT' if recipe.qat else 'pruning'}): " \
+           "the quantization debugger explains calibrated PTQ only"
+
+
+def _search(doc: dict[str, Any] | None) -> Search | None:
+    if not doc:
+        return None
+    steps = tuple(Step(tuple(s["kept_float"]), s["accuracy"], s["drop_pts"], s["size_bytes"])
+                  for s in doc["steps"])
+    return Search(doc["budget_pts"], doc["float_accuracy"], steps)
+
+
+def collect(runner, model: str, recipe: str | Recipe, *,
+            debugger: Debugger = _tf_debugger) -> Diagnosis:
+    """Everything the diagnosis report of ``model`` x ``recipe`` shows."""
+    resolved = runner.recipe(model, recipe)
+    name = resolved.name
+    problems: list[str] = []
+    row: dict[str, Any] = {}
+    outcome = None
+    try:
+        outcome = runner.outcome(model, resolved)
+        row = runner.row(model, resolved)
+    except UserInputError as exc:
+        problems.append(f"{model} x {name}: no result ({exc})")
+    if outcome is not None and not outcome.converted:
+        problems.append(f"{model} x {name}: not converted ({outcome.error})")
+    tensors: list[analysis.TensorError] = []
+    reason = debuggable(resolved)
+    if reason:
+        problems.append(f"{model} x {name}: {reason}")
+    else:
+        try:
+            rows, names = debugger(runner.spec(model), resolved, runner.data(model))
+            tensors = analysis.tensor_errors(rows, names)
+        except UserInputError as exc:
+            problems.append(str(exc))
+    sparsity: tuple[tuple[str, int, int], ...] = ()
+    if outcome is not None and outcome.tflite is not None:
+        weights = flatbuffer.graph(outcome.tflite, name=f"{model} x {name}").weights
+        sparsity = tuple((w.name, w.elements, w.zeros) for w in weights)
+    return Diagnosis(model, name, tuple(analysis.rank(tensors)), tuple(tensors), sparsity,
+                     row, _search(outcome.search if outcome is not None else None),
+                     tuple(problems))

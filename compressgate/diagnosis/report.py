@@ -1,0 +1,105 @@
+"""Write a ``Diagnosis`` for people: ``<dir>/<model>-<recipe>.md``, ``.csv`` and ``.png``.
+
+The CSV holds the full per-tensor table; the Markdown names the worst layers, weight
+sparsity per tensor, the keep_float search and anything that could not be diagnosed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from compressgate.diagnosis.analysis import ROUNDING_RMSE_OVER_SCALE, Diagnosis, offenders
+from compressgate.files import write_text_atomic
+
+_CSV_FIELDS = ("layer", "op", "tensor", "elements", "rmse", "scale", "rmse_over_scale",
+               "max_abs_error")
+
+
+def csv_text(diag: Diagnosis) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_CSV_FIELDS)
+    for t in diag.tensors:
+        writer.writerow((t.layer or "", t.op, t.tensor, t.elements, f"{t.rmse:.6g}",
+                         f"{t.scale:.6g}", f"{t.rmse_over_scale:.6g}",
+                         f"{t.max_abs_error:.6g}"))
+    return out.getvalue()
+
+
+def summary_line(diag: Diagnosis, n: int = 3) -> str:
+    """The gate's one-line pointer at the worst layers."""
+    if not diag.layers:
+        return "diagnosis: " + ("; ".join(diag.problems) or "no per-layer statistics")
+    return (f"worst layers by RMSE/scale (QuantizationDebugger; rounding alone "
+            f"~{ROUNDING_RMSE_OVER_SCALE:.2f}): {offenders(diag.layers, n)}")
+
+
+def markdown(diag: Diagnosis) -> str:
+    lines = [f"# Diagnosis: {diag.model} x {diag.recipe}", ""]
+    row = diag.row
+    if row.get("accuracy") is not None:
+        lines.append(f"- accuracy {row['accuracy']:.4f} vs float "
+                     f"{row.get('float_accuracy', float('nan')):.4f} (drop "
+                     f"{row.get('accuracy_drop_pts', float('nan')):.2f} pts), "
+                     f"{row.get('size_bytes')} bytes")
+        if row.get("kept_float") is not None:
+            lines.append(f"- layers kept float: {', '.join(row['kept_float']) or 'none'}")
+    lines += [f"- problem: {p}" for p in diag.problems]
+    if diag.layers:
+        lines += ["", "## Per-layer quantization error (worst first)", "",
+                  f"RMSE / scale is the error in quantization steps; rounding alone gives "
+                  f"~{ROUNDING_RMSE_OVER_SCALE:.2f}. Full per-tensor table in the CSV.", "",
+                  "| layer | ops | RMSE/scale | RMSE | max abs error |", "|---|---|---|---|---|"]
+        lines += [f"| {e.name if e.mapped else '(' + e.name + ')'} | {' '.join(e.ops)} | "
+                  f"{e.rmse_over_scale:.3g} | {e.rmse:.3g} | {e.max_abs_error:.3g} |"
+                  for e in diag.layers]
+    if diag.search is not None:
+        s = diag.search
+        lines += ["", "## keep_float auto search (train + calibration splits)", "",
+                  f"Budget: drop < {s.budget_pts} pts against float accuracy "
+                  f"{s.float_accuracy:.4f}; {'fits' if s.fits else 'does not fit'}; "
+                  f"chosen: {', '.join(s.chosen.kept_float) or 'none kept float'}.", "",
+                  "| kept float | accuracy | drop (pts) | bytes |", "|---|---|---|---|"]
+        lines += [f"| {', '.join(st.kept_float) or '-'} | {st.accuracy:.4f} | "
+                  f"{st.drop_pts:.2f} | {st.size_bytes} |" for st in s.steps]
+    if diag.sparsity:
+        lines += ["", "## Weight sparsity per tensor (.tflite)", "",
+                  "| tensor | elements | zeros | sparsity |", "|---|---|---|---|"]
+        lines += [f"| {name.replace('|', '/')} | {n} | {z} | {z / n if n else 0:.3f} |"
+                  for name, n, z in diag.sparsity]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(diag: Diagnosis, path: Path) -> None:
+    from compressgate.report.plots import pyplot
+
+    plt = pyplot()
+
+    layers = diag.layers
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(layers) + 1.2))
+    try:
+        ax.barh([e.name for e in layers][::-1], [e.rmse_over_scale for e in layers][::-1])
+        ax.axvline(ROUNDING_RMSE_OVER_SCALE, color="grey", linestyle="--", label="rounding")
+        ax.set_xscale("log")
+        ax.set_xlabel("RMSE / scale (quantization steps)")
+        ax.set_title(f"{diag.model} x {diag.recipe}")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=80)
+    finally:
+        plt.close(fig)
+
+
+def write(diag: Diagnosis, directory: Path) -> list[Path]:
+    """Write the report files; the plot only when there are per-layer figures."""
+    stem = directory / f"{diag.model}-{diag.recipe}"
+    paths = [stem.with_suffix(".md"), stem.with_suffix(".csv")]
+    write_text_atomic(paths[0], markdown(diag))
+    write_text_atomic(paths[1], csv_text(diag))
+    if diag.layers:
+        paths.append(stem.with_suffix(".png"))
+        _plot(diag, paths[2])
+    return paths

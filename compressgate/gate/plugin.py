@@ -1,0 +1,254 @@
+"""pytest plugin: the compressgate release gate.
+
+Hooks are thin: settings come from the command line, the project config
+(``compressgate.toml`` or ``[tool.compressgate]`` in ``pyproject.toml``, see ``project.config``)
+or ``compressgate_*`` ini keys; a ``GateSession`` does the work.
+Any test that takes the ``compressgate_check`` fixture is parametrized over
+model x recipe x check (ids like ``digits_cnn-ptq_int8-accuracy``); one that takes
+``compressgate_case`` over model x recipe (for pytest-benchmark).
+
+Verdicts travel to the controller in ``report.user_properties``, so the closing
+summary and the reports are the same under pytest-xdist as in a serial run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compressgate.errors import UserInputError
+from compressgate.gate.records import CheckRecord
+from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings
+
+_SESSION = pytest.StashKey[GateSession]()
+_SETTINGS = pytest.StashKey[Settings]()
+_PROPERTY = "compressgate"
+LATENCY_GROUP = "compressgate-latency"
+
+_OPTIONS = {  # option -> (ini key, help)
+    "config": ("compressgate_config", "project config: a compressgate.toml / pyproject.toml / "
+               "JSON file, or a directory holding one (default: the rootdir's)"),
+    "baselines": ("compressgate_baselines", "baseline directory (default: baselines)"),
+    "reports": ("compressgate_reports", "where the gate writes reports (default: reports)"),
+    "models": ("compressgate_models", "comma-separated models to gate (default: all)"),
+    "recipes": ("compressgate_recipes", "comma-separated recipes to gate (default: each "
+                "model's own list, else all)"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("compressgate", "compressgate release gate")
+    for name, (ini, text) in _OPTIONS.items():
+        group.addoption(f"--compressgate-{name}", dest=f"compressgate_{name}", default=None,
+                        help=text)
+        parser.addini(ini, text, default=None)
+    group.addoption("--compressgate-no-latency", action="store_true", default=None,
+                    dest="compressgate_no_latency", help="skip the latency checks")
+    parser.addini("compressgate_latency", "run the latency checks", type="bool", default=True)
+    group.addoption("--compressgate-update", choices=UPDATE_MODES[1:], default=None,
+                    dest="compressgate_update",
+                    help="write baselines: all, only failed ones, or only missing ones")
+    group.addoption("--compressgate-force", action="store_true", default=False,
+                    dest="compressgate_force",
+                    help="record baselines even when the absolute checks fail")
+    group.addoption("--compressgate-strict", action="store_true", default=None,
+                    dest="compressgate_strict",
+                    help="fail a comparison this machine cannot make (no record for its "
+                         "machine class, no accepted artifact) instead of listing it")
+    group.addoption("--compressgate-tensorboard", default=None, metavar="DIR",
+                    dest="compressgate_tensorboard",
+                    help="write fine-tune logs (QAT, pruning summaries) under DIR/<model>-"
+                         "<recipe>; cached results are not fine-tuned")
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """Command line, then the project config (``compressgate.toml`` or
+    ``[tool.compressgate]``), then ini keys, then defaults."""
+    from compressgate.project import config as project_config
+
+    root = Path(config.rootpath)
+
+    def option(name: str) -> Any:
+        cli = config.getoption(f"compressgate_{name}")
+        return cli if cli is not None else config.getini(_OPTIONS[name][0])
+
+    where = option("config")
+    try:
+        project = project_config.load(root / where if where else None, directory=root)
+    except UserInputError as exc:
+        raise pytest.UsageError(f"compressgate: {exc}") from None
+    settings = project.config
+
+    def path(name: str) -> Path:
+        given = config.getoption(f"compressgate_{name}")
+        return root / given if given else project.root / getattr(settings, name)
+
+    latency = settings.latency and config.getini("compressgate_latency") \
+        and not config.getoption("compressgate_no_latency")
+    return Settings(
+        baselines=path("baselines"), config=project.path or root,
+        reports=path("reports"), models=tuple(project_config.names(option("models")) or ()),
+        recipes=tuple(project_config.names(option("recipes")) or ()), latency=bool(latency),
+        update=config.getoption("compressgate_update") or "none",
+        force=config.getoption("compressgate_force"), tolerances=settings.tolerances,
+        latency_pairs=settings.latency_pairs, command=settings.command,
+        strict=bool(config.getoption("compressgate_strict") or settings.strict),
+        # Under xdist the workers already share the cores; each computes lazily.
+        jobs=1 if hasattr(config, "workerinput") else settings.jobs or os.cpu_count() or 1,
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "latency: a compressgate latency check (deselect with "
+                                       "-m 'not latency')")
+    config.addinivalue_line("markers", "compressgate: a compressgate gate check")
+    config.stash[_SETTINGS] = settings_from_config(config)  # bad settings: a usage error
+    tensorboard = config.getoption("compressgate_tensorboard", None)
+    if tensorboard:
+        from compressgate.backends.tf import use_tensorboard
+
+        try:  # an environment variable: this process and the workers it spawns read it
+            use_tensorboard(Path(tensorboard))
+        except UserInputError as exc:
+            raise pytest.UsageError(f"compressgate: {exc}") from None
+    config.pluginmanager.register(_Collector(config), "compressgate-collector")
+    # Latency checks carry an xdist_group; xdist honours groups under --dist loadgroup,
+    # which distributes everything else exactly like the default "load".
+    if getattr(config.option, "dist", None) == "load":
+        config.option.dist = "loadgroup"
+
+
+def _session(config: pytest.Config) -> GateSession:
+    if _SESSION not in config.stash:
+        try:
+            config.stash[_SESSION] = GateSession(config.stash[_SETTINGS])
+        except UserInputError as exc:
+            raise pytest.UsageError(f"compressgate: {exc}") from None
+    return config.stash[_SESSION]
+
+
+def _check_params(session: GateSession) -> list:
+    params = []
+    for case in session.cases():
+        for check in case.checks:
+            if check == "latency" and not session.settings.latency:
+                continue
+            marks = [pytest.mark.compressgate]
+            if case.unsupported:
+                marks.append(pytest.mark.xfail(reason=case.unsupported, strict=True))
+            if check == "latency":
+                marks += [pytest.mark.latency, pytest.mark.xdist_group(LATENCY_GROUP)]
+            params.append(pytest.param((case, check), marks=marks,
+                                       id=f"{case.model}-{case.recipe}-{check}"))
+    return params
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "compressgate_check" in metafunc.fixturenames:
+        params = _check_params(_session(metafunc.config))
+        metafunc.parametrize("_compressgate_param", params, indirect=True)
+    elif "compressgate_case" in metafunc.fixturenames:
+        cases = [c for c in _session(metafunc.config).cases() if not c.unsupported]
+        metafunc.parametrize("compressgate_case", cases,
+                             ids=[f"{c.model}-{c.recipe}" for c in cases])
+
+
+@pytest.fixture
+def _compressgate_param(request: pytest.FixtureRequest):
+    return request.param
+
+
+class Check:
+    """One gate check of one model x recipe; call it to run and assert."""
+
+    def __init__(self, session: GateSession, case: Case, check: str, node: pytest.Item):
+        self.session, self.case, self.check, self._node = session, case, check, node
+        self.model, self.recipe = case.model, case.recipe
+
+    def __call__(self) -> None:
+        try:
+            outcome = self.session.run_check(self.model, self.recipe, self.check)
+        except UserInputError as exc:
+            _record(self._node, CheckRecord.error(self.model, self.recipe, self.check,
+                                                  str(exc)))
+            pytest.fail(f"compressgate: {exc}", pytrace=False)
+        except Exception as exc:  # a bug still counts as a failed check in every report
+            _record(self._node, CheckRecord.error(self.model, self.recipe, self.check,
+                                                  f"{type(exc).__name__}: {exc}"))
+            raise
+        extra: dict[str, Any] = {}
+        if self.check == "conversion":
+            extra["row"] = self.session.row(self.model, self.recipe)
+        if self.check == "latency":
+            pairs = self.session.latency(self.model, self.recipe)
+            extra["latency"] = pairs.to_dict() if pairs is not None else None
+        _record(self._node, outcome.record(**extra))
+        if outcome.failed:
+            pytest.fail(outcome.message(), pytrace=False)
+
+
+def _record(node: pytest.Item, record: CheckRecord) -> None:
+    # JSON: pytest-xdist sends user_properties from its workers as plain data.
+    node.user_properties.append((_PROPERTY, json.dumps(record.to_dict(), default=str)))
+
+
+@pytest.fixture
+def compressgate_check(request: pytest.FixtureRequest, _compressgate_param) -> Check:
+    """The gate check this test item stands for (see the module docstring)."""
+    case, check = _compressgate_param
+    return Check(_session(request.config), case, check, request.node)
+
+
+@pytest.fixture(scope="session")
+def compressgate_session(request: pytest.FixtureRequest) -> GateSession:
+    return _session(request.config)
+
+
+class _Collector:
+    """Gathers the records of every gate item (also from xdist workers) and, on the
+    controller, prints the closing summary and writes the reports."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.records: list[CheckRecord] = []
+        self.written: list[Path] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == _PROPERTY:
+                # A declared-unsupported recipe failing is expected (strict xfail).
+                self.records.append(dataclasses.replace(
+                    CheckRecord.from_dict(json.loads(value)),
+                    expected=hasattr(report, "wasxfail")))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.records and not hasattr(self.config, "workerinput"):
+            from compressgate.report.gate_run import write_reports
+
+            cases = [(c.model, c.recipe) for c in _session(self.config).cases()]
+            self.written = write_reports(self.records, self.config.stash[_SETTINGS], cases)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.records:
+            return
+        from compressgate.report.gate_run import summary_lines
+
+        terminalreporter.section("compressgate")
+        for line in summary_lines(self.records, self.written):
+            terminalreporter.write_line(line)
+        unused = _session(self.config).unused_baselines()
+        if unused:
+            terminalreporter.write_line("")
+            terminalreporter.write_line("Unused baselines (no gated model x recipe reads them; "
+                                        "delete them if that is intended):")
+            for path in unused:
+                terminalreporter.write_line(f"  {path}")

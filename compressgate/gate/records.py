@@ -1,0 +1,189 @@
+"""The typed records a gate check produces, from the rule to the report.
+
+A rule returns a ``Verdict`` (``Row``s with a ``Status``); the session adds the baseline
+``Update`` it wrote; the plugin turns each into one ``CheckRecord``, which travels to
+the controller as JSON (``to_dict`` / ``from_dict``: pytest-xdist passes only plain
+data) and is what the terminal summary and every report read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """A row's outcome. ``SKIPPED``: a comparison that protects nothing here (counted
+    and listed in every report); ``INFO``: shown for people, replaced by another
+    comparison (e.g. bytes by outputs)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    REGRESSION = "regression"
+    IMPROVED = "improved"
+    SKIPPED = "skipped"
+    INFO = "info"
+
+    @property
+    def failed(self) -> bool:
+        return self in (Status.FAIL, Status.REGRESSION)
+
+
+def fmt(value: Any) -> str:
+    """A figure as the tables show it (4 significant digits, "-" for none)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One metric of a verdict: what was measured, against what, and the outcome."""
+
+    metric: str
+    measured: Any
+    expected: Any
+    tolerance: str
+    status: Status
+    note: str = ""
+    # Failed or skipped only because the baseline lacks this figure (update=missing adds it).
+    missing: bool = False
+    # How much of the allowed move is left: 1 at the accepted value, 0 at the limit,
+    # negative beyond it (a latency beyond it may still pass if not significant).
+    headroom: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
+
+    def reason(self) -> str:
+        """One line for a report: metric, accepted -> now, the limit, why."""
+        text = f"{self.metric} {fmt(self.expected)} -> {fmt(self.measured)}"
+        text += f" ({self.tolerance})" if self.tolerance not in ("", "-") else ""
+        return text + (f": {self.note}" if self.note else "")
+
+    def settled(self, status: Status, note: str) -> Row:
+        """This row with another status and note (and no headroom: the limit it was
+        measured against no longer applies)."""
+        return dataclasses.replace(self, status=status, note=note, headroom=None)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    model: str
+    recipe: str
+    check: str
+    rows: tuple[Row, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status.failed for r in self.rows)
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.status.failed]
+
+    @property
+    def stale(self) -> list[Row]:
+        return [r for r in self.rows if r.status == Status.IMPROVED]
+
+    @property
+    def skipped(self) -> list[Row]:
+        return [r for r in self.rows if r.status == Status.SKIPPED]
+
+    def with_notes(self, *notes: str) -> Verdict:
+        return dataclasses.replace(self, notes=(*self.notes, *notes))
+
+    def with_rows(self, rows: tuple[Row, ...]) -> Verdict:
+        return dataclasses.replace(self, rows=rows)
+
+    def table(self) -> str:
+        """A small fixed-width table: metric, measured, expected, tolerance, verdict."""
+        header = ("metric", "measured", "baseline/limit", "tolerance", "verdict")
+        lines = [header] + [(r.metric, fmt(r.measured), fmt(r.expected), r.tolerance,
+                             r.status + (f" ({r.note})" if r.note else "")) for r in self.rows]
+        widths = [max(len(str(line[i])) for line in lines) for i in range(4)]
+        out = [f"{self.model} x {self.recipe}: {self.check}"]
+        for line in lines:
+            cells = [str(c).ljust(w) for c, w in zip(line[:4], widths, strict=True)]
+            out.append("  " + "  ".join([*cells, str(line[4])]))
+        out.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Update:
+    """A baseline file the update flow wrote: its path, why, and (figure, old, new,
+    change) for every figure that moved."""
+
+    path: str
+    reason: str
+    diff: list[tuple[str, str, str, str]]
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """What one gate check tells the reports; the unit the plugin sends between
+    processes (``to_dict``/``from_dict``, plain JSON)."""
+
+    model: str
+    recipe: str
+    check: str
+    failed: bool
+    message: str = ""
+    stale: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+    # Why it failed, and what it could not judge here.
+    reasons: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    # Headroom to the limit per metric (see ``Row.headroom``).
+    headroom: dict[str, float] = field(default_factory=dict)
+    update: Update | None = None
+    # The result's summary row (conversion checks) and this run's latency (latency checks).
+    row: dict[str, Any] | None = None
+    latency: dict[str, Any] | None = None
+    # A declared-unsupported recipe failing as expected (strict xfail).
+    expected: bool = False
+
+    @classmethod
+    def of(cls, verdict: Verdict, *, message: str, refused: str | None = None,
+           update: Update | None = None, **extra: Any) -> CheckRecord:
+        return cls(
+            verdict.model, verdict.recipe, verdict.check,
+            failed=verdict.failed or refused is not None, message=message,
+            stale=[r.metric for r in verdict.stale],
+            regressions=[r.metric for r in verdict.regressions],
+            reasons=[r.reason() for r in verdict.regressions]
+            + ([f"refused to record the baseline: {refused}"] if refused else []),
+            skipped=[f"{r.metric}: {r.note}" for r in verdict.skipped],
+            headroom={r.metric: round(r.headroom, 4) for r in verdict.rows
+                      if r.headroom is not None},
+            update=update, **extra)
+
+    @classmethod
+    def error(cls, model: str, recipe: str, check: str, message: str) -> CheckRecord:
+        """A check that raised instead of giving a verdict: it failed."""
+        return cls(model, recipe, check, failed=True, message=message)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.model, self.recipe
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc["update"] = None if self.update is None else \
+            [self.update.path, self.update.reason, self.update.diff]
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> CheckRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in doc.items() if k in names}
+        if values.get("update"):
+            path, reason, diff = values["update"]
+            values["update"] = Update(path, reason, [tuple(d) for d in diff])
+        else:
+            values["update"] = None
+        return cls(**values)

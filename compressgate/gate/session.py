@@ -1,0 +1,445 @@
+"""The gate's run state: settings, cases, checks, baseline updates and their records.
+
+The pytest plugin is a thin layer over ``GateSession``: it turns cases into test items,
+calls ``run_check`` for each, and prints what the session recorded. Every check returns
+a ``Verdict`` plus an optional baseline update; nothing here depends on pytest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from compressgate.errors import UserInputError
+from compressgate.gate import baselines, rules
+from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.gate.tolerances import Tolerances
+from compressgate.measure.stats import SideBySide
+from compressgate.pipeline.cache import ResultCache
+from compressgate.project import config
+from compressgate.project.models import select
+from compressgate.recipes import get_recipe, registered_recipes
+
+# Checks that need only this run's figures and the recipe's promise.
+_ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
+                    "size": rules.check_size}
+
+UpdateMode = Literal["none", "all", "failed", "missing"]
+UPDATE_MODES: tuple[str, ...] = ("none", "all", "failed", "missing")
+
+
+@dataclass(frozen=True)
+class Settings:
+    baselines: Path = Path("baselines")
+    # The project config file, or a directory holding one (None: the current directory).
+    config: Path | None = None
+    reports: Path | None = Path("reports")
+    models: tuple[str, ...] = ()
+    recipes: tuple[str, ...] = ()
+    latency: bool = True
+    update: UpdateMode = "none"
+    force: bool = False
+    tolerances: Tolerances = field(default_factory=Tolerances)
+    latency_pairs: int = 42
+    # Worker processes that compute all results up front (1: compute lazily, per check).
+    jobs: int = 1
+    # How a person runs the gate, for the "create it with" hint.
+    command: str = "pytest"
+    # A comparison that cannot be made here (no record for this machine class, no
+    # accepted artifact) fails instead of being listed as not judged.
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    recipe: str
+    # Why this recipe is expected not to apply to this model (declared in the manifest).
+    unsupported: str | None = None
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        if self.unsupported:
+            return ("conversion",)
+        if self.recipe == "float":
+            return ("conversion", "accuracy", "baseline")
+        return rules.CHECKS
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    verdict: Verdict
+    update: Update | None = None
+    refused: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict.failed or self.refused is not None
+
+    def message(self) -> str:
+        text = self.verdict.table()
+        if self.refused:
+            text += f"\n  refused to record the baseline: {self.refused}"
+        return text
+
+    def record(self, **extra) -> CheckRecord:
+        """The typed record the reports read (``extra``: the row, this run's latency)."""
+        return CheckRecord.of(self.verdict, message=self.message(), refused=self.refused,
+                              update=self.update, **extra)
+
+
+class GateSession:
+    """Runs checks for (model, recipe) cases against the baselines directory."""
+
+    def __init__(self, settings: Settings, *, runner=None, diagnoser=None) -> None:
+        """``runner`` defaults to a ``Runner`` over the models of ``settings.config``;
+        tests pass a stand-in with the same methods to exercise the gate without TF."""
+        self.settings = settings
+        self.project = config.load(settings.config)
+        self.specs = self.project.specs
+        self._runner = runner
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._env: dict[str, str] | None = None
+        self._prepared = False
+        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
+        self._sides: dict[tuple[str, str], tuple[SideBySide | None, str]] = {}
+        self._side_latency: dict[tuple[str, str], Any] = {}
+        # Explains an accuracy failure: (session, model, recipe) -> note. By default only
+        # with the real runner (a stand-in runner has nothing to debug).
+        self._diagnoser = diagnoser if diagnoser is not None or runner is not None \
+            else diagnose_note
+
+    # -- what to gate -------------------------------------------------------------------
+
+    def cases(self) -> list[Case]:
+        models = select(self.specs, list(self.settings.models))
+        cases = []
+        for spec in models:
+            for name in self.recipe_names(spec.name):
+                reason = spec.recipe_overrides.get(name, {}).get("unsupported")
+                cases.append(Case(spec.name, name, reason))
+        return cases
+
+    def recipe_names(self, model: str) -> list[str]:
+        """The command line's recipes, else the model's, else the project's, else all."""
+        names = (list(self.settings.recipes) or list(self.specs[model].recipes or ())
+                 or list(self.project.config.recipes or ())
+                 or [r.name for r in registered_recipes()])
+        for name in names:
+            get_recipe(name)
+        return names
+
+    def unused_baselines(self) -> list[Path]:
+        """Baseline files that no gated case reads (a removed model or recipe, or one
+        now declared unsupported). Only meaningful when nothing was deselected."""
+        if self.settings.models or self.settings.recipes:
+            return []
+        used = {self.baseline_path(c.model, c.recipe) for c in self.cases() if not c.unsupported}
+        return sorted(p for p in self.settings.baselines.glob("*/*.json") if p not in used)
+
+    @property
+    def runner(self):
+        if self._runner is None:
+            from compressgate.pipeline.runner import Runner
+
+            self._runner = Runner(self.specs, ResultCache(None))
+        return self._runner
+
+    @property
+    def env(self) -> dict[str, str]:
+        if self._env is None:
+            self._env = baselines.environment(self.runner.backend.versions())
+        return self._env
+
+    def prepare(self) -> None:
+        """Compute every selected case (and its float reference) once, in parallel."""
+        if self._prepared:
+            return
+        self._prepared = True
+        plan = sorted({(c.model, r) for c in self.cases() if not c.unsupported
+                       for r in ("float", c.recipe)})
+        self.runner.precompute(plan, self.settings.jobs)
+
+    def row(self, model: str, recipe: str) -> dict[str, Any]:
+        """The case's summary row, computed once however many checks read it."""
+        key = (model, recipe)
+        if key not in self._rows:
+            self.prepare()
+            self._rows[key] = self.runner.row(model, recipe)
+        return dict(self._rows[key])
+
+    def latency(self, model: str, recipe: str, *, fresh: bool = False):
+        key = (model, recipe)
+        self.prepare()
+        if fresh or key not in self._latency:
+            self._latency[key] = self.runner.latency(model, recipe,
+                                                     pairs=self.settings.latency_pairs)
+        return self._latency[key]
+
+    def invoker(self, model: str, recipe: str):
+        """(invoke, extra_info) for pytest-benchmark: one thread, one test row set."""
+        from compressgate.measure import litert
+
+        self.prepare()
+        outcome = self.runner.outcome(model, recipe)
+        if not outcome.converted:
+            raise UserInputError(f"{model} x {recipe}: not converted ({outcome.error})")
+        row = self.row(model, recipe)
+        info = {k: row.get(k) for k in ("size_bytes", "gzip_bytes", "accuracy",
+                                        "accuracy_drop_pts", "input_dtype", "recipe")}
+        return litert.ready_invoke(outcome.tflite, self.runner.sample(model)), info
+
+    def tolerances(self, model: str) -> Tolerances:
+        """The model's own tolerances if its config sets them, else the project's."""
+        spec = self.specs.get(model)
+        return spec.tolerances if spec is not None and spec.tolerances is not None \
+            else self.settings.tolerances
+
+    def promise(self, model: str, recipe: str):
+        return self.runner.recipe(model, recipe).promise
+
+    def baseline_path(self, model: str, recipe: str) -> Path:
+        return baselines.path_for(self.settings.baselines, model, recipe)
+
+    def create_hint(self) -> str:
+        return f"{self.settings.command} --compressgate-update=missing"
+
+    # -- checks -------------------------------------------------------------------------
+
+    def run_check(self, model: str, recipe: str, check: str) -> CheckOutcome:
+        outcome = self._run_check(model, recipe, check)
+        if self.settings.strict and outcome.verdict.skipped:
+            verdict = outcome.verdict.with_rows(tuple(
+                r.settled(Status.FAIL, f"strict: not judged here: {r.note}")
+                if r.status == Status.SKIPPED else r for r in outcome.verdict.rows))
+            outcome = CheckOutcome(verdict, outcome.update, outcome.refused)
+        return outcome
+
+    def _run_check(self, model: str, recipe: str, check: str) -> CheckOutcome:
+        absolute = _ABSOLUTE_CHECKS.get(check)
+        if absolute is not None:
+            verdict = absolute(self.row(model, recipe), self.promise(model, recipe))
+            if check == "accuracy" and verdict.failed and self._diagnoser is not None:
+                # Only on failure: the debugger re-calibrates, too slow for every pass.
+                verdict = verdict.with_notes(self._diagnoser(self, model, recipe))
+            return CheckOutcome(verdict)
+        if check == "baseline":
+            return self._check_baseline(model, recipe)
+        if check == "latency":
+            return self._check_latency(model, recipe)
+        raise UserInputError(f"unknown check {check!r} (expected one of {rules.CHECKS})")
+
+    def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
+        return baselines.load(self.baseline_path(model, recipe), model, recipe)
+
+    @property
+    def machine_class(self) -> str:
+        return self.env["machine"]
+
+    def build_changes(self, stored: baselines.Baseline) -> tuple[str, ...]:
+        """What differs between this run's build and the one that recorded ``stored``:
+        library versions, Python, machine class."""
+        return stored.build_changes(self.env)
+
+    def accepted(self, model: str, recipe: str,
+                 stored: baselines.Baseline) -> tuple[bytes | None, str]:
+        """(the accepted file, why not) for a stored baseline, read once per session."""
+        key = (model, recipe)
+        if key not in self._accepted:
+            self._accepted[key] = stored.accepted()
+        return self._accepted[key]
+
+    def side_by_side(self, model: str, recipe: str,
+                     stored: baselines.Baseline) -> tuple[SideBySide | None, str]:
+        """The accepted file measured in this run next to the new one (once per case)."""
+        key = (model, recipe)
+        if key not in self._sides:
+            data, why = self.accepted(model, recipe, stored)
+            side = None
+            if data is not None and self.runner.outcome(model, recipe).converted:
+                side = self.runner.side_by_side(model, recipe, data)
+            self._sides[key] = (side, why)
+        return self._sides[key]
+
+    def reference(self, model: str, recipe: str, stored: baselines.Baseline) -> rules.Reference:
+        row = self.row(model, recipe)
+        side, why = self.side_by_side(model, recipe, stored)
+        now = row.get("inputs") or {}
+        changed = tuple(sorted(k for k in now if stored.inputs and stored.inputs.get(k) != now[k]))
+        overrides = self.specs[model].recipe_overrides.get(recipe, {}) \
+            if model in self.specs else {}
+        return rules.Reference(
+            stored.metrics, stored.machine(self.machine_class), self.machine_class, side,
+            absent=why, build_changes=self.build_changes(stored),
+            changed_inputs=tuple(f"the {k}" for k in changed),
+            nondeterministic=overrides.get("nondeterministic"),
+            inputs_recorded=bool(stored.inputs),
+            finetuned=self.runner.recipe(model, recipe).needs_finetune)
+
+    def _check_baseline(self, model: str, recipe: str) -> CheckOutcome:
+        row = self.row(model, recipe)
+        stored = self._load(model, recipe)
+        have = stored is not None and (
+            not stored.metrics.get("converted", True)
+            or all(k in stored.metrics for k in baselines.judged_keys(row)))
+        if have:
+            assert stored is not None
+            reference = self.reference(model, recipe, stored) \
+                if stored.metrics.get("converted", True) and row["converted"] \
+                else rules.Reference(stored.metrics)
+            verdict = self._annotate(rules.check_baseline(row, reference, self.tolerances(model),
+                                                         self.create_hint()), stored)
+        else:
+            verdict = self._missing(model, recipe, "baseline")
+        metrics = baselines.recorded_metrics(row)
+        change = baselines.Change(metrics)
+        if row["converted"]:
+            memory = {baselines.MEMORY_FIGURE: row[baselines.MEMORY_FIGURE]} \
+                if row.get(baselines.MEMORY_FIGURE) is not None else None
+            artifact = self.runner.outcome(model, recipe).tflite \
+                if baselines.ARTIFACT_FIGURE in metrics else None
+            change = baselines.Change(metrics, row.get("inputs"), memory, artifact)
+            if have and stored is not None and self.settings.update == "missing":
+                change = self._only_missing(stored, change)
+        missing = not have or any(r.missing for r in verdict.rows)
+        return self._maybe_update(model, recipe, verdict, change, missing=missing)
+
+    def _only_missing(self, stored: baselines.Baseline,
+                      change: baselines.Change) -> baselines.Change:
+        """The parts of ``change`` the baseline lacks ("missing" moves nothing recorded):
+        input digests, this machine class's memory figure, the file's sha256 and the
+        accepted artifact (only the very file the baseline records)."""
+        metrics = change.metrics or {}
+        recorded = stored.metrics.get(baselines.ARTIFACT_FIGURE)
+        sha = metrics.get(baselines.ARTIFACT_FIGURE)
+        artifact = None
+        if recorded is None or (recorded == sha and self.accepted(
+                stored.model, stored.recipe, stored)[0] is None):
+            artifact = change.artifact
+        machine = change.machine if change.machine and not any(
+            k in stored.machine(self.machine_class) for k in change.machine) else None
+        return baselines.Change(
+            {baselines.ARTIFACT_FIGURE: sha} if recorded is None and sha else None,
+            change.inputs if not stored.inputs else None, machine, artifact)
+
+    def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
+                        fresh: bool = False):
+        """(pairs new vs accepted, note): timed only when the accepted file differs."""
+        if stored is None or not stored.metrics.get("converted", True):
+            return None, ""
+        data, why = self.accepted(model, recipe, stored)
+        if data is None:
+            return None, f"{why}: a slower artifact cannot be timed against it here"
+        outcome = self.runner.outcome(model, recipe)
+        if outcome.tflite == data:
+            return None, "identical bytes to the accepted file: the same artifact"
+        key = (model, recipe)
+        if fresh or key not in self._side_latency:
+            self._side_latency[key] = self.runner.latency_against(
+                model, recipe, data, pairs=self.settings.latency_pairs)
+        return self._side_latency[key], ""
+
+    def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
+        stored = self._load(model, recipe)
+        recorded = stored.machine(self.machine_class) if stored else {}
+        base_ratio = recorded.get("latency_ratio")
+        interval = (recorded.get("latency_ratio_low", base_ratio),
+                    recorded.get("latency_ratio_high", base_ratio)) if base_ratio else None
+
+        def judge(pairs, side, note):
+            return rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
+                                      base_ratio, self.tolerances(model),
+                                      baseline_interval=interval, side=side, side_note=note,
+                                      machine_class=self.machine_class,
+                                      hint=self.create_hint())
+
+        pairs = self.latency(model, recipe)
+        side, note = self.latency_against(model, recipe, stored)
+        verdict = judge(pairs, side, note)
+        if verdict.failed and pairs is not None:
+            # Confirm on fresh interpreters before declaring a slowdown: a transient
+            # shift of the machine must not fail a release; a real one shows twice.
+            first, first_side = pairs, side
+            pairs = self.latency(model, recipe, fresh=True)
+            side, note = self.latency_against(model, recipe, stored, fresh=True)
+            verdict = judge(pairs, side, note)
+            said = f"first measurement {first.ratio:.3f}, confirmation {pairs.ratio:.3f}"
+            if first_side is not None and side is not None:
+                said += (f"; vs accepted: first {first_side.ratio:.3f}, "
+                         f"confirmation {side.ratio:.3f}")
+            verdict = verdict.with_notes(said)
+        if stored is None:
+            verdict = verdict.with_rows(
+                verdict.rows + self._missing(model, recipe, "latency").rows)
+        else:
+            verdict = self._annotate(verdict, stored)
+        change = None
+        if pairs is not None:
+            lat = pairs.to_dict()
+            change = baselines.Change(machine={k: lat[k] for k in baselines.LATENCY_FIGURES})
+            if self.settings.update == "missing" and base_ratio is not None:
+                change = None
+        return self._maybe_update(model, recipe, verdict, change,
+                                  missing=pairs is not None and base_ratio is None)
+
+    def _missing(self, model: str, recipe: str, check: str) -> Verdict:
+        path = self.baseline_path(model, recipe)
+        return Verdict(model, recipe, check, (Row(
+            "baseline", None, str(path), "-", Status.FAIL,
+            f"missing; create it with: {self.create_hint()}", missing=True),))
+
+    def _annotate(self, verdict: Verdict, stored: baselines.Baseline) -> Verdict:
+        moved = [c for c in self.build_changes(stored) if not c.startswith("machine class")]
+        if not moved:
+            return verdict
+        note = "baseline recorded with other versions: " + ", ".join(moved)
+        return verdict.with_notes(note)
+
+    def _maybe_update(self, model: str, recipe: str, verdict: Verdict,
+                      change: baselines.Change | None, *, missing: bool) -> CheckOutcome:
+        mode = self.settings.update
+        wanted = (mode == "all" or (mode == "failed" and verdict.failed)
+                  or (mode == "missing" and missing))
+        if not wanted or change is None or change == baselines.Change():
+            return CheckOutcome(verdict)
+        row = self.row(model, recipe)
+        refusals = rules.absolute_failures(row, self.promise(model, recipe))
+        if refusals and not self.settings.force:
+            return CheckOutcome(verdict, refused="; ".join(refusals)
+                           + " (pass --compressgate-force to record it anyway)")
+        old, new = baselines.update(self.baseline_path(model, recipe), model, recipe,
+                                    change, self.env)
+        self._accepted.pop((model, recipe), None)
+        reason = "created" if old is None else ("updated: was failing" if verdict.failed
+                                                else "updated")
+        diff = baselines.diff_rows(old, new)
+        # The verdict was against the old baseline, which the update replaced on purpose:
+        # "missing" settles the rows that lacked a figure, the other modes every row.
+        settled = (lambda r: r.missing) if mode == "missing" else \
+            (lambda r: r.missing or r.status.failed)
+        accepted = verdict.with_rows(tuple(
+            r.settled(Status.PASS, "recorded now") if settled(r) else r.settled(r.status, r.note)
+            for r in verdict.rows))
+        return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
+
+
+
+
+
+def diagnose_note(session: GateSession, model: str, recipe: str) -> str:
+    """Diagnose a failed accuracy check: one line naming the worst layers, and the full
+    report under ``<reports>/diagnosis/`` when the session writes reports."""
+    from compressgate.diagnosis.collect import collect
+    from compressgate.diagnosis.report import summary_line, write
+
+    try:
+        diag = collect(session.runner, model, recipe)
+        line = summary_line(diag)
+        if session.settings.reports is not None:
+            paths = write(diag, session.settings.reports / "diagnosis")
+            line += f" (report: {paths[0]})"
+        return line
+    except Exception as exc:  # a diagnosis must never hide the verdict it explains
+        return f"diagnosis failed: {type(exc).__name__}: {str(exc)[:200]}"

@@ -1,0 +1,179 @@
+"""Measure a ``.tflite`` file through the LiteRT interpreter: accuracy, size, latency.
+
+Only ai-edge-litert and numpy here; TensorFlow is never imported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from compressgate.errors import UserInputError
+from compressgate.measure import flatbuffer
+from compressgate.measure.stats import LatencyPairs
+
+
+def interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
+    """A LiteRT interpreter (XNNPACK on, as on devices) with tensors allocated."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interp = Interpreter(model_content=tflite, num_threads=num_threads)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise UserInputError(
+            f"{name}: LiteRT cannot load the model: {str(exc).strip()[:200]}") from None
+    return interp
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Feed ``x`` the way the model expects: quantized with its own scale/zero-point."""
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(detail["dtype"], np.floating):
+        return y.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    return (y.astype(np.float32) - zero_point) * scale
+
+
+def predict(tflite: bytes, x: np.ndarray, *, batch: int | None = None,
+            make_interpreter=interpreter) -> np.ndarray:
+    """Float outputs for every row of ``x``; ``batch`` is the model's static batch, if any.
+    ``make_interpreter(tflite)`` gives an allocated interpreter (default: LiteRT's)."""
+    interp = make_interpreter(tflite)
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    step = batch or min(len(x), 512)
+    if not batch:
+        interp.resize_tensor_input(inp["index"], [step, *x.shape[1:]])
+        interp.allocate_tensors()
+        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    chunks = []
+    for start in range(0, len(x), step):
+        rows = x[start:start + step]
+        if len(rows) < step:  # pad the last chunk to the allocated batch
+            rows = np.concatenate([rows, np.repeat(rows[-1:], step - len(rows), axis=0)])
+        # Fused recurrent ops keep their state in variable tensors across invokes;
+        # every inference of a non-stateful model starts from zero state.
+        interp.reset_all_variables()
+        interp.set_tensor(inp["index"], _quantize(rows, inp))
+        interp.invoke()
+        chunks.append(_dequantize(interp.get_tensor(out["index"]), out))
+    return np.concatenate(chunks)[: len(x)]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What the ``.tflite`` file does on the test split, and what it weighs."""
+
+    accuracy: float
+    top1: tuple[int, ...]
+    size_bytes: int
+    gzip_bytes: int
+    sparsity: float
+    input_dtype: str
+    output_dtype: str
+    ops: tuple[str, ...]
+    float_ops: tuple[str, ...]
+    # Dequantized outputs on the test split (6 decimals): fidelity against float.
+    outputs: tuple[tuple[float, ...], ...] = ()
+
+
+def gzip_size(data: bytes) -> int:
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, *,
+            batch: int | None = None, name: str = "model") -> Measurement:
+    """Accuracy on the test split, raw and gzip size, weight sparsity, dtypes, ops."""
+    info = flatbuffer.inspect(tflite, name=name)
+    interp = interpreter(tflite, name=name)
+    outputs = predict(tflite, x_test, batch=batch).reshape(len(x_test), -1)
+    top1 = np.argmax(outputs, axis=-1)
+    return Measurement(
+        accuracy=float(np.mean(top1 == y_test)),
+        top1=tuple(int(v) for v in top1),
+        size_bytes=len(tflite),
+        gzip_bytes=gzip_size(tflite),
+        sparsity=info.sparsity,
+        input_dtype=np.dtype(interp.get_input_details()[0]["dtype"]).name,
+        output_dtype=np.dtype(interp.get_output_details()[0]["dtype"]).name,
+        ops=tuple(info.op_names),
+        float_ops=tuple(info.float_ops),
+        outputs=tuple(tuple(row) for row in np.round(outputs, 6).tolist()),
+    )
+
+
+def class_accuracy(top1: tuple[int, ...] | np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Top-1 accuracy per true class (keys are the class ids as strings, for JSON)."""
+    top1, labels = np.asarray(top1), np.asarray(labels)
+    return {str(c): float(np.mean(top1[labels == c] == c)) for c in np.unique(labels)}
+
+
+def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
+    """``Interpreter.invoke`` of a one-thread interpreter with ``sample`` already set."""
+    interp = interpreter(tflite, num_threads=num_threads)
+    inp = interp.get_input_details()[0]
+    if tuple(inp["shape"]) != sample.shape:
+        interp.resize_tensor_input(inp["index"], list(sample.shape))
+        interp.allocate_tensors()
+        inp = interp.get_input_details()[0]
+    interp.set_tensor(inp["index"], _quantize(sample, inp))
+    return interp.invoke
+
+
+def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *,
+                        pairs: int = 42, blocks: int = 6, warmup: int = 10,
+                        min_sample_seconds: float = 0.002,
+                        candidate_repeat: float = 1) -> LatencyPairs:
+    """Per-inference times of ``candidate`` and ``reference``, measured in alternating
+    pairs at one thread, so machine load moves both alike and their ratio stays put.
+
+    ``sample`` is one input row with its batch dimension. The pairs are spread over
+    ``blocks`` fresh pairs of interpreters: the ratio moves between interpreter instances
+    (allocation, placement; measured: one instance of six 25 % off on the VNNI class, up to
+    12-45 % on the AVX2 class), and pooling instances puts that variation into the
+    interval instead of into a false alarm, while one odd instance moves few pairs.
+    Each timed sample runs enough invokes to last ``min_sample_seconds``; pair order
+    alternates (AB, BA) to cancel the advantage of going first.
+    """
+
+    def timed(invoke, repeat: float, n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(round(n * repeat)):
+            invoke()
+        return (time.perf_counter() - start) / n
+
+    ref_ms: list[float] = []
+    cand_ms: list[float] = []
+    per_block = max(1, math.ceil(pairs / blocks))
+    n = 1
+    for block in range(blocks):
+        runners = [(ready_invoke(reference, sample), 1),
+                   (ready_invoke(candidate, sample), candidate_repeat)]
+        for invoke, repeat in runners:
+            timed(invoke, repeat, warmup)
+        if block == 0:  # one sample size for the whole measurement
+            fastest = min(timed(invoke, repeat, 3) for invoke, repeat in runners)
+            n = max(1, math.ceil(min_sample_seconds / max(fastest, 1e-7)))
+        (ref, ref_rep), (cand, cand_rep) = runners
+        for i in range(per_block):
+            if i % 2 == 0:
+                r = timed(ref, ref_rep, n)
+                c = timed(cand, cand_rep, n)
+            else:
+                c = timed(cand, cand_rep, n)
+                r = timed(ref, ref_rep, n)
+            ref_ms.append(r * 1e3)
+            cand_ms.append(c * 1e3)
+    return LatencyPairs(tuple(ref_ms), tuple(cand_ms), invokes_per_sample=n)

@@ -1,0 +1,448 @@
+"""Run recipes on models and measure them: model + data -> recipe -> ``.tflite`` -> row.
+
+One ``Runner`` serves both ``compressgate run`` and the pytest gate: every model x recipe
+is compressed at most once per process (and once per cache key on disk), the float
+reference first, since every drop and ratio is measured against it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compressgate import __version__
+from compressgate.backends.protocol import Backend
+from compressgate.errors import UserInputError
+from compressgate.measure import litert, memory
+from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
+from compressgate.pipeline import isolation
+from compressgate.pipeline.cache import ResultCache, key
+from compressgate.project.metrics import Metric
+from compressgate.project.models import Dataset, ModelSpec, path_sha256
+from compressgate.recipes import Recipe, get_recipe
+
+RESULT_FORMAT = 2
+# Recipe fields that plant faults (tests of the gate); not part of a result's inputs.
+FAULT_KNOBS = ("calibration_scale", "repeat_invoke", "perturb_weights")
+
+
+def print_nothing(line: str) -> None:
+    """The default log (a module-level function, so a Runner's log pickles to workers)."""
+
+
+def tf_backend() -> Backend:
+    from compressgate.backends import tf
+
+    return tf  # the module satisfies the protocol
+
+
+@dataclass(frozen=True)
+class RecipeResult:
+    """A recipe's result on one model: the ``.tflite`` bytes and what they measure."""
+
+    model: str
+    recipe: str
+    tflite: bytes | None
+    error: str | None
+    measurement: litert.Measurement | None
+    finetune_seconds: float = 0.0
+    convert_seconds: float = 0.0
+    keras_agreement: float | None = None
+    cached: bool = False
+    # Mixed precision: the Keras layers kept float, and the keep_float auto search.
+    kept_float: tuple[str, ...] | None = None
+    search: dict[str, Any] | None = None
+
+    @property
+    def converted(self) -> bool:
+        return self.tflite is not None and self.measurement is not None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc.pop("tflite")
+        doc.pop("cached")
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], tflite: bytes | None) -> RecipeResult:
+        m = doc.get("measurement")
+        if m is not None:
+            m = litert.Measurement(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in m.items()})
+        kept = doc.get("kept_float")
+        return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True,
+                      "kept_float": tuple(kept) if kept is not None else None})
+
+
+@dataclass
+class Runner:
+    """Computes ``RecipeResult``s and summary rows for model specs and recipes."""
+
+    specs: dict[str, ModelSpec]
+    cache: ResultCache
+    backend_factory: Callable[[], Backend] = tf_backend
+    log: Callable[[str], None] = print_nothing
+    _results: dict[tuple[str, Recipe], RecipeResult] = field(default_factory=dict)
+    _data: dict[str, Dataset] = field(default_factory=dict)
+    _fingerprints: dict[str, str] = field(default_factory=dict)
+    _inputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    _backend: Backend | None = None
+    # Compute each result in a worker process, so that a crash or hang in native code
+    # fails that result only (see ``isolation``); the worker is reused across results.
+    isolate: bool = True
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self.backend_factory()
+        return self._backend
+
+    def spec(self, model: str) -> ModelSpec:
+        try:
+            return self.specs[model]
+        except KeyError:
+            raise UserInputError(
+                f"unknown model {model!r} (expected one of {', '.join(self.specs)})"
+            ) from None
+
+    def data(self, model: str) -> Dataset:
+        if model not in self._data:
+            self._data[model] = self.spec(model).load_data()
+        return self._data[model]
+
+    def recipe(self, model: str, recipe: str | Recipe) -> Recipe:
+        base = get_recipe(recipe) if isinstance(recipe, str) else recipe
+        return self.spec(model).recipe(base)
+
+    def cache_key(self, model: str, recipe: Recipe) -> str:
+        return key({
+            "result_format": RESULT_FORMAT,
+            "compressgate": __version__,
+            "model": self._fingerprint(model),
+            "recipe": recipe.to_dict(),
+            "static_batch": self.spec(model).static_batch,
+            "versions": self.backend.versions(),
+        })
+
+    def _fingerprint(self, model: str) -> str:
+        """sha256 of the model's files, read once per process (not once per recipe)."""
+        if model not in self._fingerprints:
+            spec = self.spec(model)
+            fingerprint = spec.file_fingerprint()
+            if fingerprint is None:  # built by a function: digest what it returns
+                fingerprint = key({
+                    "model": self.backend.model_digest(spec) if spec.model.is_function
+                    else path_sha256(spec.model.path),
+                    "data": self.data(model).digest() if spec.data.is_function
+                    else path_sha256(spec.data.path)})
+            self._fingerprints[model] = fingerprint
+        return self._fingerprints[model]
+
+    def input_digests(self, model: str, recipe: str | Recipe) -> dict[str, str]:
+        """sha256 of what a result came from: the model, the data, and the recipe's
+        settings (not its name or description, which change no byte; not its planted-fault
+        knobs, which stand for faults nobody chose)."""
+        if model not in self._inputs:
+            spec = self.spec(model)
+            self._inputs[model] = {
+                "model": self.backend.model_digest(spec) if spec.model.is_function
+                else path_sha256(spec.model_path),
+                "data": self.data(model).digest() if spec.data.is_function
+                else path_sha256(spec.data_path)}
+        settings = {k: v for k, v in self.recipe(model, recipe).to_dict().items()
+                    if k not in (*FAULT_KNOBS, "name", "description")}
+        return {**self._inputs[model], "recipe": key(settings)}
+
+    def side_by_side(self, model: str, recipe: str | Recipe, accepted: bytes,
+                     *, with_memory: bool = True):
+        """The accepted ``.tflite`` run in this process on the test split next to the
+        new result: paired hits, agreement, output difference, peak memory."""
+        out, spec, data = self.outcome(model, recipe), self.spec(model), self.data(model)
+        assert out.tflite is not None and out.measurement is not None
+        new = np.asarray(out.measurement.outputs, dtype=np.float64)
+        identical = out.tflite == accepted
+        if identical:
+            old = new
+        else:
+            old = np.round(litert.predict(accepted, data.x_test, batch=spec.static_batch)
+                           .reshape(len(data.x_test), -1).astype(np.float64), 6)
+        spread = float(np.max(old) - np.min(old)) or 1.0
+        new_top1, old_top1 = np.argmax(new, axis=-1), np.argmax(old, axis=-1)
+        metric = spec.metric
+        fields: dict[str, Any] = {
+            "identical": identical,
+            "agreement": float(np.mean(new_top1 == old_top1)),
+            "max_output_diff": float(np.max(np.abs(new - old))) / spread if new.size else 0.0,
+        }
+        if metric.is_accuracy:
+            fields["paired"] = paired_outcome(data.y_test, old_top1, new_top1)
+            fields["accepted_accuracy"] = float(np.mean(old_top1 == np.asarray(data.y_test)))
+        else:
+            fields["accepted_score"] = metric.score(data.y_test, old.astype(np.float32))
+        if with_memory and not identical:
+            fields["accepted_memory"] = memory.peak_memory(accepted)[0]
+        return SideBySide(**fields)
+
+    def latency_against(self, model: str, recipe: str | Recipe, accepted: bytes, *,
+                        pairs: int = 42) -> LatencyPairs | None:
+        """Interleaved latency of the new result (candidate) against the accepted file
+        (reference), on this machine, in this run."""
+        resolved = self.recipe(model, recipe)
+        out = self.outcome(model, resolved)
+        if not out.converted:
+            return None
+        return litert.interleaved_latency(accepted, out.tflite, self.sample(model),
+                                           pairs=pairs, candidate_repeat=resolved.repeat_invoke)
+
+    def outcome(self, model: str, recipe: str | Recipe) -> RecipeResult:
+        """The (memoized, cached) outcome of ``recipe`` on ``model``."""
+        resolved = self.recipe(model, recipe)
+        memo_key = (model, resolved)
+        if memo_key in self._results:
+            return self._results[memo_key]
+        cache_key = self.cache_key(model, resolved)
+        with self.cache.locked(cache_key):
+            hit = self.cache.get(cache_key)
+            if hit is not None:
+                result = RecipeResult.from_doc(*hit)
+                self.log(f"{model} x {resolved.name}: cached")
+            else:
+                result, transient = self._compute_isolated(model, resolved)
+                if not transient:  # a crash or timeout may not happen again: not cached
+                    self.cache.put(cache_key, result.to_doc(), result.tflite)
+        self._results[memo_key] = result
+        return result
+
+    def _compute_isolated(self, model: str, recipe: Recipe) -> tuple[RecipeResult, bool]:
+        """(result, whether it is a worker crash or timeout) of ``_compute``, run in
+        this process's worker (``isolation.shared``) when ``isolate`` is set."""
+        if not self.isolate:
+            return self._compute(model, recipe), False
+        result, failure = isolation.shared().run(_compute_alone, self.spec(model), recipe,
+                                                 self.backend_factory, self.log, _settings())
+        if failure is not None:
+            return self._failed(model, recipe, failure), True
+        assert result is not None
+        return result, False
+
+    def _failed(self, model: str, recipe: Recipe, failure: str) -> RecipeResult:
+        self.log(f"{model} x {recipe.name}: not converted: {failure}")
+        return RecipeResult(model, recipe.name, None, failure, None)
+
+    def _compute(self, model: str, recipe: Recipe) -> RecipeResult:
+        spec, data = self.spec(model), self.data(model)
+        start = time.perf_counter()
+        artifact = self.backend.compress(spec, recipe, data)
+        if artifact.tflite is None:
+            self.log(f"{model} x {recipe.name}: not converted: {artifact.error}")
+            return RecipeResult(model, recipe.name, None, artifact.error, None,
+                                artifact.finetune_seconds, artifact.convert_seconds)
+        try:
+            m = litert.measure(artifact.tflite, data.x_test, data.y_test,
+                                batch=spec.static_batch, name=f"{model} x {recipe.name}")
+        except UserInputError as exc:  # LiteRT refused what the converter wrote
+            return RecipeResult(model, recipe.name, None, str(exc), None,
+                                artifact.finetune_seconds, artifact.convert_seconds)
+        agreement = None
+        if artifact.keras_top1 is not None:
+            agreement = float(np.mean(np.asarray(m.top1) == artifact.keras_top1))
+        self.log(f"{model} x {recipe.name}: accuracy {m.accuracy:.4f}, "
+                 f"{m.size_bytes} bytes ({time.perf_counter() - start:.1f} s: "
+                 f"fine-tune {artifact.finetune_seconds:.1f} s, "
+                 f"convert {artifact.convert_seconds:.1f} s)")
+        return RecipeResult(model, recipe.name, artifact.tflite, None, m,
+                            artifact.finetune_seconds, artifact.convert_seconds, agreement,
+                            kept_float=getattr(artifact, "kept_float", None),
+                            search=getattr(artifact, "search", None))
+
+    def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 42) -> LatencyPairs | None:
+        """Interleaved latency of ``recipe`` against ``float`` on one test row, or None
+        when either did not convert. Never cached: it is a fact about this run."""
+        resolved = self.recipe(model, recipe)
+        candidate, reference = self.outcome(model, resolved), self.outcome(model, "float")
+        if not (candidate.converted and reference.converted):
+            return None
+        return litert.interleaved_latency(reference.tflite, candidate.tflite,
+                                           self.sample(model), pairs=pairs,
+                                           candidate_repeat=resolved.repeat_invoke)
+
+    def sample(self, model: str) -> np.ndarray:
+        """The one test row every latency figure is timed on."""
+        return self.data(model).x_test[:1].astype(np.float32)
+
+    def row(self, model: str, recipe: str | Recipe,
+            latency: LatencyPairs | None = None) -> dict[str, Any]:
+        """One summary row: the recipe's figures and its ratios to the float reference."""
+        out, ref = self.outcome(model, recipe), self.outcome(model, "float")
+        row: dict[str, Any] = {
+            "model": model, "recipe": out.recipe, "converted": out.converted,
+            "error": out.error, "cached": out.cached,
+            "finetune_seconds": round(out.finetune_seconds, 3),
+            "convert_seconds": round(out.convert_seconds, 3),
+        }
+        m, r = out.measurement, ref.measurement
+        if m is not None:
+            row.update({
+                "accuracy": m.accuracy, "size_bytes": m.size_bytes, "gzip_bytes": m.gzip_bytes,
+                "sparsity": round(m.sparsity, 6), "input_dtype": m.input_dtype,
+                "output_dtype": m.output_dtype, "ops": list(m.ops),
+                "float_ops": list(m.float_ops),
+            })
+        if out.converted:
+            row.update(self.memory(out))
+            row.update(file_fields(out.tflite))
+            row["test_rows"] = len(m.top1) if m is not None else None
+            row["inputs"] = self.input_digests(model, recipe)
+        if r is not None:
+            row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
+                        "float_gzip_bytes": r.gzip_bytes})
+        metric = self.spec(model).metric
+        if not metric.is_accuracy:  # accuracy of a regressor's argmax means nothing
+            row.update({"accuracy": None, "float_accuracy": None})
+        row.update({"metric": metric.name, **self._scores(model, metric, m, r)})
+        if m is not None and r is not None:
+            row.update({
+                "accuracy_drop_pts": round((r.accuracy - m.accuracy) * 100, 4)
+                if metric.is_accuracy else None,
+                "size_ratio": round(r.size_bytes / m.size_bytes, 4),
+                "gzip_ratio": round(r.gzip_bytes / m.gzip_bytes, 4),
+                "float_agreement": float(np.mean(np.asarray(m.top1) == np.asarray(r.top1)))
+                if metric.is_accuracy else None,
+                "output_sqnr_db": None if out.recipe == "float" or not m.outputs
+                else sqnr_db(np.asarray(r.outputs), np.asarray(m.outputs)),
+            })
+        if out.keras_agreement is not None:
+            row["keras_agreement"] = out.keras_agreement
+        if m is not None and r is not None and metric.is_accuracy:  # where errors land
+            labels = self.data(model).y_test
+            row["class_accuracy"] = litert.class_accuracy(m.top1, labels)
+            row["float_class_accuracy"] = litert.class_accuracy(r.top1, labels)
+        if out.kept_float is not None:
+            row["kept_float"] = list(out.kept_float)
+        row.update(latency.to_dict() if latency is not None else {"latency_ratio": None})
+        return row
+
+    def _scores(self, model: str, metric: Metric, m: litert.Measurement | None,
+                r: litert.Measurement | None) -> dict[str, Any]:
+        """The model's metric on the recipe and the float reference, and the loss."""
+        def score(x: litert.Measurement | None) -> float | None:
+            if x is None:
+                return None
+            if metric.is_accuracy:
+                return x.accuracy
+            return metric.score(self.data(model).y_test, np.asarray(x.outputs))
+
+        scores: dict[str, Any] = {"score": score(m), "float_score": score(r)}
+        if not metric.is_accuracy:
+            scores.update({"higher_is_better": metric.higher_is_better,
+                           "max_loss": metric.max_loss, "metric_tolerance": metric.tolerance})
+        if m is not None and r is not None:
+            scores["metric_loss"] = round(metric.loss(scores["float_score"], scores["score"]), 6)
+        return scores
+
+    def memory(self, out: RecipeResult) -> dict[str, Any]:
+        """Peak resident bytes of load + allocate + invoke, from a fresh process; never
+        cached (a fact about this machine, like latency)."""
+        peak, why = memory.peak_memory(out.tflite or b"")
+        return {memory.METRIC: peak} | ({"memory_error": why} if why else {})
+
+    def precompute(self, plan: list[tuple[str, str]], jobs: int) -> None:
+        """Compute the outcomes of ``plan`` in ``jobs`` worker processes.
+
+        Each worker runs one model x recipe at a time and leaves the result in the cache
+        and in this runner. A worker that crashes or overruns the timeout fails its own
+        model x recipe (not cached), and a fresh worker takes the next one. Fine-tuning
+        recipes go first: they take longest, so the two cores stay busy to the end.
+        """
+        todo = []
+        for model, name in plan:
+            recipe = self.recipe(model, name)
+            if self.cache.get(self.cache_key(model, recipe)) is None:
+                todo.append((model, recipe))
+        if jobs <= 1 or len(todo) <= 1:
+            return
+        todo.sort(key=lambda item: -(item[1].finetune.epochs if item[1].needs_finetune else 0))
+        self.log(f"computing {len(todo)} results in {jobs} worker processes")
+        with isolation.Workers(jobs) as workers:
+            futures = {workers.submit(_compute_in_worker, self.spec(m), r, self.cache.directory,
+                                      self.log, self.backend_factory, _settings()): (m, r)
+                       for m, r in todo}
+            for done, future in enumerate(as_completed(futures), 1):
+                model, recipe = futures[future]
+                result, failure = workers.outcome(future)  # re-raises a user error
+                if failure is not None:
+                    result = self._failed(model, recipe, failure)
+                assert result is not None
+                self._results[(model, recipe)] = result
+                self.log(f"[{done}/{len(todo)}] {model} x {recipe.name}: done")
+
+    def run(self, cases: Iterable[tuple[str, str]], *, with_latency: bool = True,
+            jobs: int = 1) -> list[dict[str, Any]]:
+        """Rows for (model, recipe) ``cases``, each model's float reference computed
+        first; latency measured after all conversions so that training never competes
+        with the timed invokes."""
+        wanted = list(dict.fromkeys(cases))
+        plan = list(dict.fromkeys(
+            [(m, "float") for m, _ in wanted] + [(m, r) for m, r in wanted if r != "float"]))
+        self.precompute(plan, jobs)
+        for i, (m, r) in enumerate(plan, 1):
+            self.log(f"[{i}/{len(plan)}] {m} x {r}")
+            self.outcome(m, r)
+        rows = []
+        for m, r in wanted:
+            pairs = self.latency(m, r) if with_latency and r != "float" else None
+            rows.append(self.row(m, r, pairs))
+        return rows
+
+
+def file_fields(tflite: bytes | None) -> dict[str, Any]:
+    """The file's sha256 (reproducibility), its op versions and the oldest runtime that
+    loads them."""
+    import hashlib
+
+    from compressgate.compat import runtime_versions
+    from compressgate.measure import flatbuffer
+
+    if tflite is None:
+        return {}
+    ops = sorted({(op.name, op.version) for op in flatbuffer.inspect(tflite).ops})
+    return {"tflite_sha256": hashlib.sha256(tflite).hexdigest(),
+            "op_versions": [list(op) for op in ops],
+            "min_runtime": runtime_versions.requirement(ops).minimum}
+
+
+def _settings() -> dict[str, str]:
+    """This process's ``COMPRESSGATE_*`` settings (e.g. the TensorBoard directory), for a
+    worker that was started before they were set."""
+    return {k: v for k, v in os.environ.items() if k.startswith("COMPRESSGATE_")}
+
+
+def _use_settings(settings: dict[str, str]) -> None:
+    for name in [k for k in os.environ if k.startswith("COMPRESSGATE_") and k not in settings]:
+        del os.environ[name]
+    os.environ.update(settings)
+
+
+def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path,
+                       log: Callable[[str], None],
+                       backend_factory: Callable[[], Backend] = tf_backend,
+                       settings: dict[str, str] | None = None) -> RecipeResult:
+    _use_settings(settings if settings is not None else _settings())
+    return Runner({spec.name: spec}, ResultCache(cache_dir), backend_factory, log,
+                  isolate=False).outcome(spec.name, recipe)
+
+
+def _compute_alone(spec: ModelSpec, recipe: Recipe, backend_factory: Callable[[], Backend],
+                   log: Callable[[str], None],
+                   settings: dict[str, str] | None = None) -> RecipeResult:
+    """``Runner._compute`` in a worker; the caller holds the cache entry's lock."""
+    _use_settings(settings if settings is not None else _settings())
+    return Runner({spec.name: spec}, ResultCache(None, enabled=False), backend_factory, log,
+                  isolate=False)._compute(spec.name, recipe)

@@ -1,0 +1,86 @@
+"""``summary.md``: the compact Markdown report for a CI job summary or a PR comment.
+
+Verdicts first: a headline with the counts, what needs attention, the notable changes
+against the baselines, then one compact table with failures on top. The plots and the
+full change table are in ``index.html``.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import pandas as pd
+
+from compressgate.report import view
+from compressgate.report.view import ReportInput
+
+
+def _cell(value: object) -> str:
+    # Markdown tables: no pipes or newlines in a cell; no raw HTML from user strings.
+    return escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def render(report: ReportInput) -> str:
+    lines = [f"# compressgate: {view.headline(report)}", "",
+             f"_{_cell(report.source)}, {_cell(report.meta.get('created', ''))}; "
+             "plots and the full tables: `index.html`_", ""]
+    items = view.attention(report)
+    lines.append("## Needs attention")
+    lines.append("")
+    if items:
+        lines += [f"- **{view.STATUSES[s][1]}** {_cell(m)} x {_cell(r)}: {_cell(why)}"
+                  for s, m, r, why in items]
+    else:
+        lines.append("Nothing: every gated result passes." if report.has_verdicts
+                     else "Nothing: every result converted (no verdicts in this run).")
+    lines.append("")
+    groups = view.not_judged(report)
+    if groups:
+        lines.append(f"## Not judged on this machine ({sum(len(c) for _, c in groups)})")
+        lines.append("")
+        lines += [f"- {_cell(what)} — {len(cases)} results: {_cell(', '.join(cases))}"
+                  for what, cases in groups]
+        lines.append("")
+    lines.append("## Change against baselines")
+    lines.append("")
+    if report.changes is None:
+        lines.append(f"No baseline information: {_cell(report.source)} does not compare "
+                     "against baselines (the gate does).")
+    else:
+        notable = view.changes_frame(report.changes, only_notable=True)
+        moved = len(report.changes) - len(notable)
+        if len(notable):
+            lines.append(table(notable))
+        else:
+            lines.append("No regression, improvement or missing baseline.")
+        if moved:
+            lines.append(f"{moved} more figures moved within tolerance (see `index.html`).")
+    lines.append("")
+    lines.append("## Results")
+    lines.append("")
+    if report.rows:
+        lines.append(table(view.results_frame(report.rows,
+                                                     view.COMPACT_COLUMNS)))
+    else:
+        lines.append("No result was recorded in this run.")
+    skipped = view.not_run(report)
+    if skipped:
+        lines += [_cell(skipped), ""]
+    slower = view.slower_than_float(report.rows)
+    if slower:
+        lines.append("Slower than float at one thread (measured, not tuned away): "
+                     + ", ".join(f"{_cell(r['model'])} x {_cell(r['recipe'])} "
+                                 f"({r['latency_ratio']:.2f}x)" for r in slower))
+        lines.append("")
+    lines += ["<details><summary>Run details</summary>", ""]
+    lines += [f"- {_cell(k)}: {_cell(v)}" for k, v in view.run_details(report.meta)]
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)

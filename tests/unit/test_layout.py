@@ -1,0 +1,97 @@
+"""The package layout's rules: imports point one way, only the TensorFlow backend's
+environment imports TensorFlow; the typed check record and the one list-of-names reader."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from compressgate.cli.main import parser
+from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.project.config import names
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def import_graph():
+    spec = importlib.util.spec_from_file_location("import_graph",
+                                                  ROOT / "scripts" / "import_graph.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_imports_have_no_cycle_and_only_the_backend_env_imports_tensorflow():
+    graph = import_graph()
+    edges, external = graph.graph(ROOT / "compressgate")
+    assert graph.cycles(edges) == []
+    users = sorted(m for m, found in external.items() if found & set(graph.TENSORFLOW))
+    assert users == ["compressgate.backends.tf.env"]
+
+
+def test_the_graph_finds_a_cycle(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("def f():\n    from pkg import b\n")  # a lazy import counts
+    (package / "b.py").write_text("import pkg.a\nimport tensorflow\n")
+    graph = import_graph()
+    edges, external = graph.graph(package)
+    assert graph.cycles(edges) == [["pkg.a", "pkg.b"]]
+    assert external["pkg.b"] == {"tensorflow"}
+
+
+def verdict():
+    return Verdict("m", "r", "baseline", (
+        Row("accuracy", 0.9, 0.95, "-0.5 pts", Status.REGRESSION, "2 rows", headroom=-1.0),
+        Row("latency_ratio", 1.1, None, "-", Status.SKIPPED, "no record"),
+        Row("size_bytes", 100, 120, "+1 %", Status.IMPROVED, headroom=2.0)))
+
+
+def test_a_check_record_survives_the_json_trip_to_the_controller():
+    record = CheckRecord.of(verdict(), message="text", refused=None,
+                            update=Update("b/m/r.json", "updated", [("a", "1", "2", "+1 %")]),
+                            row={"model": "m"})
+    back = CheckRecord.from_dict(json.loads(json.dumps(record.to_dict())))
+    assert back == record
+    assert (back.failed, back.regressions, back.stale) == (True, ["accuracy"], ["size_bytes"])
+    assert back.skipped == ["latency_ratio: no record"]
+    assert back.headroom == {"accuracy": -1.0, "size_bytes": 2.0}
+
+
+def test_an_error_record_fails_with_its_message():
+    record = CheckRecord.error("m", "r", "conversion", "LiteRT cannot load it")
+    assert CheckRecord.from_dict(record.to_dict()) == record
+    assert record.failed and record.row is None and record.update is None
+
+
+def test_status_is_an_enum_that_reads_as_its_word():
+    row = Row("x", 1, 1, "-", "pass")
+    assert row.status is Status.PASS and f"{row.status}" == "pass"
+    assert json.dumps(row.status) == '"pass"'
+    assert [s for s in Status if s.failed] == [Status.FAIL, Status.REGRESSION]
+    with pytest.raises(ValueError):
+        Row("x", 1, 1, "-", "passed")
+
+
+@pytest.mark.parametrize(("given", "read"), [
+    (None, None), ("a,b", ["a", "b"]), ("a, b  c", ["a", "b", "c"]), ("", []),
+    ([" a ", "b", ""], ["a", "b"]), ([1], [1])])
+def test_one_reader_for_lists_of_names(given, read):
+    assert names(given) == read
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--config", "c.toml", "--models", "a,b", "--recipes", "x y"],
+    ["diagnose", "m", "r", "--config", "c.toml"],
+    ["init", "m.keras", "--recipes", "x,y"],
+    ["fixtures", "build", "--models", "a"],
+    ["reproducibility", "--config", "c.toml", "--models", "a", "--baselines", "b"],
+    ["legacy", "export", "out", "--config", "c.toml", "--jobs", "2"],
+])
+def test_one_parser_for_every_subcommand(argv):
+    args = parser().parse_args(argv)
+    assert args.command == argv[0]
+    if "--models" in argv:
+        assert args.models == names(argv[argv.index("--models") + 1])
