@@ -308,6 +308,10 @@ def diff_rows(old: Baseline | None, new: Baseline) -> list[tuple[str, str, str, 
             change = f"{(b - a) / abs(a) * 100:+.2f} %"
         elif a is None:
             change = "new"
+        elif b is None:
+            change = "removed"
+        elif isinstance(b, int | float) and not isinstance(b, bool) and a == 0:
+            change = f"+{b}" if b > 0 else str(b)  # no percentage of zero
         rows.append((name, "-" if a is None else str(a), "-" if b is None else str(b), change))
     return rows
 

@@ -24,6 +24,10 @@ from compressgate.measure.stats import (
 from compressgate.recipes import Promise
 
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
+# On a busy machine a latency regression must exceed its limit by this factor to stand:
+# contention moved the int16x8 ratios by 1.4x with a tight interval (VNNI class, two
+# other jobs running); a graph that fell off XNNPACK is 20-100x slower.
+BUSY_FACTOR = 2.0
 # Relative slack of "not worse by more than X" comparisons (float rounding, not tolerance).
 EPSILON = 1e-9
 # The float conversion must predict what Keras predicts (float rounding may flip a tie).
@@ -52,6 +56,9 @@ def _runtime_row(row: dict[str, Any], declared: str) -> Row:
     runtime table does not know cannot be vouched for, so it fails too."""
     from compressgate.compat.runtime_versions import judge, requirement
 
+    if not row.get("op_versions"):  # e.g. a row from an older cache: nothing to vouch for
+        return Row("min runtime", None, f"<= {declared}", "-", Status.FAIL,
+                   "no op versions recorded for this file: cannot vouch for a runtime")
     verdict = judge(requirement(tuple(op) for op in row.get("op_versions") or ()), declared)
     return Row("min runtime", verdict.measured, f"<= {declared}", "-",
                Status.PASS if verdict.ok else Status.FAIL, verdict.note)
@@ -367,6 +374,7 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
                   same_machine: bool = True,
                   baseline_interval: tuple[float, float] | None = None,
                   side: LatencyPairs | None = None, side_note: str = "",
+                  side_identical: bool = False,
                   machine_class: str = "", hint: str = "--compressgate-update=missing",
                   ) -> Verdict:
     """Latency from this run's interleaved pairs, two ways.
@@ -378,9 +386,14 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
     Against this machine class's record: the recipe/float ratio (``pairs``) against
     ``baseline_ratio``; a regression needs the ratio worse than the recorded one by more
     than the tolerance, counted from the edge of its recorded 95 % interval, *and* the
-    per-pair difference significant (exact sign test, p < alpha). This catches a slower runtime
-    (the same file, slower kernels). Without a record for this class it is skipped,
-    with a note saying how to add it.
+    per-pair difference significant (exact sign test, p < alpha). This catches a slower
+    runtime (the same file, slower kernels). Without a record for this class it is
+    skipped, with a note saying how to add it.
+
+    ``side_identical``: the new file is the accepted one (same bytes, same speed), said
+    in ``side_note``. A regression timed while other tasks competed for the machine is
+    not judged (skipped, with the load): contention moves cache-bound kernels more than
+    the float reference, so a busy machine can move a ratio as far as a real slowdown.
     """
     if pairs is None:
         return Verdict(model, recipe, "latency", (
@@ -400,14 +413,14 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
         better, p_better = ratio_below(side, 1 / factor, tol.alpha)
         status = Status.REGRESSION if worse else Status.IMPROVED if better else Status.PASS
         s_low, s_high = side.ratio_interval()
-        rows.append(Row("time vs accepted", side.ratio, 1.0, f"<= {factor:.3g}, p < {tol.alpha}",
-                        status, f"p={p_better if status == Status.IMPROVED else p_worse:.2g}, "
-                                f"95% CI {s_low:.3f}-{s_high:.3f}, both timed in this run",
-                        headroom=_headroom(math.log(side.ratio), math.log(factor))))
+        rows.append(_unless_busy(side, factor, tol.alpha, Row(
+            "time vs accepted", side.ratio, 1.0, f"<= {factor:.3g}, p < {tol.alpha}",
+            status, f"p={p_better if status == Status.IMPROVED else p_worse:.2g}, "
+                    f"95% CI {s_low:.3f}-{s_high:.3f}, both timed in this run",
+            headroom=_headroom(math.log(side.ratio), math.log(factor)))))
     elif side_note:
         rows.append(Row("time vs accepted", None, None, "-",
-                        Status.PASS if side_note.startswith("identical") else Status.SKIPPED,
-                        side_note))
+                        Status.PASS if side_identical else Status.SKIPPED, side_note))
     where = machine_class or "this machine"
     if baseline_ratio is None:
         rows.append(Row("latency_ratio", ratio, None, "-", Status.SKIPPED,
@@ -423,11 +436,29 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
         better, p_better = ratio_below(pairs, lower, tol.alpha)
         status = Status.REGRESSION if worse else Status.IMPROVED if better else Status.PASS
         p = p_worse if status != Status.IMPROVED else p_better
-        rows.append(Row("latency_ratio", ratio, baseline_ratio,
-                        f"<= {upper:.3g}, p < {tol.alpha}", status, f"p={p:.2g}, {interval}",
-                        headroom=_headroom(math.log(ratio / baseline_ratio),
-                                           math.log(upper / baseline_ratio))))
+        rows.append(_unless_busy(pairs, upper, tol.alpha, Row(
+            "latency_ratio", ratio, baseline_ratio, f"<= {upper:.3g}, p < {tol.alpha}",
+            status, f"p={p:.2g}, {interval}",
+            headroom=_headroom(math.log(ratio / baseline_ratio),
+                               math.log(upper / baseline_ratio)))))
     return Verdict(model, recipe, "latency", tuple(rows), tuple(notes))
+
+
+def _unless_busy(pairs: LatencyPairs, limit: float, alpha: float, row: Row) -> Row:
+    """A regression timed on a busy machine stands only beyond ``BUSY_FACTOR`` times its
+    limit (significantly); a smaller one becomes "not judged here", with the load."""
+    if row.status != Status.REGRESSION or not pairs.busy:
+        return row
+    load = f"machine busy while timing ({pairs.others_running:.1f} other runnable tasks " \
+           "on average)"
+    if ratio_exceeds(pairs, limit * BUSY_FACTOR, alpha)[0]:
+        return Row(row.metric, row.measured, row.expected, row.tolerance, row.status,
+                   f"{row.note}; {load}, and still beyond {BUSY_FACTOR:g}x the limit",
+                   row.missing, row.headroom)
+    return Row(row.metric, row.measured, row.expected, row.tolerance, Status.SKIPPED,
+               f"{load}: would be a regression ({row.note}), within what contention "
+               f"moves ({BUSY_FACTOR:g}x the limit); not judged, re-run on a quiet machine",
+               row.missing, row.headroom)
 
 
 def absolute_failures(row: dict[str, Any], promise: Promise) -> list[str]:

@@ -303,7 +303,10 @@ class GateSession:
             change = baselines.Change(metrics, row.get("inputs"), memory, artifact)
             if have and stored is not None and self.settings.update == "missing":
                 change = self._only_missing(stored, change)
-        missing = not have or any(r.missing for r in verdict.rows)
+        # A baseline without input digests (from before they were recorded) counts as
+        # missing them even when its file is identical and no row says so.
+        missing = not have or any(r.missing for r in verdict.rows) or (
+            stored is not None and not stored.inputs and bool(row.get("inputs")))
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
 
     def _only_missing(self, stored: baselines.Baseline,
@@ -326,20 +329,21 @@ class GateSession:
 
     def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
                         fresh: bool = False):
-        """(pairs new vs accepted, note): timed only when the accepted file differs."""
+        """(pairs new vs accepted, note, identical): timed only when the accepted file
+        differs; ``identical`` when it is the new file itself."""
         if stored is None or not stored.metrics.get("converted", True):
-            return None, ""
+            return None, "", False
         data, why = self.accepted(model, recipe, stored)
         if data is None:
-            return None, f"{why}: a slower artifact cannot be timed against it here"
+            return None, f"{why}: a slower artifact cannot be timed against it here", False
         outcome = self.runner.outcome(model, recipe)
         if outcome.tflite == data:
-            return None, "identical bytes to the accepted file: the same artifact"
+            return None, "identical bytes to the accepted file: the same artifact", True
         key = (model, recipe)
         if fresh or key not in self._side_latency:
             self._side_latency[key] = self.runner.latency_against(
                 model, recipe, data, pairs=self.settings.latency_pairs)
-        return self._side_latency[key], ""
+        return self._side_latency[key], "", False
 
     def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
         stored = self._load(model, recipe)
@@ -348,23 +352,24 @@ class GateSession:
         interval = (recorded.get("latency_ratio_low", base_ratio),
                     recorded.get("latency_ratio_high", base_ratio)) if base_ratio else None
 
-        def judge(pairs, side, note):
+        def judge(pairs, side, note, identical):
             return rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
-                                      base_ratio, self.tolerances(model),
-                                      baseline_interval=interval, side=side, side_note=note,
-                                      machine_class=self.machine_class,
-                                      hint=self.create_hint())
+                                       base_ratio, self.tolerances(model),
+                                       baseline_interval=interval, side=side, side_note=note,
+                                       side_identical=identical,
+                                       machine_class=self.machine_class,
+                                       hint=self.create_hint())
 
         pairs = self.latency(model, recipe)
-        side, note = self.latency_against(model, recipe, stored)
-        verdict = judge(pairs, side, note)
+        side, note, identical = self.latency_against(model, recipe, stored)
+        verdict = judge(pairs, side, note, identical)
         if verdict.failed and pairs is not None:
             # Confirm on fresh interpreters before declaring a slowdown: a transient
             # shift of the machine must not fail a release; a real one shows twice.
             first, first_side = pairs, side
             pairs = self.latency(model, recipe, fresh=True)
-            side, note = self.latency_against(model, recipe, stored, fresh=True)
-            verdict = judge(pairs, side, note)
+            side, note, identical = self.latency_against(model, recipe, stored, fresh=True)
+            verdict = judge(pairs, side, note, identical)
             said = f"first measurement {first.ratio:.3f}, confirmation {pairs.ratio:.3f}"
             if first_side is not None and side is not None:
                 said += (f"; vs accepted: first {first_side.ratio:.3f}, "
@@ -411,7 +416,8 @@ class GateSession:
                            + " (pass --compressgate-force to record it anyway)")
         old, new = baselines.update(self.baseline_path(model, recipe), model, recipe,
                                     change, self.env)
-        self._accepted.pop((model, recipe), None)
+        for cache in (self._accepted, self._sides, self._side_latency):
+            cache.pop((model, recipe), None)  # the accepted file may have changed
         reason = "created" if old is None else ("updated: was failing" if verdict.failed
                                                 else "updated")
         diff = baselines.diff_rows(old, new)

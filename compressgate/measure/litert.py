@@ -14,6 +14,7 @@ import numpy as np
 
 from compressgate.errors import UserInputError
 from compressgate.measure import flatbuffer
+from compressgate.measure.machine import other_runnable
 from compressgate.measure.stats import LatencyPairs
 
 
@@ -156,6 +157,7 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
 
     ref_ms: list[float] = []
     cand_ms: list[float] = []
+    others: list[int] = []
     per_block = max(1, math.ceil(pairs / blocks))
     n = 1
     for block in range(blocks):
@@ -176,4 +178,8 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
                 r = timed(ref, ref_rep, n)
             ref_ms.append(r * 1e3)
             cand_ms.append(c * 1e3)
-    return LatencyPairs(tuple(ref_ms), tuple(cand_ms), invokes_per_sample=n)
+            running = other_runnable()  # between samples: never inside a timed one
+            if running is not None:
+                others.append(running)
+    return LatencyPairs(tuple(ref_ms), tuple(cand_ms), invokes_per_sample=n,
+                        others_running=float(np.mean(others)) if others else None)

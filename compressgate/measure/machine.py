@@ -84,3 +84,15 @@ def this_machine() -> dict[str, Any]:
     if _THIS is None:
         _THIS = fingerprint()
     return _THIS
+
+
+def other_runnable(stat: Path = Path("/proc/stat")) -> int | None:
+    """How many other tasks are runnable on the machine right now (``procs_running``
+    less this one); ``None`` where the kernel does not say."""
+    try:
+        for line in stat.read_text().splitlines():
+            if line.startswith("procs_running"):
+                return max(0, int(line.split()[1]) - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -14,6 +14,9 @@ import numpy as np
 from scipy import stats
 
 ALPHA = 0.01
+# Mean other runnable tasks from which a latency measurement counts as taken on a busy
+# machine (one other busy process on average for half of the pairs).
+BUSY = 0.5
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,16 @@ class LatencyPairs:
     reference_ms: tuple[float, ...]
     candidate_ms: tuple[float, ...]
     invokes_per_sample: int = 1
+    # Other runnable tasks on the machine, averaged over the pairs (None: not known).
+    # Cache- and memory-bound kernels slow down under contention more than the float
+    # reference does, so a busy machine moves the ratio itself (measured on the VNNI
+    # class with two other jobs running: digits_cnn int16x8 39.6 -> 55.6, tight interval).
+    others_running: float | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Was another task competing for the machine for much of the measurement?"""
+        return self.others_running is not None and self.others_running >= BUSY
 
     def __post_init__(self) -> None:
         if len(self.reference_ms) != len(self.candidate_ms) or not self.reference_ms:
@@ -64,6 +77,7 @@ class LatencyPairs:
             "latency_ms": self.candidate_median_ms,
             "float_latency_ms": self.reference_median_ms,
             "latency_pairs": len(self.reference_ms),
+            "others_running": self.others_running,
         }
 
 

@@ -116,9 +116,16 @@ def test_a_slower_runtime_fails_against_this_machine_class_record(session):
         return rules.check_latency(MODEL, name, pairs, recipe.promise, healthy.ratio, tol,
                                   baseline_interval=interval)
 
-    slow = [judge(recipe.name, session.runner.latency(MODEL, recipe)) for _ in range(2)]
-    # The gate confirms a failure once on fresh interpreters: both must fail.
-    assert all(failed_metrics(v) == {"latency_ratio"} for v in slow), slow[-1].table()
+    measured = [session.runner.latency(MODEL, recipe) for _ in range(2)]
+    slow = [judge(recipe.name, pairs) for pairs in measured]
+    # The gate confirms a failure once on fresh interpreters: both must fail, unless the
+    # machine was busy while timing, where the gate withholds the verdict and says so.
+    for pairs, verdict in zip(measured, slow, strict=True):
+        row = next(r for r in verdict.rows if r.metric == "latency_ratio")
+        if pairs.busy:
+            assert row.status == "skipped" and "machine busy" in row.note, verdict.table()
+        else:
+            assert failed_metrics(verdict) == {"latency_ratio"}, verdict.table()
     verdicts = [judge("ptq_int8", session.runner.latency(MODEL, "ptq_int8")) for _ in range(2)]
     assert not all(v.failed for v in verdicts), verdicts[-1].table()
 

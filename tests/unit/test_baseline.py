@@ -137,3 +137,16 @@ def test_written_files_are_readable_by_others_as_the_umask_allows(tmp_path):
         os.umask(old)
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
     assert oct(path.with_suffix(".tflite").stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_diff_says_new_removed_and_moves_from_zero(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    _, old = bl.update(path, "m", "r", METRICS | {"gzip_ratio": 2.0}, ENV)
+    doc = json.loads(path.read_text())
+    del doc["metrics"]["gzip_ratio"]
+    doc["metrics"]["sparsity"] = 0.5
+    doc["metrics"]["size_ratio"] = 4.0
+    path.write_text(json.dumps(doc))
+    new = bl.load(path, "m", "r")
+    rows = {name: change for name, _, _, change in bl.diff_rows(old, new)}
+    assert rows == {"gzip_ratio": "removed", "size_ratio": "new", "sparsity": "+0.5"}

@@ -276,3 +276,42 @@ def test_side_by_side_time_against_the_accepted_file(center, verdict):
     assert status(checked, "time vs accepted") == verdict
     headroom = next(r.headroom for r in checked.rows if r.metric == "time vs accepted")
     assert headroom == pytest.approx(1 - math.log(center) / math.log(1.15), abs=0.01)
+
+
+def test_a_regression_timed_on_a_busy_machine_is_not_judged():
+    slow = jitter(1.3, 0.002)
+    quiet = LatencyPairs(*(pairs(slow).reference_ms, pairs(slow).candidate_ms),
+                         others_running=0.4)
+    busy = LatencyPairs(quiet.reference_ms, quiet.candidate_ms, others_running=0.5)
+    assert latency(quiet) == "regression"
+    verdict = rules.check_latency("m", "r", busy, INT8, 1.0, TOL)
+    row_ = next(r for r in verdict.rows if r.metric == "latency_ratio")
+    assert row_.status == "skipped" and not verdict.failed
+    assert "machine busy while timing (0.5 other runnable tasks on average)" in row_.note
+    # ... unless it lies beyond twice the limit: no contention explains that.
+    far = jitter(2.31, 0.002)
+    busy_far = LatencyPairs(pairs(far).reference_ms, pairs(far).candidate_ms,
+                            others_running=2.0)
+    assert latency(busy_far) == "regression"
+    near = jitter(2.29, 0.002)
+    assert latency(LatencyPairs(pairs(near).reference_ms, pairs(near).candidate_ms,
+                                others_running=2.0)) == "skipped"
+    # A pass on a busy machine stays a pass; only a would-be failure is withheld.
+    assert latency(LatencyPairs(quiet.reference_ms, quiet.reference_ms,
+                                others_running=3.0)) == "pass"
+    side = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL, side=busy)
+    assert status(side, "time vs accepted") == "skipped"
+
+
+@pytest.mark.parametrize(("identical", "verdict"), [(True, "pass"), (False, "skipped")])
+def test_an_identical_artifact_is_said_by_a_flag_not_by_its_note(identical, verdict):
+    checked = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
+                                 side_note="any wording", side_identical=identical)
+    assert status(checked, "time vs accepted") == verdict
+
+
+def test_a_min_runtime_promise_without_op_versions_fails():
+    promise = Promise(min_runtime="2.14")
+    verdict = rules.check_conversion(row(op_versions=[]), promise)
+    assert status(verdict, "min runtime") == "fail"
+    assert "cannot vouch" in next(r.note for r in verdict.rows if r.metric == "min runtime")

@@ -371,3 +371,13 @@ def test_missing_mode_never_moves_a_recorded_figure(make):
     for check in ("baseline", "latency"):
         make("missing", row=drifted, ratio=0.52).run_check("m", "ptq_int8", check)
     assert json.loads(path(make).read_text()) == before
+
+
+def test_missing_mode_records_input_digests_a_baseline_lacks(make):
+    run_all(make("missing"))
+    doc = json.loads(path(make).read_text())
+    del doc["inputs"]
+    path(make).write_text(json.dumps(doc))
+    outcome = make("missing").run_check("m", "ptq_int8", "baseline")
+    assert not outcome.failed
+    assert json.loads(path(make).read_text())["inputs"] == ROW["inputs"]
