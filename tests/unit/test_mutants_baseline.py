@@ -198,3 +198,10 @@ def test_diff_markdown_lists_each_file_with_its_reason():
         "## b/m/r.json (updated)", "", "| metric | old | new | change |", "|---|---|---|---|",
         "| accuracy | 0.9 | 0.99 | +10.00 % |", "",
     ])
+
+
+def test_a_failed_conversion_never_keeps_an_artifact(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    bl.update(path, "m", "r", bl.Change({"converted": False, "error": "boom"},
+                                        artifact=b"TFL3"), ENV)
+    assert not path.with_suffix(".tflite").exists()

@@ -608,3 +608,11 @@ def test_latency_ratio_against_this_machine_class_record():
     # Not significant at alpha 0.001 with nine pairs.
     assert latency(pairs(0.30, 0.31, 0.32, 0.33, 0.34, 0.35, 0.36, 0.37, 0.38), base=0.5,
                    tol=Tolerances(alpha=0.001)).rows[0].status == "pass"
+
+
+def test_the_default_hint_is_the_update_flag():
+    sha = gate.check_baseline(
+        row(tflite_sha256=SHA_NEW), METRICS, TOL)
+    assert metric_row("tflite_sha256", sha.rows).note == \
+        "no baseline for tflite_sha256; create it with: --compressgate-update=missing"
+    assert latency().rows[0].note.endswith("record it with: --compressgate-update=missing")

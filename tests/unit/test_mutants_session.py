@@ -249,8 +249,11 @@ def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
     import compressgate.diagnosis_report
 
     written = []
-    monkeypatch.setattr(compressgate.diagnose, "collect",
-                        lambda runner, model, recipe: ("diag", model, recipe))
+    def collect(runner, model, recipe):
+        assert isinstance(runner, Runner)
+        return "diag", model, recipe
+
+    monkeypatch.setattr(compressgate.diagnose, "collect", collect)
     monkeypatch.setattr(compressgate.diagnosis_report, "summary_line",
                         lambda diag: f"worst layers of {diag[1]} x {diag[2]}: dense")
 
@@ -669,3 +672,108 @@ def test_strict_keeps_the_update_and_the_refusal(project):
     broken = Runner(rows={("n", R): make_row("n", accuracy_drop_pts=5.0)})
     refused = project(broken, strict=True, update="all").run_check("n", R, "latency")
     assert refused.refused.startswith("accuracy: accuracy drop (pts) 5")
+
+
+# -- more of what a user reads after an update --------------------------------------------
+
+def test_a_models_own_tolerances_judge_its_baseline(project):
+    record(project, "n")
+    project.write(tolerances={"size_pct": 10})
+    bigger = Runner(rows={("n", R): make_row("n", size_bytes=2100)})     # +5 %
+    assert not project(bigger).run_check("n", R, "baseline").failed
+    project.write()
+    assert project(bigger).run_check("n", R, "baseline").failed
+
+
+def test_other_versions_are_noted_but_not_another_machine_class(project):
+    record(project, "n")
+    doc = json.loads(baseline_path(project, "n").read_text())
+    env = doc["environment"]
+    rewrite(project, "n", environment=env | {"machine": "another class"})
+    assert project().run_check("n", R, "baseline").verdict.notes == ()
+    rewrite(project, "n", environment=env | {"tensorflow": "2.20.0", "python": "3.10.0"})
+    verdict = project().run_check("n", R, "baseline").verdict
+    assert verdict.notes == (f"baseline recorded with other versions: python 3.10.0 (now "
+                             f"{env['python']}), tensorflow 2.20.0 (now 2.21.0)",)
+    assert (verdict.model, verdict.recipe, verdict.check) == ("n", R, "baseline")
+    updated = project(Runner(rows={("n", R): make_row("n", size_bytes=2005)}),
+                      update="all").run_check("n", R, "baseline")
+    assert updated.update is not None and updated.verdict.notes == verdict.notes
+
+
+def test_every_refusal_is_listed(project):
+    broken = Runner(rows={("n", R): make_row("n", accuracy_drop_pts=5.0,
+                                             input_dtype="float32")})
+    outcome = project(broken, update="all").run_check("n", R, "baseline")
+    assert outcome.refused == ("conversion: input_dtype float32; accuracy: accuracy drop "
+                               "(pts) 5 (pass --compressgate-force to record it anyway)")
+
+
+def test_failed_mode_settles_a_failed_row_too(project):
+    runner = Runner(rows={("n", R): make_row("n", peak_memory_bytes=1_000_000)})
+    record(project, "n", runner)
+    unmeasured = Runner(rows={("n", R): make_row("n", peak_memory_bytes=None)})
+    outcome = project(unmeasured, update="failed").run_check("n", R, "baseline")
+    memory = next(r for r in outcome.verdict.rows if r.metric == "peak_memory_bytes")
+    assert (memory.status, memory.note) == ("pass", "recorded now")
+
+
+def test_missing_mode_never_writes_an_artifact_other_than_the_recorded_one(project):
+    runner = Runner(rows={("n", R): make_row("n", peak_memory_bytes=1_000_000)})
+    record(project, "n", runner)
+    artifact = baseline_path(project, "n").with_suffix(".tflite")
+    artifact.unlink()
+    rewrite(project, "n", machines={})              # memory lacks a record: missing acts
+    other = Runner(rows={("n", R): make_row("n", peak_memory_bytes=1_000_000)},
+                   tflite={("n", R): b"TFL3 n, other"})
+    project(other, update="missing").run_check("n", R, "baseline")
+    assert not artifact.exists()
+    # The very file the baseline records is restored.
+    rewrite(project, "n", machines={})
+    project(runner, update="missing").run_check("n", R, "baseline")
+    assert artifact.read_bytes() == b"TFL3 n"
+
+
+def test_an_artifact_written_mid_session_is_read_again_by_every_check(project):
+    record(project, "n")
+    newer = Runner(tflite={("n", R): b"TFL3 n, newer"})
+    session = project(newer, update="all")
+    session.run_check("n", R, "latency")
+    session.run_check("n", R, "baseline")
+    again = session.run_check("n", R, "latency")
+    assert latency_row(again, "time vs accepted").note == \
+        "identical bytes to the accepted file: the same artifact"
+
+
+def test_the_accepted_file_is_timed_per_case(project):
+    record(project, "m")
+    record(project, "n")
+    runner = Runner(tflite={("m", R): b"TFL3 m2", ("n", R): b"TFL3 n2"},
+                    side_ratio={("m", R): 1.0, ("n", R): 1.1})
+    session = project(runner)
+    m = session.latency_against("m", R, bl.load(baseline_path(project, "m"), "m", R))[0]
+    n = session.latency_against("n", R, bl.load(baseline_path(project, "n"), "n", R))[0]
+    assert (m.ratio, n.ratio) == (pytest.approx(1.0), pytest.approx(1.1))
+
+
+def test_an_older_baseline_without_converted_is_timed_against(project):
+    record(project, "n")
+    doc = json.loads(baseline_path(project, "n").read_text())
+    del doc["metrics"]["converted"]
+    rewrite(project, "n", metrics=doc["metrics"])
+    other = Runner(tflite={("n", R): b"TFL3 n, other"})
+    side, note = project(other).latency_against("n", R, bl.load(baseline_path(project, "n"),
+                                                                 "n", R))
+    assert side is not None and note == ""
+
+
+def test_an_improvement_is_counted_from_the_low_edge_of_the_recorded_interval(project):
+    record(project, "n")
+    cls = project().machine_class
+    doc = json.loads(baseline_path(project, "n").read_text())
+    doc["machines"][cls].update({"latency_ratio": 0.6, "latency_ratio_low": 0.55,
+                                 "latency_ratio_high": 0.66})
+    rewrite(project, "n", machines=doc["machines"])
+    # 0.5 is not significantly below 0.55 / 1.15 = 0.478 (it would be below 0.6 / 1.15).
+    faster = Runner(ratio={("n", R): 0.5})
+    assert latency_row(project(faster).run_check("n", R, "latency")).status == "pass"
