@@ -1,4 +1,4 @@
-"""The gate session (``compressgate.session``) on a stand-in runner that knows two models
+"""The gate session (``compressgate.gate.session``) on a stand-in runner that knows two models
 and refuses any other question: each check asks about its own case, caches per case,
 records what it should and reads back what a user sees. Written against the mutants that
 ``tox -e mutation`` found surviving the other unit tests (see MUTATION.md). No TF."""
@@ -11,20 +11,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from compressgate import baseline as bl
-from compressgate import gate
 from compressgate.errors import UserInputError
-from compressgate.gate import Row, Tolerances
-from compressgate.recipes import get_recipe
-from compressgate.session import (
+from compressgate.gate import baselines as bl
+from compressgate.gate import rules
+from compressgate.gate.records import Row, Verdict
+from compressgate.gate.session import (
     Case,
     CheckOutcome,
     GateSession,
     Settings,
     diagnose_note,
-    parse_list,
 )
-from compressgate.stats import LatencyPairs, PairedOutcome
+from compressgate.gate.tolerances import Tolerances
+from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
+from compressgate.recipes import get_recipe
 
 R = "ptq_int8"
 INPUTS = {"model": "m" * 64, "data": "d" * 64, "recipe": "r" * 32}
@@ -85,8 +85,8 @@ class Runner:
         key = self._key(model, recipe)
         self.calls.append(("side_by_side", model, recipe, accepted))
         if accepted == self.tflite[key]:
-            return gate.SideBySide(True)
-        return gate.SideBySide(False, PairedOutcome(400, 0, 0), self.rows[key]["accuracy"],
+            return SideBySide(True)
+        return SideBySide(False, PairedOutcome(400, 0, 0), self.rows[key]["accuracy"],
                                1.0, 0.0)
 
     def latency(self, model, recipe, pairs=41):
@@ -191,12 +191,6 @@ def test_a_models_own_tolerances_win_over_the_projects(project):
     assert session.tolerances("other") == Tolerances(size_pct=2.0)
 
 
-def test_parse_list_accepts_commas_spaces_and_lists():
-    assert parse_list("a, b  c,") == ("a", "b", "c")
-    assert parse_list([" a ", "", "b"]) == ("a", "b")
-    assert parse_list(None) == () and parse_list("") == ()
-
-
 def test_an_unknown_check_names_the_known_ones(project):
     with pytest.raises(UserInputError) as info:
         project().run_check("m", R, "speed")
@@ -230,7 +224,7 @@ def test_an_accuracy_failure_and_only_it_gets_a_diagnosis_note(project, tmp_path
     assert calls == []
     failed = session.run_check("n", R, "accuracy").verdict
     assert calls == [(session, "n", R)]
-    assert failed == gate.Verdict("n", R, "accuracy", gate.check_accuracy(
+    assert failed == Verdict("n", R, "accuracy", rules.check_accuracy(
         runner.rows[("n", R)], get_recipe(R).promise).rows, ("worst layers: dense",))
 
 
@@ -245,23 +239,23 @@ def test_only_the_real_runner_is_diagnosed_by_default(project):
 
 
 def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
-    import compressgate.diagnose
-    import compressgate.diagnosis_report
+    import compressgate.diagnosis.collect
+    import compressgate.diagnosis.report
 
     written = []
     def collect(runner, model, recipe):
         assert isinstance(runner, Runner)
         return "diag", model, recipe
 
-    monkeypatch.setattr(compressgate.diagnose, "collect", collect)
-    monkeypatch.setattr(compressgate.diagnosis_report, "summary_line",
+    monkeypatch.setattr(compressgate.diagnosis.collect, "collect", collect)
+    monkeypatch.setattr(compressgate.diagnosis.report, "summary_line",
                         lambda diag: f"worst layers of {diag[1]} x {diag[2]}: dense")
 
     def write(diag, directory):
         written.append((diag, directory))
         return [directory / "n-ptq_int8.md", directory / "n-ptq_int8.csv"]
 
-    monkeypatch.setattr(compressgate.diagnosis_report, "write", write)
+    monkeypatch.setattr(compressgate.diagnosis.report, "write", write)
     quiet = project()
     assert diagnose_note(quiet, "n", R) == "worst layers of n x ptq_int8: dense"
     assert written == []
@@ -273,23 +267,23 @@ def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
 
 
 def test_a_failing_diagnosis_never_hides_the_verdict(project, monkeypatch):
-    import compressgate.diagnose
+    import compressgate.diagnosis.collect
 
     def broken(runner, model, recipe):
         raise RuntimeError("x" * 300)
 
-    monkeypatch.setattr(compressgate.diagnose, "collect", broken)
+    monkeypatch.setattr(compressgate.diagnosis.collect, "collect", broken)
     assert diagnose_note(project(), "n", R) == "diagnosis failed: RuntimeError: " + "x" * 200
 
 
 # -- pytest-benchmark's invoker -----------------------------------------------------------
 
 def test_the_benchmark_invoker_runs_the_cases_own_file(project, monkeypatch):
-    from compressgate import measure
+    from compressgate.measure import litert
 
     runner = Runner()
     runner.sample = lambda model: f"sample of {model}"
-    monkeypatch.setattr(measure, "ready_invoke", lambda tflite, sample: (tflite, sample))
+    monkeypatch.setattr(litert, "ready_invoke", lambda tflite, sample: (tflite, sample))
     invoke, info = project(runner).invoker("n", R)
     assert invoke == (b"TFL3 n", "sample of n")
     assert info == {"size_bytes": 2000, "gzip_bytes": 900, "accuracy": 0.95,
@@ -304,7 +298,7 @@ def test_the_benchmark_invoker_runs_the_cases_own_file(project, monkeypatch):
 def test_a_missing_baseline_names_its_path_and_how_to_create_it(project):
     outcome = project(command="tox -e gate --").run_check("n", R, "baseline")
     path = baseline_path(project, "n")
-    assert outcome.verdict == gate.Verdict("n", R, "baseline", (Row(
+    assert outcome.verdict == Verdict("n", R, "baseline", (Row(
         "baseline", None, str(path), "-", "fail",
         "missing; create it with: tox -e gate -- --compressgate-update=missing",
         missing=True),))
@@ -337,7 +331,7 @@ def test_the_reference_a_case_is_judged_against(project):
     session = project(runner)
     stored = bl.load(baseline_path(project, "n"), "n", R)
     ref = session.reference("n", R, stored)
-    assert ref == gate.Reference(
+    assert ref == rules.Reference(
         stored.metrics, stored.machine(session.machine_class), session.machine_class, None,
         absent="accepted artifact ptq_int8.tflite absent",
         build_changes=("tensorflow 2.20.0 (now 2.21.0)",), changed_inputs=("the data",),
@@ -520,15 +514,6 @@ def test_missing_mode_with_nothing_to_add_leaves_rows_unsettled(project):
     assert baseline_path(project, "n").read_text() == before
 
 
-def test_missing_mode_does_not_add_digests_when_no_row_lacks_a_figure(project):
-    record(project, "n")
-    rewrite(project, "n", inputs={})
-    before = baseline_path(project, "n").read_text()
-    outcome = project(update="missing").run_check("n", R, "baseline")
-    assert not any(r.missing for r in outcome.verdict.rows)
-    assert baseline_path(project, "n").read_text() == before
-
-
 # -- the latency check --------------------------------------------------------------------
 
 def latency_row(outcome, metric="latency_ratio"):
@@ -584,8 +569,9 @@ def test_latency_against_the_accepted_file(project):
     session.latency_against("n", R, stored, fresh=True)
     assert runner.count("latency_against") == 2
     same = project(Runner())
-    assert same.latency_against("n", R, stored) == (
-        None, "identical bytes to the accepted file: the same artifact")
+    assert latency_row(same.run_check("n", R, "latency"), "time vs accepted") == Row(
+        "time vs accepted", None, None, "-", "pass",
+        "identical bytes to the accepted file: the same artifact")
     assert same.latency_against("n", R, None) == (None, "")
     baseline_path(project, "n").with_suffix(".tflite").unlink()
     assert project().latency_against("n", R, bl.load(baseline_path(project, "n"), "n", R)) \

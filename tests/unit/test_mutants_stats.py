@@ -1,12 +1,13 @@
-"""The statistics behind the latency and paired-accuracy verdicts (``compressgate.stats``):
-the interval of the median ratio, the signed-rank tests, McNemar and the SQNR, pinned on
+"""The statistics behind the latency and paired-accuracy verdicts
+(``compressgate.measure.stats``): the interval of the median ratio, the exact sign tests,
+McNemar and the SQNR, pinned on
 hand-made samples. Written against the mutants that ``tox -e mutation`` found surviving
 the other unit tests (see MUTATION.md)."""
 
 import numpy as np
 import pytest
 
-from compressgate.stats import (
+from compressgate.measure.stats import (
     LatencyPairs,
     PairedOutcome,
     paired_outcome,
@@ -63,12 +64,28 @@ def test_identical_timings_are_never_significant(n):
     assert ratio_below(same, 1.0) == (False, 1.0)
 
 
-def test_pairs_tied_with_the_limit_count_half_each_way():
-    """Five of twenty pairs exactly at the limit: their ranks are split between the two
-    sides (Wilcoxon's zero_method 'zsplit'), not dropped (which would give p=3.3e-4)."""
+def test_pairs_tied_with_the_limit_are_left_out_of_the_sign_test():
+    """Five of twenty pairs exactly at the limit say nothing about either side: the sign
+    test counts the fifteen others, all above (p = 0.5 ** 15), and none below."""
     tied = pairs(*([1.0] * 5 + [1 + (i + 1) / 100 for i in range(15)]))
-    significant, p = ratio_exceeds(tied, 1.0)
-    assert significant and p == pytest.approx(1.33e-4, rel=0.01)
+    assert ratio_exceeds(tied, 1.0) == (True, pytest.approx(0.5 ** 15))
+    assert ratio_below(tied, 1.0) == (False, pytest.approx(1.0))
+
+
+def test_the_sign_test_counts_pairs_not_their_distances():
+    """Nine pairs 1 % above the limit and one 50 % below: p = P(X >= 9 | 10, 1/2) = 11/1024
+    either way the odd pair lies; ``ratio_below`` counts the pairs below the limit."""
+    slower = [1.01] * 9
+    for odd in (0.5, 0.99):
+        significant, p = ratio_exceeds(pairs(*slower, odd), 1.0, alpha=0.02)
+        assert significant and p == pytest.approx(11 / 1024)
+        assert ratio_exceeds(pairs(*slower, odd), 1.0, alpha=11 / 1024) == \
+            (False, pytest.approx(11 / 1024))
+    faster = pairs(*([0.9] * 9 + [1.5]))
+    assert ratio_below(faster, 1.0, alpha=0.02) == (True, pytest.approx(11 / 1024))
+    assert ratio_exceeds(faster, 1.0) == (False, pytest.approx(1023 / 1024))
+    # The limit moves the comparison: against 0.8, all ten pairs lie above.
+    assert ratio_exceeds(faster, 0.8) == (True, pytest.approx(0.5 ** 10))
 
 
 def test_sqnr_of_integer_outputs_is_computed_in_floats():
