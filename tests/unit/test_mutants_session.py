@@ -561,8 +561,8 @@ def test_latency_against_the_accepted_file(project):
     runner = Runner(tflite={("n", R): b"TFL3 n, other"}, side_ratio={("n", R): 1.0})
     session = project(runner, latency_pairs=12)
     stored = bl.load(baseline_path(project, "n"), "n", R)
-    side, note = session.latency_against("n", R, stored)
-    assert note == "" and side.ratio == pytest.approx(1.0)
+    side, note, identical = session.latency_against("n", R, stored)
+    assert note == "" and not identical and side.ratio == pytest.approx(1.0)
     assert runner.calls[-1] == ("latency_against", "n", R, b"TFL3 n", 12)
     session.latency_against("n", R, stored)
     assert runner.count("latency_against") == 1
@@ -572,11 +572,11 @@ def test_latency_against_the_accepted_file(project):
     assert latency_row(same.run_check("n", R, "latency"), "time vs accepted") == Row(
         "time vs accepted", None, None, "-", "pass",
         "identical bytes to the accepted file: the same artifact")
-    assert same.latency_against("n", R, None) == (None, "")
+    assert same.latency_against("n", R, None) == (None, "", False)
     baseline_path(project, "n").with_suffix(".tflite").unlink()
     assert project().latency_against("n", R, bl.load(baseline_path(project, "n"), "n", R)) \
         == (None, "accepted artifact ptq_int8.tflite absent: a slower artifact cannot be "
-                  "timed against it here")
+                  "timed against it here", False)
 
 
 def test_no_time_against_a_baseline_of_a_failed_conversion(project):
@@ -748,9 +748,9 @@ def test_an_older_baseline_without_converted_is_timed_against(project):
     del doc["metrics"]["converted"]
     rewrite(project, "n", metrics=doc["metrics"])
     other = Runner(tflite={("n", R): b"TFL3 n, other"})
-    side, note = project(other).latency_against("n", R, bl.load(baseline_path(project, "n"),
-                                                                 "n", R))
-    assert side is not None and note == ""
+    side, note, identical = project(other).latency_against(
+        "n", R, bl.load(baseline_path(project, "n"), "n", R))
+    assert side is not None and note == "" and not identical
 
 
 def test_an_improvement_is_counted_from_the_low_edge_of_the_recorded_interval(project):

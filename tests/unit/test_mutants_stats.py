@@ -54,7 +54,10 @@ def test_to_dict_names_the_figures_a_baseline_records():
     assert p.to_dict() == {
         "latency_ratio": pytest.approx(0.5), "latency_ratio_low": pytest.approx(0.5),
         "latency_ratio_high": pytest.approx(0.5), "latency_ms": 1.0,
-        "float_latency_ms": 2.0, "latency_pairs": 3}
+        "float_latency_ms": 2.0, "latency_pairs": 3, "others_running": None}
+    busy = LatencyPairs((1.0,), (1.0,), others_running=0.5)
+    assert busy.to_dict()["others_running"] == 0.5 and busy.busy
+    assert not LatencyPairs((1.0,), (1.0,), others_running=0.49).busy
 
 
 @pytest.mark.parametrize("n", [1, 6, 20])
