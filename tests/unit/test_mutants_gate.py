@@ -8,7 +8,7 @@ import math
 import pytest
 
 from compressgate.gate import baselines, rules
-from compressgate.gate.records import Row, Verdict
+from compressgate.gate.records import CheckRecord, Row, Update, Verdict
 from compressgate.gate.rules import Reference
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
@@ -618,3 +618,37 @@ def test_the_default_hint_is_the_update_flag():
     assert metric_row("tflite_sha256", sha.rows).note == \
         "no baseline for tflite_sha256; create it with: --compressgate-update=missing"
     assert latency().rows[0].note.endswith("record it with: --compressgate-update=missing")
+
+
+# -- the typed record a check becomes -----------------------------------------------------
+
+def test_a_check_record_carries_each_field_the_reports_read():
+    verdict = Verdict("m", "ptq_int8", "baseline", (
+        Row("accuracy", 0.9, 0.97, "0.5 pts", "regression", "dropped", headroom=-0.123456),
+        Row("size_bytes", 900, 1000, "1 %", "improved", headroom=1.5),
+        Row("latency_ratio", None, None, "-", "skipped", "no record"),
+        Row("sparsity", 0.0, 0.0, "0.01", "pass"),
+    ))
+    update = Update("b/m/ptq_int8.json", "updated", [("accuracy", "0.97", "0.9", "-7.22 %")])
+    record = CheckRecord.of(verdict, message="table", refused="why", update=update,
+                            row={"accuracy": 0.9})
+    assert record == CheckRecord(
+        "m", "ptq_int8", "baseline", failed=True, message="table", stale=["size_bytes"],
+        regressions=["accuracy"],
+        reasons=["accuracy 0.97 -> 0.9 (0.5 pts): dropped",
+                 "refused to record the baseline: why"],
+        skipped=["latency_ratio: no record"],
+        headroom={"accuracy": -0.1235, "size_bytes": 1.5}, update=update,
+        row={"accuracy": 0.9})
+    passing = CheckRecord.of(verdict.with_rows(verdict.rows[3:]), message="")
+    assert (passing.failed, passing.reasons, passing.update) == (False, [], None)
+    refused = CheckRecord.of(verdict.with_rows(verdict.rows[3:]), message="", refused="x")
+    assert (refused.failed, refused.reasons) == (True, ["refused to record the baseline: x"])
+
+
+def test_a_check_that_raised_is_a_failed_record_with_its_message():
+    assert CheckRecord.error("m", "ptq_int8", "conversion", "boom") == CheckRecord(
+        "m", "ptq_int8", "conversion", failed=True, message="boom")
+    record = CheckRecord.error("m", "ptq_int8", "conversion", "boom")
+    assert (record.model, record.recipe, record.check, record.message) == (
+        "m", "ptq_int8", "conversion", "boom")

@@ -14,7 +14,7 @@ import pytest
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines as bl
 from compressgate.gate import rules
-from compressgate.gate.records import Row, Verdict
+from compressgate.gate.records import CheckRecord, Row, Update, Verdict
 from compressgate.gate.session import (
     Case,
     CheckOutcome,
@@ -763,3 +763,64 @@ def test_an_improvement_is_counted_from_the_low_edge_of_the_recorded_interval(pr
     # 0.5 is not significantly below 0.55 / 1.15 = 0.478 (it would be below 0.6 / 1.15).
     faster = Runner(ratio={("n", R): 0.5})
     assert latency_row(project(faster).run_check("n", R, "latency")).status == "pass"
+
+
+def test_missing_mode_with_a_complete_baseline_writes_nothing(project):
+    """Nothing lacks a figure: even an absent accepted file of the recorded sha is left
+    absent (it is restored only along with a missing figure)."""
+    record(project, "n")
+    artifact = baseline_path(project, "n").with_suffix(".tflite")
+    artifact.unlink()
+    before = baseline_path(project, "n").read_text()
+    outcome = project(update="missing").run_check("n", R, "baseline")
+    assert not any(r.missing for r in outcome.verdict.rows)
+    assert outcome.update is None
+    assert baseline_path(project, "n").read_text() == before
+    assert not artifact.exists()
+
+
+# -- the record the reports read -----------------------------------------------------------
+
+def test_a_check_outcome_becomes_the_record_the_reports_read():
+    verdict = Verdict("n", R, "baseline", (Row("accuracy", 0.9, 0.97, "0.5 pts", "pass"),))
+    update = Update("b/n/r.json", "updated", [("accuracy", "0.97", "0.9", "-7.22 %")])
+    outcome = CheckOutcome(verdict, update, refused="accuracy drop 5")
+    record = outcome.record(row={"accuracy": 0.9})
+    assert record == CheckRecord(
+        "n", R, "baseline", failed=True, message=outcome.message(), stale=[],
+        regressions=[], reasons=["refused to record the baseline: accuracy drop 5"],
+        skipped=[], headroom={}, update=update, row={"accuracy": 0.9})
+    assert record.message.endswith("\n  refused to record the baseline: accuracy drop 5")
+    assert CheckOutcome(verdict).record().failed is False
+
+
+def test_accepted_files_are_read_per_model_and_recipe(project):
+    """One session, two recipes of one model and one recipe of two models: each case is
+    measured against, and restored from, its own accepted file."""
+    memory = {"peak_memory_bytes": 1_000_000}
+    float_row = make_row("n", recipe="float", input_dtype="float32", output_dtype="float32",
+                         keras_agreement=1.0, **memory)
+    runner = Runner(rows={("m", R): make_row("m", **memory), ("n", R): make_row("n", **memory),
+                          ("n", "float"): float_row},
+                    tflite={("n", "float"): b"TFL3 n float"})
+    cases = (("n", "float"), ("m", R), ("n", R))
+    for model, recipe in cases:
+        project(runner, update="missing", recipes=()).run_check(model, recipe, "baseline")
+    session = project(runner, recipes=())
+    for model, recipe in cases:
+        assert not session.run_check(model, recipe, "baseline").failed
+    sides = [c[1:] for c in runner.calls if c[0] == "side_by_side"]
+    assert sides[-3:] == [("n", "float", b"TFL3 n float"), ("m", R, b"TFL3 m"),
+                          ("n", R, b"TFL3 n")]
+    # update=missing restores n's absent file though m's, and n's float file, are present.
+    for model, recipe in cases:
+        path = project.baselines / model / f"{recipe}.json"
+        doc = json.loads(path.read_text())
+        doc["machines"] = {}                        # memory lacks a record: missing acts
+        path.write_text(json.dumps(doc))
+    artifact = baseline_path(project, "n").with_suffix(".tflite")
+    artifact.unlink()
+    missing = project(runner, update="missing", recipes=())
+    for model, recipe in cases:
+        missing.run_check(model, recipe, "baseline")
+    assert artifact.read_bytes() == b"TFL3 n"

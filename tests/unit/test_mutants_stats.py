@@ -91,6 +91,13 @@ def test_the_sign_test_counts_pairs_not_their_distances():
     assert ratio_exceeds(faster, 0.8) == (True, pytest.approx(0.5 ** 10))
 
 
+def test_as_many_pairs_above_as_below_is_no_evidence_either_way():
+    """Three above and three below: p = P(X >= 3 | 6, 1/2) = 42/64 for either side."""
+    even = pairs(1.1, 1.2, 1.3, 0.7, 0.8, 0.9)
+    assert ratio_exceeds(even, 1.0) == (False, pytest.approx(42 / 64))
+    assert ratio_below(even, 1.0) == (False, pytest.approx(42 / 64))
+
+
 def test_sqnr_of_integer_outputs_is_computed_in_floats():
     # int8 squares overflow: 100**2 does not fit.
     reference = np.array([100, -100, 50], dtype=np.int8)
