@@ -150,3 +150,15 @@ def test_diff_says_new_removed_and_moves_from_zero(tmp_path):
     new = bl.load(path, "m", "r")
     rows = {name: change for name, _, _, change in bl.diff_rows(old, new)}
     assert rows == {"gzip_ratio": "removed", "size_ratio": "new", "sparsity": "+0.5"}
+
+
+def test_diff_of_a_figure_that_falls_from_zero_or_is_a_flag(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    _, old = bl.update(path, "m", "r", METRICS | {"size_ratio": 0.0}, ENV)
+    doc = json.loads(path.read_text())
+    doc["metrics"].update({"size_ratio": -1.5, "converted": False, "sparsity": 0.25})
+    path.write_text(json.dumps(doc))
+    rows = {n: (a, b, c) for n, a, b, c in bl.diff_rows(old, bl.load(path, "m", "r"))}
+    assert rows["size_ratio"] == ("0.0", "-1.5", "-1.5")
+    assert rows["converted"] == ("True", "False", "")
+    assert rows["sparsity"] == ("0.0", "0.25", "+0.25")

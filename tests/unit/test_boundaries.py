@@ -315,3 +315,47 @@ def test_a_min_runtime_promise_without_op_versions_fails():
     verdict = rules.check_conversion(row(op_versions=[]), promise)
     assert status(verdict, "min runtime") == "fail"
     assert "cannot vouch" in next(r.note for r in verdict.rows if r.metric == "min runtime")
+
+
+def _busy(center, others=2.0):
+    p = pairs(jitter(center, 0.002))
+    return LatencyPairs(p.reference_ms, p.candidate_ms, others_running=others)
+
+
+def test_a_busy_regression_keeps_its_row_and_says_the_load_exactly():
+    def ratio_row(p):
+        return next(r for r in rules.check_latency("m", "r", p, INT8, 1.0, TOL).rows
+                    if r.metric == "latency_ratio")
+
+    rows = [ratio_row(_busy(2.31)), ratio_row(_busy(2.29)), ratio_row(_busy(2.29, None))]
+    far_quiet = ratio_row(_busy(2.31, None))
+    for row_ in rows:  # only status and note change with the load
+        assert (row_.expected, row_.tolerance, row_.missing) == (
+            1.0, "<= 1.15, p < 0.01", False)
+        assert row_.headroom == pytest.approx(
+            1 - math.log(row_.measured) / math.log(1.15))
+    assert rows[1].measured == rows[2].measured
+    assert rows[0].status == "regression" and rows[0].note == (
+        f"{far_quiet.note}; machine busy while timing (2.0 other runnable tasks "
+        "on average), and still beyond 2x the limit")
+    assert rows[1].status == "skipped" and rows[1].note == (
+        "machine busy while timing (2.0 other runnable tasks on average): would be a "
+        f"regression ({rows[2].note}), within what contention moves (2x the limit); "
+        "not judged, re-run on a quiet machine")
+    assert rows[2].status == "regression"
+
+
+def test_the_busy_limit_is_twice_the_limit_in_the_side_by_side_time_too():
+    def side_status(center):
+        checked = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
+                                      side=_busy(center))
+        return status(checked, "time vs accepted")
+
+    assert (side_status(2.31), side_status(2.29)) == ("regression", "skipped")
+
+
+def test_the_runtime_row_without_op_versions_is_exact():
+    verdict = rules.check_conversion(row(op_versions=None), Promise(min_runtime="2.14"))
+    assert next(r for r in verdict.rows if r.metric == "min runtime") == rules.Row(
+        "min runtime", None, "<= 2.14", "-", "fail",
+        "no op versions recorded for this file: cannot vouch for a runtime")
