@@ -359,3 +359,16 @@ def test_the_runtime_row_without_op_versions_is_exact():
     assert next(r for r in verdict.rows if r.metric == "min runtime") == rules.Row(
         "min runtime", None, "<= 2.14", "-", "fail",
         "no op versions recorded for this file: cannot vouch for a runtime")
+
+
+def test_the_busy_limit_uses_the_configured_alpha():
+    # 26 of 42 pairs beyond twice the limit: p = 0.08, significant at 0.1, not at 0.01.
+    ratios = np.r_[np.full(26, 2.5), np.full(16, 2.2)]
+    p = pairs(ratios)
+    busy = LatencyPairs(p.reference_ms, p.candidate_ms, others_running=1.0)
+
+    def verdict(alpha):
+        checked = rules.check_latency("m", "r", busy, INT8, 1.0, Tolerances(alpha=alpha))
+        return status(checked, "latency_ratio")
+
+    assert (verdict(0.1), verdict(0.01)) == ("regression", "skipped")
