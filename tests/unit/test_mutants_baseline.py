@@ -1,7 +1,7 @@
 """Baseline files (``compressgate.baseline``): the exact text a team reviews in ``git diff``,
 the messages that name a broken file, the update flow's merge and artifact rules, and the
 diff a report prints. Written against the mutants that ``tox -e mutation`` found surviving
-the other unit tests (see MUTATION.md)."""
+the other unit tests (see README "Testing")."""
 
 import json
 import platform

@@ -1,7 +1,7 @@
 """What the verdict rules of ``compressgate.gate`` say, row by row: the metric, what was
 measured against what, the tolerance text, the status and the note a user reads, and the
 headroom the reports plot. Written against the mutants that ``tox -e mutation`` found
-surviving the other unit tests (see MUTATION.md). No TensorFlow, no timing."""
+surviving the other unit tests (see README "Testing"). No TensorFlow, no timing."""
 
 import math
 

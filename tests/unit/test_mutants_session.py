@@ -1,7 +1,7 @@
 """The gate session (``compressgate.gate.session``) on a stand-in runner that knows two models
 and refuses any other question: each check asks about its own case, caches per case,
 records what it should and reads back what a user sees. Written against the mutants that
-``tox -e mutation`` found surviving the other unit tests (see MUTATION.md). No TF."""
+``tox -e mutation`` found surviving the other unit tests (see README "Testing"). No TF."""
 
 import hashlib
 import json

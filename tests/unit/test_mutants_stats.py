@@ -2,7 +2,7 @@
 (``compressgate.measure.stats``): the interval of the median ratio, the exact sign tests,
 McNemar and the SQNR, pinned on
 hand-made samples. Written against the mutants that ``tox -e mutation`` found surviving
-the other unit tests (see MUTATION.md)."""
+the other unit tests (see README "Testing")."""
 
 import numpy as np
 import pytest
