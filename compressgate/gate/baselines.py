@@ -88,11 +88,6 @@ def recorded_metrics(row: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def cpu_name() -> str:
-    """The CPU's brand string (for people; it does not tell kernel classes apart)."""
-    return str(this_machine().get("name") or platform.processor() or platform.machine())
-
-
 def environment(versions: dict[str, str]) -> dict[str, str]:
     """Library versions, Python and the machine class a figure was produced with."""
     return {**versions, "python": platform.python_version(),

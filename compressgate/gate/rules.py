@@ -371,7 +371,6 @@ def _memory_rows(row: dict[str, Any], ref: Reference, tol: Tolerances, hint: str
 
 def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: Promise,
                   baseline_ratio: float | None, tol: Tolerances, *,
-                  same_machine: bool = True,
                   baseline_interval: tuple[float, float] | None = None,
                   side: LatencyPairs | None = None, side_note: str = "",
                   side_identical: bool = False,
@@ -426,9 +425,6 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
         rows.append(Row("latency_ratio", ratio, None, "-", Status.SKIPPED,
                         f"no latency record for machine class {where}: a slower runtime "
                         f"would go unseen here; record it with: {hint}", missing=True))
-    elif not same_machine:
-        rows.append(Row("latency_ratio", ratio, baseline_ratio, "-", Status.SKIPPED,
-                        "baseline recorded on another machine class"))
     else:
         b_low, b_high = baseline_interval or (baseline_ratio, baseline_ratio)
         upper, lower = max(b_high, baseline_ratio) * factor, min(b_low, baseline_ratio) / factor

@@ -23,18 +23,6 @@ def test_environment_names_python_and_the_machine_class():
     assert set(env) == {"tensorflow", "python", "machine"}
 
 
-@pytest.mark.parametrize(("machine", "processor", "expected"), [
-    ({"name": "Intel Xeon"}, "x86_64 proc", "Intel Xeon"),
-    ({}, "x86_64 proc", "x86_64 proc"),
-    ({}, "", platform.machine()),
-])
-def test_cpu_name_falls_back_from_the_brand_string(monkeypatch, machine, processor,
-                                                   expected):
-    monkeypatch.setattr(bl, "this_machine", lambda: machine)
-    monkeypatch.setattr(bl.platform, "processor", lambda: processor)
-    assert bl.cpu_name() == expected
-
-
 def test_baseline_json_is_indented_sorted_and_rounds_only_known_figures(tmp_path):
     baseline = bl.Baseline(tmp_path / "m" / "r.json", "m", "r",
                            {"accuracy": 0.97250000001, "mae": 0.123456789123,
