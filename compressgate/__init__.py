@@ -13,12 +13,19 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ logs drown the progress lines
 
 from compressgate.errors import CompressgateError, UserInputError
-from compressgate.recipes import Recipe, get_recipe, register_recipe, registered_recipes
+from compressgate.recipes import (
+    Recipe,
+    default_recipes,
+    get_recipe,
+    register_recipe,
+    registered_recipes,
+)
 
 __all__ = [
     "CompressgateError",
     "Recipe",
     "UserInputError",
+    "default_recipes",
     "get_recipe",
     "register_recipe",
     "registered_recipes",

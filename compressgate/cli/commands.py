@@ -117,9 +117,9 @@ def reproducibility(args: argparse.Namespace) -> int:
     """``compressgate reproducibility``: convert afresh (no result cache), print each
     file's sha256 as JSON; with ``--baselines``, compare and exit 1 on a change."""
     from compressgate.compat.reproducibility import compare_with_baselines, fresh_sha256
-    from compressgate.recipes import registered_recipes
+    from compressgate.recipes import default_recipes
 
-    recipes = args.recipes or [r.name for r in registered_recipes()]
+    recipes = args.recipes or [r.name for r in default_recipes()]
     fresh = fresh_sha256(args.config, args.models or [], recipes)
     print(json.dumps(fresh, sort_keys=True))
     return compare_with_baselines(fresh, args.baselines) if args.baselines else 0

@@ -71,11 +71,11 @@ def export(out: Path, project: Path | None, *, jobs: int = 1, log=print) -> dict
     from compressgate.pipeline.cache import ResultCache
     from compressgate.pipeline.runner import Runner
     from compressgate.project import config
-    from compressgate.recipes import registered_recipes
+    from compressgate.recipes import default_recipes
 
     specs = config.load(project).specs
     runner = Runner(specs, ResultCache(None), log=log)
-    recipes = [r.name for r in registered_recipes()]
+    recipes = [r.name for r in default_recipes()]
     runner.precompute([(m, r) for m in specs for r in recipes], jobs)
     out.mkdir(parents=True, exist_ok=True)
     entries = []

@@ -19,7 +19,7 @@ from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
 from compressgate.project import config
 from compressgate.project.models import select
-from compressgate.recipes import get_recipe, registered_recipes
+from compressgate.recipes import default_recipes, get_recipe
 
 # Checks that need only this run's figures and the recipe's promise.
 _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
@@ -126,7 +126,7 @@ class GateSession:
         """The command line's recipes, else the model's, else the project's, else all."""
         names = (list(self.settings.recipes) or list(self.specs[model].recipes or ())
                  or list(self.project.config.recipes or ())
-                 or [r.name for r in registered_recipes()])
+                 or [r.name for r in default_recipes()])
         for name in names:
             get_recipe(name)
         return names

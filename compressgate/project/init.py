@@ -16,7 +16,7 @@ import numpy as np
 from compressgate.errors import UserInputError
 from compressgate.project.models import Dataset
 from compressgate.project.sources import Source
-from compressgate.recipes import registered_recipes
+from compressgate.recipes import default_recipes
 
 GATE_TEST = '''"""The compressgate release gate (written by `compressgate init`).
 
@@ -44,7 +44,7 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
            custom_objects: str | None = None) -> str:
     """The starter config text for one model."""
     qat_error, recurrent = info.get("qat_error"), info.get("recurrent") or []
-    chosen = list(recipes) if recipes else [r.name for r in registered_recipes()]
+    chosen = list(recipes) if recipes else [r.name for r in default_recipes()]
     left_out = []
     if qat_error and "qat_int8" in chosen:
         chosen.remove("qat_int8")

@@ -14,7 +14,7 @@ from compressgate.compat.runtime_versions import judge, requirement
 from compressgate.measure import flatbuffer, litert
 from compressgate.project import config
 from compressgate.project.models import Dataset
-from compressgate.recipes import registered_recipes
+from compressgate.recipes import default_recipes
 
 if os.environ.get("COMPRESSGATE_LEGACY_ENV"):  # the legacy tox env: never skip
     import tflite_runtime.interpreter as legacy
@@ -29,7 +29,7 @@ RUNTIME = version("tflite-runtime")
 FLOAT_ATOL = {"int16x8": 1e-3}
 DEFAULT_FLOAT_ATOL = 1e-5
 CASES = [(m, r.name) for m in config.load(ROOT / "fixtures" / "manifest.json").specs
-         for r in registered_recipes()]
+         for r in default_recipes()]
 
 
 def legacy_interpreter(tflite: bytes):

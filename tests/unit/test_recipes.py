@@ -62,3 +62,20 @@ def test_register_refuses_silent_redefinition():
     with pytest.raises(UserInputError, match="already registered"):
         register_recipe(recipe)
     assert get_recipe("my_int8_test_recipe") is recipe
+
+
+def test_an_opt_in_recipe_is_registered_but_not_in_the_default_list():
+    from compressgate import default_recipes
+    from compressgate.recipes import _OPT_IN, _REGISTRY
+
+    recipe = Recipe("optin_probe", quantization="dynamic")
+    try:
+        register_recipe(recipe, opt_in=True)
+        assert get_recipe("optin_probe") is recipe
+        assert "optin_probe" in {r.name for r in registered_recipes()}
+        assert "optin_probe" not in {r.name for r in default_recipes()}
+        register_recipe(recipe, replace=True)  # re-registered without opt_in: a default
+        assert "optin_probe" in {r.name for r in default_recipes()}
+    finally:
+        _REGISTRY.pop("optin_probe", None)
+        _OPT_IN.discard("optin_probe")
