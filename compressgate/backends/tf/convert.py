@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+import compressgate.backends.tf.qat as qat
+import compressgate.backends.tf.recurrent as recurrent
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
 from compressgate.backends.tf.env import (
     converter_reason,
     deterministic,
-    first_line,
     import_keras,
     import_tfmot,
     make_converter,
@@ -26,11 +27,7 @@ from compressgate.backends.tf.env import (
     quiet,
     with_batch,
 )
-from compressgate.backends.tf.keep_float import (
-    check_keep_float,
-    convert_keep_float,
-    quantize_model_keep_float,
-)
+from compressgate.backends.tf.keep_float import check_keep_float, convert_keep_float
 from compressgate.backends.tf.loading import load_model, model_info
 from compressgate.errors import UserInputError
 from compressgate.project.models import Dataset, ModelSpec
@@ -75,16 +72,8 @@ def _tensorboard(logs: Path | None, *, pruning: bool = False) -> list:
 
 
 def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
-    tfmot = import_tfmot()
-    try:
-        with quiet():
-            if recipe.keep_float is not None:
-                q_model = quantize_model_keep_float(model, recipe)
-            else:
-                q_model = tfmot.quantization.keras.quantize_model(model)
-    except (RuntimeError, ValueError) as exc:
-        raise RecipeUnsupported(
-            f"tfmot QAT cannot quantize this model: {first_line(exc)}") from None
+    kept = recipe.keep_float if isinstance(recipe.keep_float, tuple) else ()
+    q_model = qat.quantize(model, kept)
     _compile_like(q_model, model, recipe.finetune.learning_rate)
     q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
                 callbacks=_tensorboard(logs),
@@ -220,6 +209,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
+        model = recurrent.for_conversion(model, spec.static_batch, recipe)
         if recipe.keep_float is not None:
             mixed = convert_keep_float(model, recipe, data, spec)
             tflite = mixed.tflite

@@ -5,7 +5,8 @@ Imports are lazy (``import_tf``, ``import_keras``, ``import_tfmot``): importing
 compressgate never loads TensorFlow. Private APIs used here, each behind one function:
 tfmot's ``PruneRegistry._weight_names`` (``prunable``), the converter's
 ``_experimental_calibrate_only`` (``calibrated_model``) and
-``tensorflow.lite.python.convert.mlir_quantize`` (``quantize_calibrated``). Also here: the
+``tensorflow.lite.python.convert.mlir_quantize`` (``quantize_calibrated``), tf-keras's
+per-graph layer-name counters (``reserve_layer_names``). Also here: the
 converter a recipe configures (``make_converter``), determinism, and silencing the C++
 side.
 """
@@ -93,6 +94,14 @@ def quiet() -> Iterator[None]:
                 os.close(fd)
 
 
+def rebuilt(model, config: dict):
+    """``model`` rebuilt from an edited ``config`` of it, with its weights."""
+    with import_tfmot().quantization.keras.quantize_scope():
+        clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def with_batch(model, batch: int | None):
     """A clone of ``model`` whose input has batch dimension ``batch``, same weights."""
     config = model.get_config()
@@ -102,10 +111,27 @@ def with_batch(model, batch: int | None):
             layer["config"]["batch_input_shape"] = (batch, *shape[1:])
     if "build_input_shape" in config:
         config["build_input_shape"] = (batch, *config["build_input_shape"][1:])
-    with import_tfmot().quantization.keras.quantize_scope():
-        clone = model.__class__.from_config(config)
-    clone.set_weights(model.get_weights())
-    return clone
+    return rebuilt(model, config)
+
+
+def reserve_layer_names(model) -> None:
+    """Move tf-keras's automatic layer names past ``model``'s own.
+
+    A model loaded from a file keeps names such as ``conv2d_2`` while this session's
+    counters restart at zero; tfmot's QAT transforms create unnamed layers (the Conv2D
+    and DepthwiseConv2D a SeparableConv2D becomes) and wire its graph by name, so a
+    clash silently connects the wrong tensors ("Inputs have incompatible shapes").
+    """
+    from tf_keras.src.backend import get_default_graph_uid_map
+
+    counters = get_default_graph_uid_map()
+    for layer in model.submodules:
+        name = getattr(layer, "name", "")
+        base, _, number = name.rpartition("_")
+        if not (base and number.isdigit()):
+            base, number = name, "0"
+        key = ("", base)
+        counters[key] = max(counters[key], int(number) + 1)
 
 
 def first_line(exc: BaseException) -> str:
