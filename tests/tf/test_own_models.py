@@ -83,6 +83,16 @@ def test_a_bidirectional_gru_saved_at_a_dynamic_batch_converts_at_static_batch_1
         assert np.mean(top1 == keras_top1) >= (1.0 if name == "float" else 0.9), name
 
 
+def test_without_static_batch_the_failure_names_the_setting(bigru_dir):
+    from compressgate.backends import tf as backend
+
+    artifact = backend.compress(spec_for(bigru_dir), get_recipe("float"),
+                                Dataset.load(bigru_dir / "data.npz"))
+    assert artifact.error == (
+        "converter failed on recurrent layer bidirectional (GRU) at a dynamic batch "
+        "(TensorList ops need a static one): set static_batch = 1 for model m in the config")
+
+
 def test_a_conv1d_model_gets_qat_with_compressgates_configs(conv1d_dir):
     from compressgate.backends import tf as backend
     from compressgate.measure import flatbuffer

@@ -217,7 +217,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             tflite = _convert(model, recipe, data)
         convert_seconds = time.perf_counter() - start
     except RecipeUnsupported as exc:
-        return Artifact(None, error=str(exc), finetune_seconds=finetune_seconds)
+        error = recurrent.explain(str(exc), model, spec.static_batch, spec.name)
+        return Artifact(None, error=error, finetune_seconds=finetune_seconds)
     return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
                     kept_float=mixed.kept if mixed else None,
                     search=mixed.search if mixed else None)

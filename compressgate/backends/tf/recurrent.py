@@ -88,3 +88,15 @@ def for_conversion(model, static_batch: int | None, recipe: Recipe):
             "loop (TensorFlow's calibrator crashes on it, tensorflow#62281) and unrolling it "
             f"failed ({first_line(exc)[:120]}): give the model's Input a fixed number of "
             "time steps") from None
+
+
+def explain(error: str, model, static_batch: int | None, name: str) -> str:
+    """A converter failure on a recurrent model at a dynamic batch, as the fix it needs
+    (the converter's own advice, Select TF ops, would leave the model off the builtins)."""
+    if static_batch or "tensorlist" not in error.lower().replace(" ", ""):
+        return error
+    layers = recurrent_layers(model)
+    if not layers:
+        return error
+    return (f"converter failed on recurrent layer {layers[0]} at a dynamic batch (TensorList "
+            f"ops need a static one): set static_batch = 1 for model {name} in the config")
