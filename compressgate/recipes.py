@@ -27,6 +27,7 @@ class FineTune:
     learning_rate: float = 1e-4
 
     def __post_init__(self) -> None:
+        _check_types(self, "finetune.")
         _require(self.epochs >= 1, "finetune.epochs", "an integer >= 1", self.epochs)
         _require(self.batch_size >= 1, "finetune.batch_size", "an integer >= 1", self.batch_size)
         _require(self.learning_rate > 0, "finetune.learning_rate", "> 0", self.learning_rate)
@@ -55,6 +56,7 @@ class Pruning:
     recalibrate_batchnorm: bool = True
 
     def __post_init__(self) -> None:
+        _check_types(self, "prune.")
         for name in ("initial_sparsity", "final_sparsity"):
             value = getattr(self, name)
             _require(0.0 <= value < 1.0, f"prune.{name}", "a fraction in [0, 1)", value)
@@ -94,6 +96,7 @@ class Promise:
     min_runtime: str | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, "promise.")
         if self.min_runtime is not None:
             from compressgate.compat.runtime_versions import parse_version
 
@@ -131,6 +134,7 @@ class Recipe:
     keep_float: KeepFloat = None
 
     def __post_init__(self) -> None:
+        _check_types(self, "")
         _check_keep_float(self)
         _require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
                  "letters, digits and underscores", self.name)
@@ -232,6 +236,31 @@ def _check_keep_float(recipe: Recipe) -> None:
     if recipe.promise.integer_only:
         object.__setattr__(recipe, "promise",
                            dataclasses.replace(recipe.promise, integer_only=False))
+
+
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
+               "str": "a string"}
+
+
+def _check_types(obj: Any, prefix: str) -> None:
+    """Scalar fields must hold their declared type (``"1.4x"`` is not a number, ``1`` is
+    not a bool): a config value of the wrong type is one line naming the field, not a
+    TypeError in the middle of a run."""
+    for f in fields(obj):
+        declared = [t.strip() for t in str(f.type).split("|")]
+        kinds = [t for t in declared if t in _SCALARS]
+        if not kinds or any(t not in (*_SCALARS, "None") for t in declared):
+            continue  # Literal, tuple, nested dataclass: checked where they are used
+        value = getattr(obj, f.name)
+        if value is None and "None" in declared:
+            continue
+        ok = any(isinstance(value, _SCALARS[k]) for k in kinds) and (
+            not isinstance(value, bool) or "bool" in kinds)
+        expected = " or ".join(_TYPE_NAMES[k] for k in kinds)
+        _require(ok, f"{prefix}{f.name}", expected + (" (or unset)" if "None" in declared
+                                                        else ""), value)
 
 
 def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:

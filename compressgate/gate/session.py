@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines, rules
+from compressgate.gate.accept import override_hint
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import SideBySide
@@ -131,6 +132,18 @@ class GateSession:
             get_recipe(name)
         return names
 
+    def check_sources(self) -> None:
+        """Raise one ``UserInputError`` for the first selected model whose model, data or
+        custom-objects file does not exist: a configuration error, found before any
+        check runs rather than once per check."""
+        for spec in select(self.specs, list(self.settings.models)):
+            for key, source in (("model", spec.model), ("data", spec.data),
+                                ("custom_objects", spec.custom_objects)):
+                if source is not None and not source.is_function and not source.path.exists():
+                    raise UserInputError(
+                        f"model {spec.name!r}: {key} {source.path}: file not found "
+                        f"(set models.{spec.name}.{key} in {self.settings.config})")
+
     def unused_baselines(self) -> list[Path]:
         """Baseline files that no gated case reads (a removed model or recipe, or one
         now declared unsupported). Only meaningful when nothing was deselected."""
@@ -224,12 +237,22 @@ class GateSession:
             if check == "accuracy" and verdict.failed and self._diagnoser is not None:
                 # Only on failure: the debugger re-calibrates, too slow for every pass.
                 verdict = verdict.with_notes(self._diagnoser(self, model, recipe))
+            if verdict.failed:
+                verdict = self._with_accept_hint(model, recipe, verdict)
             return CheckOutcome(verdict)
         if check == "baseline":
             return self._check_baseline(model, recipe)
         if check == "latency":
             return self._check_latency(model, recipe)
         raise UserInputError(f"unknown check {check!r} (expected one of {rules.CHECKS})")
+
+    def _with_accept_hint(self, model: str, recipe: str, verdict: Verdict) -> Verdict:
+        spec = self.specs.get(model)
+        existing = (spec.recipe_overrides.get(recipe, {}).get("promise")
+                    if spec is not None else None)
+        hint = override_hint(verdict, config=spec.origin if spec is not None else None,
+                             existing=existing if isinstance(existing, dict) else None)
+        return verdict.with_notes(hint) if hint else verdict
 
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)

@@ -160,6 +160,7 @@ def _spec(name: str, entry: ModelConfig, path: Path) -> ModelSpec:
         custom_objects=Source(entry.custom_objects, root) if entry.custom_objects else None,
         recipes=tuple(entry.recipes) if entry.recipes is not None else None,
         tolerances=entry.tolerances,
+        origin=path,
     )
     for recipe in [*(entry.recipes or ()), *entry.recipe_overrides]:
         try:

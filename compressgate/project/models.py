@@ -139,6 +139,8 @@ class ModelSpec:
     recipes: tuple[str, ...] | None = None
     # gate.tolerances.Tolerances for this model's baseline checks (None: the project's).
     tolerances: Any = None
+    # The config file that defines this model (where its overrides are written).
+    origin: Path | None = None
 
     @property
     def model_path(self) -> Path:
