@@ -74,10 +74,15 @@ def init(args: argparse.Namespace) -> int:
     """``compressgate init MODEL``: a starter config (and gate test file)."""
     from compressgate.project.init import write
 
-    for path in write(args.model, data=args.data, name=args.name, config_path=args.config,
-                      recipes=args.recipes, tests=args.tests, force=args.force,
-                      custom_objects=args.custom_objects):
+    written = write(args.model, data=args.data, name=args.name, config_path=args.config,
+                    recipes=args.recipes, tests=args.tests, force=args.force,
+                    custom_objects=args.custom_objects)
+    for path in written.paths:
         log(f"wrote {path}")
+    if written.ignored:
+        log(f".gitignore: added {', '.join(written.ignored)}")
+    for reason in written.left_out:
+        log(f"left out {reason}")
     log("next: compressgate run; then pytest --compressgate-update=missing to record "
         "baselines; commit them")
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,14 @@ def regression_budget(y_test: np.ndarray) -> float:
     return float(f"{0.1 * float(np.std(y_test)):.2g}") or 0.01
 
 
-def render(*, name: str, model: str, data: str, info: dict[str, Any],
-           recipes: list[str] | None = None, regression_max_loss: float | None = None,
-           custom_objects: str | None = None) -> str:
-    """The starter config text for one model."""
+# What init adds to the project's .gitignore: the result cache and the lock files that
+# the update flow leaves beside the baselines (neither belongs in a commit).
+IGNORED = (".compressgate_cache/", "baselines/**/.*.lock", "reports/")
+
+
+def plan(info: dict[str, Any], recipes: list[str] | None) -> tuple[list[str], list[str]]:
+    """(the recipes to gate, "recipe: why it was left out" for the ones that cannot
+    apply to a model described by ``info``)."""
     qat_error, recurrent = info.get("qat_error"), info.get("recurrent") or []
     chosen = list(recipes) if recipes else [r.name for r in default_recipes()]
     left_out = []
@@ -52,6 +57,15 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
     if recurrent and "ptq_int16x8" in chosen:
         chosen.remove("ptq_int16x8")
         left_out.append("ptq_int16x8: the converter has no 16x8 kernel for fused LSTM/RNN ops")
+    return chosen, left_out
+
+
+def render(*, name: str, model: str, data: str, info: dict[str, Any],
+           recipes: list[str] | None = None, regression_max_loss: float | None = None,
+           custom_objects: str | None = None) -> str:
+    """The starter config text for one model."""
+    recurrent = info.get("recurrent") or []
+    chosen, left_out = plan(info, recipes)
     shape = "x".join("N" if d is None else str(d) for d in info["input_shape"])
     lines = [
         f"# compressgate config for {name}, written by `compressgate init`.",
@@ -103,10 +117,34 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
     return "\n".join(lines)
 
 
+def ignore(gitignore: Path, entries: tuple[str, ...] = IGNORED) -> list[str]:
+    """Append the entries ``gitignore`` lacks (creating it); return the ones added."""
+    text = gitignore.read_text() if gitignore.exists() else ""
+    present = {line.strip() for line in text.splitlines()}
+    added = [e for e in entries if e not in present]
+    if added:
+        from compressgate.files import write_text_atomic
+
+        head = text if not text or text.endswith("\n") else text + "\n"
+        write_text_atomic(gitignore, head + "# compressgate: result cache, lock files, reports\n"
+                          + "".join(f"{e}\n" for e in added))
+    return added
+
+
+@dataclass(frozen=True)
+class Written:
+    """What ``init`` wrote and what it left out, for the terminal."""
+
+    paths: list[Path]
+    left_out: list[str]
+    ignored: list[str]
+
+
 def write(model_path: Path, *, data: Path | None, name: str | None, config_path: Path,
           recipes: list[str] | None, tests: Path | None, force: bool,
-          custom_objects: str | None = None) -> list[Path]:
-    """Inspect ``model_path`` and write the starter config (and a gate test file)."""
+          custom_objects: str | None = None) -> Written:
+    """Inspect ``model_path`` and write the starter config (and a gate test file), and
+    the ignore entries the project's ``.gitignore`` lacks."""
     from compressgate.backends import tf as backend
 
     if config_path.exists() and not force:
@@ -137,4 +175,8 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
     if tests is not None and not tests.exists():
         write_text_atomic(tests, GATE_TEST)
         written.append(tests)
-    return written
+    gitignore = config_path.parent / ".gitignore"
+    ignored = ignore(gitignore)
+    if ignored:
+        written.append(gitignore)
+    return Written(written, plan(info, recipes)[1], ignored)

@@ -107,7 +107,7 @@ class Dataset:
         if len(got) != len(expected) or any(e is not None and e != g
                                             for e, g in zip(expected, got, strict=True)):
             raise UserInputError(
-                f"{data}: rows have shape {got}, model {model} expects "
+                f"{data}: rows have shape {got}, model {model!r} expects "
                 f"{tuple('any' if e is None else e for e in expected)}"
             )
         if not classification:
@@ -117,7 +117,7 @@ class Dataset:
             if y.min() < 0 or y.max() >= num_classes:
                 raise UserInputError(
                     f"{data}: y_{split} has labels in [{y.min()}, {y.max()}], "
-                    f"model {model} has {num_classes} classes (expected 0..{num_classes - 1})"
+                    f"model {model!r} has {num_classes} classes (expected 0..{num_classes - 1})"
                 )
 
 
@@ -170,7 +170,7 @@ class ModelSpec:
                      if k not in NOT_FIELDS}
         if not overrides:
             return base
-        return base.with_overrides(overrides, where=f"model {self.name}, recipe {base.name}")
+        return base.with_overrides(overrides, where=f"model {self.name!r}, recipe {base.name}")
 
     def file_fingerprint(self) -> str | None:
         """sha256 over the model and data files, or None when either is built by a

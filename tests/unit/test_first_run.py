@@ -124,3 +124,30 @@ def test_a_missing_model_or_data_file_is_named_once(tmp_path):
         session.check_sources()
     (tmp_path / "m.npz").write_bytes(b"x")
     session.check_sources()
+
+
+def test_init_adds_the_ignore_entries_a_project_lacks_once(tmp_path):
+    from compressgate.project.init import IGNORED, ignore
+
+    gitignore = tmp_path / ".gitignore"
+    gitignore.write_text("*.pyc\n.compressgate_cache/")  # no newline at the end
+    added = ignore(gitignore)
+    assert added == [e for e in IGNORED if e != ".compressgate_cache/"]
+    lines = gitignore.read_text().splitlines()
+    assert lines[:2] == ["*.pyc", ".compressgate_cache/"]
+    assert set(IGNORED) <= set(lines)
+    assert ignore(gitignore) == [] and gitignore.read_text().splitlines() == lines
+    fresh = tmp_path / "new" / ".gitignore"
+    fresh.parent.mkdir()
+    assert ignore(fresh) == list(IGNORED)
+
+
+def test_init_says_what_it_left_out_and_why():
+    from compressgate.project.init import plan
+
+    info = {"qat_error": "Layer conv1d is not supported", "recurrent": ["GRU"]}
+    chosen, left_out = plan(info, ["float", "ptq_int8", "ptq_int16x8", "qat_int8"])
+    assert chosen == ["float", "ptq_int8"]
+    assert [r.split(":")[0] for r in left_out] == ["qat_int8", "ptq_int16x8"]
+    assert "conv1d" in left_out[0]
+    assert plan({}, ["float", "qat_int8"]) == (["float", "qat_int8"], [])

@@ -193,7 +193,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
                     data=str(spec.data), classification=classification)
     if recipe.needs_finetune and not classification and not getattr(model, "loss", None):
         raise UserInputError(
-            f"model {spec.name}: recipe {recipe.name} fine-tunes, and the model is not "
+            f"model {spec.name!r}: recipe {recipe.name} fine-tunes, and the model is not "
             "compiled: save it compiled (or compile it in its module:function) so its loss "
             "is known")
     keras_top1 = None
