@@ -84,13 +84,27 @@ def write_reports(records: list[CheckRecord], settings: Settings,
     return written
 
 
+_PACKAGES = ("compressgate", "tensorflow", "tf-keras", "tensorflow-model-optimization",
+             "ai-edge-litert")
+
+
 def run_facts() -> dict[str, Any]:
-    """Where the run happened: the machine class and fingerprint, and the commit."""
+    """Where the run happened: library versions, the machine class and fingerprint, and
+    the commit."""
+    import platform
     import subprocess
+    from importlib.metadata import PackageNotFoundError, version
 
     from compressgate.measure.machine import machine_class, this_machine
 
-    facts: dict[str, Any] = {"machine_class": machine_class(this_machine()),
+    versions = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:  # from the installed metadata: no TensorFlow import in the controller
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    facts: dict[str, Any] = {"versions": versions,
+                             "machine_class": machine_class(this_machine()),
                              "machine": this_machine()}
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], check=True,

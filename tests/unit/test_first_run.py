@@ -151,3 +151,15 @@ def test_init_says_what_it_left_out_and_why():
     assert [r.split(":")[0] for r in left_out] == ["qat_int8", "ptq_int16x8"]
     assert "conv1d" in left_out[0]
     assert plan({}, ["float", "qat_int8"]) == (["float", "qat_int8"], [])
+
+
+def test_run_details_give_versions_machine_and_commit(tmp_path):
+    from compressgate.report import view
+    from compressgate.report.gate_run import run_facts
+
+    facts = run_facts()
+    details = dict(view.run_details(facts))
+    for package in ("compressgate", "tensorflow", "ai-edge-litert", "python"):
+        assert details[f"versions.{package}"] not in ("", "not installed")
+    assert details["machine_class"] and details["machine.arch"]
+    assert len(details.get("commit", "x" * 12)) == 12
