@@ -9,6 +9,7 @@ from typing import Any
 
 from compressgate.files import write_text_atomic
 from compressgate.gate import baselines
+from compressgate.gate.accept import accept_block
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
 from compressgate.report.changes import baseline_changes, missing_results
@@ -138,6 +139,10 @@ def summary_lines(records: list[CheckRecord], written: list[Path]) -> list[str]:
         lines.append("")
         lines.append("Failed (regressions, broken promises, missing baselines):")
         lines += [f"  {r.model}-{r.recipe}-{r.check}" for r in failed]
+    accept = [r.accept for r in failed if r.accept]
+    if accept:
+        lines.append("")
+        lines += accept_block(accept)
     if expected:
         lines.append("")
         lines.append("Declared unsupported (strict xfail; remove the declaration once it "

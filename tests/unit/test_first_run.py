@@ -163,3 +163,39 @@ def test_run_details_give_versions_machine_and_commit(tmp_path):
         assert details[f"versions.{package}"] not in ("", "not installed")
     assert details["machine_class"] and details["machine.arch"]
     assert len(details.get("commit", "x" * 12)) == 12
+
+
+def test_one_paste_accepts_every_broken_promise_of_the_run(tmp_path):
+    from compressgate.gate.records import CheckRecord
+    from compressgate.report.gate_run import summary_lines
+
+    config = tmp_path / "compressgate.toml"
+    config.write_text('[models.m]\nmodel = "m.keras"\ndata = "m.npz"\n'
+                      "[models.m.recipe_overrides.ptq_int8]\n"
+                      "promise = { min_gzip_ratio = 1.0 }\n")
+    settings = Settings(baselines=tmp_path / "baselines", config=config, reports=None,
+                        recipes=("ptq_int8", "ptq_dynamic"))
+    session = GateSession(settings, runner=FakeRunner(
+        ROW | {"size_ratio": 2.0046, "accuracy_drop_pts": 2.5}))
+    records = [session.run_check("m", r, c).record()
+               for r in ("ptq_int8", "ptq_dynamic") for c in ("size", "accuracy")]
+    records = [CheckRecord.from_dict(json.loads(json.dumps(r.to_dict()))) for r in records]
+    lines = summary_lines(records, [])
+    start = next(i for i, line in enumerate(lines) if line.startswith("To accept every"))
+    body = []
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):
+            break
+        body.append(line.strip())
+    parsed = tomllib.loads("\n".join(body))["models"]["m"]["recipe_overrides"]
+    # Both checks of a recipe in one table, the user's own promise fields kept; each
+    # recipe gets its own table.
+    assert parsed["ptq_int8"]["promise"] == {"min_gzip_ratio": 1.0, "max_drop_pts": 2.51,
+                                             "min_size_ratio": 2.0}
+    assert parsed["ptq_dynamic"]["promise"] == {"max_drop_pts": 2.51, "min_size_ratio": 2.0}
+    # Pasted under the model's table, the config validates and every promise is met.
+    config.write_text('[models.m]\nmodel = "m.keras"\ndata = "m.npz"\n' + "\n".join(body))
+    spec = project_config.load(config).specs["m"]
+    for recipe in ("ptq_int8", "ptq_dynamic"):
+        promise = spec.recipe(get_recipe(recipe)).promise
+        assert promise.min_size_ratio <= 2.0046 and promise.max_drop_pts > 2.5
