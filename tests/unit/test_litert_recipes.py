@@ -73,3 +73,11 @@ def test_init_of_a_tflite_proposes_float_and_the_litert_recipes(tmp_path):
     (tmp_path / "compressgate.toml").write_text(text)
     spec = config.load(tmp_path).specs["cnn"]
     assert spec.recipes == ("float", *LQ) and spec.static_batch == 1
+
+
+def test_diagnosis_says_why_a_litert_recipe_has_no_per_layer_error():
+    from compressgate.diagnosis.collect import debuggable
+
+    assert debuggable(get_recipe("lq_int8_static")) == (
+        "recipe lq_int8_static is quantized by litert-quantizer (static_wi8_ai8): the "
+        "quantization debugger explains the TF converter's int8 PTQ only")
