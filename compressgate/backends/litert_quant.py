@@ -98,8 +98,8 @@ def _quiet():
 def quantize(tflite: bytes, recipe: Recipe, data: Dataset, *, name: str) -> bytes:
     """``tflite`` (float32) quantized with ``recipe.litert_recipe``."""
     assert recipe.litert_recipe is not None
-    state = check_input(tflite, recipe, name=name)
     quantizer, recipes = _modules()
+    state = check_input(tflite, recipe, name=name)
     build = getattr(recipes, recipe.litert_recipe, None)
     if build is None:
         raise RecipeUnsupported(f"{PACKAGE} {version()} has no recipe "

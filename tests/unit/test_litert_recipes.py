@@ -3,6 +3,8 @@ cache keys, opt-in registration and the cases the gate expects to fail. No Tenso
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from compressgate import Recipe, UserInputError, default_recipes, get_recipe
@@ -81,3 +83,13 @@ def test_diagnosis_says_why_a_litert_recipe_has_no_per_layer_error():
     assert debuggable(get_recipe("lq_int8_static")) == (
         "recipe lq_int8_static is quantized by litert-quantizer (static_wi8_ai8): the "
         "quantization debugger explains the TF converter's int8 PTQ only")
+
+
+def test_without_the_package_a_litert_recipe_fails_in_one_line(monkeypatch):
+    from compressgate.backends import litert_quant
+    from compressgate.backends.protocol import RecipeUnsupported
+
+    monkeypatch.setitem(sys.modules, "litert_quantizer", None)  # import raises ImportError
+    with pytest.raises(RecipeUnsupported, match=r"^litert-quantizer is not installed or "
+                       r"cannot be imported \(.*\): pip install 'compressgate\[litert\]'$"):
+        litert_quant.quantize(b"", get_recipe("lq_int4_weight_only"), None, name="m")
