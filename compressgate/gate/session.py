@@ -121,7 +121,7 @@ class GateSession:
         cases = []
         for spec in models:
             for name in self.recipe_names(spec.name):
-                reason = spec.recipe_overrides.get(name, {}).get("unsupported")
+                reason = spec.unsupported(spec.recipe(get_recipe(name)))
                 cases.append(Case(spec.name, name, reason))
         return cases
 

@@ -52,7 +52,8 @@ class MetricConfig(BaseModel):
 class ModelConfig(BaseModel):
     model_config = _STRICT
 
-    model: str = Field(description=".keras, .h5, a SavedModel directory, or module:function")
+    model: str = Field(description=".keras, .h5, a SavedModel directory, module:function, "
+                       "or a float .tflite")
     data: str = Field(description=".npz with x_/y_ train, calib, test, or module:function")
     metric: str | MetricConfig = "accuracy"
     custom_objects: str | None = Field(None, description="module:function -> {name: object}")

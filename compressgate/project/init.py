@@ -17,7 +17,7 @@ import numpy as np
 from compressgate.errors import UserInputError
 from compressgate.project.models import Dataset
 from compressgate.project.sources import Source
-from compressgate.recipes import default_recipes
+from compressgate.recipes import LITERT_QUANTIZER_RECIPES, default_recipes
 
 GATE_TEST = '''"""The compressgate release gate (written by `compressgate init`).
 
@@ -49,8 +49,17 @@ def plan(info: dict[str, Any], recipes: list[str] | None) -> tuple[list[str], li
     """(the recipes to gate, "recipe: why it was left out" for the ones that cannot
     apply to a model described by ``info``)."""
     qat_error, recurrent = info.get("qat_error"), info.get("recurrent") or []
-    chosen = list(recipes) if recipes else [r.name for r in default_recipes()]
+    tflite = bool(info.get("tflite"))
+    if recipes:
+        chosen = list(recipes)
+    elif tflite:
+        chosen = ["float", *(r.name for r in LITERT_QUANTIZER_RECIPES)]
+    else:
+        chosen = [r.name for r in default_recipes()]
     left_out = []
+    if tflite and not recipes:
+        left_out.append("the TF converter's, QAT and pruning recipes: they need the Keras "
+                        "model, not a .tflite")
     if qat_error and "qat_int8" in chosen:
         chosen.remove("qat_int8")
         left_out.append(f"qat_int8: tfmot cannot quantize-aware train this model: {qat_error}")
@@ -64,7 +73,7 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
            recipes: list[str] | None = None, regression_max_loss: float | None = None,
            custom_objects: str | None = None) -> str:
     """The starter config text for one model."""
-    recurrent = info.get("recurrent") or []
+    recurrent, tflite = info.get("recurrent") or [], bool(info.get("tflite"))
     chosen, left_out = plan(info, recipes)
     shape = "x".join("N" if d is None else str(d) for d in info["input_shape"])
     lines = [
@@ -81,7 +90,7 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
         "",
         f"[models.{name}]",
         f"# input {shape}, {info['output_units']} output units, {info['params']:,} parameters, "
-        f"{len(info['layers'])} layers",
+        f"{len(info['layers'])} {'op kinds' if tflite else 'layers'}",
         f"model = {_toml(model)}",
         *([f"custom_objects = {_toml(custom_objects)}"] if custom_objects else []),
         "# .npz with x_train, y_train, x_calib, y_calib, x_test, y_test, or \"module:function\"",
@@ -100,7 +109,10 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
     if recurrent:
         lines += [f"# Recurrent layers ({', '.join(recurrent)}) convert only at a static batch.",
                   "static_batch = 1"]
-    if not info.get("compiled"):
+    if tflite and info["input_shape"][0] is not None:
+        lines += ["# The .tflite's input has a fixed batch.",
+                  f"static_batch = {info['input_shape'][0]}"]
+    if not info.get("compiled") and not tflite:
         lines.append("# Not compiled: fine-tuning recipes (qat_int8, prune*) need the model "
                      "saved compiled.")
     lines.append(f"recipes = {_toml(chosen)}")
@@ -151,9 +163,18 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
         raise UserInputError(f"{config_path}: exists; add the model to it by hand, or pass "
                              "--force to overwrite it")
     name = name or model_path.stem.replace("-", "_").replace(".", "_")
-    objects = Source(custom_objects, Path.cwd()).call() if custom_objects else None
-    model = backend.load_model(model_path, objects)
-    info = backend.describe(model)
+    if model_path.suffix.lower() == ".tflite":
+        from compressgate.backends import tflite_source
+
+        try:
+            content = model_path.read_bytes()
+        except OSError as exc:
+            raise UserInputError(f"{model_path}: cannot read ({exc.strerror})") from None
+        info = {**tflite_source.describe(content, name=str(model_path)), "tflite": True}
+        info["layers"] = info.pop("ops")
+    else:
+        objects = Source(custom_objects, Path.cwd()).call() if custom_objects else None
+        info = backend.describe(backend.load_model(model_path, objects))
     budget = None
     data_text = "data.npz"
     if data is not None:

@@ -147,6 +147,20 @@ class ModelSpec:
         return self.model.path
 
     @property
+    def is_tflite(self) -> bool:
+        """A float ``.tflite`` file (any framework's export) rather than a Keras model."""
+        return not self.model.is_function and self.model.text.lower().endswith(".tflite")
+
+    def unsupported(self, recipe: Recipe) -> str | None:
+        """Why ``recipe`` cannot apply to this model (expected to fail to convert): the
+        config's ``unsupported``, or a recipe that needs Keras on a ``.tflite`` source."""
+        declared = self.recipe_overrides.get(recipe.name, {}).get("unsupported")
+        if declared or not (self.is_tflite and recipe.needs_keras):
+            return declared
+        return (f"unsupported for a .tflite source: {recipe.name} needs the Keras model "
+                "(the TF converter, QAT or pruning); litert-quantizer recipes (lq_*) apply")
+
+    @property
     def data_path(self) -> Path:
         return self.data.path
 
