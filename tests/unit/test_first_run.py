@@ -199,3 +199,14 @@ def test_one_paste_accepts_every_broken_promise_of_the_run(tmp_path):
     for recipe in ("ptq_int8", "ptq_dynamic"):
         promise = spec.recipe(get_recipe(recipe)).promise
         assert promise.min_size_ratio <= 2.0046 and promise.max_drop_pts > 2.5
+
+
+def test_native_noise_is_dropped_and_the_rest_passed_on(capfd):
+    import os
+    import re
+
+    from compressgate.native import filtered_stderr
+
+    with filtered_stderr(re.compile(r"^INFO: .*")):
+        os.write(2, b"INFO: Created a delegate\nE real trouble\n\nINFO: again\n")
+    assert capfd.readouterr().err == "E real trouble\n"

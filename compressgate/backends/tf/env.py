@@ -25,6 +25,7 @@ import numpy as np
 
 import compressgate  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from compressgate.backends.protocol import RecipeUnsupported
+from compressgate.native import filtered_stderr
 from compressgate.project.models import Dataset
 from compressgate.recipes import Recipe
 
@@ -43,20 +44,8 @@ def _import_tensorflow() -> None:
     anything else it writes there (warnings, errors) is passed on."""
     if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            kept = [line for line in sink.read().decode(errors="replace").splitlines()
-                    if line.strip() and not _IMPORT_NOISE.match(line)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
+    with filtered_stderr(_IMPORT_NOISE):
+        import tensorflow  # noqa: F401
 
 
 def import_tf():
