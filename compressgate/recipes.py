@@ -15,6 +15,7 @@ from compressgate.errors import UserInputError
 
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
 Structure = Literal["unstructured", "2by4"]
+Criterion = Literal["l1", "bn_gamma"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
 
 
@@ -72,6 +73,36 @@ class Pruning:
 
 
 @dataclass(frozen=True)
+class ChannelPruning:
+    """Structured pruning: remove whole output channels (Conv2D filters, Dense units)
+    and rebuild a narrower dense model, which runs faster, not just compresses better.
+
+    ``criterion`` ranks channels: ``"l1"`` by the L1 norm of the producing kernel,
+    ``"bn_gamma"`` by the |gamma| of the BatchNorm layers on the channel (L1 where there
+    is none). Layers joined by a residual ``Add`` keep the same channels; model outputs
+    keep all theirs. ``multiple`` rounds kept widths up (SIMD-friendly widths).
+    """
+
+    fraction: float = 0.5
+    # Measured on digits_dscnn, 50 % removed, before fine-tuning: BN gamma keeps 89 %
+    # test accuracy, kernel L1 51 % (float 99 %).
+    criterion: Criterion = "bn_gamma"
+    # As for Pruning: small first/last layers carry much of the accuracy.
+    skip_first_and_last: bool = True
+    multiple: int = 8
+    # The narrower model's BatchNorm statistics are those of the wide one: re-estimate.
+    recalibrate_batchnorm: bool = True
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.fraction < 1.0, "channel_prune.fraction", "a fraction in [0, 1)",
+                 self.fraction)
+        _require(self.criterion in get_args(Criterion), "channel_prune.criterion",
+                 f"one of {get_args(Criterion)}", self.criterion)
+        _require(self.multiple >= 1, "channel_prune.multiple", "an integer >= 1",
+                 self.multiple)
+
+
+@dataclass(frozen=True)
 class Promise:
     """What a recipe promises; the gate's absolute checks read it.
 
@@ -109,6 +140,8 @@ class Recipe:
     quantization: Quantization = "none"
     qat: bool = False
     prune: Pruning | None = None
+    # Structured channel pruning (before QAT when both are set).
+    channel_prune: ChannelPruning | None = None
     finetune: FineTune = field(default_factory=FineTune)
     # Converter optimizations; switching them off is how a "skipped optimization" looks.
     optimize: bool = True
@@ -147,7 +180,7 @@ class Recipe:
 
     @property
     def needs_finetune(self) -> bool:
-        return self.qat or self.prune is not None
+        return self.qat or self.prune is not None or self.channel_prune is not None
 
     @property
     def is_reference(self) -> bool:
@@ -157,7 +190,8 @@ class Recipe:
     def is_int8_ptq(self) -> bool:
         """Calibrated full-integer PTQ (int8, no QAT, no pruning): what TFLite's
         quantization debugger can explain layer by layer."""
-        return self.quantization == "int8" and not self.qat and self.prune is None
+        return (self.quantization == "int8" and not self.qat and self.prune is None
+                and self.channel_prune is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -176,9 +210,10 @@ class Recipe:
         return _from_dict(Recipe, _deep_merge(self.to_dict(), overrides), where)
 
 
-_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io")
+_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "channel_prune")
 
-_NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise}
+_NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
+                            "channel_prune": ChannelPruning}
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -306,3 +341,16 @@ def registered_recipes() -> list[Recipe]:
 def default_recipes() -> list[Recipe]:
     """The recipes a model runs when neither it nor the project lists its own."""
     return [r for r in _REGISTRY.values() if r.name not in _OPT_IN]
+
+
+# Structured channel pruning, opt-in: each fine-tunes (the QAT variant twice).
+register_recipe(Recipe(
+    "channel_prune_int8", "Channel pruning (50 % of the hidden channels), fine-tune, "
+    "then full-integer PTQ: a narrower dense model.", quantization="int8",
+    channel_prune=ChannelPruning(), finetune=FineTune(epochs=6, learning_rate=5e-4),
+    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
+register_recipe(Recipe(
+    "channel_prune_qat_int8", "Channel pruning and fine-tune, then QAT and full-integer "
+    "conversion.", quantization="int8", qat=True, channel_prune=ChannelPruning(),
+    finetune=FineTune(epochs=6, learning_rate=5e-4),
+    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)

@@ -1,0 +1,60 @@
+"""Figures of the channel-pruning recipes on the bundled conv fixtures: size, accuracy
+drop, and latency ratios against float and against plain ``ptq_int8``, each timed in
+interleaved pairs in this process (``measure.litert.interleaved_latency``).
+
+    python scripts/channel_prune_figures.py [--models digits_cnn,digits_dscnn]
+        [--recipes channel_prune_int8,channel_prune_qat_int8] [--fraction 0.7]
+
+``--fraction`` adds a variant of each recipe with that fraction (named ``..._fNN``).
+Results are cached in ``$COMPRESSGATE_CACHE_DIR`` like any run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from compressgate.measure.litert import interleaved_latency
+from compressgate.measure.machine import machine_class, this_machine
+from compressgate.pipeline.cache import ResultCache
+from compressgate.pipeline.runner import Runner
+from compressgate.project import config
+from compressgate.recipes import get_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="digits_cnn,digits_dscnn")
+    parser.add_argument("--recipes", default="channel_prune_int8,channel_prune_qat_int8")
+    parser.add_argument("--fraction", type=float, action="append", default=[])
+    args = parser.parse_args()
+    runner = Runner(config.load(ROOT / "fixtures" / "manifest.json").specs, ResultCache(None))
+    recipes = [get_recipe(name) for name in args.recipes.split(",")]
+    recipes += [r.with_overrides({"name": f"{r.name}_f{round(f * 100)}",
+                                  "channel_prune": {"fraction": f}})
+                for f in args.fraction for r in recipes]
+    print(f"machine class: {machine_class(this_machine())}")
+    print("| model | recipe | size B | gzip B | drop pts | vs float | vs ptq_int8 |")
+    print("|---|---|---|---|---|---|---|")
+    for model in args.models.split(","):
+        ref, ptq = runner.outcome(model, "float"), runner.outcome(model, "ptq_int8")
+        sample = runner.sample(model)
+        for recipe in [get_recipe("ptq_int8"), *recipes]:
+            out = runner.outcome(model, recipe)
+            row = runner.row(model, recipe)
+            if not out.converted:
+                print(f"| {model} | {recipe.name} | {out.error} |")
+                continue
+            ratios = []
+            for base in (ref, ptq):
+                pairs = interleaved_latency(base.tflite, out.tflite, sample)
+                low, high = pairs.ratio_interval()
+                ratios.append(f"{pairs.ratio:.2f} [{low:.2f}, {high:.2f}]")
+            print(f"| {model} | {recipe.name} | {row['size_bytes']} | {row['gzip_bytes']} "
+                  f"| {row['accuracy_drop_pts']:.2f} | {ratios[0]} | {ratios[1]} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
