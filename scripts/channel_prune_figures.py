@@ -3,7 +3,7 @@ drop, and latency ratios against float and against plain ``ptq_int8``, each time
 interleaved pairs in this process (``measure.litert.interleaved_latency``).
 
     python scripts/channel_prune_figures.py [--models digits_cnn,digits_dscnn]
-        [--recipes channel_prune_int8,channel_prune_qat_int8] [--fraction 0.7]
+        [--recipes channel_prune_int8,channel_prune_qat_int8] [--fraction 0.7] [--pairs 42]
 
 ``--fraction`` adds a variant of each recipe with that fraction (named ``..._fNN``).
 Results are cached in ``$COMPRESSGATE_CACHE_DIR`` like any run.
@@ -12,6 +12,7 @@ Results are cached in ``$COMPRESSGATE_CACHE_DIR`` like any run.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from compressgate.measure.litert import interleaved_latency
@@ -29,15 +30,18 @@ def main() -> None:
     parser.add_argument("--models", default="digits_cnn,digits_dscnn")
     parser.add_argument("--recipes", default="channel_prune_int8,channel_prune_qat_int8")
     parser.add_argument("--fraction", type=float, action="append", default=[])
+    parser.add_argument("--pairs", type=int, default=42, help="latency pairs per ratio")
     args = parser.parse_args()
     runner = Runner(config.load(ROOT / "fixtures" / "manifest.json").specs, ResultCache(None))
     recipes = [get_recipe(name) for name in args.recipes.split(",")]
     recipes += [r.with_overrides({"name": f"{r.name}_f{round(f * 100)}",
                                   "channel_prune": {"fraction": f}})
                 for f in args.fraction for r in recipes]
-    print(f"machine class: {machine_class(this_machine())}")
-    print("| model | recipe | size B | gzip B | drop pts | vs float | vs ptq_int8 |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"machine class: {machine_class(this_machine())}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("| model | recipe | size B | gzip B | drop pts | latency ms | vs float [95 %] "
+          "| vs ptq_int8 [95 %] |")
+    print("|---|---|---|---|---|---|---|---|")
     for model in args.models.split(","):
         ref, ptq = runner.outcome(model, "float"), runner.outcome(model, "ptq_int8")
         sample = runner.sample(model)
@@ -49,11 +53,12 @@ def main() -> None:
                 continue
             ratios = []
             for base in (ref, ptq):
-                pairs = interleaved_latency(base.tflite, out.tflite, sample)
+                pairs = interleaved_latency(base.tflite, out.tflite, sample, pairs=args.pairs)
                 low, high = pairs.ratio_interval()
                 ratios.append(f"{pairs.ratio:.2f} [{low:.2f}, {high:.2f}]")
             print(f"| {model} | {recipe.name} | {row['size_bytes']} | {row['gzip_bytes']} "
-                  f"| {row['accuracy_drop_pts']:.2f} | {ratios[0]} | {ratios[1]} |", flush=True)
+                  f"| {row['accuracy_drop_pts']:.2f} | {pairs.candidate_median_ms:.3f} "
+                  f"| {ratios[0]} | {ratios[1]} |", flush=True)
 
 
 if __name__ == "__main__":
