@@ -343,14 +343,17 @@ def default_recipes() -> list[Recipe]:
     return [r for r in _REGISTRY.values() if r.name not in _OPT_IN]
 
 
-# Structured channel pruning, opt-in: each fine-tunes (the QAT variant twice).
+# Structured channel pruning, opt-in: each fine-tunes (the QAT variant twice). 70 % as
+# in the articles: on the digits fixtures it measured drops of 0.25-0.75 points (50 %:
+# 0-1.25) with int8 files a quarter smaller than at 50 %.
+_CHANNELS_70 = ChannelPruning(fraction=0.7)
 register_recipe(Recipe(
-    "channel_prune_int8", "Channel pruning (50 % of the hidden channels), fine-tune, "
+    "channel_prune_int8", "Channel pruning (70 % of the hidden channels), fine-tune, "
     "then full-integer PTQ: a narrower dense model.", quantization="int8",
-    channel_prune=ChannelPruning(), finetune=FineTune(epochs=6, learning_rate=5e-4),
+    channel_prune=_CHANNELS_70, finetune=FineTune(epochs=6, learning_rate=5e-4),
     promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
 register_recipe(Recipe(
     "channel_prune_qat_int8", "Channel pruning and fine-tune, then QAT and full-integer "
-    "conversion.", quantization="int8", qat=True, channel_prune=ChannelPruning(),
+    "conversion.", quantization="int8", qat=True, channel_prune=_CHANNELS_70,
     finetune=FineTune(epochs=6, learning_rate=5e-4),
     promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)

@@ -40,8 +40,8 @@ def main() -> None:
     print(f"machine class: {machine_class(this_machine())}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("| model | recipe | size B | gzip B | drop pts | latency ms | vs float [95 %] "
-          "| vs ptq_int8 [95 %] |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| vs ptq_int8 [95 %] | size ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for model in args.models.split(","):
         ref, ptq = runner.outcome(model, "float"), runner.outcome(model, "ptq_int8")
         sample = runner.sample(model)
@@ -58,7 +58,7 @@ def main() -> None:
                 ratios.append(f"{pairs.ratio:.2f} [{low:.2f}, {high:.2f}]")
             print(f"| {model} | {recipe.name} | {row['size_bytes']} | {row['gzip_bytes']} "
                   f"| {row['accuracy_drop_pts']:.2f} | {pairs.candidate_median_ms:.3f} "
-                  f"| {ratios[0]} | {ratios[1]} |", flush=True)
+                  f"| {ratios[0]} | {ratios[1]} | {row['size_ratio']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
