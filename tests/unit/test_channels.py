@@ -140,3 +140,5 @@ def test_channel_prune_recipes_are_opt_in_data_and_keep_old_cache_keys():
         recipe.with_overrides({"channel_prune": {"fraction": 1.0}})
     with pytest.raises(UserInputError, match=r"channel_prune.criterion"):
         ChannelPruning(criterion="l2")
+    with pytest.raises(UserInputError, match=r"channel_prune.fraction: expected a number"):
+        ChannelPruning(fraction="0.5")
