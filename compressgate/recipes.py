@@ -15,6 +15,7 @@ from compressgate.errors import UserInputError
 
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
 Structure = Literal["unstructured", "2by4"]
+Criterion = Literal["l1", "bn_gamma"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
 # Recipes of litert-quantizer 0.11 (``litert_quantizer.recipe``) that quantize a whole
 # model; tests/tf/test_litert_quantizer.py checks the package offers each. "static_*"
@@ -85,6 +86,37 @@ class Pruning:
 
 
 @dataclass(frozen=True)
+class ChannelPruning:
+    """Structured pruning: remove whole output channels (Conv2D filters, Dense units)
+    and rebuild a narrower dense model, which runs faster, not just compresses better.
+
+    ``criterion`` ranks channels: ``"l1"`` by the L1 norm of the producing kernel,
+    ``"bn_gamma"`` by the |gamma| of the BatchNorm layers on the channel (L1 where there
+    is none). Layers joined by a residual ``Add`` keep the same channels; model outputs
+    keep all theirs. ``multiple`` rounds kept widths up (SIMD-friendly widths).
+    """
+
+    fraction: float = 0.5
+    # Measured on digits_dscnn, 50 % removed, before fine-tuning: BN gamma keeps 89 %
+    # test accuracy, kernel L1 51 % (float 99 %).
+    criterion: Criterion = "bn_gamma"
+    # As for Pruning: small first/last layers carry much of the accuracy.
+    skip_first_and_last: bool = True
+    multiple: int = 8
+    # The narrower model's BatchNorm statistics are those of the wide one: re-estimate.
+    recalibrate_batchnorm: bool = True
+
+    def __post_init__(self) -> None:
+        _check_types(self, "channel_prune.")
+        _require(0.0 <= self.fraction < 1.0, "channel_prune.fraction", "a fraction in [0, 1)",
+                 self.fraction)
+        _require(self.criterion in get_args(Criterion), "channel_prune.criterion",
+                 f"one of {get_args(Criterion)}", self.criterion)
+        _require(self.multiple >= 1, "channel_prune.multiple", "an integer >= 1",
+                 self.multiple)
+
+
+@dataclass(frozen=True)
 class Promise:
     """What a recipe promises; the gate's absolute checks read it.
 
@@ -123,6 +155,8 @@ class Recipe:
     quantization: Quantization = "none"
     qat: bool = False
     prune: Pruning | None = None
+    # Structured channel pruning (before QAT when both are set).
+    channel_prune: ChannelPruning | None = None
     finetune: FineTune = field(default_factory=FineTune)
     # Converter optimizations; switching them off is how a "skipped optimization" looks.
     optimize: bool = True
@@ -166,7 +200,7 @@ class Recipe:
 
     @property
     def needs_finetune(self) -> bool:
-        return self.qat or self.prune is not None
+        return self.qat or self.prune is not None or self.channel_prune is not None
 
     @property
     def is_reference(self) -> bool:
@@ -183,7 +217,7 @@ class Recipe:
         """Calibrated full-integer PTQ (int8, no QAT, no pruning): what TFLite's
         quantization debugger can explain layer by layer."""
         return (self.quantization == "int8" and not self.qat and self.prune is None
-                and self.litert_recipe is None)
+                and self.litert_recipe is None and self.channel_prune is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -202,9 +236,11 @@ class Recipe:
         return _from_dict(Recipe, _deep_merge(self.to_dict(), overrides), where)
 
 
-_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe")
+_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
+                   "channel_prune")
 
-_NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise}
+_NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
+                            "channel_prune": ChannelPruning}
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -293,9 +329,10 @@ def _check_litert(recipe: Recipe) -> None:
     _require(recipe.litert_recipe in LITERT_RECIPES, f"{recipe.name}: litert_recipe",
              f"one of {', '.join(LITERT_RECIPES)}", recipe.litert_recipe)
     _require(recipe.quantization == "none" and not recipe.qat and recipe.prune is None
-             and recipe.keep_float is None, f"{recipe.name}: litert_recipe",
-             "no quantization, qat, prune or keep_float (litert-quantizer quantizes the "
-             "float .tflite itself)", recipe.litert_recipe)
+             and recipe.keep_float is None and recipe.channel_prune is None,
+             f"{recipe.name}: litert_recipe", "no quantization, qat, prune, channel_prune or "
+             "keep_float (litert-quantizer quantizes the float .tflite itself)",
+             recipe.litert_recipe)
 
 
 def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:
@@ -388,3 +425,18 @@ def default_recipes() -> list[Recipe]:
 
 for _recipe in LITERT_QUANTIZER_RECIPES:
     register_recipe(_recipe, opt_in=True)
+
+# Structured channel pruning, opt-in: each fine-tunes (the QAT variant twice). 70 % as
+# in the articles: on the digits fixtures it measured drops of 0.25-0.75 points (50 %:
+# 0-1.25) with int8 files a quarter smaller than at 50 %.
+_CHANNELS_70 = ChannelPruning(fraction=0.7)
+register_recipe(Recipe(
+    "channel_prune_int8", "Channel pruning (70 % of the hidden channels), fine-tune, "
+    "then full-integer PTQ: a narrower dense model.", quantization="int8",
+    channel_prune=_CHANNELS_70, finetune=FineTune(epochs=6, learning_rate=5e-4),
+    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
+register_recipe(Recipe(
+    "channel_prune_qat_int8", "Channel pruning and fine-tune, then QAT and full-integer "
+    "conversion.", quantization="int8", qat=True, channel_prune=_CHANNELS_70,
+    finetune=FineTune(epochs=6, learning_rate=5e-4),
+    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)

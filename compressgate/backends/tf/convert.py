@@ -16,6 +16,7 @@ import numpy as np
 
 from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
+from compressgate.backends.tf.channel_prune import prune_channels
 from compressgate.backends.tf.env import (
     converter_reason,
     deterministic,
@@ -141,6 +142,20 @@ def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     return stripped
 
 
+def _channel_prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    """Remove channels (a narrower dense model), then fine-tune it in float."""
+    spec = recipe.channel_prune
+    assert spec is not None
+    narrow = prune_channels(model, spec)
+    if spec.recalibrate_batchnorm:
+        _recalibrate_batchnorm(narrow, data.x_train)
+    _compile_like(narrow, model, recipe.finetune.learning_rate)
+    narrow.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+               batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+               callbacks=_tensorboard(logs))
+    return narrow
+
+
 def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
     """Set BatchNorm moving statistics to the training split's statistics under the
     final (pruned) weights: one full-batch pass in training mode with momentum 0."""
@@ -221,6 +236,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             start = time.perf_counter()
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = with_batch(model, None) if spec.static_batch else model
+            if recipe.channel_prune is not None:
+                trainable = _channel_prune(trainable, recipe, data, logs)
             if recipe.qat:
                 trainable = _qat(trainable, recipe, data, logs)
             if recipe.prune is not None:

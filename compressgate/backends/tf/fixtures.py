@@ -113,6 +113,11 @@ def _digits_dscnn():
     return keras.Model(inputs, outputs, name="digits_dscnn")
 
 
+_SEQ_NO_CHANNELS = ("channel pruning removes Conv/Dense channels: the LSTM holds the "
+                    "hidden units and the one Dense layer is the output (refused: no "
+                    "layer can lose channels)")
+
+
 def _seq_rnn():
     layers = import_keras().layers
     return import_keras().Sequential([
@@ -200,6 +205,8 @@ FIXTURES: tuple[FixtureSpec, ...] = (
             "ptq_int16x8": {"unsupported": "the converter has no 16x8 kernel for "
                                            "UNIDIRECTIONAL_SEQUENCE_LSTM"},
             "qat_int8": {"unsupported": "tfmot's default QAT scheme does not support LSTM"},
+            **{name: {"unsupported": _SEQ_NO_CHANNELS}
+               for name in ("channel_prune_int8", "channel_prune_qat_int8")},
             "prune_2by4": {"promise": {"min_gzip_ratio": None},
                            "why": "tfmot's 2:4 sparsity covers Conv2D and Dense kernels "
                                   "only; the LSTM holds 98 % of the weights (measured gzip "
