@@ -175,6 +175,9 @@ RESULT_COLUMNS = {
     "size x": lambda r: _num("{:.2f}")(r.get("size_ratio")),
     "gzip x": lambda r: _num("{:.2f}")(r.get("gzip_ratio")),
     "sparsity": lambda r: _num("{:.3f}")(r.get("sparsity")),
+    # Distinct values per output channel of the weights, max / mean over tensors.
+    "clusters": lambda r: (f"{r['clusters_max']} / {r['clusters_mean']:.1f}"
+                           if r.get("clusters_max") is not None else ""),
     "peak KiB": lambda r: _num("{:.0f}")(r["peak_memory_bytes"] / 1024
                                          if r.get("peak_memory_bytes") else None),
     "latency x (95% CI)": _latency,
@@ -182,13 +185,17 @@ RESULT_COLUMNS = {
 }
 # The compact Markdown table leaves out what only the page needs.
 COMPACT_COLUMNS = ("model", "recipe", "verdict", "accuracy", "drop (pts)", "agree", "size x",
-                   "gzip x", "sparsity", "latency x (95% CI)", "note")
+                   "gzip x", "sparsity", "clusters", "latency x (95% CI)", "note")
+# Shown only when some row has a value (only clustered recipes count clusters).
+OPTIONAL_COLUMNS = ("clusters",)
 
 
 def results_frame(rows: list[dict[str, Any]], columns=tuple(RESULT_COLUMNS)) -> pd.DataFrame:
     """Display strings, one row per result, attention first."""
     records = [{name: RESULT_COLUMNS[name](row) for name in columns} for row in ordered(rows)]
-    return pd.DataFrame(records, columns=list(columns))
+    shown = [c for c in columns
+             if c not in OPTIONAL_COLUMNS or any(record[c] for record in records)]
+    return pd.DataFrame(records, columns=shown)
 
 
 def changes_frame(changes: list[dict[str, Any]], *, only_notable: bool = False) -> pd.DataFrame:

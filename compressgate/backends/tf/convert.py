@@ -16,12 +16,14 @@ import numpy as np
 
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
 from compressgate.backends.tf.env import (
+    clusterable,
     converter_reason,
     deterministic,
     first_line,
     import_keras,
     import_tfmot,
     make_converter,
+    preserving_scheme,
     prunable,
     quiet,
     with_batch,
@@ -80,6 +82,11 @@ def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
         with quiet():
             if recipe.keep_float is not None:
                 q_model = quantize_model_keep_float(model, recipe)
+            elif recipe.qat_preserve is not None:
+                annotated = tfmot.quantization.keras.quantize_annotate_model(model)
+                q_model = tfmot.quantization.keras.quantize_apply(
+                    annotated, preserving_scheme(recipe.qat_preserve,
+                                                 sparsity=recipe.prune is not None))
             else:
                 q_model = tfmot.quantization.keras.quantize_model(model)
     except (RuntimeError, ValueError) as exc:
@@ -135,6 +142,41 @@ def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     if spec.recalibrate_batchnorm:
         _recalibrate_batchnorm(stripped, data.x_train)
+    return stripped
+
+
+def _cluster(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    """``cluster_weights`` on every layer tfmot clusters, fine-tune, ``strip_clustering``;
+    after pruning, the zeros are kept (``preserve_sparsity``)."""
+    tfmot = import_tfmot()
+    keras = import_keras()
+    spec = recipe.cluster
+    assert spec is not None
+    api = tfmot.clustering.keras
+    targets = {layer.name for layer in model.layers if clusterable(layer)}
+    if not targets:
+        raise RecipeUnsupported("no layer of this model can be clustered by tfmot (it "
+                                "clusters Conv/Dense/RNN kernels, not DepthwiseConv2D)")
+    kwargs = {"number_of_clusters": spec.number_of_clusters,
+              "cluster_centroids_init": getattr(api.CentroidInitialization, spec.init.upper()),
+              "preserve_sparsity": recipe.prune is not None}
+
+    def wrap(layer):
+        return api.cluster_weights(layer, **kwargs) if layer.name in targets else layer
+
+    try:
+        with quiet():
+            clustered = keras.models.clone_model(model, clone_function=wrap)
+    except (RuntimeError, ValueError) as exc:
+        raise RecipeUnsupported(
+            f"tfmot cannot cluster this model: {first_line(exc)}") from None
+    _compile_like(clustered, model, recipe.finetune.learning_rate)
+    clustered.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                  batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+                  callbacks=_tensorboard(logs))
+    stripped = api.strip_clustering(clustered)
+    # The moving statistics lag the clustered kernels, as after pruning.
+    _recalibrate_batchnorm(stripped, data.x_train)
     return stripped
 
 
@@ -213,10 +255,13 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             start = time.perf_counter()
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = with_batch(model, None) if spec.static_batch else model
-            if recipe.qat:
-                trainable = _qat(trainable, recipe, data, logs)
+            # Prune, cluster, then QAT: each preserving stage keeps what came before.
             if recipe.prune is not None:
                 trainable = _prune(trainable, recipe, data, logs)
+            if recipe.cluster is not None:
+                trainable = _cluster(trainable, recipe, data, logs)
+            if recipe.qat:
+                trainable = _qat(trainable, recipe, data, logs)
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
