@@ -8,6 +8,7 @@ float reference too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -93,9 +94,12 @@ def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
         raise RecipeUnsupported(
             f"tfmot QAT cannot quantize this model: {first_line(exc)}") from None
     _compile_like(q_model, model, recipe.finetune.learning_rate)
-    q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
-                callbacks=_tensorboard(logs),
-                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
+    # Cluster-preserving QAT trains the centroids, not the kernels it rebuilds from them:
+    # TensorFlow warns on every step that the kernels get no gradient.
+    with quiet() if recipe.qat_preserve == "clusters" else contextlib.nullcontext():
+        q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                    callbacks=_tensorboard(logs),
+                    batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
     return q_model
 
 
