@@ -378,11 +378,13 @@ COLLABORATIVE_RECIPES: tuple[Recipe, ...] = (
            promise=Promise(min_gzip_ratio=2.5, max_clusters=16, io_dtype="float32")),
     Recipe("cluster_int8", "Weight clustering, then full-integer PTQ.", quantization="int8",
            cluster=Clustering(), finetune=_CLUSTER_FINETUNE,
-           promise=Promise(min_size_ratio=3.5, max_clusters=16, **_INT8_IO)),
+           promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
+                           **_INT8_IO)),
     Recipe("cqat_int8", "Weight clustering, then cluster-preserving QAT, full integer.",
            quantization="int8", qat=True, qat_preserve="clusters", cluster=Clustering(),
            finetune=_CLUSTER_FINETUNE,
-           promise=Promise(min_size_ratio=3.5, max_clusters=16, **_INT8_IO)),
+           promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
+                           **_INT8_IO)),
 )
 for _recipe in COLLABORATIVE_RECIPES:
     register_recipe(_recipe, opt_in=True)
