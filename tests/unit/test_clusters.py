@@ -92,3 +92,11 @@ def test_clusters_column_shows_only_when_a_row_counted_clusters():
     frame = view.results_frame([plain, plain | {"recipe": "cluster", "clusters_max": 16,
                                                 "clusters_mean": 15.25}])
     assert sorted(frame["clusters"]) == ["", "16 / 15.2"]
+
+
+def test_diagnosis_names_every_fine_tuning_stage():
+    from compressgate.diagnosis.collect import debuggable
+
+    assert "fine-tunes (pruning, QAT)" in debuggable(get_recipe("pqat_int8"))
+    assert "fine-tunes (clustering):" in debuggable(get_recipe("cluster_int8"))
+    assert "fine-tunes (pruning):" in debuggable(get_recipe("prune_int8"))
