@@ -151,6 +151,15 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _clusters_note(row: dict[str, Any]) -> str:
+    """Clustered recipes: distinct values per output channel of the weights (a note, not a
+    column: only these rows have it, and the table must stay narrow)."""
+    if row.get("clusters_max") is None:
+        return ""
+    return (f"{row['clusters_max']} values per channel (max; mean over tensors "
+            f"{row['clusters_mean']:.1f})")
+
+
 def _is_accuracy(row: dict[str, Any]) -> bool:
     return row.get("metric", "accuracy") == "accuracy"
 
@@ -175,27 +184,20 @@ RESULT_COLUMNS = {
     "size x": lambda r: _num("{:.2f}")(r.get("size_ratio")),
     "gzip x": lambda r: _num("{:.2f}")(r.get("gzip_ratio")),
     "sparsity": lambda r: _num("{:.3f}")(r.get("sparsity")),
-    # Distinct values per output channel of the weights, max / mean over tensors.
-    "clusters": lambda r: (f"{r['clusters_max']} / {r['clusters_mean']:.1f}"
-                           if r.get("clusters_max") is not None else ""),
     "peak KiB": lambda r: _num("{:.0f}")(r["peak_memory_bytes"] / 1024
                                          if r.get("peak_memory_bytes") else None),
     "latency x (95% CI)": _latency,
-    "note": lambda r: _short(r.get("error") or ""),
+    "note": lambda r: _short(r.get("error") or _clusters_note(r)),
 }
 # The compact Markdown table leaves out what only the page needs.
 COMPACT_COLUMNS = ("model", "recipe", "verdict", "accuracy", "drop (pts)", "agree", "size x",
-                   "gzip x", "sparsity", "clusters", "latency x (95% CI)", "note")
-# Shown only when some row has a value (only clustered recipes count clusters).
-OPTIONAL_COLUMNS = ("clusters",)
+                   "gzip x", "sparsity", "latency x (95% CI)", "note")
 
 
 def results_frame(rows: list[dict[str, Any]], columns=tuple(RESULT_COLUMNS)) -> pd.DataFrame:
     """Display strings, one row per result, attention first."""
     records = [{name: RESULT_COLUMNS[name](row) for name in columns} for row in ordered(rows)]
-    shown = [c for c in columns
-             if c not in OPTIONAL_COLUMNS or any(record[c] for record in records)]
-    return pd.DataFrame(records, columns=shown)
+    return pd.DataFrame(records, columns=list(columns))
 
 
 def changes_frame(changes: list[dict[str, Any]], *, only_notable: bool = False) -> pd.DataFrame:

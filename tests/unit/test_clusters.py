@@ -86,12 +86,13 @@ def test_collaborative_recipes_are_opt_in():
     assert all(r.needs_finetune and not r.is_int8_ptq for r in COLLABORATIVE_RECIPES)
 
 
-def test_clusters_column_shows_only_when_a_row_counted_clusters():
+def test_clustered_rows_note_their_values_per_channel():
     plain = {"model": "m", "recipe": "ptq_int8", "converted": True}
-    assert "clusters" not in view.results_frame([plain]).columns
-    frame = view.results_frame([plain, plain | {"recipe": "cluster", "clusters_max": 16,
-                                                "clusters_mean": 15.25}])
-    assert sorted(frame["clusters"]) == ["", "16 / 15.2"]
+    clustered = plain | {"recipe": "cluster", "clusters_max": 16, "clusters_mean": 15.25}
+    notes = dict(zip(*view.results_frame([plain, clustered])[["recipe", "note"]].T.values,
+                     strict=True))
+    assert notes == {"ptq_int8": "",
+                     "cluster": "16 values per channel (max; mean over tensors 15.2)"}
 
 
 def test_diagnosis_names_every_fine_tuning_stage():
