@@ -20,6 +20,17 @@ CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
 # What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
 # (tfmot's collaborative optimization schemes).
 QatPreserve = Literal["sparsity", "clusters"]
+# Recipes of litert-quantizer 0.11 (``litert_quantizer.recipe``) that quantize a whole
+# model; tests/tf/test_litert_quantizer.py checks the package offers each. "static_*"
+# ones calibrate on the calibration split.
+LITERT_RECIPES = (
+    "weight_only_wi8_afp32", "weight_only_wi4_afp32", "dynamic_wi8_afp32",
+    "dynamic_wi4_afp32", "dynamic_legacy_wi8_afp32", "static_wi8_ai8", "static_wi8_ai16",
+    "dynamic_wi8c_afp32", "dynamic_wi4c_afp32", "dynamic_wi2c_afp32",
+    "dynamic_wi8b32_afp32", "dynamic_wi4b32_afp32", "dynamic_wi2b32_afp32",
+    "dynamic_wi8b64_afp32", "dynamic_wi4b64_afp32", "dynamic_wi2b64_afp32",
+    "dynamic_wi8c_hr_afp32", "dynamic_wi4c_hr_afp32", "dynamic_wi2c_hr_afp32",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class FineTune:
     learning_rate: float = 1e-4
 
     def __post_init__(self) -> None:
+        _check_types(self, "finetune.")
         _require(self.epochs >= 1, "finetune.epochs", "an integer >= 1", self.epochs)
         _require(self.batch_size >= 1, "finetune.batch_size", "an integer >= 1", self.batch_size)
         _require(self.learning_rate > 0, "finetune.learning_rate", "> 0", self.learning_rate)
@@ -59,6 +71,7 @@ class Pruning:
     recalibrate_batchnorm: bool = True
 
     def __post_init__(self) -> None:
+        _check_types(self, "prune.")
         for name in ("initial_sparsity", "final_sparsity"):
             value = getattr(self, name)
             _require(0.0 <= value < 1.0, f"prune.{name}", "a fraction in [0, 1)", value)
@@ -87,7 +100,8 @@ class Clustering:
     init: CentroidInit = "kmeans_plus_plus"
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.number_of_clusters, int) and self.number_of_clusters >= 2,
+        _check_types(self, "cluster.")
+        _require(self.number_of_clusters >= 2,
                  "cluster.number_of_clusters", "an integer >= 2", self.number_of_clusters)
         _require(self.init in get_args(CentroidInit), "cluster.init",
                  f"one of {get_args(CentroidInit)}", self.init)
@@ -119,8 +133,8 @@ class Promise:
     max_clusters: int | None = None
 
     def __post_init__(self) -> None:
-        _require(self.max_clusters is None or (isinstance(self.max_clusters, int)
-                                               and self.max_clusters >= 1),
+        _check_types(self, "promise.")
+        _require(self.max_clusters is None or self.max_clusters >= 1,
                  "promise.max_clusters", "an integer >= 1 or none", self.max_clusters)
         if self.min_runtime is not None:
             from compressgate.compat.runtime_versions import parse_version
@@ -160,9 +174,14 @@ class Recipe:
     # Weight clustering (after pruning, before QAT), and what QAT preserves.
     cluster: Clustering | None = None
     qat_preserve: QatPreserve | None = None
+    # Quantize with litert-quantizer's recipe of this name (LITERT_RECIPES) instead of
+    # the TF converter: the float .tflite (the float recipe's file) is its input.
+    litert_recipe: str | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, "")
         _check_keep_float(self)
+        _check_litert(self)
         _check_collaborative(self)
         _require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
                  "letters, digits and underscores", self.name)
@@ -186,11 +205,17 @@ class Recipe:
         return self.name == "float"
 
     @property
+    def needs_keras(self) -> bool:
+        """Whether the recipe needs the Keras model (TF converter, QAT, pruning), not
+        just a float ``.tflite``."""
+        return not self.is_reference and self.litert_recipe is None
+
+    @property
     def is_int8_ptq(self) -> bool:
         """Calibrated full-integer PTQ (int8, no QAT, no pruning): what TFLite's
         quantization debugger can explain layer by layer."""
         return (self.quantization == "int8" and not self.qat and self.prune is None
-                and self.cluster is None)
+                and self.cluster is None and self.litert_recipe is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -213,7 +238,8 @@ class Recipe:
         return _from_dict(Recipe, _deep_merge(self.to_dict(), overrides), where)
 
 
-_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "cluster", "qat_preserve")
+_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
+                   "cluster", "qat_preserve")
 # Nested fields added later, dropped when None so old cache keys stay valid.
 _NESTED_OMIT_WHEN_NONE = {"promise": ("max_clusters",)}
 
@@ -289,6 +315,47 @@ def _check_collaborative(recipe: Recipe) -> None:
     if recipe.cluster is not None or preserve is not None:
         _require(recipe.keep_float is None, f"{recipe.name}: keep_float",
                  "none in a clustered or preserving-QAT recipe", recipe.keep_float)
+        _require(recipe.litert_recipe is None, f"{recipe.name}: litert_recipe",
+                 "none in a clustered or preserving-QAT recipe (it needs the Keras model)",
+                 recipe.litert_recipe)
+
+
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
+               "str": "a string"}
+
+
+def _check_types(obj: Any, prefix: str) -> None:
+    """Scalar fields must hold their declared type (``"1.4x"`` is not a number, ``1`` is
+    not a bool): a config value of the wrong type is one line naming the field, not a
+    TypeError in the middle of a run."""
+    for f in fields(obj):
+        declared = [t.strip() for t in str(f.type).split("|")]
+        kinds = [t for t in declared if t in _SCALARS]
+        if not kinds or any(t not in (*_SCALARS, "None") for t in declared):
+            continue  # Literal, tuple, nested dataclass: checked where they are used
+        value = getattr(obj, f.name)
+        if value is None and "None" in declared:
+            continue
+        ok = any(isinstance(value, _SCALARS[k]) for k in kinds) and (
+            not isinstance(value, bool) or "bool" in kinds)
+        expected = " or ".join(_TYPE_NAMES[k] for k in kinds)
+        _require(ok, f"{prefix}{f.name}", expected + (" (or unset)" if "None" in declared
+                                                        else ""), value)
+
+
+def _check_litert(recipe: Recipe) -> None:
+    """A litert-quantizer recipe names one of its recipes and does nothing the TF
+    converter does (its input is the float ``.tflite``)."""
+    if recipe.litert_recipe is None:
+        return
+    _require(recipe.litert_recipe in LITERT_RECIPES, f"{recipe.name}: litert_recipe",
+             f"one of {', '.join(LITERT_RECIPES)}", recipe.litert_recipe)
+    _require(recipe.quantization == "none" and not recipe.qat and recipe.prune is None
+             and recipe.keep_float is None, f"{recipe.name}: litert_recipe",
+             "no quantization, qat, prune or keep_float (litert-quantizer quantizes the "
+             "float .tflite itself)", recipe.litert_recipe)
 
 
 def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:
@@ -322,6 +389,20 @@ BUILTIN_RECIPES: tuple[Recipe, ...] = (
            prune=Pruning(initial_sparsity=0.5, final_sparsity=0.5, structure="2by4"),
            finetune=FineTune(epochs=4, learning_rate=5e-4),
            promise=Promise(min_gzip_ratio=1.3, io_dtype="float32")),
+)
+
+# litert-quantizer (the optional extra compressgate[litert]) on the float .tflite.
+LITERT_QUANTIZER_RECIPES: tuple[Recipe, ...] = (
+    Recipe("lq_int4_weight_only", "litert-quantizer: int4 channelwise weights, "
+           "dequantized to float at run time (weight_only_wi4_afp32).",
+           litert_recipe="weight_only_wi4_afp32",
+           promise=Promise(min_size_ratio=4.0, io_dtype="float32")),
+    Recipe("lq_int8_dynamic", "litert-quantizer: int8 channelwise weights, activations "
+           "quantized at run time (dynamic_wi8_afp32).", litert_recipe="dynamic_wi8_afp32",
+           promise=Promise(min_size_ratio=3.0, io_dtype="float32")),
+    Recipe("lq_int8_static", "litert-quantizer: int8 weights and activations calibrated "
+           "on the calibration split (static_wi8_ai8).", litert_recipe="static_wi8_ai8",
+           promise=Promise(min_size_ratio=3.0, io_dtype="int8")),
 )
 
 _REGISTRY: dict[str, Recipe] = {r.name: r for r in BUILTIN_RECIPES}
@@ -386,5 +467,5 @@ COLLABORATIVE_RECIPES: tuple[Recipe, ...] = (
            promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
                            **_INT8_IO)),
 )
-for _recipe in COLLABORATIVE_RECIPES:
+for _recipe in (*LITERT_QUANTIZER_RECIPES, *COLLABORATIVE_RECIPES):
     register_recipe(_recipe, opt_in=True)

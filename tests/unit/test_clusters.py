@@ -64,6 +64,8 @@ def test_max_clusters_promise_gates_the_measured_count():
     ({"cluster": {"init": "kmeans"}}, "cluster.init"),
     ({"cluster": {}, "quantization": "int8", "keep_float": ["dense"]}, "keep_float"),
     ({"promise": {"max_clusters": 0}}, "promise.max_clusters"),
+    ({"promise": {"max_clusters": "16"}}, "promise.max_clusters"),
+    ({"cluster": {}, "litert_recipe": "dynamic_wi8_afp32"}, "litert_recipe: expected none"),
 ])
 def test_bad_collaborative_fields_are_one_line_naming_the_field(fields, message):
     with pytest.raises(UserInputError, match=message) as info:
