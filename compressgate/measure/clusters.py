@@ -3,7 +3,8 @@ visible in a ``.tflite`` file.
 
 Counted per output channel, not per tensor, because the converter scales each output
 channel on its own (BatchNorm folding, per-channel int8 scales): a kernel clustered to 16
-values keeps at most 16 per channel, while the tensor as a whole may hold 16 per channel.
+values keeps at most 16 in each channel, while the tensor as a whole may hold up to 16
+times its channel count.
 Pure numpy; the flatbuffer reader supplies the arrays.
 """
 
