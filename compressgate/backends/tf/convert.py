@@ -8,6 +8,7 @@ float reference too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -16,13 +17,18 @@ import numpy as np
 
 import compressgate.backends.tf.qat as qat
 import compressgate.backends.tf.recurrent as recurrent
+from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
+from compressgate.backends.tf.channel_prune import prune_channels
 from compressgate.backends.tf.env import (
+    clusterable,
     converter_reason,
     deterministic,
+    first_line,
     import_keras,
     import_tfmot,
     make_converter,
+    preserving_scheme,
     prunable,
     quiet,
     with_batch,
@@ -34,6 +40,8 @@ from compressgate.project.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
 TENSORBOARD_ENV = "COMPRESSGATE_TENSORBOARD"
+# The float recipe's conversion: the input of litert-quantizer recipes.
+_FLOAT = Recipe("float", optimize=False)
 
 
 def _compile_like(model, source, learning_rate: float) -> None:
@@ -73,11 +81,17 @@ def _tensorboard(logs: Path | None, *, pruning: bool = False) -> list:
 
 def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     kept = recipe.keep_float if isinstance(recipe.keep_float, tuple) else ()
-    q_model = qat.quantize(model, kept)
+    scheme = None
+    if recipe.qat_preserve is not None:
+        scheme = preserving_scheme(recipe.qat_preserve, sparsity=recipe.prune is not None)
+    q_model = qat.quantize(model, kept, scheme)
     _compile_like(q_model, model, recipe.finetune.learning_rate)
-    q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
-                callbacks=_tensorboard(logs),
-                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
+    # Cluster-preserving QAT trains the centroids, not the kernels it rebuilds from them:
+    # TensorFlow warns on every step that the kernels get no gradient.
+    with quiet() if recipe.qat_preserve == "clusters" else contextlib.nullcontext():
+        q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                    callbacks=_tensorboard(logs),
+                    batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
     return q_model
 
 
@@ -127,6 +141,55 @@ def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     return stripped
 
 
+def _channel_prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    """Remove channels (a narrower dense model), then fine-tune it in float."""
+    spec = recipe.channel_prune
+    assert spec is not None
+    narrow = prune_channels(model, spec)
+    if spec.recalibrate_batchnorm:
+        _recalibrate_batchnorm(narrow, data.x_train)
+    _compile_like(narrow, model, recipe.finetune.learning_rate)
+    narrow.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+               batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+               callbacks=_tensorboard(logs))
+    return narrow
+
+
+def _cluster(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    """``cluster_weights`` on every layer tfmot clusters, fine-tune, ``strip_clustering``;
+    after pruning, the zeros are kept (``preserve_sparsity``)."""
+    tfmot = import_tfmot()
+    keras = import_keras()
+    spec = recipe.cluster
+    assert spec is not None
+    api = tfmot.clustering.keras
+    targets = {layer.name for layer in model.layers if clusterable(layer)}
+    if not targets:
+        raise RecipeUnsupported("no layer of this model can be clustered by tfmot (it "
+                                "clusters Conv/Dense/RNN kernels, not DepthwiseConv2D)")
+    kwargs = {"number_of_clusters": spec.number_of_clusters,
+              "cluster_centroids_init": getattr(api.CentroidInitialization, spec.init.upper()),
+              "preserve_sparsity": recipe.prune is not None}
+
+    def wrap(layer):
+        return api.cluster_weights(layer, **kwargs) if layer.name in targets else layer
+
+    try:
+        with quiet():
+            clustered = keras.models.clone_model(model, clone_function=wrap)
+    except (RuntimeError, ValueError) as exc:
+        raise RecipeUnsupported(
+            f"tfmot cannot cluster this model: {first_line(exc)}") from None
+    _compile_like(clustered, model, recipe.finetune.learning_rate)
+    clustered.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                  batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+                  callbacks=_tensorboard(logs))
+    stripped = api.strip_clustering(clustered)
+    # The moving statistics lag the clustered kernels, as after pruning.
+    _recalibrate_batchnorm(stripped, data.x_train)
+    return stripped
+
+
 def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
     """Set BatchNorm moving statistics to the training split's statistics under the
     final (pruned) weights: one full-batch pass in training mode with momentum 0."""
@@ -146,6 +209,9 @@ def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
 
 
 def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
+    if recipe.litert_recipe is not None:  # the float file, then litert-quantizer
+        float_tflite = _convert(model, _FLOAT, data)
+        return litert_quant.quantize(float_tflite, recipe, data, name=model.name)
     converter = make_converter(model, recipe, data)
     try:
         with quiet():
@@ -172,6 +238,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     Bad user input raises ``UserInputError``; a recipe that tfmot or the converter cannot
     apply to this model returns an ``Artifact`` carrying the reason.
     """
+    if spec.is_tflite:  # no Keras model: the file is the float reference
+        return tflite_source.compress(spec, recipe, data)
     deterministic()
     model = load_model(spec)
     if recipe.perturb_weights:
@@ -182,7 +250,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
                     data=str(spec.data), classification=classification)
     if recipe.needs_finetune and not classification and not getattr(model, "loss", None):
         raise UserInputError(
-            f"model {spec.name}: recipe {recipe.name} fine-tunes, and the model is not "
+            f"model {spec.name!r}: recipe {recipe.name} fine-tunes, and the model is not "
             "compiled: save it compiled (or compile it in its module:function) so its loss "
             "is known")
     keras_top1 = None
@@ -202,10 +270,16 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             start = time.perf_counter()
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = with_batch(model, None) if spec.static_batch else model
-            if recipe.qat:
-                trainable = _qat(trainable, recipe, data, logs)
+            # Narrow, prune, cluster, then QAT: each preserving stage keeps what came
+            # before.
+            if recipe.channel_prune is not None:
+                trainable = _channel_prune(trainable, recipe, data, logs)
             if recipe.prune is not None:
                 trainable = _prune(trainable, recipe, data, logs)
+            if recipe.cluster is not None:
+                trainable = _cluster(trainable, recipe, data, logs)
+            if recipe.qat:
+                trainable = _qat(trainable, recipe, data, logs)
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()

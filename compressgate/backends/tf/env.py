@@ -3,7 +3,8 @@ tf-keras and tfmot, and the one that touches their private or experimental APIs.
 
 Imports are lazy (``import_tf``, ``import_keras``, ``import_tfmot``): importing
 compressgate never loads TensorFlow. Private APIs used here, each behind one function:
-tfmot's ``PruneRegistry._weight_names`` (``prunable``), the converter's
+tfmot's ``PruneRegistry._weight_names`` (``prunable``) and
+``ClusteringRegistry._weight_names`` (``clusterable``), the converter's
 ``_experimental_calibrate_only`` (``calibrated_model``) and
 ``tensorflow.lite.python.convert.mlir_quantize`` (``quantize_calibrated``), tf-keras's
 per-graph layer-name counters (``reserve_layer_names``). Also here: the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -25,19 +27,38 @@ import numpy as np
 
 import compressgate  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from compressgate.backends.protocol import RecipeUnsupported
+from compressgate.native import filtered_stderr
 from compressgate.project.models import Dataset
 from compressgate.recipes import Recipe
 
 SEED = 1234
 
 
+# What TensorFlow's C++ side prints on import whatever TF_CPP_MIN_LOG_LEVEL says: absl
+# INFO lines (oneDNN is on, no CUDA driver, CPU features) and absl's note about them.
+_IMPORT_NOISE = re.compile(
+    r"^(I\d{4} .*|WARNING: All log messages before absl::InitializeLog\(\) is called.*"
+    r"|To enable the following instructions:.*)$")
+
+
+def _import_tensorflow() -> None:
+    """Import TensorFlow with its import-time INFO lines dropped from file descriptor 2;
+    anything else it writes there (warnings, errors) is passed on."""
+    if "tensorflow" in sys.modules:
+        return
+    with filtered_stderr(_IMPORT_NOISE):
+        import tensorflow  # noqa: F401
+
+
 def import_tf():
+    _import_tensorflow()
     import tensorflow as tf
 
     return tf
 
 
 def import_keras():
+    _import_tensorflow()
     import absl.logging
     import tf_keras
 
@@ -47,6 +68,7 @@ def import_keras():
 
 
 def import_tfmot():
+    _import_tensorflow()
     import tensorflow_model_optimization as tfmot
 
     return tfmot
@@ -150,6 +172,30 @@ def prunable(layer) -> bool:
         return bool(PruneRegistry._weight_names(layer))
     except KeyError:  # recurrent layers are registered apart, by cell
         return True
+
+
+def clusterable(layer) -> bool:
+    """Whether tfmot clusters any weight of ``layer`` (it accepts DepthwiseConv2D and
+    BatchNormalization, but clusters none of their weights)."""
+    from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import (
+        ClusteringRegistry,
+    )
+
+    if not layer.trainable_weights or not ClusteringRegistry.supports(layer):
+        return False
+    try:
+        return bool(ClusteringRegistry._weight_names(layer))
+    except KeyError:  # recurrent layers are registered apart, by cell
+        return True
+
+
+def preserving_scheme(preserve: str, *, sparsity: bool):
+    """tfmot's collaborative QAT scheme keeping pruning's zeros (``"sparsity"``) or
+    clustering's shared values (``"clusters"``, with the zeros too when ``sparsity``)."""
+    combine = import_tfmot().experimental.combine
+    if preserve == "sparsity":
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=sparsity)
 
 
 def make_converter(model, recipe: Recipe, data: Dataset):

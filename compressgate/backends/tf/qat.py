@@ -125,9 +125,10 @@ def refusal(exc: BaseException) -> str:
     return text
 
 
-def quantize(model, keep_float: tuple[str, ...] = ()):
+def quantize(model, keep_float: tuple[str, ...] = (), scheme=None):
     """``model`` wrapped for QAT: every layer but ``keep_float`` annotated, with our
-    configs where tfmot has none. Raises ``RecipeUnsupported`` naming what cannot be."""
+    configs where tfmot has none; a tfmot ``scheme`` (the preserving ones) as tfmot
+    applies it. Raises ``RecipeUnsupported`` naming what cannot be."""
     tfmot = import_tfmot()
     keras = import_keras()
     keras_q = tfmot.quantization.keras
@@ -142,6 +143,8 @@ def quantize(model, keep_float: tuple[str, ...] = ()):
     try:
         with quiet():
             reserve_layer_names(model)
+            if scheme is not None:  # its own registry: our configs are not in it
+                return keras_q.quantize_apply(keras_q.quantize_annotate_model(model), scheme)
             if not kept and not ours:  # tfmot's own path, as the bundled baselines had
                 return keras_q.quantize_model(model)
             annotated = keras.models.clone_model(model, clone_function=annotate)
