@@ -152,3 +152,18 @@ def test_small_conv1d_classifier_green_after_one_conscious_edit(tmp_path):
         measured = rows[recipe]["size_ratio"]
         assert measured >= override["promise"]["min_size_ratio"] > measured - 0.01
     assert (tmp_path / ".gitignore").read_text().count(".compressgate_cache/") == 1
+
+
+def test_bigru_classifier_green_after_one_conscious_edit(tmp_path):
+    """A Bidirectional(GRU) saved at a dynamic batch: init finds the GRU inside the wrapper
+    and sets static_batch; float, dynamic and int8 (its loop unrolled: TensorFlow's
+    calibrator crashes on TFLite's WHILE) convert and keep their accuracy; the files are
+    no smaller than float's, which the one paste accepts at the measured ratios."""
+    newuser.bigru_classifier(tmp_path)
+    first = green_after_one_paste(tmp_path, "2K parameters; int8 unrolls the GRU loop")
+    assert "-size]" in first.stdout and "-accuracy]" not in first.stdout
+    model = tomllib.loads((tmp_path / "compressgate.toml").read_text())["models"]["model"]
+    assert model["static_batch"] == 1
+    assert model["recipes"] == ["float", "ptq_dynamic", "ptq_int8"]
+    rows = json.loads((tmp_path / "reports" / "summary.json").read_text())["results"]
+    assert [r["recipe"] for r in rows if r["converted"]] == model["recipes"]

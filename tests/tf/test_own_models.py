@@ -1,6 +1,7 @@
 """Models users bring that tfmot or the converter used to refuse: a Bidirectional(GRU) at
 a dynamic batch, a Conv1D CNN under QAT, a residual SeparableConv2D model loaded from
-``.h5``; and ``diagnose`` on a ``module:function`` model."""
+``.h5``; and ``diagnose`` on a ``module:function`` model. (A Bidirectional(GRU) through
+the README's flow, float to int8: tests/byo/test_new_user.py.)"""
 
 from __future__ import annotations
 
@@ -64,23 +65,6 @@ def test_recurrent_layers_are_found_in_every_wrapper():
         layers.Bidirectional(layers.LSTM(4), name="bi"),
     ])
     assert recurrent_layers(model) == ["cell_rnn", "bi (LSTM)"]
-
-
-def test_a_bidirectional_gru_saved_at_a_dynamic_batch_converts_at_static_batch_1(bigru_dir):
-    """float and dynamic through TFLite's WHILE loop at batch 1; int8 unrolled (the
-    calibrator crashes on the loop). Every file answers like the Keras model."""
-    from compressgate.backends import tf as backend
-    from compressgate.measure import litert
-
-    spec = spec_for(bigru_dir, static_batch=1)
-    data = Dataset.load(bigru_dir / "data.npz")
-    keras_top1 = np.argmax(backend.load_model(spec).predict(data.x_test[:100], verbose=0),
-                           axis=-1)
-    for name in ("float", "ptq_dynamic", "ptq_int8"):
-        artifact = backend.compress(spec, get_recipe(name), data)
-        assert artifact.error is None, name
-        top1 = np.argmax(litert.predict(artifact.tflite, data.x_test[:100], batch=1), axis=-1)
-        assert np.mean(top1 == keras_top1) >= (1.0 if name == "float" else 0.9), name
 
 
 def test_without_static_batch_the_failure_names_the_setting(bigru_dir):
