@@ -48,8 +48,7 @@ IGNORED = (".compressgate_cache/", "baselines/**/.*.lock", "reports/")
 def plan(info: dict[str, Any], recipes: list[str] | None) -> tuple[list[str], list[str]]:
     """(the recipes to gate, "recipe: why it was left out" for the ones that cannot
     apply to a model described by ``info``)."""
-    qat_error, recurrent = info.get("qat_error"), info.get("recurrent") or []
-    tflite = bool(info.get("tflite"))
+    qat_error, tflite = info.get("qat_error"), bool(info.get("tflite"))
     if recipes:
         chosen = list(recipes)
     elif tflite:
@@ -63,9 +62,9 @@ def plan(info: dict[str, Any], recipes: list[str] | None) -> tuple[list[str], li
     if qat_error and "qat_int8" in chosen:
         chosen.remove("qat_int8")
         left_out.append(f"qat_int8: tfmot cannot quantize-aware train this model: {qat_error}")
-    if recurrent and "ptq_int16x8" in chosen:
+    if info.get("lstm") and "ptq_int16x8" in chosen:
         chosen.remove("ptq_int16x8")
-        left_out.append("ptq_int16x8: the converter has no 16x8 kernel for fused LSTM/RNN ops")
+        left_out.append("ptq_int16x8: the converter has no 16x8 kernel for fused LSTM ops")
     return chosen, left_out
 
 

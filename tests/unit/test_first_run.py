@@ -145,12 +145,15 @@ def test_init_adds_the_ignore_entries_a_project_lacks_once(tmp_path):
 def test_init_says_what_it_left_out_and_why():
     from compressgate.project.init import plan
 
-    info = {"qat_error": "Layer conv1d is not supported", "recurrent": ["GRU"]}
+    info = {"qat_error": "Layer conv1d is not supported", "recurrent": ["lstm"], "lstm": True}
     chosen, left_out = plan(info, ["float", "ptq_int8", "ptq_int16x8", "qat_int8"])
     assert chosen == ["float", "ptq_int8"]
     assert [r.split(":")[0] for r in left_out] == ["qat_int8", "ptq_int16x8"]
     assert "conv1d" in left_out[0]
     assert plan({}, ["float", "qat_int8"]) == (["float", "qat_int8"], [])
+    # A GRU converts unrolled at 16x8: only fused LSTM kernels lack it.
+    gru = {"recurrent": ["bidirectional (GRU)"], "lstm": False}
+    assert plan(gru, ["float", "ptq_int16x8"]) == (["float", "ptq_int16x8"], [])
 
 
 def test_run_details_give_versions_machine_and_commit(tmp_path):

@@ -18,7 +18,7 @@ from compressgate.backends.tf.env import (
     import_keras,
 )
 from compressgate.backends.tf.qat import quantize
-from compressgate.backends.tf.recurrent import recurrent_layers
+from compressgate.backends.tf.recurrent import recurrent_class, recurrent_layers
 from compressgate.errors import UserInputError
 from compressgate.project.models import ModelSpec
 
@@ -149,6 +149,8 @@ def describe(model) -> dict:
     return {"input_shape": [None if d is None else int(d) for d in model.input_shape],
             "output_units": int(model.output_shape[-1]), "params": int(model.count_params()),
             "layers": layers, "qat_error": qat_error, "recurrent": recurrent,
+            # Fused LSTM kernels have no 16x8 version (GRU/RNN convert unrolled).
+            "lstm": any(recurrent_class(layer) == "LSTM" for layer in model.layers),
             "compiled": getattr(model, "loss", None) is not None}
 
 
