@@ -8,6 +8,7 @@ so changing a recipe re-runs exactly the results it determines.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -16,6 +17,8 @@ from compressgate.errors import UserInputError
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
 Structure = Literal["unstructured", "2by4"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
+# Runtimes a promise may name besides LiteRT (compressgate.measure.targets runs them).
+TARGETS = ("tflm",)
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,34 @@ class Promise:
     # Oldest TFLite runtime the converted model must load on ("2.14"): every op version
     # in the flatbuffer must be in TensorFlow's runtime table at or below it.
     min_runtime: str | None = None
+    # Runtimes besides LiteRT the file must run on ("tflm": TensorFlow Lite Micro);
+    # None: the recipe's default (see ``declared_targets``).
+    targets: tuple[str, ...] | None = None
+    # TFLM: the tensor arena the model may need at most, in KiB (None: no budget).
+    max_arena_kib: float | None = None
+    # TFLM outputs against LiteRT's reference kernels: the largest difference allowed, in
+    # output quanta (None: 0 for integer outputs, bit-exact).
+    max_tflm_quanta: int | None = None
+    # LiteRT with XNNPACK against its reference kernels: top-1 agreement on the test
+    # split (None: reported, not judged).
+    min_kernel_agreement: float | None = None
 
     def __post_init__(self) -> None:
         if self.min_runtime is not None:
             from compressgate.compat.runtime_versions import parse_version
 
             parse_version(self.min_runtime, where="recipe field promise.min_runtime")
+        if self.targets is not None:
+            ok = isinstance(self.targets, list | tuple) and all(
+                t in TARGETS for t in self.targets)
+            _require(ok, "promise.targets", f"a list of {TARGETS}", self.targets)
+            object.__setattr__(self, "targets", tuple(self.targets))
+        for name, low, high in (("max_arena_kib", 0, math.inf), ("max_tflm_quanta", 0, math.inf),
+                                ("min_kernel_agreement", 0, 1)):
+            value = getattr(self, name)
+            ok = value is None or (isinstance(value, int | float)
+                                   and not isinstance(value, bool) and low <= value <= high)
+            _require(ok, f"promise.{name}", f"a number in [{low}, {high}]", value)
 
 
 @dataclass(frozen=True)
@@ -164,6 +189,15 @@ class Recipe:
         for name in _OMIT_WHEN_NONE:  # fields added later: old cache keys stay valid
             if data[name] is None:
                 del data[name]
+        for name in TARGET_PROMISES:
+            if data["promise"][name] is None:
+                del data["promise"][name]
+        return data
+
+    def settings(self) -> dict[str, Any]:
+        """``to_dict`` without the target promises: what determines the file's bytes."""
+        data = self.to_dict()
+        data["promise"] = {k: v for k, v in data["promise"].items() if k not in TARGET_PROMISES}
         return data
 
     @classmethod
@@ -177,6 +211,22 @@ class Recipe:
 
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io")
+# Promise fields that judge where a file runs, not what it is: they change no byte, so
+# they are left out of cache keys and recorded recipe digests.
+TARGET_PROMISES = ("targets", "max_arena_kib", "max_tflm_quanta", "min_kernel_agreement")
+
+
+def declared_targets(recipe: Recipe) -> tuple[str, ...]:
+    """The runtimes besides LiteRT a recipe's file must run on.
+
+    By default full-integer recipes promise TFLM: integer kernels are what
+    microcontrollers run (TFLM's optimized kernels, CMSIS-NN among them, are int8), TFLM
+    refuses dynamic-range ("hybrid") models, and a float model that happens to load there
+    is not what anyone ships to one. Float recipes still show whether they load.
+    """
+    if recipe.promise.targets is not None:
+        return recipe.promise.targets
+    return ("tflm",) if recipe.promise.integer_only else ()
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise}
 

@@ -19,7 +19,7 @@ from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
 from compressgate.project import config
 from compressgate.project.models import select
-from compressgate.recipes import default_recipes, get_recipe
+from compressgate.recipes import declared_targets, default_recipes, get_recipe
 
 # Checks that need only this run's figures and the recipe's promise.
 _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
@@ -57,14 +57,17 @@ class Case:
     recipe: str
     # Why this recipe is expected not to apply to this model (declared in the manifest).
     unsupported: str | None = None
+    # The recipe promises a runtime besides LiteRT or a kernel parity (a targets check).
+    targets: bool = False
 
     @property
     def checks(self) -> tuple[str, ...]:
         if self.unsupported:
             return ("conversion",)
+        extra = (rules.TARGETS_CHECK,) if self.targets else ()
         if self.recipe == "float":
-            return ("conversion", "accuracy", "baseline")
-        return rules.CHECKS
+            return ("conversion", "accuracy", "baseline", *extra)
+        return (*rules.CHECKS, *extra)
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,10 @@ class GateSession:
         for spec in models:
             for name in self.recipe_names(spec.name):
                 reason = spec.recipe_overrides.get(name, {}).get("unsupported")
-                cases.append(Case(spec.name, name, reason))
+                promise = spec.recipe(get_recipe(name)).promise
+                judged = bool(declared_targets(spec.recipe(get_recipe(name)))) \
+                    or promise.min_kernel_agreement is not None
+                cases.append(Case(spec.name, name, reason, judged))
         return cases
 
     def recipe_names(self, model: str) -> list[str]:
@@ -229,7 +235,10 @@ class GateSession:
             return self._check_baseline(model, recipe)
         if check == "latency":
             return self._check_latency(model, recipe)
-        raise UserInputError(f"unknown check {check!r} (expected one of {rules.CHECKS})")
+        if check == rules.TARGETS_CHECK:
+            return self._check_targets(model, recipe)
+        raise UserInputError(f"unknown check {check!r} (expected one of "
+                             f"{(*rules.CHECKS, rules.TARGETS_CHECK)})")
 
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)
@@ -326,6 +335,24 @@ class GateSession:
         return baselines.Change(
             {baselines.ARTIFACT_FIGURE: sha} if recorded is None and sha else None,
             change.inputs if not stored.inputs else None, machine, artifact)
+
+    def _check_targets(self, model: str, recipe: str) -> CheckOutcome:
+        """Kernel parity and TFLM; the arena figure goes to the baseline's metrics through
+        the update flow ("missing" adds it to a record that lacks it, moving nothing)."""
+        row = self.row(model, recipe)
+        stored = self._load(model, recipe)
+        accepted = stored.metrics if stored is not None else {}
+        verdict = rules.check_targets(row, self.promise(model, recipe), accepted,
+                                      self.tolerances(model), self.create_hint())
+        arena = row.get(baselines.ARENA_FIGURE)
+        change = None
+        if arena is not None and "tflm" in (row.get("targets") or ()):
+            change = baselines.Change({baselines.ARENA_FIGURE: arena,
+                                       baselines.TFLM_VERSION: row.get("tflm_version")})
+            if self.settings.update == "missing" and baselines.ARENA_FIGURE in accepted:
+                change = None
+        return self._maybe_update(model, recipe, verdict, change,
+                                  missing=any(r.missing for r in verdict.rows))
 
     def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
                         fresh: bool = False):
