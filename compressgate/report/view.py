@@ -155,6 +155,22 @@ def _is_accuracy(row: dict[str, Any]) -> bool:
     return row.get("metric", "accuracy") == "accuracy"
 
 
+def _runs_on(row: dict[str, Any]) -> str:
+    """Where the file runs besides LiteRT: "TFLM", "no TFLM" (why is under the check),
+    "" when not measured; a promised target is starred."""
+    loads = row.get("tflm_loads")
+    cell = "" if loads is None else "TFLM" if loads else "no TFLM"
+    return f"{cell}*" if cell and "tflm" in (row.get("targets") or ()) else cell
+
+
+def _parity(row: dict[str, Any]) -> str:
+    """XNNPACK vs reference kernels: top-1 agreement, largest difference in quanta."""
+    agreement, quanta = row.get("kernel_agreement"), row.get("kernel_max_quanta")
+    if agreement is None:
+        return ""
+    return f"{agreement:.3f}" + (f" / {quanta}q" if quanta is not None else "")
+
+
 def _verdict_cell(row: dict[str, Any]) -> str:
     return row.get("verdict") or STATUSES[status(row)][1]
 
@@ -178,11 +194,24 @@ RESULT_COLUMNS = {
     "peak KiB": lambda r: _num("{:.0f}")(r["peak_memory_bytes"] / 1024
                                          if r.get("peak_memory_bytes") else None),
     "latency x (95% CI)": _latency,
-    "note": lambda r: _short(r.get("error") or ""),
+    "runs on": _runs_on,
+    "arena KiB": lambda r: _num("{:.1f}")(r["tflm_arena_bytes"] / 1024
+                                          if r.get("tflm_arena_bytes") else None),
+    "kernel parity": _parity,
+    "note": lambda r: _short(r.get("error") or (r.get("tflm_error") or "")
+                             if r.get("targets") else r.get("error") or ""),
 }
 # The compact Markdown table leaves out what only the page needs.
 COMPACT_COLUMNS = ("model", "recipe", "verdict", "accuracy", "drop (pts)", "agree", "size x",
-                   "gzip x", "sparsity", "latency x (95% CI)", "note")
+                   "gzip x", "sparsity", "latency x (95% CI)", "runs on", "arena KiB",
+                   "kernel parity", "note")
+
+
+# Says what the target columns mean, under both tables.
+TARGETS_LEGEND = ("runs on: TensorFlow Lite Micro loaded and ran the file (* the recipe "
+                  "promises it); arena KiB: the TFLM tensor arena it used; kernel parity: "
+                  "LiteRT with XNNPACK vs its reference kernels, top-1 agreement / largest "
+                  "output difference in quanta (first test rows).")
 
 
 def results_frame(rows: list[dict[str, Any]], columns=tuple(RESULT_COLUMNS)) -> pd.DataFrame:

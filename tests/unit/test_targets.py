@@ -163,3 +163,56 @@ def test_without_tflite_micro_the_rest_is_measured(monkeypatch):
     assert figures["tflm_error"].startswith("not run: tflite-micro not importable")
     assert "\n" not in figures["tflm_error"]
     assert figures["kernel_agreement"] is not None
+
+
+def test_reports_show_where_each_result_runs_its_arena_and_parity(tmp_path):
+    from test_report_pages import make_row
+
+    from compressgate.report.summary import write_summary
+
+    rows = [make_row(recipe="float", latency_ratio=None, targets=[], tflm_loads=True,
+                     tflm_arena_bytes=167952, kernel_agreement=1.0, kernel_max_quanta=None),
+            make_row(targets=["tflm"], tflm_loads=True, tflm_arena_bytes=46256,
+                     kernel_agreement=0.9975, kernel_max_quanta=12),
+            make_row(recipe="ptq_dynamic", targets=[], tflm_loads=False,
+                     tflm_error="hybrid models", kernel_agreement=1.0)]
+    write_summary(tmp_path, rows, {"source": "compressgate run", "created": "now"})
+    summary = (tmp_path / "summary.md").read_text()
+    lines = {line.split(" | ")[1]: line for line in summary.splitlines()
+             if line.startswith("| digits |")}
+    assert "| TFLM* | 45.2 | 0.998 / 12q |" in lines["ptq_int8"]
+    assert "| TFLM | 164.0 | 1.000 |" in lines["float"]
+    assert "| no TFLM |  | 1.000 |" in lines["ptq_dynamic"]
+    page = (tmp_path / "index.html").read_text()
+    assert "<td>0.998 / 12q</td>" in page and 'id="targets-legend"' in page
+
+
+FOUND = {"kernel_agreement": 0.99, "kernel_max_quanta": 3, "tflm_loads": True,
+         "tflm_error": None, ARENA: 46256, "tflm_max_quanta": 0, "target_rows": 100}
+
+
+@pytest.mark.parametrize("found,promise,said", [
+    (FOUND, None, "runs there with a 45.2 KiB tensor arena, outputs within 0 quanta"),
+    ({**FOUND, "tflm_loads": False, "tflm_error": "op TOPK_V2 is not in TFLM's op resolver"},
+     {"targets": []}, "ptq_int8 does not run there: op TOPK_V2 is not in TFLM's op resolver"),
+    ({**FOUND, "tflm_max_quanta": 2}, {"max_tflm_quanta": 2}, "outputs within 2 quanta"),
+])
+def test_init_says_which_targets_the_model_meets(tmp_path, found, promise, said):
+    from test_config import INFO
+    from test_config import write as write_config
+
+    from compressgate.project import config
+    from compressgate.project.init import render
+
+    text = render(name="m", model="m.keras", data="m.npz", info=INFO,
+                  recipes=["float", "ptq_int8"], targets=found)
+    assert said in text and "agree on top-1 for 99.0% of 100 test rows" in text
+    spec = config.load(write_config(tmp_path, text)).specs["m"]
+    assert spec.recipe_overrides.get("ptq_int8", {}).get("promise") == promise
+    if promise is not None:  # the override carries the measured reason, and holds
+        assert "measured by compressgate init" in spec.recipe_overrides["ptq_int8"]["why"]
+        judged = {**TARGET_ROW, "tflm_loads": found["tflm_loads"],
+                  "tflm_error": found["tflm_error"], "tflm_max_quanta": found["tflm_max_quanta"]}
+        recipe = spec.recipe(get_recipe("ptq_int8"))
+        assert not rules.check_targets({**judged, "targets": list(declared_targets(recipe))},
+                                       recipe.promise, {ARENA: 10_000}, Tolerances()).failed
