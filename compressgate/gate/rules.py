@@ -498,15 +498,16 @@ def _tflm_rows(row: dict[str, Any], promise: Promise, accepted: dict[str, Any],
     if quanta is not None:
         rows.append(Row("TFLM vs reference kernels (quanta)", quanta, allowed, "<= limit",
                         Status.PASS if quanta <= allowed else Status.FAIL,
-                        f"largest output difference on the test split; top-1 agreement "
-                        f"{fmt(row.get('tflm_ref_agreement'))}"))
+                        f"largest output difference on the first {fmt(row.get('target_rows'))} "
+                        f"test rows; top-1 agreement {fmt(row.get('tflm_ref_agreement'))}"))
     else:
         rows.append(Row("TFLM vs reference kernels", row.get("tflm_max_diff"), None, "-",
                         Status.INFO, "float outputs: largest difference as a fraction of "
                         f"the range; top-1 agreement {fmt(row.get('tflm_ref_agreement'))}"))
     if row.get("tflm_accuracy") is not None:
-        rows.append(Row("TFLM accuracy", row["tflm_accuracy"], row.get("accuracy"), "-",
-                        Status.INFO, "on the test split, against LiteRT with XNNPACK"))
+        rows.append(Row("TFLM accuracy", row["tflm_accuracy"], row.get("litert_rows_accuracy"),
+                        "-", Status.INFO, f"on the first {fmt(row.get('target_rows'))} test "
+                        "rows, against LiteRT with XNNPACK on the same rows"))
     arena = row.get(ARENA_FIGURE)
     if arena is None:
         return [*rows, Row(ARENA_FIGURE, None, None, "-", Status.FAIL,

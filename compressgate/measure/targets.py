@@ -32,12 +32,12 @@ TIMEOUT = 600.0
 # 400-row split took 7-38 s per file on the fixtures.
 ROWS = 100
 # Bump when the figures change meaning (cache keys).
-FORMAT = 1
+FORMAT = 2
 ARENA_FIGURE = "tflm_arena_bytes"
 # Row fields this module fills (None where not measured).
 FIELDS = ("kernel_agreement", "kernel_max_quanta", "kernel_max_diff", "tflm_loads",
           "tflm_error", ARENA_FIGURE, "tflm_accuracy", "tflm_ref_agreement",
-          "tflm_max_quanta", "tflm_max_diff", "tflm_version")
+          "tflm_max_quanta", "tflm_max_diff", "tflm_version", "litert_rows_accuracy")
 
 
 def reference_interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
@@ -77,6 +77,8 @@ def measure_here(tflite: bytes, x: np.ndarray, y: np.ndarray | None,
                          make_interpreter=reference_interpreter).reshape(len(x), -1)
     scale = _output_scale(tflite)
     parity = _difference(xnn, ref, scale)
+    if y is not None:  # LiteRT's accuracy on the same rows, next to TFLM's
+        out["litert_rows_accuracy"] = float(np.mean(np.argmax(xnn, -1) == y))
     out.update({"kernel_agreement": parity["agreement"],
                 "kernel_max_quanta": parity["max_quanta"], "kernel_max_diff": parity["max_diff"]})
     try:
