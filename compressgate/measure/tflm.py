@@ -36,6 +36,7 @@ _REASONS = (
     (re.compile(r"Failed to allocate memory|Failed to resize buffer|Arena size is too small"),
      "the tensor arena is too small"),
 )
+_NODE = re.compile(r"Node (\w+) \(number (\d+)\) failed to (prepare|invoke)")
 _ARENA = re.compile(r"Arena allocation total (\d+) bytes")
 
 
@@ -91,6 +92,12 @@ def load_failure(log: str, exc: BaseException) -> str:
         if found:
             return template.format(*found.groups())
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):  # a kernel refused: its op, and the line before it
+        node = _NODE.search(line)
+        if node:
+            op, number, stage = node.groups()
+            why = lines[i - 1].rpartition("tensorflow/lite/micro/")[2] if i else "no reason given"
+            return f"{op} (node {number}) failed to {stage}: {why[:160]}"
     detail = lines[-1] if lines else str(exc).strip()
     return f"TFLM cannot load the model: {detail[:200]}"
 
@@ -141,8 +148,8 @@ def run(tflite: bytes, x: np.ndarray, quantize, dequantize) -> TflmRun:
         except (RuntimeError, ValueError) as exc:
             failure = exc
     if failure is not None:
-        return TflmRun("invoke failed: " + load_failure(log[0], failure).removeprefix(
-            "TFLM cannot load the model: "))
+        return TflmRun(load_failure(log[0], failure).replace(
+            "TFLM cannot load the model", "TFLM cannot run the model"))
     scale = out["quantization"][0] if not np.issubdtype(out["dtype"], np.floating) else None
     return TflmRun(None, arena_used(log[0]), np.stack(rows), scale)
 

@@ -128,6 +128,11 @@ def test_load_failures_read_as_one_line():
         "Hybrid models are not supported on TFLite Micro.", RuntimeError())
     assert tflm.load_failure("", RuntimeError("TFLM failed to allocate tensors")) == \
         "TFLM cannot load the model: TFLM failed to allocate tensors"
+    assert tflm.load_failure(
+        "tensorflow/lite/micro/kernels/dequantize_common.cc:42 input->type == kTfLiteInt8 "
+        "was not true.\r\nNode DEQUANTIZE (number 0) failed to prepare with status 1\r\n",
+        RuntimeError()) == ("DEQUANTIZE (node 0) failed to prepare: kernels/"
+                            "dequantize_common.cc:42 input->type == kTfLiteInt8 was not true.")
     assert tflm.arena_used("[RecordingMicroAllocator] Arena allocation total 2048 bytes") \
         == 2048
 
