@@ -9,13 +9,16 @@ import gzip
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compressgate.errors import UserInputError
 from compressgate.measure import flatbuffer
 from compressgate.measure.machine import other_runnable
-from compressgate.measure.stats import LatencyPairs
+
+if TYPE_CHECKING:  # scipy (1.7 s to import) stays out of the measurement child processes
+    from compressgate.measure.stats import LatencyPairs
 
 
 def interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
@@ -148,6 +151,8 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
     Each timed sample runs enough invokes to last ``min_sample_seconds``; pair order
     alternates (AB, BA) to cancel the advantage of going first.
     """
+
+    from compressgate.measure.stats import LatencyPairs
 
     def timed(invoke, repeat: float, n: int) -> float:
         start = time.perf_counter()

@@ -155,11 +155,12 @@ def _is_accuracy(row: dict[str, Any]) -> bool:
     return row.get("metric", "accuracy") == "accuracy"
 
 
-def _runs_on(row: dict[str, Any]) -> str:
-    """Where the file runs besides LiteRT: "TFLM", "no TFLM" (why is under the check),
-    "" when not measured; a promised target is starred."""
-    loads = row.get("tflm_loads")
-    cell = "" if loads is None else "TFLM" if loads else "no TFLM"
+def _tflm(row: dict[str, Any]) -> str:
+    """TFLM: the arena KiB where the file runs there, "no" where it does not (why is under
+    the check), "" when not measured; a promised target is starred."""
+    loads, arena = row.get("tflm_loads"), row.get("tflm_arena_bytes")
+    cell = "" if loads is None else "no" if not loads else \
+        f"{arena / 1024:.1f}" if arena else "yes"
     return f"{cell}*" if cell and "tflm" in (row.get("targets") or ()) else cell
 
 
@@ -168,7 +169,7 @@ def _parity(row: dict[str, Any]) -> str:
     agreement, quanta = row.get("kernel_agreement"), row.get("kernel_max_quanta")
     if agreement is None:
         return ""
-    return f"{agreement:.3f}" + (f" / {quanta}q" if quanta is not None else "")
+    return f"{agreement:.3f}" + (f"/{quanta}q" if quanta is not None else "")
 
 
 def _verdict_cell(row: dict[str, Any]) -> str:
@@ -194,23 +195,19 @@ RESULT_COLUMNS = {
     "peak KiB": lambda r: _num("{:.0f}")(r["peak_memory_bytes"] / 1024
                                          if r.get("peak_memory_bytes") else None),
     "latency x (95% CI)": _latency,
-    "runs on": _runs_on,
-    "arena KiB": lambda r: _num("{:.1f}")(r["tflm_arena_bytes"] / 1024
-                                          if r.get("tflm_arena_bytes") else None),
-    "kernel parity": _parity,
+    "targets": lambda r: " ".join(filter(None, (_tflm(r), _parity(r)))),
     "note": lambda r: _short(r.get("error") or (r.get("tflm_error") or "")
                              if r.get("targets") else r.get("error") or ""),
 }
 # The compact Markdown table leaves out what only the page needs.
 COMPACT_COLUMNS = ("model", "recipe", "verdict", "accuracy", "drop (pts)", "agree", "size x",
-                   "gzip x", "sparsity", "latency x (95% CI)", "runs on", "arena KiB",
-                   "kernel parity", "note")
+                   "gzip x", "sparsity", "latency x (95% CI)", "targets", "note")
 
 
 # Says what the target columns mean, under both tables.
-TARGETS_LEGEND = ("runs on: TensorFlow Lite Micro loaded and ran the file (* the recipe "
-                  "promises it); arena KiB: the TFLM tensor arena it used; kernel parity: "
-                  "LiteRT with XNNPACK vs its reference kernels, top-1 agreement / largest "
+TARGETS_LEGEND = ("targets: the tensor arena in KiB the file used on TensorFlow Lite Micro, "
+                  "or \"no\" where it does not run there (* the recipe promises TFLM); then "
+                  "LiteRT with XNNPACK vs its reference kernels: top-1 agreement/largest "
                   "output difference in quanta (first test rows).")
 
 
