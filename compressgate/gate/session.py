@@ -7,12 +7,14 @@ a ``Verdict`` plus an optional baseline update; nothing here depends on pytest.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines, rules
+from compressgate.gate.accept import accepting, override_hint
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import SideBySide
@@ -75,6 +77,8 @@ class CheckOutcome:
     verdict: Verdict
     update: Update | None = None
     refused: str | None = None
+    # The override that would accept a broken promise (model, recipe, config, promise).
+    accept: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
@@ -89,7 +93,7 @@ class CheckOutcome:
     def record(self, **extra) -> CheckRecord:
         """The typed record the reports read (``extra``: the row, this run's latency)."""
         return CheckRecord.of(self.verdict, message=self.message(), refused=self.refused,
-                              update=self.update, **extra)
+                              update=self.update, accept=self.accept, **extra)
 
 
 class GateSession:
@@ -121,10 +125,10 @@ class GateSession:
         cases = []
         for spec in models:
             for name in self.recipe_names(spec.name):
-                reason = spec.recipe_overrides.get(name, {}).get("unsupported")
-                promise = spec.recipe(get_recipe(name)).promise
-                judged = bool(declared_targets(spec.recipe(get_recipe(name)))) \
-                    or promise.min_kernel_agreement is not None
+                recipe = spec.recipe(get_recipe(name))
+                reason = spec.unsupported(recipe)
+                judged = bool(declared_targets(recipe)) \
+                    or recipe.promise.min_kernel_agreement is not None
                 cases.append(Case(spec.name, name, reason, judged))
         return cases
 
@@ -136,6 +140,18 @@ class GateSession:
         for name in names:
             get_recipe(name)
         return names
+
+    def check_sources(self) -> None:
+        """Raise one ``UserInputError`` for the first selected model whose model, data or
+        custom-objects file does not exist: a configuration error, found before any
+        check runs rather than once per check."""
+        for spec in select(self.specs, list(self.settings.models)):
+            for key, source in (("model", spec.model), ("data", spec.data),
+                                ("custom_objects", spec.custom_objects)):
+                if source is not None and not source.is_function and not source.path.exists():
+                    raise UserInputError(
+                        f"model {spec.name!r}: {key} {source.path}: file not found "
+                        f"(set models.{spec.name}.{key} in {self.settings.config})")
 
     def unused_baselines(self) -> list[Path]:
         """Baseline files that no gated case reads (a removed model or recipe, or one
@@ -230,7 +246,8 @@ class GateSession:
             if check == "accuracy" and verdict.failed and self._diagnoser is not None:
                 # Only on failure: the debugger re-calibrates, too slow for every pass.
                 verdict = verdict.with_notes(self._diagnoser(self, model, recipe))
-            return CheckOutcome(verdict)
+            verdict, accept = self._with_accept(model, recipe, verdict)
+            return CheckOutcome(verdict, accept=accept)
         if check == "baseline":
             return self._check_baseline(model, recipe)
         if check == "latency":
@@ -239,6 +256,31 @@ class GateSession:
             return self._check_targets(model, recipe)
         raise UserInputError(f"unknown check {check!r} (expected one of "
                              f"{(*rules.CHECKS, rules.TARGETS_CHECK)})")
+
+    def _with_accept(self, model: str, recipe: str,
+                     verdict: Verdict) -> tuple[Verdict, dict[str, Any] | None]:
+        """``verdict`` with the lines that would accept its broken promises, and what the
+        closing summary merges of them (None when no failed row is a promise)."""
+        accept = self._accept(model, recipe, verdict) if verdict.failed else None
+        if accept is None:
+            return verdict, None
+        verdict = verdict.with_notes(override_hint(
+            verdict, config=accept["path"], existing=accept["existing"]))
+        return verdict, {"model": model, "recipe": recipe, "config": accept["config"],
+                         "promise": accept["promise"]}
+
+    def _accept(self, model: str, recipe: str, verdict: Verdict) -> dict[str, Any] | None:
+        """Where and how a broken promise of ``verdict`` would be accepted (None when
+        no failed row is a promise)."""
+        fields = accepting(verdict)
+        if not fields:
+            return None
+        spec = self.specs.get(model)
+        existing = spec.recipe_overrides.get(recipe, {}).get("promise") if spec else None
+        existing = existing if isinstance(existing, dict) else {}
+        path = spec.origin if spec is not None else None
+        return {"path": path, "config": str(path) if path else None, "existing": existing,
+                "promise": {**existing, **{k: new for k, (_, new) in fields.items()}}}
 
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)
@@ -342,8 +384,9 @@ class GateSession:
         row = self.row(model, recipe)
         stored = self._load(model, recipe)
         accepted = stored.metrics if stored is not None else {}
-        verdict = rules.check_targets(row, self.promise(model, recipe), accepted,
-                                      self.tolerances(model), self.create_hint())
+        verdict, accept = self._with_accept(model, recipe, rules.check_targets(
+            row, self.promise(model, recipe), accepted, self.tolerances(model),
+            self.create_hint()))
         arena = row.get(baselines.ARENA_FIGURE)
         change = None
         if arena is not None and "tflm" in (row.get("targets") or ()):
@@ -351,8 +394,9 @@ class GateSession:
                                        baselines.TFLM_VERSION: row.get("tflm_version")})
             if self.settings.update == "missing" and baselines.ARENA_FIGURE in accepted:
                 change = None
-        return self._maybe_update(model, recipe, verdict, change,
-                                  missing=any(r.missing for r in verdict.rows))
+        outcome = self._maybe_update(model, recipe, verdict, change,
+                                     missing=any(r.missing for r in verdict.rows))
+        return dataclasses.replace(outcome, accept=accept) if accept else outcome
 
     def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
                         fresh: bool = False):

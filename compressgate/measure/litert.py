@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,9 +17,13 @@ import numpy as np
 from compressgate.errors import UserInputError
 from compressgate.measure import flatbuffer
 from compressgate.measure.machine import other_runnable
+from compressgate.native import filtered_stderr
 
 if TYPE_CHECKING:  # scipy (1.7 s to import) stays out of the measurement child processes
     from compressgate.measure.stats import LatencyPairs
+
+# LiteRT announces XNNPACK once per process on stderr, whatever the log level.
+_DELEGATE_NOTE = re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$")
 
 
 def interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
@@ -26,8 +31,9 @@ def interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interp = Interpreter(model_content=tflite, num_threads=num_threads)
-        interp.allocate_tensors()
+        with filtered_stderr(_DELEGATE_NOTE):
+            interp = Interpreter(model_content=tflite, num_threads=num_threads)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise UserInputError(
             f"{name}: LiteRT cannot load the model: {str(exc).strip()[:200]}") from None

@@ -10,14 +10,12 @@ capture is process-wide, and a native crash must not take the gate with it.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+from compressgate.native import captured
 
 PACKAGE = "tflite-micro"
 # Arena for the load: TFLM's own default is 10x the model size, too small for models
@@ -65,24 +63,10 @@ def version() -> str | None:
         return None
 
 
-@contextlib.contextmanager
-def captured_output() -> Iterator[list[str]]:
+def captured_output():
     """Collect what native code writes to fd 1 and 2 in the block (yields a list that
     holds the text afterwards)."""
-    text: list[str] = []
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
-            yield text
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            sink.seek(0)
-            text.append(sink.read().decode(errors="replace"))
+    return captured(1, 2)
 
 
 def load_failure(log: str, exc: BaseException) -> str:

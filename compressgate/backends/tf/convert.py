@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
+from compressgate.backends.tf.channel_prune import prune_channels
 from compressgate.backends.tf.env import (
     converter_reason,
     deterministic,
@@ -37,6 +39,8 @@ from compressgate.project.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
 TENSORBOARD_ENV = "COMPRESSGATE_TENSORBOARD"
+# The float recipe's conversion: the input of litert-quantizer recipes.
+_FLOAT = Recipe("float", optimize=False)
 
 
 def _compile_like(model, source, learning_rate: float) -> None:
@@ -138,6 +142,20 @@ def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     return stripped
 
 
+def _channel_prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    """Remove channels (a narrower dense model), then fine-tune it in float."""
+    spec = recipe.channel_prune
+    assert spec is not None
+    narrow = prune_channels(model, spec)
+    if spec.recalibrate_batchnorm:
+        _recalibrate_batchnorm(narrow, data.x_train)
+    _compile_like(narrow, model, recipe.finetune.learning_rate)
+    narrow.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+               batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+               callbacks=_tensorboard(logs))
+    return narrow
+
+
 def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
     """Set BatchNorm moving statistics to the training split's statistics under the
     final (pruned) weights: one full-batch pass in training mode with momentum 0."""
@@ -157,6 +175,9 @@ def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
 
 
 def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
+    if recipe.litert_recipe is not None:  # the float file, then litert-quantizer
+        float_tflite = _convert(model, _FLOAT, data)
+        return litert_quant.quantize(float_tflite, recipe, data, name=model.name)
     converter = make_converter(model, recipe, data)
     try:
         with quiet():
@@ -183,6 +204,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     Bad user input raises ``UserInputError``; a recipe that tfmot or the converter cannot
     apply to this model returns an ``Artifact`` carrying the reason.
     """
+    if spec.is_tflite:  # no Keras model: the file is the float reference
+        return tflite_source.compress(spec, recipe, data)
     deterministic()
     model = load_model(spec)
     if recipe.perturb_weights:
@@ -193,7 +216,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
                     data=str(spec.data), classification=classification)
     if recipe.needs_finetune and not classification and not getattr(model, "loss", None):
         raise UserInputError(
-            f"model {spec.name}: recipe {recipe.name} fine-tunes, and the model is not "
+            f"model {spec.name!r}: recipe {recipe.name} fine-tunes, and the model is not "
             "compiled: save it compiled (or compile it in its module:function) so its loss "
             "is known")
     keras_top1 = None
@@ -213,6 +236,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             start = time.perf_counter()
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = with_batch(model, None) if spec.static_batch else model
+            if recipe.channel_prune is not None:
+                trainable = _channel_prune(trainable, recipe, data, logs)
             if recipe.qat:
                 trainable = _qat(trainable, recipe, data, logs)
             if recipe.prune is not None:
