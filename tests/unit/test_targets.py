@@ -221,3 +221,14 @@ def test_init_says_which_targets_the_model_meets(tmp_path, found, promise, said)
         recipe = spec.recipe(get_recipe("ptq_int8"))
         assert not rules.check_targets({**judged, "targets": list(declared_targets(recipe))},
                                        recipe.promise, {ARENA: 10_000}, Tolerances()).failed
+
+
+def test_a_broken_target_promise_prints_the_override_that_accepts_it(make):
+    row = {**TARGET_ROW, "tflm_loads": False, "tflm_error": "op TOPK_V2 is not in TFLM's "
+           "op resolver", ARENA: None}
+    outcome = make(row=row).run_check("m", "ptq_int8", "targets")
+    assert outcome.failed and outcome.accept["promise"] == {"targets": []}
+    assert '{"promise": {"targets": []}' in outcome.message()  # a JSON config here
+    quanta = make(row={**TARGET_ROW, "tflm_max_quanta": 3}).run_check("m", "ptq_int8",
+                                                                       "targets")
+    assert quanta.accept["promise"] == {"max_tflm_quanta": 3}
