@@ -20,6 +20,10 @@ Criterion = Literal["l1", "bn_gamma"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
 # Runtimes a promise may name besides LiteRT (compressgate.measure.targets runs them).
 TARGETS = ("tflm",)
+CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
+# What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
+# (tfmot's collaborative optimization schemes).
+QatPreserve = Literal["sparsity", "clusters"]
 # Recipes of litert-quantizer 0.11 (``litert_quantizer.recipe``) that quantize a whole
 # model; tests/tf/test_litert_quantizer.py checks the package offers each. "static_*"
 # ones calibrate on the calibration split.
@@ -120,6 +124,25 @@ class ChannelPruning:
 
 
 @dataclass(frozen=True)
+class Clustering:
+    """Weight clustering (tfmot's ``cluster_weights``): each clusterable kernel keeps
+    ``number_of_clusters`` shared values, fine-tuned, then ``strip_clustering``.
+
+    After pruning, clustering preserves the zeros (tfmot's ``preserve_sparsity``).
+    """
+
+    number_of_clusters: int = 16
+    init: CentroidInit = "kmeans_plus_plus"
+
+    def __post_init__(self) -> None:
+        _check_types(self, "cluster.")
+        _require(self.number_of_clusters >= 2,
+                 "cluster.number_of_clusters", "an integer >= 2", self.number_of_clusters)
+        _require(self.init in get_args(CentroidInit), "cluster.init",
+                 f"one of {get_args(CentroidInit)}", self.init)
+
+
+@dataclass(frozen=True)
 class Promise:
     """What a recipe promises; the gate's absolute checks read it.
 
@@ -151,9 +174,14 @@ class Promise:
     # LiteRT with XNNPACK against its reference kernels: top-1 agreement on the test
     # split (None: reported, not judged).
     min_kernel_agreement: float | None = None
+    # Clustered recipes: at most this many distinct values per output channel of every
+    # weight tensor in the ``.tflite`` (a clustering that got lost fails).
+    max_clusters: int | None = None
 
     def __post_init__(self) -> None:
         _check_types(self, "promise.")
+        _require(self.max_clusters is None or self.max_clusters >= 1,
+                 "promise.max_clusters", "an integer >= 1 or none", self.max_clusters)
         if self.min_runtime is not None:
             from compressgate.compat.runtime_versions import parse_version
 
@@ -202,6 +230,9 @@ class Recipe:
     # Mixed precision (int8 recipes): Keras layers kept float, or "auto" to keep the
     # worst layers of the quantization diagnosis float until the drop fits the promise.
     keep_float: KeepFloat = None
+    # Weight clustering (after pruning, before QAT), and what QAT preserves.
+    cluster: Clustering | None = None
+    qat_preserve: QatPreserve | None = None
     # Quantize with litert-quantizer's recipe of this name (LITERT_RECIPES) instead of
     # the TF converter: the float .tflite (the float recipe's file) is its input.
     litert_recipe: str | None = None
@@ -210,6 +241,7 @@ class Recipe:
         _check_types(self, "")
         _check_keep_float(self)
         _check_litert(self)
+        _check_collaborative(self)
         _require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
                  "letters, digits and underscores", self.name)
         _require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
@@ -225,7 +257,8 @@ class Recipe:
 
     @property
     def needs_finetune(self) -> bool:
-        return self.qat or self.prune is not None or self.channel_prune is not None
+        return (self.qat or self.prune is not None or self.channel_prune is not None
+                or self.cluster is not None)
 
     @property
     def is_reference(self) -> bool:
@@ -242,16 +275,18 @@ class Recipe:
         """Calibrated full-integer PTQ (int8, no QAT, no pruning): what TFLite's
         quantization debugger can explain layer by layer."""
         return (self.quantization == "int8" and not self.qat and self.prune is None
-                and self.litert_recipe is None and self.channel_prune is None)
+                and self.litert_recipe is None and self.channel_prune is None
+                and self.cluster is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for name in _OMIT_WHEN_NONE:  # fields added later: old cache keys stay valid
             if data[name] is None:
                 del data[name]
-        for name in TARGET_PROMISES:
-            if data["promise"][name] is None:
-                del data["promise"][name]
+        for outer, names in _NESTED_OMIT_WHEN_NONE.items():
+            for name in names:
+                if data[outer].get(name, 0) is None:
+                    del data[outer][name]
         return data
 
     def settings(self) -> dict[str, Any]:
@@ -271,10 +306,12 @@ class Recipe:
 
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
-                   "channel_prune")
+                   "channel_prune", "cluster", "qat_preserve")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 TARGET_PROMISES = ("targets", "max_arena_kib", "max_tflm_quanta", "min_kernel_agreement")
+# Nested fields added later, dropped when None so old cache keys stay valid.
+_NESTED_OMIT_WHEN_NONE = {"promise": ("max_clusters", *TARGET_PROMISES)}
 
 
 def declared_targets(recipe: Recipe) -> tuple[str, ...]:
@@ -290,7 +327,7 @@ def declared_targets(recipe: Recipe) -> tuple[str, ...]:
     return ("tflm",) if recipe.promise.integer_only else ()
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
-                            "channel_prune": ChannelPruning}
+                            "channel_prune": ChannelPruning, "cluster": Clustering}
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -344,6 +381,26 @@ def _check_keep_float(recipe: Recipe) -> None:
     if recipe.promise.integer_only:
         object.__setattr__(recipe, "promise",
                            dataclasses.replace(recipe.promise, integer_only=False))
+
+
+def _check_collaborative(recipe: Recipe) -> None:
+    """Clustering and preserving QAT need the stages they build on."""
+    where = f"{recipe.name}: qat_preserve"
+    preserve = recipe.qat_preserve
+    if preserve is not None:
+        _require(preserve in get_args(QatPreserve), where, f"one of {get_args(QatPreserve)}",
+                 preserve)
+        _require(recipe.qat, where, "qat=true (it chooses the QAT scheme)", recipe.qat)
+        _require(preserve != "sparsity" or recipe.prune is not None, where,
+                 "a prune stage to preserve (prune = {...})", preserve)
+        _require(preserve != "clusters" or recipe.cluster is not None, where,
+                 "a cluster stage to preserve (cluster = {...})", preserve)
+    if recipe.cluster is not None or preserve is not None:
+        _require(recipe.keep_float is None, f"{recipe.name}: keep_float",
+                 "none in a clustered or preserving-QAT recipe", recipe.keep_float)
+        _require(recipe.litert_recipe is None, f"{recipe.name}: litert_recipe",
+                 "none in a clustered or preserving-QAT recipe (it needs the Keras model)",
+                 recipe.litert_recipe)
 
 
 _SCALARS: dict[str, tuple[type, ...]] = {
@@ -473,7 +530,28 @@ def default_recipes() -> list[Recipe]:
     return [r for r in _REGISTRY.values() if r.name not in _OPT_IN]
 
 
-for _recipe in LITERT_QUANTIZER_RECIPES:
+# Collaborative optimization (tfmot's prune- and cluster-preserving QAT, clustering):
+# opt-in, each fine-tunes once or twice. Every stage fine-tunes with ``finetune``.
+_PRUNE_FINETUNE = FineTune(epochs=6, learning_rate=5e-4)
+_CLUSTER_FINETUNE = FineTune(epochs=3, learning_rate=1e-4)
+COLLABORATIVE_RECIPES: tuple[Recipe, ...] = (
+    Recipe("pqat_int8", "Magnitude pruning, then prune-preserving QAT, full integer.",
+           quantization="int8", qat=True, qat_preserve="sparsity", prune=Pruning(),
+           finetune=_PRUNE_FINETUNE, promise=Promise(min_gzip_ratio=8.0, **_INT8_IO)),
+    Recipe("cluster", "Weight clustering, 16 clusters per kernel, stripped, float.",
+           cluster=Clustering(), finetune=_CLUSTER_FINETUNE,
+           promise=Promise(min_gzip_ratio=2.5, max_clusters=16, io_dtype="float32")),
+    Recipe("cluster_int8", "Weight clustering, then full-integer PTQ.", quantization="int8",
+           cluster=Clustering(), finetune=_CLUSTER_FINETUNE,
+           promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
+                           **_INT8_IO)),
+    Recipe("cqat_int8", "Weight clustering, then cluster-preserving QAT, full integer.",
+           quantization="int8", qat=True, qat_preserve="clusters", cluster=Clustering(),
+           finetune=_CLUSTER_FINETUNE,
+           promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
+                           **_INT8_IO)),
+)
+for _recipe in (*LITERT_QUANTIZER_RECIPES, *COLLABORATIVE_RECIPES):
     register_recipe(_recipe, opt_in=True)
 
 # Structured channel pruning, opt-in: each fine-tunes (the QAT variant twice). 70 % as

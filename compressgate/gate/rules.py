@@ -105,10 +105,22 @@ def check_size(row: dict[str, Any], promise: Promise) -> Verdict:
         if limit is not None:
             rows.append(Row(metric, row[metric], limit, ">= limit",
                             Status.PASS if row[metric] >= limit else Status.FAIL))
+    if promise.max_clusters is not None:
+        rows.append(_clusters_row(row, promise.max_clusters))
     if not rows:
         rows.append(Row("size_ratio", row["size_ratio"], None, "no promise", Status.SKIPPED,
                         "the recipe promises no size ratio"))
     return Verdict(row["model"], row["recipe"], "size", tuple(rows))
+
+
+def _clusters_row(row: dict[str, Any], limit: int) -> Row:
+    """Clustering must be visible in the file: a clustering lost on the way (a stage
+    skipped, a QAT that re-learned free weights) leaves many values per channel."""
+    measured = row.get("clusters_max")
+    ok = measured is not None and measured <= limit
+    return Row("distinct values per channel (max)", measured, limit, "<= limit",
+               Status.PASS if ok else Status.FAIL,
+               "" if measured is not None else "no weight tensors counted in this file")
 
 
 def _not_converted(row: dict[str, Any], check: str) -> Verdict:

@@ -303,6 +303,9 @@ class Runner:
             row.update(self.memory(out))
             row.update(self.targets(model, recipe))
             row.update(file_fields(out.tflite))
+            resolved = self.recipe(model, recipe)
+            if resolved.cluster is not None or resolved.promise.max_clusters is not None:
+                row.update(cluster_fields(out.tflite))
             row["test_rows"] = len(m.top1) if m is not None else None
             row["inputs"] = self.input_digests(model, recipe)
         if r is not None:
@@ -444,6 +447,15 @@ def file_fields(tflite: bytes | None) -> dict[str, Any]:
     return {"tflite_sha256": hashlib.sha256(tflite).hexdigest(),
             "op_versions": [list(op) for op in ops],
             "min_runtime": runtime_versions.requirement(ops).minimum}
+
+
+def cluster_fields(tflite: bytes) -> dict[str, Any]:
+    """Distinct values per output channel of the weight tensors (max and mean over
+    tensors): clustering visible in the file, or its absence."""
+    from compressgate.measure import clusters, flatbuffer
+
+    counted = clusters.count(flatbuffer.kernels(tflite))
+    return counted.to_dict() if counted else {"clusters_max": None, "clusters_mean": None}
 
 
 def _settings() -> dict[str, str]:

@@ -151,6 +151,15 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _clusters_note(row: dict[str, Any]) -> str:
+    """Clustered recipes: distinct values per output channel of the weights (a note, not a
+    column: only these rows have it, and the table must stay narrow)."""
+    if row.get("clusters_max") is None:
+        return ""
+    return (f"{row['clusters_max']} values per channel (max; mean over tensors "
+            f"{row['clusters_mean']:.1f})")
+
+
 def _is_accuracy(row: dict[str, Any]) -> bool:
     return row.get("metric", "accuracy") == "accuracy"
 
@@ -196,8 +205,8 @@ RESULT_COLUMNS = {
                                          if r.get("peak_memory_bytes") else None),
     "latency x (95% CI)": _latency,
     "targets": lambda r: " ".join(filter(None, (_tflm(r), _parity(r)))),
-    "note": lambda r: _short(r.get("error") or (r.get("tflm_error") or "")
-                             if r.get("targets") else r.get("error") or ""),
+    "note": lambda r: _short(r.get("error") or (r.get("tflm_error") if r.get("targets")
+                                                else None) or _clusters_note(r)),
 }
 # The compact Markdown table leaves out what only the page needs.
 COMPACT_COLUMNS = ("model", "recipe", "verdict", "accuracy", "drop (pts)", "agree", "size x",

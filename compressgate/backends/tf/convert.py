@@ -8,6 +8,7 @@ float reference too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -18,12 +19,14 @@ from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
 from compressgate.backends.tf.channel_prune import prune_channels
 from compressgate.backends.tf.env import (
+    clusterable,
     converter_reason,
     deterministic,
     first_line,
     import_keras,
     import_tfmot,
     make_converter,
+    preserving_scheme,
     prunable,
     quiet,
     with_batch,
@@ -84,15 +87,23 @@ def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
         with quiet():
             if recipe.keep_float is not None:
                 q_model = quantize_model_keep_float(model, recipe)
+            elif recipe.qat_preserve is not None:
+                annotated = tfmot.quantization.keras.quantize_annotate_model(model)
+                q_model = tfmot.quantization.keras.quantize_apply(
+                    annotated, preserving_scheme(recipe.qat_preserve,
+                                                 sparsity=recipe.prune is not None))
             else:
                 q_model = tfmot.quantization.keras.quantize_model(model)
     except (RuntimeError, ValueError) as exc:
         raise RecipeUnsupported(
             f"tfmot QAT cannot quantize this model: {first_line(exc)}") from None
     _compile_like(q_model, model, recipe.finetune.learning_rate)
-    q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
-                callbacks=_tensorboard(logs),
-                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
+    # Cluster-preserving QAT trains the centroids, not the kernels it rebuilds from them:
+    # TensorFlow warns on every step that the kernels get no gradient.
+    with quiet() if recipe.qat_preserve == "clusters" else contextlib.nullcontext():
+        q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                    callbacks=_tensorboard(logs),
+                    batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
     return q_model
 
 
@@ -154,6 +165,41 @@ def _channel_prune(model, recipe: Recipe, data: Dataset, logs: Path | None = Non
                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
                callbacks=_tensorboard(logs))
     return narrow
+
+
+def _cluster(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    """``cluster_weights`` on every layer tfmot clusters, fine-tune, ``strip_clustering``;
+    after pruning, the zeros are kept (``preserve_sparsity``)."""
+    tfmot = import_tfmot()
+    keras = import_keras()
+    spec = recipe.cluster
+    assert spec is not None
+    api = tfmot.clustering.keras
+    targets = {layer.name for layer in model.layers if clusterable(layer)}
+    if not targets:
+        raise RecipeUnsupported("no layer of this model can be clustered by tfmot (it "
+                                "clusters Conv/Dense/RNN kernels, not DepthwiseConv2D)")
+    kwargs = {"number_of_clusters": spec.number_of_clusters,
+              "cluster_centroids_init": getattr(api.CentroidInitialization, spec.init.upper()),
+              "preserve_sparsity": recipe.prune is not None}
+
+    def wrap(layer):
+        return api.cluster_weights(layer, **kwargs) if layer.name in targets else layer
+
+    try:
+        with quiet():
+            clustered = keras.models.clone_model(model, clone_function=wrap)
+    except (RuntimeError, ValueError) as exc:
+        raise RecipeUnsupported(
+            f"tfmot cannot cluster this model: {first_line(exc)}") from None
+    _compile_like(clustered, model, recipe.finetune.learning_rate)
+    clustered.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                  batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+                  callbacks=_tensorboard(logs))
+    stripped = api.strip_clustering(clustered)
+    # The moving statistics lag the clustered kernels, as after pruning.
+    _recalibrate_batchnorm(stripped, data.x_train)
+    return stripped
 
 
 def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
@@ -236,12 +282,16 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             start = time.perf_counter()
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = with_batch(model, None) if spec.static_batch else model
+            # Narrow, prune, cluster, then QAT: each preserving stage keeps what came
+            # before.
             if recipe.channel_prune is not None:
                 trainable = _channel_prune(trainable, recipe, data, logs)
-            if recipe.qat:
-                trainable = _qat(trainable, recipe, data, logs)
             if recipe.prune is not None:
                 trainable = _prune(trainable, recipe, data, logs)
+            if recipe.cluster is not None:
+                trainable = _cluster(trainable, recipe, data, logs)
+            if recipe.qat:
+                trainable = _qat(trainable, recipe, data, logs)
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()

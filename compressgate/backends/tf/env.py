@@ -3,7 +3,8 @@ tf-keras and tfmot, and the one that touches their private or experimental APIs.
 
 Imports are lazy (``import_tf``, ``import_keras``, ``import_tfmot``): importing
 compressgate never loads TensorFlow. Private APIs used here, each behind one function:
-tfmot's ``PruneRegistry._weight_names`` (``prunable``), the converter's
+tfmot's ``PruneRegistry._weight_names`` (``prunable``) and
+``ClusteringRegistry._weight_names`` (``clusterable``), the converter's
 ``_experimental_calibrate_only`` (``calibrated_model``) and
 ``tensorflow.lite.python.convert.mlir_quantize`` (``quantize_calibrated``). Also here: the
 converter a recipe configures (``make_converter``), determinism, and silencing the C++
@@ -145,6 +146,30 @@ def prunable(layer) -> bool:
         return bool(PruneRegistry._weight_names(layer))
     except KeyError:  # recurrent layers are registered apart, by cell
         return True
+
+
+def clusterable(layer) -> bool:
+    """Whether tfmot clusters any weight of ``layer`` (it accepts DepthwiseConv2D and
+    BatchNormalization, but clusters none of their weights)."""
+    from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import (
+        ClusteringRegistry,
+    )
+
+    if not layer.trainable_weights or not ClusteringRegistry.supports(layer):
+        return False
+    try:
+        return bool(ClusteringRegistry._weight_names(layer))
+    except KeyError:  # recurrent layers are registered apart, by cell
+        return True
+
+
+def preserving_scheme(preserve: str, *, sparsity: bool):
+    """tfmot's collaborative QAT scheme keeping pruning's zeros (``"sparsity"``) or
+    clustering's shared values (``"clusters"``, with the zeros too when ``sparsity``)."""
+    combine = import_tfmot().experimental.combine
+    if preserve == "sparsity":
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=sparsity)
 
 
 def make_converter(model, recipe: Recipe, data: Dataset):
