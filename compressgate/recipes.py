@@ -8,6 +8,7 @@ so changing a recipe re-runs exactly the results it determines.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -17,6 +18,8 @@ Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
 Structure = Literal["unstructured", "2by4"]
 Criterion = Literal["l1", "bn_gamma"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
+# Runtimes a promise may name besides LiteRT (compressgate.measure.targets runs them).
+TARGETS = ("tflm",)
 CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
 # What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
 # (tfmot's collaborative optimization schemes).
@@ -160,6 +163,17 @@ class Promise:
     # Oldest TFLite runtime the converted model must load on ("2.14"): every op version
     # in the flatbuffer must be in TensorFlow's runtime table at or below it.
     min_runtime: str | None = None
+    # Runtimes besides LiteRT the file must run on ("tflm": TensorFlow Lite Micro);
+    # None: the recipe's default (see ``declared_targets``).
+    targets: tuple[str, ...] | None = None
+    # TFLM: the tensor arena the model may need at most, in KiB (None: no budget).
+    max_arena_kib: float | None = None
+    # TFLM outputs against LiteRT's reference kernels: the largest difference allowed, in
+    # output quanta (None: 0 for integer outputs, bit-exact).
+    max_tflm_quanta: int | None = None
+    # LiteRT with XNNPACK against its reference kernels: top-1 agreement on the test
+    # split (None: reported, not judged).
+    min_kernel_agreement: float | None = None
     # Clustered recipes: at most this many distinct values per output channel of every
     # weight tensor in the ``.tflite`` (a clustering that got lost fails).
     max_clusters: int | None = None
@@ -172,6 +186,17 @@ class Promise:
             from compressgate.compat.runtime_versions import parse_version
 
             parse_version(self.min_runtime, where="recipe field promise.min_runtime")
+        if self.targets is not None:
+            ok = isinstance(self.targets, list | tuple) and all(
+                t in TARGETS for t in self.targets)
+            _require(ok, "promise.targets", f"a list of {TARGETS}", self.targets)
+            object.__setattr__(self, "targets", tuple(self.targets))
+        for name, low, high in (("max_arena_kib", 0, math.inf), ("max_tflm_quanta", 0, math.inf),
+                                ("min_kernel_agreement", 0, 1)):
+            value = getattr(self, name)
+            ok = value is None or (isinstance(value, int | float)
+                                   and not isinstance(value, bool) and low <= value <= high)
+            _require(ok, f"promise.{name}", f"a number in [{low}, {high}]", value)
 
 
 @dataclass(frozen=True)
@@ -264,6 +289,12 @@ class Recipe:
                     del data[outer][name]
         return data
 
+    def settings(self) -> dict[str, Any]:
+        """``to_dict`` without the target promises: what determines the file's bytes."""
+        data = self.to_dict()
+        data["promise"] = {k: v for k, v in data["promise"].items() if k not in TARGET_PROMISES}
+        return data
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "recipe") -> Recipe:
         """Build a recipe from plain data, naming any unknown or ill-typed field."""
@@ -276,8 +307,24 @@ class Recipe:
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
                    "channel_prune", "cluster", "qat_preserve")
+# Promise fields that judge where a file runs, not what it is: they change no byte, so
+# they are left out of cache keys and recorded recipe digests.
+TARGET_PROMISES = ("targets", "max_arena_kib", "max_tflm_quanta", "min_kernel_agreement")
 # Nested fields added later, dropped when None so old cache keys stay valid.
-_NESTED_OMIT_WHEN_NONE = {"promise": ("max_clusters",)}
+_NESTED_OMIT_WHEN_NONE = {"promise": ("max_clusters", *TARGET_PROMISES)}
+
+
+def declared_targets(recipe: Recipe) -> tuple[str, ...]:
+    """The runtimes besides LiteRT a recipe's file must run on.
+
+    By default full-integer recipes promise TFLM: integer kernels are what
+    microcontrollers run (TFLM's optimized kernels, CMSIS-NN among them, are int8), TFLM
+    refuses dynamic-range ("hybrid") models, and a float model that happens to load there
+    is not what anyone ships to one. Float recipes still show whether they load.
+    """
+    if recipe.promise.targets is not None:
+        return recipe.promise.targets
+    return ("tflm",) if recipe.promise.integer_only else ()
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
                             "channel_prune": ChannelPruning, "cluster": Clustering}
