@@ -125,6 +125,25 @@ def reproducibility(args: argparse.Namespace) -> int:
     return compare_with_baselines(fresh, args.baselines) if args.baselines else 0
 
 
+def merge(args: argparse.Namespace) -> int:
+    """``compressgate merge DIR...``: the shards' reports as one; 1 if a check failed or
+    the shards do not add up (one line per problem on stderr)."""
+    from compressgate.gate.session import Settings
+    from compressgate.project import config
+    from compressgate.report.gate_run import summary_lines
+    from compressgate.report.merge import merge as merge_reports
+
+    project = config.load(args.config)
+    settings = Settings(baselines=args.baselines or project.baselines,
+                        reports=args.out or project.reports, command=project.config.command)
+    merged = merge_reports(args.shards, settings)
+    for line in summary_lines(merged.records, merged.written):
+        print(line)
+    for problem in merged.problems:
+        print(f"compressgate merge: {problem}", file=sys.stderr)
+    return 0 if merged.ok else 1
+
+
 def legacy_export(args: argparse.Namespace) -> int:
     """``compressgate legacy export DIR``: each converted model and LiteRT's outputs, for
     the oldest-runtime gate (``tests/legacy``)."""

@@ -1,6 +1,6 @@
 """The ``compressgate`` command line: one parser, one subcommand per task.
 
-``run``, ``init``, ``diagnose``, ``fixtures build``, ``reproducibility`` and
+``run``, ``init``, ``diagnose``, ``fixtures build``, ``reproducibility``, ``merge`` and
 ``legacy export``; ``python -m compressgate ...`` is the same command. Each subcommand's
 work is in ``cli.commands``; a ``UserInputError`` becomes one line and exit code 2.
 """
@@ -87,6 +87,18 @@ def parser() -> argparse.ArgumentParser:
     repro.add_argument("--baselines", type=Path, default=None,
                        help="also compare with the sha256 recorded there; exit 1 on a change")
 
+    merge = sub.add_parser(
+        "merge", help="combine the reports of a sharded gate (--compressgate-shard K/N) "
+                      "into one; exit 1 if a check failed or the shards do not add up")
+    merge.add_argument("shards", type=Path, nargs="+", metavar="DIR",
+                       help="each shard's reports directory (summary.json, checks.json)")
+    _project(merge)
+    merge.add_argument("--out", type=Path, default=None,
+                       help="merged report directory (default: the config's reports)")
+    merge.add_argument("--baselines", type=Path, default=None,
+                       help="baseline directory for the change table (default: the "
+                            "config's baselines)")
+
     legacy = sub.add_parser("legacy", help="the oldest-runtime gate's TensorFlow side")
     lsub = legacy.add_subparsers(dest="legacy_command", required=True)
     export = lsub.add_parser("export", help="write each converted model and LiteRT's outputs")
@@ -102,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = {"run": commands.run, "init": commands.init, "diagnose": commands.diagnose,
                "fixtures": commands.fixtures_build, "reproducibility": commands.reproducibility,
+               "merge": commands.merge,
                "legacy": commands.legacy_export}[args.command]
     try:
         return command(args)
