@@ -144,6 +144,29 @@ def merge(args: argparse.Namespace) -> int:
     return 0 if merged.ok else 1
 
 
+def cache_key(args: argparse.Namespace) -> int:
+    """``compressgate cache-key``: a CI cache key that changes exactly when a result
+    could: the cache keys of every case and its float reference (library versions, Python,
+    compressgate, model and data digests, recipe settings) and the machine class (a
+    fine-tuned model is byte-identical only within one)."""
+    import hashlib
+
+    from compressgate.gate.session import GateSession, Settings
+    from compressgate.measure.machine import machine_class, this_machine
+    from compressgate.pipeline.cache import ResultCache
+    from compressgate.pipeline.runner import Runner
+
+    gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
+                                recipes=tuple(args.recipes or ())))
+    runner = Runner(gate.specs, ResultCache(None, enabled=False))
+    cases = {(c.model, name) for c in gate.all_cases() if not c.unsupported
+             for name in ("float", c.recipe)}
+    keys = sorted(runner.cache_key(m, runner.recipe(m, r)) for m, r in cases)
+    text = "\n".join([machine_class(this_machine()), *keys])
+    print(hashlib.sha256(text.encode()).hexdigest()[:32])
+    return 0
+
+
 def legacy_export(args: argparse.Namespace) -> int:
     """``compressgate legacy export DIR``: each converted model and LiteRT's outputs, for
     the oldest-runtime gate (``tests/legacy``)."""

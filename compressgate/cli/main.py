@@ -1,8 +1,9 @@
 """The ``compressgate`` command line: one parser, one subcommand per task.
 
-``run``, ``init``, ``diagnose``, ``fixtures build``, ``reproducibility``, ``merge`` and
-``legacy export``; ``python -m compressgate ...`` is the same command. Each subcommand's
-work is in ``cli.commands``; a ``UserInputError`` becomes one line and exit code 2.
+``run``, ``init``, ``diagnose``, ``fixtures build``, ``reproducibility``, ``merge``,
+``cache-key`` and ``legacy export``; ``python -m compressgate ...`` is the same command.
+Each subcommand's work is in ``cli.commands``; a ``UserInputError`` becomes one line and
+exit code 2.
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ def parser() -> argparse.ArgumentParser:
     repro.add_argument("--baselines", type=Path, default=None,
                        help="also compare with the sha256 recorded there; exit 1 on a change")
 
+    cache_key = sub.add_parser(
+        "cache-key", help="print one digest of the result cache's key material for every "
+                          "model x recipe and this machine class (a CI cache key)")
+    _project(cache_key)
+    _names(cache_key, "models", "all")
+    _names(cache_key, "recipes", "each model's own list, else all")
+
     merge = sub.add_parser(
         "merge", help="combine the reports of a sharded gate (--compressgate-shard K/N) "
                       "into one; exit 1 if a check failed or the shards do not add up")
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = {"run": commands.run, "init": commands.init, "diagnose": commands.diagnose,
                "fixtures": commands.fixtures_build, "reproducibility": commands.reproducibility,
-               "merge": commands.merge,
+               "merge": commands.merge, "cache-key": commands.cache_key,
                "legacy": commands.legacy_export}[args.command]
     try:
         return command(args)

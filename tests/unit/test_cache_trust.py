@@ -109,3 +109,42 @@ def test_a_refused_entry_warns_once_per_run(tmp_path):
     assert len(caught) == 1
     cache.put("k", {"x": 1}, None)  # a failed conversion: no file to vouch for
     assert cache.get("k") == ({"x": 1}, None)
+
+
+# --- compressgate cache-key: the CI cache key -------------------------------------------
+
+def project(tmp_path, fixtures_dir, recipes='["float", "ptq_int8"]'):
+    import shutil
+
+    for name in ("tabular_mlp.keras", "breast_cancer.npz"):
+        shutil.copy(fixtures_dir / name, tmp_path / name)
+    (tmp_path / "compressgate.toml").write_text(
+        f"recipes = {recipes}\n[models.tabular_mlp]\nmodel = \"tabular_mlp.keras\"\n"
+        "data = \"breast_cancer.npz\"\n")
+    return tmp_path
+
+
+def cache_key(capsys, directory):
+    from compressgate.cli.main import main
+
+    assert main(["cache-key", "--config", str(directory)]) == 0
+    return capsys.readouterr().out.strip()
+
+
+def test_the_ci_cache_key_moves_exactly_with_the_results(tmp_path, fixtures_dir, capsys,
+                                                        monkeypatch):
+    from compressgate.measure import machine
+
+    first = cache_key(capsys, project(tmp_path, fixtures_dir))
+    assert len(first) == 32 and cache_key(capsys, tmp_path) == first  # stable
+    (tmp_path / "notes.txt").write_text("nothing a result depends on")
+    assert cache_key(capsys, tmp_path) == first
+    project(tmp_path, fixtures_dir, recipes='["float", "ptq_int8", "ptq_dynamic"]')
+    more = cache_key(capsys, tmp_path)
+    assert more != first  # another recipe: another result
+    with (tmp_path / "breast_cancer.npz").open("ab") as data:
+        data.write(b"\0")
+    changed = cache_key(capsys, tmp_path)
+    assert changed not in (first, more)  # other data bytes
+    monkeypatch.setattr(machine, "machine_class", lambda _: "another class")
+    assert cache_key(capsys, tmp_path) != changed  # fine-tuned bytes depend on the class
