@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         "source": "compressgate run",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),
+        "phase_seconds": runner.phase_seconds,
         "versions": {**runner.backend.versions(), "python": platform.python_version()},
         "machine": platform.machine(),
     }

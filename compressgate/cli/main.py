@@ -31,6 +31,14 @@ def _names(parser: argparse.ArgumentParser, what: str, default: str) -> None:
                         help=f"comma-separated {what[:-1]} names (default: {default})")
 
 
+def _cases(parser: argparse.ArgumentParser,
+           recipes: str = "each model's own list, else all") -> None:
+    """The project and which of its models x recipes to take."""
+    _project(parser)
+    _names(parser, "models", "all")
+    _names(parser, "recipes", recipes)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="compressgate", description="Compress Keras models, measure the .tflite files "
@@ -38,9 +46,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="compress every model with every recipe and measure it")
-    _names(run, "models", "all")
-    _names(run, "recipes", "each model's own list, else all")
-    _project(run)
+    _cases(run)
     run.add_argument("--out", type=Path, default=None,
                      help="report directory (default: the config's reports)")
     run.add_argument("--no-cache", action="store_true",
@@ -82,18 +88,14 @@ def parser() -> argparse.ArgumentParser:
     repro = sub.add_parser(
         "reproducibility", help="convert afresh (no result cache) and print each file's "
                                 "sha256 as JSON")
-    _project(repro)
-    _names(repro, "models", "all")
-    _names(repro, "recipes", "all")
+    _cases(repro, "all")
     repro.add_argument("--baselines", type=Path, default=None,
                        help="also compare with the sha256 recorded there; exit 1 on a change")
 
     cache_key = sub.add_parser(
         "cache-key", help="print one digest of the result cache's key material for every "
                           "model x recipe and this machine class (a CI cache key)")
-    _project(cache_key)
-    _names(cache_key, "models", "all")
-    _names(cache_key, "recipes", "each model's own list, else all")
+    _cases(cache_key)
 
     merge = sub.add_parser(
         "merge", help="combine the reports of a sharded gate (--compressgate-shard K/N) "

@@ -97,6 +97,8 @@ class Runner:
     # Compute each result in a worker process, so that a crash or hang in native code
     # fails that result only (see ``isolation``); the worker is reused across results.
     isolate: bool = True
+    # Seconds per phase of the last ``run`` (see there).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def backend(self) -> Backend:
@@ -409,14 +411,20 @@ class Runner:
         wanted = list(dict.fromkeys(cases))
         plan = list(dict.fromkeys(
             [(m, "float") for m, _ in wanted] + [(m, r) for m, r in wanted if r != "float"]))
+        start = time.perf_counter()
         self.precompute(plan, jobs)
         for i, (m, r) in enumerate(plan, 1):
             self.log(f"[{i}/{len(plan)}] {m} x {r}")
             self.outcome(m, r)
+        computed = time.perf_counter()
         rows = []
         for m, r in wanted:
             pairs = self.latency(m, r) if with_latency and r != "float" else None
             rows.append(self.row(m, r, pairs))
+        # Where a run's time goes: results (computed, or reused and measured again),
+        # then the rows (latency pairs, a fresh process per row for peak memory).
+        self.phase_seconds = {"results": round(computed - start, 1),
+                              "rows": round(time.perf_counter() - computed, 1)}
         return rows
 
 
