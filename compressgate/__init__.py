@@ -10,7 +10,9 @@ import os
 # ``tf.keras`` is first resolved, so it must be set before any TensorFlow import: this
 # is the one place it is set, and every compressgate module imports the package first.
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ logs drown the progress lines
+# C++ logs (INFO, and ERROR lines such as "failed call to cuInit" on a machine without
+# a GPU) drown the progress lines; real errors reach compressgate as exceptions.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from compressgate.errors import CompressgateError, UserInputError
 from compressgate.recipes import (

@@ -16,6 +16,17 @@ from compressgate.errors import UserInputError
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
 Structure = Literal["unstructured", "2by4"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
+# Recipes of litert-quantizer 0.11 (``litert_quantizer.recipe``) that quantize a whole
+# model; tests/tf/test_litert_quantizer.py checks the package offers each. "static_*"
+# ones calibrate on the calibration split.
+LITERT_RECIPES = (
+    "weight_only_wi8_afp32", "weight_only_wi4_afp32", "dynamic_wi8_afp32",
+    "dynamic_wi4_afp32", "dynamic_legacy_wi8_afp32", "static_wi8_ai8", "static_wi8_ai16",
+    "dynamic_wi8c_afp32", "dynamic_wi4c_afp32", "dynamic_wi2c_afp32",
+    "dynamic_wi8b32_afp32", "dynamic_wi4b32_afp32", "dynamic_wi2b32_afp32",
+    "dynamic_wi8b64_afp32", "dynamic_wi4b64_afp32", "dynamic_wi2b64_afp32",
+    "dynamic_wi8c_hr_afp32", "dynamic_wi4c_hr_afp32", "dynamic_wi2c_hr_afp32",
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,7 @@ class FineTune:
     learning_rate: float = 1e-4
 
     def __post_init__(self) -> None:
+        _check_types(self, "finetune.")
         _require(self.epochs >= 1, "finetune.epochs", "an integer >= 1", self.epochs)
         _require(self.batch_size >= 1, "finetune.batch_size", "an integer >= 1", self.batch_size)
         _require(self.learning_rate > 0, "finetune.learning_rate", "> 0", self.learning_rate)
@@ -55,6 +67,7 @@ class Pruning:
     recalibrate_batchnorm: bool = True
 
     def __post_init__(self) -> None:
+        _check_types(self, "prune.")
         for name in ("initial_sparsity", "final_sparsity"):
             value = getattr(self, name)
             _require(0.0 <= value < 1.0, f"prune.{name}", "a fraction in [0, 1)", value)
@@ -94,6 +107,7 @@ class Promise:
     min_runtime: str | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, "promise.")
         if self.min_runtime is not None:
             from compressgate.compat.runtime_versions import parse_version
 
@@ -129,9 +143,14 @@ class Recipe:
     # Mixed precision (int8 recipes): Keras layers kept float, or "auto" to keep the
     # worst layers of the quantization diagnosis float until the drop fits the promise.
     keep_float: KeepFloat = None
+    # Quantize with litert-quantizer's recipe of this name (LITERT_RECIPES) instead of
+    # the TF converter: the float .tflite (the float recipe's file) is its input.
+    litert_recipe: str | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self, "")
         _check_keep_float(self)
+        _check_litert(self)
         _require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
                  "letters, digits and underscores", self.name)
         _require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
@@ -154,10 +173,17 @@ class Recipe:
         return self.name == "float"
 
     @property
+    def needs_keras(self) -> bool:
+        """Whether the recipe needs the Keras model (TF converter, QAT, pruning), not
+        just a float ``.tflite``."""
+        return not self.is_reference and self.litert_recipe is None
+
+    @property
     def is_int8_ptq(self) -> bool:
         """Calibrated full-integer PTQ (int8, no QAT, no pruning): what TFLite's
         quantization debugger can explain layer by layer."""
-        return self.quantization == "int8" and not self.qat and self.prune is None
+        return (self.quantization == "int8" and not self.qat and self.prune is None
+                and self.litert_recipe is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -176,7 +202,7 @@ class Recipe:
         return _from_dict(Recipe, _deep_merge(self.to_dict(), overrides), where)
 
 
-_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io")
+_OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe")
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise}
 
@@ -234,6 +260,44 @@ def _check_keep_float(recipe: Recipe) -> None:
                            dataclasses.replace(recipe.promise, integer_only=False))
 
 
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
+               "str": "a string"}
+
+
+def _check_types(obj: Any, prefix: str) -> None:
+    """Scalar fields must hold their declared type (``"1.4x"`` is not a number, ``1`` is
+    not a bool): a config value of the wrong type is one line naming the field, not a
+    TypeError in the middle of a run."""
+    for f in fields(obj):
+        declared = [t.strip() for t in str(f.type).split("|")]
+        kinds = [t for t in declared if t in _SCALARS]
+        if not kinds or any(t not in (*_SCALARS, "None") for t in declared):
+            continue  # Literal, tuple, nested dataclass: checked where they are used
+        value = getattr(obj, f.name)
+        if value is None and "None" in declared:
+            continue
+        ok = any(isinstance(value, _SCALARS[k]) for k in kinds) and (
+            not isinstance(value, bool) or "bool" in kinds)
+        expected = " or ".join(_TYPE_NAMES[k] for k in kinds)
+        _require(ok, f"{prefix}{f.name}", expected + (" (or unset)" if "None" in declared
+                                                        else ""), value)
+
+
+def _check_litert(recipe: Recipe) -> None:
+    """A litert-quantizer recipe names one of its recipes and does nothing the TF
+    converter does (its input is the float ``.tflite``)."""
+    if recipe.litert_recipe is None:
+        return
+    _require(recipe.litert_recipe in LITERT_RECIPES, f"{recipe.name}: litert_recipe",
+             f"one of {', '.join(LITERT_RECIPES)}", recipe.litert_recipe)
+    _require(recipe.quantization == "none" and not recipe.qat and recipe.prune is None
+             and recipe.keep_float is None, f"{recipe.name}: litert_recipe",
+             "no quantization, qat, prune or keep_float (litert-quantizer quantizes the "
+             "float .tflite itself)", recipe.litert_recipe)
+
+
 def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:
     if not ok:
         raise UserInputError(f"recipe field {field_name}: expected {expected}, got {got!r}")
@@ -265,6 +329,20 @@ BUILTIN_RECIPES: tuple[Recipe, ...] = (
            prune=Pruning(initial_sparsity=0.5, final_sparsity=0.5, structure="2by4"),
            finetune=FineTune(epochs=4, learning_rate=5e-4),
            promise=Promise(min_gzip_ratio=1.3, io_dtype="float32")),
+)
+
+# litert-quantizer (the optional extra compressgate[litert]) on the float .tflite.
+LITERT_QUANTIZER_RECIPES: tuple[Recipe, ...] = (
+    Recipe("lq_int4_weight_only", "litert-quantizer: int4 channelwise weights, "
+           "dequantized to float at run time (weight_only_wi4_afp32).",
+           litert_recipe="weight_only_wi4_afp32",
+           promise=Promise(min_size_ratio=4.0, io_dtype="float32")),
+    Recipe("lq_int8_dynamic", "litert-quantizer: int8 channelwise weights, activations "
+           "quantized at run time (dynamic_wi8_afp32).", litert_recipe="dynamic_wi8_afp32",
+           promise=Promise(min_size_ratio=3.0, io_dtype="float32")),
+    Recipe("lq_int8_static", "litert-quantizer: int8 weights and activations calibrated "
+           "on the calibration split (static_wi8_ai8).", litert_recipe="static_wi8_ai8",
+           promise=Promise(min_size_ratio=3.0, io_dtype="int8")),
 )
 
 _REGISTRY: dict[str, Recipe] = {r.name: r for r in BUILTIN_RECIPES}
@@ -306,3 +384,7 @@ def registered_recipes() -> list[Recipe]:
 def default_recipes() -> list[Recipe]:
     """The recipes a model runs when neither it nor the project lists its own."""
     return [r for r in _REGISTRY.values() if r.name not in _OPT_IN]
+
+
+for _recipe in LITERT_QUANTIZER_RECIPES:
+    register_recipe(_recipe, opt_in=True)

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from compressgate.pipeline.cache import ResultCache
     from compressgate.pipeline.runner import Runner
     from compressgate.report import markdown, view
+    from compressgate.report.gate_run import run_facts
     from compressgate.report.summary import write_summary
 
     gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
@@ -54,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "phase_seconds": runner.phase_seconds,
+        **run_facts(),
         "versions": {**runner.backend.versions(), "python": platform.python_version()},
-        "machine": platform.machine(),
     }
     paths = write_summary(out, rows, meta)
     print(markdown.table(view.results_frame(rows)))
@@ -75,10 +76,15 @@ def init(args: argparse.Namespace) -> int:
     """``compressgate init MODEL``: a starter config (and gate test file)."""
     from compressgate.project.init import write
 
-    for path in write(args.model, data=args.data, name=args.name, config_path=args.config,
-                      recipes=args.recipes, tests=args.tests, force=args.force,
-                      custom_objects=args.custom_objects):
+    written = write(args.model, data=args.data, name=args.name, config_path=args.config,
+                    recipes=args.recipes, tests=args.tests, force=args.force,
+                    custom_objects=args.custom_objects)
+    for path in written.paths:
         log(f"wrote {path}")
+    if written.ignored:
+        log(f".gitignore: added {', '.join(written.ignored)}")
+    for reason in written.left_out:
+        log(f"left out {reason}")
     log("next: compressgate run; then pytest --compressgate-update=missing to record "
         "baselines; commit them")
     return 0

@@ -165,7 +165,7 @@ def resolve_keep_float(names: Sequence[str], layer_names: Sequence[str], *, mode
     unknown = [n for n in names if n not in layer_names]
     if unknown:
         raise UserInputError(
-            f"model {model}, recipe {recipe}: keep_float names unknown layer {unknown[0]!r} "
+            f"model {model!r}, recipe {recipe}: keep_float names unknown layer {unknown[0]!r} "
             f"(the model's layers: {', '.join(layer_names)})")
     return tuple(n for n in layer_names if n in set(names))
 

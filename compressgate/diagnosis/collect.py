@@ -29,6 +29,10 @@ def debuggable(recipe: Recipe) -> str | None:
     """Why the quantization debugger cannot explain ``recipe`` (None when it can)."""
     if recipe.is_int8_ptq:
         return None
+    if recipe.litert_recipe is not None:
+        return f"recipe {recipe.name} is quantized by litert-quantizer " \
+               f"({recipe.litert_recipe}): the quantization debugger explains the TF " \
+               "converter's int8 PTQ only"
     if recipe.quantization != "int8":
         return f"recipe {recipe.name} is not full-integer int8 (quantization " \
                f"{recipe.quantization}): no per-layer quantization error to report"

@@ -298,8 +298,10 @@ def diff_rows(old: Baseline | None, new: Baseline) -> list[tuple[str, str, str, 
         if a == b:
             continue
         change = ""
-        if isinstance(a, int | float) and isinstance(b, int | float) and a and \
-                not isinstance(a, bool):
+        points = _points(name)
+        if points and _number(a) and _number(b):
+            change = f"{(b - a) * points:+.2f} pts"  # accuracy moves in points everywhere
+        elif _number(a) and _number(b) and a:
             change = f"{(b - a) / abs(a) * 100:+.2f} %"
         elif a is None:
             change = "new"
@@ -309,6 +311,19 @@ def diff_rows(old: Baseline | None, new: Baseline) -> list[tuple[str, str, str, 
             change = f"+{b}" if b > 0 else str(b)  # no percentage of zero
         rows.append((name, "-" if a is None else str(a), "-" if b is None else str(b), change))
     return rows
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _points(name: str) -> float:
+    """How many points one unit of the figure is: 1 for ``*_pts``, 100 for an accuracy
+    or an agreement (a fraction), 0 for figures not counted in points."""
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf.endswith("_pts"):
+        return 1.0
+    return 100.0 if leaf.endswith("accuracy") or leaf.endswith("agreement") else 0.0
 
 
 def diff_markdown(entries: list[tuple[str, str, list[tuple[str, str, str, str]]]]) -> str:

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -116,7 +116,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "latency: a compressgate latency check (deselect with "
                                        "-m 'not latency')")
     config.addinivalue_line("markers", "compressgate: a compressgate gate check")
+    # Latency checks carry it; without pytest-xdist nobody else registers it.
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's "
+                                       "items in one worker")
     config.stash[_SETTINGS] = settings_from_config(config)  # bad settings: a usage error
+    _session(config)  # so is a missing model or data file: once, before collection
     tensorboard = config.getoption("compressgate_tensorboard", None)
     if tensorboard:
         from compressgate.backends.tf import use_tensorboard
@@ -135,7 +139,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def _session(config: pytest.Config) -> GateSession:
     if _SESSION not in config.stash:
         try:
-            config.stash[_SESSION] = GateSession(config.stash[_SETTINGS])
+            session = GateSession(config.stash[_SETTINGS])
+            session.check_sources()
+            config.stash[_SESSION] = session
         except UserInputError as exc:
             raise pytest.UsageError(f"compressgate: {exc}") from None
     return config.stash[_SESSION]
@@ -180,16 +186,17 @@ class Check:
         self.model, self.recipe = case.model, case.recipe
 
     def __call__(self) -> None:
+        problem = None
         try:
             outcome = self.session.run_check(self.model, self.recipe, self.check)
         except UserInputError as exc:
-            _record(self._node, CheckRecord.error(self.model, self.recipe, self.check,
-                                                  str(exc)))
-            pytest.fail(f"compressgate: {exc}", pytrace=False)
+            problem = str(exc)
         except Exception as exc:  # a bug still counts as a failed check in every report
             _record(self._node, CheckRecord.error(self.model, self.recipe, self.check,
                                                   f"{type(exc).__name__}: {exc}"))
             raise
+        if problem is not None:  # outside the except: no "during handling" chain
+            self._stop(problem)
         extra: dict[str, Any] = {}
         if self.check == "conversion":
             extra["row"] = self.session.row(self.model, self.recipe)
@@ -199,6 +206,16 @@ class Check:
         _record(self._node, outcome.record(**extra))
         if outcome.failed:
             pytest.fail(outcome.message(), pytrace=False)
+
+
+    def _stop(self, problem: str) -> NoReturn:
+        """The user's input (a model, data, config) is wrong: every other check would say
+        the same, so stop once with one line, like any other usage error (under xdist a
+        worker cannot stop the run: the check fails with that line)."""
+        _record(self._node, CheckRecord.error(self.model, self.recipe, self.check, problem))
+        if not hasattr(self._node.config, "workerinput"):
+            pytest.exit(f"compressgate: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
+        pytest.fail(f"compressgate: {problem}", pytrace=False)
 
 
 def _record(node: pytest.Item, record: CheckRecord) -> None:
@@ -218,6 +235,17 @@ def compressgate_session(request: pytest.FixtureRequest) -> GateSession:
     return _session(request.config)
 
 
+def _unrecorded(report: pytest.TestReport) -> CheckRecord:
+    """An error record for a gate item that failed without a verdict, named from its id
+    (``model-recipe-check``; recipe and check names hold no ``-``)."""
+    param = report.nodeid.rpartition("[")[2].rstrip("]")
+    model, recipe, check = [*param.rsplit("-", 2), "?", "?", "?"][:3]
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else \
+        (str(report.longrepr).strip().splitlines() or ["no details"])[-1]
+    return CheckRecord.error(model, recipe, check, f"{report.when}: {message}")
+
+
 class _Collector:
     """Gathers the records of every gate item (also from xdist workers) and, on the
     controller, prints the closing summary and writes the reports."""
@@ -228,14 +256,19 @@ class _Collector:
         self.written: list[Path] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
+        recorded = False
         for name, value in report.user_properties:
-            if name == _PROPERTY:
+            if name == _PROPERTY and report.when == "call":
+                recorded = True
                 # A declared-unsupported recipe failing is expected (strict xfail).
                 self.records.append(dataclasses.replace(
                     CheckRecord.from_dict(json.loads(value)),
                     expected=hasattr(report, "wasxfail")))
+        if report.failed and not recorded and report.when != "teardown" \
+                and "compressgate" in report.keywords:
+            # Failed before the check could record itself (a fixture, a crash): the
+            # plugin's count must still agree with pytest's.
+            self.records.append(_unrecorded(report))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

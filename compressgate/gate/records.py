@@ -146,6 +146,8 @@ class CheckRecord:
     latency: dict[str, Any] | None = None
     # A declared-unsupported recipe failing as expected (strict xfail).
     expected: bool = False
+    # The override that would accept a broken promise (see gate.accept).
+    accept: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, verdict: Verdict, *, message: str, refused: str | None = None,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines, rules, shards
+from compressgate.gate.accept import accepting, override_hint
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import SideBySide
@@ -74,6 +75,8 @@ class CheckOutcome:
     verdict: Verdict
     update: Update | None = None
     refused: str | None = None
+    # The override that would accept a broken promise (model, recipe, config, promise).
+    accept: dict[str, Any] | None = None
 
     @property
     def failed(self) -> bool:
@@ -88,7 +91,7 @@ class CheckOutcome:
     def record(self, **extra) -> CheckRecord:
         """The typed record the reports read (``extra``: the row, this run's latency)."""
         return CheckRecord.of(self.verdict, message=self.message(), refused=self.refused,
-                              update=self.update, **extra)
+                              update=self.update, accept=self.accept, **extra)
 
 
 class GateSession:
@@ -126,7 +129,7 @@ class GateSession:
         cases = []
         for spec in models:
             for name in self.recipe_names(spec.name):
-                reason = spec.recipe_overrides.get(name, {}).get("unsupported")
+                reason = spec.unsupported(spec.recipe(get_recipe(name)))
                 cases.append(Case(spec.name, name, reason))
         return cases
 
@@ -138,6 +141,18 @@ class GateSession:
         for name in names:
             get_recipe(name)
         return names
+
+    def check_sources(self) -> None:
+        """Raise one ``UserInputError`` for the first selected model whose model, data or
+        custom-objects file does not exist: a configuration error, found before any
+        check runs rather than once per check."""
+        for spec in select(self.specs, list(self.settings.models)):
+            for key, source in (("model", spec.model), ("data", spec.data),
+                                ("custom_objects", spec.custom_objects)):
+                if source is not None and not source.is_function and not source.path.exists():
+                    raise UserInputError(
+                        f"model {spec.name!r}: {key} {source.path}: file not found "
+                        f"(set models.{spec.name}.{key} in {self.settings.config})")
 
     def unused_baselines(self) -> list[Path]:
         """Baseline files that no gated case reads (a removed model or recipe, or one
@@ -232,12 +247,31 @@ class GateSession:
             if check == "accuracy" and verdict.failed and self._diagnoser is not None:
                 # Only on failure: the debugger re-calibrates, too slow for every pass.
                 verdict = verdict.with_notes(self._diagnoser(self, model, recipe))
-            return CheckOutcome(verdict)
+            accept = self._accept(model, recipe, verdict) if verdict.failed else None
+            if accept is not None:
+                verdict = verdict.with_notes(override_hint(
+                    verdict, config=accept["path"], existing=accept["existing"]))
+                accept = {"model": model, "recipe": recipe, "config": accept["config"],
+                          "promise": accept["promise"]}
+            return CheckOutcome(verdict, accept=accept)
         if check == "baseline":
             return self._check_baseline(model, recipe)
         if check == "latency":
             return self._check_latency(model, recipe)
         raise UserInputError(f"unknown check {check!r} (expected one of {rules.CHECKS})")
+
+    def _accept(self, model: str, recipe: str, verdict: Verdict) -> dict[str, Any] | None:
+        """Where and how a broken promise of ``verdict`` would be accepted (None when
+        no failed row is a promise)."""
+        fields = accepting(verdict)
+        if not fields:
+            return None
+        spec = self.specs.get(model)
+        existing = spec.recipe_overrides.get(recipe, {}).get("promise") if spec else None
+        existing = existing if isinstance(existing, dict) else {}
+        path = spec.origin if spec is not None else None
+        return {"path": path, "config": str(path) if path else None, "existing": existing,
+                "promise": {**existing, **{k: new for k, (_, new) in fields.items()}}}
 
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)

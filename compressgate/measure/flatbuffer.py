@@ -154,3 +154,41 @@ def graph(tflite: bytes, *, name: str = "model") -> Graph:
         outputs.append((codes[op.OpcodeIndex()],
                         tuple(tensors[i].Name().decode() for i in outs if i >= 0)))
     return Graph(tuple(weights), tuple(outputs))
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What a quantizer needs to know of its input: is it float, and can it be read."""
+
+    quantized_tensors: int  # tensors with quantization parameters (scales)
+    float16_weights: int  # constant weight tensors stored as float16
+    # Ops whose code is only in the deprecated int8 field (builtin_code left 0, as old
+    # converters wrote them): tools that read builtin_code see ADD.
+    deprecated_codes: tuple[str, ...]
+    signatures: tuple[str, ...]  # SignatureDef keys
+
+    @property
+    def is_float(self) -> bool:
+        return self.quantized_tensors == 0 and self.float16_weights == 0
+
+
+def precision(tflite: bytes, *, name: str = "model") -> Precision:
+    """Quantized and float16 tensors, deprecated op codes and signatures of a file."""
+    inspect(tflite, name=name)  # validates the flatbuffer, one clear line if it is bad
+    model = _schema().Model.GetRootAs(tflite, 0)
+    names = _builtin_names()
+    deprecated = tuple(sorted({
+        names.get(code.DeprecatedBuiltinCode(), "?")
+        for code in (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))
+        if code.BuiltinCode() < code.DeprecatedBuiltinCode()}))
+    quantized = half = 0
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        tensors = [graph.Tensors(t) for t in range(graph.TensorsLength())]
+        for tensor in tensors:
+            q = tensor.Quantization()
+            quantized += int(q is not None and q.ScaleLength() > 0)
+        half += sum(1 for tensor, _ in _weights(model, tensors) if tensor.Type() == 1)
+    keys = tuple((model.SignatureDefs(i).SignatureKey() or b"").decode()
+                 for i in range(model.SignatureDefsLength()))
+    return Precision(quantized, half, deprecated, keys)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from compressgate import __version__
+from compressgate.backends import litert_quant
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
 from compressgate.measure import litert, memory
@@ -124,7 +125,8 @@ class Runner:
         return self.spec(model).recipe(base)
 
     def cache_key(self, model: str, recipe: Recipe) -> str:
-        return key({
+        extra = {"litert_quantizer": litert_quant.version()} if recipe.litert_recipe else {}
+        return key({**extra,
             "result_format": RESULT_FORMAT,
             "compressgate": __version__,
             "model": self._fingerprint(model),

@@ -52,7 +52,8 @@ class MetricConfig(BaseModel):
 class ModelConfig(BaseModel):
     model_config = _STRICT
 
-    model: str = Field(description=".keras, .h5, a SavedModel directory, or module:function")
+    model: str = Field(description=".keras, .h5, a SavedModel directory, module:function, "
+                       "or a float .tflite")
     data: str = Field(description=".npz with x_/y_ train, calib, test, or module:function")
     metric: str | MetricConfig = "accuracy"
     custom_objects: str | None = Field(None, description="module:function -> {name: object}")
@@ -160,6 +161,7 @@ def _spec(name: str, entry: ModelConfig, path: Path) -> ModelSpec:
         custom_objects=Source(entry.custom_objects, root) if entry.custom_objects else None,
         recipes=tuple(entry.recipes) if entry.recipes is not None else None,
         tolerances=entry.tolerances,
+        origin=path,
     )
     for recipe in [*(entry.recipes or ()), *entry.recipe_overrides]:
         try:

@@ -107,7 +107,7 @@ class Dataset:
         if len(got) != len(expected) or any(e is not None and e != g
                                             for e, g in zip(expected, got, strict=True)):
             raise UserInputError(
-                f"{data}: rows have shape {got}, model {model} expects "
+                f"{data}: rows have shape {got}, model {model!r} expects "
                 f"{tuple('any' if e is None else e for e in expected)}"
             )
         if not classification:
@@ -117,7 +117,7 @@ class Dataset:
             if y.min() < 0 or y.max() >= num_classes:
                 raise UserInputError(
                     f"{data}: y_{split} has labels in [{y.min()}, {y.max()}], "
-                    f"model {model} has {num_classes} classes (expected 0..{num_classes - 1})"
+                    f"model {model!r} has {num_classes} classes (expected 0..{num_classes - 1})"
                 )
 
 
@@ -139,10 +139,26 @@ class ModelSpec:
     recipes: tuple[str, ...] | None = None
     # gate.tolerances.Tolerances for this model's baseline checks (None: the project's).
     tolerances: Any = None
+    # The config file that defines this model (where its overrides are written).
+    origin: Path | None = None
 
     @property
     def model_path(self) -> Path:
         return self.model.path
+
+    @property
+    def is_tflite(self) -> bool:
+        """A float ``.tflite`` file (any framework's export) rather than a Keras model."""
+        return not self.model.is_function and self.model.text.lower().endswith(".tflite")
+
+    def unsupported(self, recipe: Recipe) -> str | None:
+        """Why ``recipe`` cannot apply to this model (expected to fail to convert): the
+        config's ``unsupported``, or a recipe that needs Keras on a ``.tflite`` source."""
+        declared = self.recipe_overrides.get(recipe.name, {}).get("unsupported")
+        if declared or not (self.is_tflite and recipe.needs_keras):
+            return declared
+        return (f"unsupported for a .tflite source: {recipe.name} needs the Keras model "
+                "(the TF converter, QAT or pruning); litert-quantizer recipes (lq_*) apply")
 
     @property
     def data_path(self) -> Path:
@@ -168,7 +184,7 @@ class ModelSpec:
                      if k not in NOT_FIELDS}
         if not overrides:
             return base
-        return base.with_overrides(overrides, where=f"model {self.name}, recipe {base.name}")
+        return base.with_overrides(overrides, where=f"model {self.name!r}, recipe {base.name}")
 
     def file_fingerprint(self) -> str | None:
         """sha256 over the model and data files, or None when either is built by a

@@ -9,6 +9,7 @@ from typing import Any
 
 from compressgate.files import write_text_atomic
 from compressgate.gate import baselines
+from compressgate.gate.accept import accept_block
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
 from compressgate.report.changes import baseline_changes, missing_results
@@ -96,13 +97,27 @@ def write_reports(records: list[CheckRecord], settings: Settings,
     return written
 
 
+_PACKAGES = ("compressgate", "tensorflow", "tf-keras", "tensorflow-model-optimization",
+             "ai-edge-litert")
+
+
 def run_facts() -> dict[str, Any]:
-    """Where the run happened: the machine class and fingerprint, and the commit."""
+    """Where the run happened: library versions, the machine class and fingerprint, and
+    the commit."""
+    import platform
     import subprocess
+    from importlib.metadata import PackageNotFoundError, version
 
     from compressgate.measure.machine import machine_class, this_machine
 
-    facts: dict[str, Any] = {"machine_class": machine_class(this_machine()),
+    versions = {"python": platform.python_version()}
+    for package in _PACKAGES:
+        try:  # from the installed metadata: no TensorFlow import in the controller
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    facts: dict[str, Any] = {"versions": versions,
+                             "machine_class": machine_class(this_machine()),
                              "machine": this_machine()}
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], check=True,
@@ -136,6 +151,10 @@ def summary_lines(records: list[CheckRecord], written: list[Path]) -> list[str]:
         lines.append("")
         lines.append("Failed (regressions, broken promises, missing baselines):")
         lines += [f"  {r.model}-{r.recipe}-{r.check}" for r in failed]
+    accept = [r.accept for r in failed if r.accept]
+    if accept:
+        lines.append("")
+        lines += accept_block(accept)
     if expected:
         lines.append("")
         lines.append("Declared unsupported (strict xfail; remove the declaration once it "

@@ -7,8 +7,6 @@ full change table are in ``index.html``.
 
 from __future__ import annotations
 
-from html import escape
-
 import pandas as pd
 
 from compressgate.report import view
@@ -16,8 +14,11 @@ from compressgate.report.view import ReportInput
 
 
 def _cell(value: object) -> str:
-    # Markdown tables: no pipes or newlines in a cell; no raw HTML from user strings.
-    return escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")
+    # Markdown tables: no pipes or newlines in a cell; no raw HTML from user strings. A
+    # backslash before "<" keeps a tag from being one and reads as plain text in the
+    # file itself (HTML entities would show as "-&gt;" in a job summary's source).
+    return (str(value).replace("\\", "\\\\").replace("<", "\\<").replace("|", "\\|")
+            .replace("\n", " "))
 
 
 def table(frame: pd.DataFrame) -> str:

@@ -171,9 +171,11 @@ def merge(directories: list[Path], settings: Settings) -> Merged:
     first = reports[0]
     update = next((r.meta["update"] for r in reports if r.meta.get("update", "none") != "none"),
                   "none")
+    # Where the shards ran, not where the merge runs (run details, machine-bound changes).
     facts = {"source": f"pytest gate, {len(reports)} shards merged",
              "machine_class": first.meta.get("machine_class"),
              "machine": first.meta.get("machine"),
+             **({"versions": first.meta["versions"]} if "versions" in first.meta else {}),
              "environment": first.meta.get("environment", {}),
              "shard": "1/1", "cases": [list(c) for c in first.all_cases],
              "all_cases": [list(c) for c in first.all_cases],

@@ -79,6 +79,33 @@ def _clusters(points: list[tuple[float, float]], y_span: float) -> list[list[int
     return groups
 
 
+def spread_labels(ys: list[float], gap: float) -> list[float]:
+    """Label heights for points at heights ``ys`` (one column of labels): as close to
+    their points as possible, at least ``gap`` apart, in the points' order. Labels that
+    would overlap are pushed apart around their mean (so a tight stack stays centred)."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    # Blocks of labels that touch, each placed around the mean of its points.
+    blocks: list[list[int]] = []
+    for i in order:
+        blocks.append([i])
+        while len(blocks) > 1:
+            prev, last = blocks[-2], blocks[-1]
+            if _block_start(prev, ys, gap) + len(prev) * gap <= _block_start(last, ys, gap):
+                break
+            blocks[-2:] = [prev + last]
+    placed = [0.0] * len(ys)
+    for block in blocks:
+        start = _block_start(block, ys, gap)
+        for k, i in enumerate(block):
+            placed[i] = start + k * gap
+    return placed
+
+
+def _block_start(block: list[int], ys: list[float], gap: float) -> float:
+    mean = sum(ys[i] for i in block) / len(block)
+    return mean - gap * (len(block) - 1) / 2
+
+
 def _by_model(rows: Rows) -> dict[str, Rows]:
     models: dict[str, Rows] = {}
     for row in rows:
@@ -132,32 +159,19 @@ def accuracy_vs_size(rows: Rows) -> Plot:
             front = set(pareto_front(points))
             for i, (x, y) in enumerate(points):
                 on = i in front
-                ax.scatter(x, y, s=46 if on else 30, zorder=3,
+                # Front points on top: a hollow marker at the same spot must not hide one.
+                ax.scatter(x, y, s=46 if on else 30, zorder=4 if on else 3,
                            color=FAST if on else "white", edgecolors=FAST if on else EVEN)
             ys = [p[1] for p in points]
             span = (max(ys) - min(ys)) or 1.0
-            groups = sorted(_clusters(points, span), key=lambda g: points[g[0]][0])
-            # Label slots: under the point, over it, further under; a label takes the first
-            # slot that no close neighbour on its left has taken.
-            slots: list[int] = []
-            for k, group in enumerate(groups):
-                x, y = points[group[0]]
-                taken = {slots[j] for j in range(k)
-                         if abs(points[groups[j][0]][1] - y) <= 0.04 * span
-                         and math.log10(x / points[groups[j][0]][0]) < 0.15}
-                slots.append(min(set(range(len(groups) + 1)) - taken))
-                offset = 3 if slots[k] == 1 else -3 - 10 * max(0, slots[k] - 1)
-                on = any(i in front for i in group)
-                ax.annotate("\n".join(_text(rs[i]["recipe"]) for i in group), (x, y),
-                            textcoords="offset points", xytext=(4, offset), fontsize=7,
-                            va="bottom" if slots[k] == 1 else "top",
-                            color="#24292f" if on else EVEN)
+            low, high = min(ys), max(ys)
+            pad = max(0.5, span * 0.15)
+            ax.set_ylim(low - 2.5 * pad, high + pad)
+            _label_columns(ax, points, [r["recipe"] for r in rs], front,
+                           gap=0.07 * (span + 3.5 * pad))
             line = sorted(points[i] for i in front)
             ax.plot([p[0] for p in line], [p[1] for p in line], color=FAST, lw=1,
                     drawstyle="steps-post", zorder=2, label="Pareto front")
-            low, high = min(ys), max(ys)
-            pad = max(0.5, (high - low) * 0.15)
-            ax.set_ylim(low - 2.5 * pad, high + pad)
             ax.set_xscale("log")
             _log_axis(ax.xaxis)
             ax.margins(x=0.25)
@@ -169,6 +183,33 @@ def accuracy_vs_size(rows: Rows) -> Plot:
     return Plot("accuracy-size", title, _render(draw, (11, 3.6 * _lines(models))),
                 "Filled green: on the Pareto front (nothing else is both smaller and at least "
                 "as accurate). Results that did not convert are not drawn.")
+
+
+def _label_columns(ax, points: list[tuple[float, float]], names: list[str], front: set[int],
+                   gap: float) -> None:
+    """Name every point. Points close on the log-x axis share a column of labels to the
+    right of the rightmost of them, spread ``gap`` apart in y and joined to their points
+    by thin lines, so four recipes of about one size never print over each other."""
+    groups = _clusters(points, 1.0 if gap <= 0 else gap / 0.07)
+    anchors = sorted(groups, key=lambda g: points[g[0]][0])
+    columns: list[list[list[int]]] = []
+    for group in anchors:
+        x = points[group[0]][0]
+        if columns and math.log10(x / points[columns[-1][0][0]][0]) < 0.15:
+            columns[-1].append(group)
+        else:
+            columns.append([group])
+    for column in columns:
+        right = max(points[g[0]][0] for g in column)
+        heights = spread_labels([points[g[0]][1] for g in column], gap)
+        for group, height in zip(column, heights, strict=True):
+            x, y = points[group[0]]
+            on = any(i in front for i in group)
+            ax.annotate("\n".join(_text(names[i]) for i in group), (x, y),
+                        xytext=(right * 1.12, height), textcoords="data", fontsize=7,
+                        va="center", color="#24292f" if on else EVEN,
+                        arrowprops={"arrowstyle": "-", "color": "#d0d7de", "lw": 0.6,
+                                    "shrinkA": 0, "shrinkB": 3})
 
 
 def latency_ratios(rows: Rows) -> Plot:
@@ -186,7 +227,9 @@ def latency_ratios(rows: Rows) -> Plot:
                 color = SLOW if low > 1 else FAST if high < 1 else EVEN
                 spread = [[max(0.0, ratio - low)], [max(0.0, high - ratio)]]
                 ax.errorbar(ratio, y, xerr=spread, fmt="o", color=color, capsize=3, ms=5)
-                ax.annotate(f"{ratio:.2f}x ({low:.2f}-{high:.2f})", (high, y),
+                # Right of the interval and of the 1x line: a label never crosses it.
+                ax.annotate(f"{ratio:.2f}x ({low:.2f}-{high:.2f})",
+                            (max(high, ratio, 1.0), y),
                             textcoords="offset points",
                             xytext=(5, -3), fontsize=7, color=color)
             ax.axvline(1.0, color="#24292f", lw=1, ls="--")

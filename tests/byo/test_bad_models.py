@@ -121,7 +121,7 @@ def test_data_that_does_not_fit_the_model(project):
     result = cli("run", "--no-latency", "--jobs", "1", cwd=project)
     assert result.returncode == 2
     assert last_line(result) == ("compressgate: error: wide.npz: rows have shape (5,), "
-                                 "model custom expects (4,)")
+                                 "model 'custom' expects (4,)")
 
 
 def test_model_and_data_built_by_functions(project):

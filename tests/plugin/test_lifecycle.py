@@ -177,3 +177,53 @@ def test_unknown_pyproject_key_is_a_usage_error(pytester, tiny_fixtures):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*pyproject.toml: [[]tool.compressgate[]] baseline: Extra inputs are not permitted*"])
+
+
+def _config_with(pytester, tiny_fixtures, tmp_path, **model):
+    entry = {"model": str(tiny_fixtures / "tiny_mlp.keras"),
+             "data": str(tiny_fixtures / "tiny.npz"), **model}
+    pytester.makefile(".json", cfg=json.dumps({"models": {"tiny": entry}}))
+    pytester.makepyfile(test_tiny_gate=GATE_TEST)
+    return pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--compressgate-config", "cfg.json",
+        "--compressgate-baselines", str(tmp_path / "bl"),
+        "--compressgate-reports", str(tmp_path / "reports"), "--compressgate-recipes", "float")
+
+
+def test_a_missing_model_file_is_one_usage_line(pytester, tiny_fixtures, tmp_path):
+    result = _config_with(pytester, tiny_fixtures, tmp_path, model="gone.keras")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert text.count("file not found") == 1, text
+    result.stderr.fnmatch_lines(["*compressgate: model 'tiny': model *gone.keras: file not "
+                                 "found (set models.tiny.model in *cfg.json)"])
+
+
+def test_data_that_does_not_fit_the_model_stops_the_run_once(pytester, tiny_fixtures,
+                                                             tmp_path):
+    import numpy as np
+
+    data = dict(np.load(tiny_fixtures / "tiny.npz"))
+    data = {k: v[:, :5] if k.startswith("x_") else v for k, v in data.items()}
+    np.savez(tmp_path / "narrow.npz", **data)
+    result = _config_with(pytester, tiny_fixtures, tmp_path, data=str(tmp_path / "narrow.npz"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stdout.str() + result.stderr.str()
+    assert text.count("expects") == 1, text
+    assert "Traceback" not in text and "During handling" not in text, text
+
+
+def test_the_plugin_counts_a_check_that_failed_before_recording(pytester, tiny_fixtures,
+                                                               tmp_path):
+    pytester.makeconftest("import pytest\n\n@pytest.fixture\ndef broken():\n"
+                          "    raise RuntimeError('boom')\n")
+    pytester.makepyfile(test_broken_gate="def test_gate(compressgate_check, broken):\n"
+                                         "    compressgate_check()\n")
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--compressgate-config",
+        str(tiny_fixtures / "manifest.json"), "--compressgate-baselines", str(tmp_path / "b"),
+        "--compressgate-reports", str(tmp_path / "r"), "--compressgate-recipes", "float",
+        "test_broken_gate.py")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("errors") == 3, outcomes  # float: conversion, accuracy, baseline
+    result.stdout.fnmatch_lines(["3 checks: 3 failed*"])

@@ -61,7 +61,7 @@ def test_data_that_does_not_fit_the_model(fixture_copy, tmp_path, capsys):
     code, line = run(capsys, fixture_copy, tmp_path)
     assert code == 2
     assert line == (f"compressgate: error: {fixture_copy / 'breast_cancer.npz'}: rows have "
-                    "shape (10,), model tabular_mlp expects (30,)")
+                    "shape (10,), model 'tabular_mlp' expects (30,)")
 
 
 def test_labels_out_of_range(fixture_copy, tmp_path, capsys):
@@ -71,4 +71,4 @@ def test_labels_out_of_range(fixture_copy, tmp_path, capsys):
     code, line = run(capsys, fixture_copy, tmp_path)
     assert code == 2 and line == (
         f"compressgate: error: {fixture_copy / 'breast_cancer.npz'}: y_test has labels in "
-        "[3, 4], model tabular_mlp has 2 classes (expected 0..1)")
+        "[3, 4], model 'tabular_mlp' has 2 classes (expected 0..1)")

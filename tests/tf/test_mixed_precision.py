@@ -91,7 +91,7 @@ def test_keep_float_auto_fixes_the_planted_failure(runner):
 def test_unknown_layer_fails_that_result_with_one_line(runner):
     row = runner.row(MODEL, mixed("ptq_int8_typo", keep_float=["wdie"]))
     assert not row["converted"]
-    assert row["error"] == (f"model {MODEL}, recipe ptq_int8_typo: keep_float names unknown "
+    assert row["error"] == (f"model {MODEL!r}, recipe ptq_int8_typo: keep_float names unknown "
                             "layer 'wdie' (the model's layers: hidden, wide, dropout, head)")
 
 

@@ -113,7 +113,7 @@ def test_labels_out_of_range(npz, offset):
     low, high = int(y.min()), int(y.max())
     assert error_of(data.check_fits, input_shape=(None, 30), num_classes=2,
                     model="tabular_mlp", data="d.npz") == (
-        f"d.npz: y_calib has labels in [{low}, {high}], model tabular_mlp has 2 "
+        f"d.npz: y_calib has labels in [{low}, {high}], model 'tabular_mlp' has 2 "
         "classes (expected 0..1)")
 
 
@@ -126,7 +126,7 @@ def test_unknown_recipe_field_in_a_manifest_override(tmp_path):
     spec = ModelSpec("m", tmp_path / "m.keras", tmp_path / "m.npz",
                      recipe_overrides={"ptq_int8": {"promise": {"min_size_ration": 3}}})
     assert error_of(spec.recipe, get_recipe("ptq_int8")).startswith(
-        "model m, recipe ptq_int8.promise: unknown field 'min_size_ration' (expected one of ")
+        "model 'm', recipe ptq_int8.promise: unknown field 'min_size_ration' (expected one of ")
 
 
 GOOD = {"schema": 1, "model": "m", "recipe": "r", "metrics": {"accuracy": 0.9},

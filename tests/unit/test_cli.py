@@ -85,13 +85,13 @@ def test_truncated_npz(tmp_path):
 def test_labels_out_of_range_for_the_model():
     data = Dataset(**splits(y_test=np.array([0, 1, 7, 1])))
     with pytest.raises(UserInputError, match=r"^d.npz: y_test has labels in \[0, 7\], "
-                                             r"model m has 2 classes"):
+                                             r"model 'm' has 2 classes"):
         data.check_fits(input_shape=(None, 3), num_classes=2, model="m", data="d.npz")
 
 
 def test_data_shape_must_fit_the_model():
     data = Dataset(**splits())
-    with pytest.raises(UserInputError, match=r"^d.npz: rows have shape \(3,\), model m "
+    with pytest.raises(UserInputError, match=r"^d.npz: rows have shape \(3,\), model 'm' "
                                              r"expects \(8, 8, 1\)$"):
         data.check_fits(input_shape=(None, 8, 8, 1), num_classes=2, model="m", data="d.npz")
 

@@ -5,6 +5,7 @@ the other unit tests (see README "Testing")."""
 
 import json
 import platform
+from pathlib import Path
 
 import pytest
 
@@ -174,14 +175,30 @@ def test_diff_rows_for_changed_added_removed_and_text_figures(tmp_path):
         ("size_bytes", "1000", "-"),
     ]
     changes = {r[0]: r[3] for r in rows}
+    # Accuracy moves in points (0.9 -> 0.99 is 9 points), like the page and the checks.
     assert (changes["accuracy"], changes["error"], changes["inputs.model"]) == \
-        ("+10.00 %", "", "")
+        ("+9.00 pts", "", "")
+
+
+@pytest.mark.parametrize(("name", "old", "new", "change"), [
+    ("accuracy_drop_pts", 0.5, 1.25, "+0.75 pts"),
+    ("accuracy_drop_pts", 0.0, -0.5, "-0.50 pts"),
+    ("float_accuracy", 1.0, 0.0, "-100.00 pts"),
+    ("machines.avx2.keras_agreement", 0.5, 0.4, "-10.00 pts"),
+    ("size_bytes", 1000, 1100, "+10.00 %"),
+    ("size_bytes", 0, 5, "+5"),
+])
+def test_accuracy_figures_change_in_points_and_others_in_percent(name, old, new, change):
+    def baseline(value):
+        return bl.Baseline(Path("r.json"), "m", "r", {name: value}, {}, {}, {})
+
+    assert bl.diff_rows(baseline(old), baseline(new)) == [(name, str(old), str(new), change)]
 
 
 def test_diff_markdown_lists_each_file_with_its_reason():
     assert bl.diff_markdown([]) == "# Baseline changes\n\nNo baseline changed.\n"
     text = bl.diff_markdown([
-        ("b/m/r.json", "updated", [("accuracy", "0.9", "0.99", "+10.00 %")]),
+        ("b/m/r.json", "updated", [("accuracy", "0.9", "0.99", "+9.00 pts")]),
         ("a/m/r.json", "created", [("size_bytes", "-", "1000", "new"),
                                    ("gzip_bytes", "-", "900", "new")]),
     ])
@@ -190,7 +207,7 @@ def test_diff_markdown_lists_each_file_with_its_reason():
         "## a/m/r.json (created)", "", "| metric | old | new | change |", "|---|---|---|---|",
         "| size_bytes | - | 1000 | new |", "| gzip_bytes | - | 900 | new |", "",
         "## b/m/r.json (updated)", "", "| metric | old | new | change |", "|---|---|---|---|",
-        "| accuracy | 0.9 | 0.99 | +10.00 % |", "",
+        "| accuracy | 0.9 | 0.99 | +9.00 pts |", "",
     ])
 
 

@@ -224,18 +224,22 @@ def test_an_accuracy_failure_and_only_it_gets_a_diagnosis_note(project, tmp_path
     assert calls == []
     failed = session.run_check("n", R, "accuracy").verdict
     assert calls == [(session, "n", R)]
-    assert failed == Verdict("n", R, "accuracy", rules.check_accuracy(
-        runner.rows[("n", R)], get_recipe(R).promise).rows, ("worst layers: dense",))
+    assert failed.rows == rules.check_accuracy(runner.rows[("n", R)],
+                                               get_recipe(R).promise).rows
+    # The diagnosis first, then the lines that would accept the drop on purpose.
+    assert failed.notes[0] == "worst layers: dense" and len(failed.notes) == 2
+    assert '"max_drop_pts": 3.01' in failed.notes[1]
 
 
 def test_only_the_real_runner_is_diagnosed_by_default(project):
     runner = Runner(rows={("n", R): make_row("n", accuracy_drop_pts=3.0)})
     stand_in = GateSession(project().settings, runner=runner)
-    assert stand_in.run_check("n", R, "accuracy").verdict.notes == ()
+    notes = stand_in.run_check("n", R, "accuracy").verdict.notes
+    assert len(notes) == 1 and notes[0].startswith("to accept the measured figure")
     real = GateSession(project().settings)   # the runner is built lazily: swap it here
     real._runner = runner
     notes = real.run_check("n", R, "accuracy").verdict.notes
-    assert len(notes) == 1 and notes[0].startswith("diagnosis failed: ")
+    assert len(notes) == 2 and notes[0].startswith("diagnosis failed: ")
 
 
 def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):

@@ -1,11 +1,13 @@
 """index.html and summary.md from hand-made rows (no TensorFlow)."""
 
 import base64
+import itertools
 import json
 import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
@@ -65,8 +67,10 @@ def test_user_strings_are_escaped_in_page_and_markdown(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert len(images(page)) == 3  # a "$" in a name does not break the plots
     md = (tmp_path / "summary.md").read_text()
-    assert "<script>" not in md and "<b>" not in md
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\|$x$" in md  # no pipe splits a cell
+    # Every "<" from a user string is escaped: no tag (the page's own <details> stay).
+    assert not re.search(r"(?<!\\)<(script|/script|b>|gate)", md)
+    assert "\\<script>alert(1)\\</script>\\|$x$" in md  # no pipe splits a cell
+    assert "&lt;" not in md and "&gt;" not in md  # readable in the file itself
 
 
 def test_failures_and_missing_come_first_and_the_rest_is_still_written(tmp_path):
@@ -199,3 +203,18 @@ def test_gate_page_shows_change_against_baselines_and_missing_cases(tmp_path):
     assert "| digits | ptq_int8 | accuracy | 0.96 | 0.94 | -2.00 pts | regression |" in notable
     assert "latency_ratio" not in notable  # moved within tolerance: only in the page
     assert "1 more figures moved within tolerance" in notable
+
+
+def test_spread_labels_keep_order_and_gap_and_stay_near_their_points():
+    from compressgate.report.plots import spread_labels
+
+    assert spread_labels([1.0, 5.0], gap=1.0) == [1.0, 5.0]  # room: labels at their points
+    ys = [96.5, 96.6, 96.55, 96.58]  # four recipes of about one accuracy
+    placed = spread_labels(ys, gap=0.2)
+    order = sorted(range(4), key=lambda i: ys[i])
+    heights = [placed[i] for i in order]
+    assert all(b - a >= 0.2 - 1e-9 for a, b in itertools.pairwise(heights))
+    # The stack is centred on its points' mean: no label drifts off to one side.
+    assert sum(placed) / 4 == pytest.approx(sum(ys) / 4)
+    # A far point is not pulled into the stack.
+    assert spread_labels([*ys, 99.0], gap=0.2)[-1] == 99.0

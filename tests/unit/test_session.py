@@ -134,8 +134,8 @@ def test_regression_fails_and_failed_mode_rewrites_it(make):
     assert not outcome.failed
     assert [r[0] for r in outcome.update.diff] == ["accuracy", "accuracy_drop_pts",
                                                    "tflite_sha256"]
-    assert outcome.update.diff[:2] == [("accuracy", "0.97", "0.95", "-2.06 %"),
-                                       ("accuracy_drop_pts", "0.5", "1.5", "+200.00 %")]
+    assert outcome.update.diff[:2] == [("accuracy", "0.97", "0.95", "-2.00 pts"),
+                                       ("accuracy_drop_pts", "0.5", "1.5", "+1.00 pts")]
     assert path(make).with_suffix(".tflite").read_bytes() == b"TFL3 worse"
     assert not make(row=worse, tflite=b"TFL3 worse").run_check("m", "ptq_int8",
                                                                "baseline").failed

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
 from compressgate.backends.tf.env import (
     converter_reason,
@@ -37,6 +38,8 @@ from compressgate.project.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
 TENSORBOARD_ENV = "COMPRESSGATE_TENSORBOARD"
+# The float recipe's conversion: the input of litert-quantizer recipes.
+_FLOAT = Recipe("float", optimize=False)
 
 
 def _compile_like(model, source, learning_rate: float) -> None:
@@ -157,6 +160,9 @@ def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
 
 
 def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
+    if recipe.litert_recipe is not None:  # the float file, then litert-quantizer
+        float_tflite = _convert(model, _FLOAT, data)
+        return litert_quant.quantize(float_tflite, recipe, data, name=model.name)
     converter = make_converter(model, recipe, data)
     try:
         with quiet():
@@ -183,6 +189,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     Bad user input raises ``UserInputError``; a recipe that tfmot or the converter cannot
     apply to this model returns an ``Artifact`` carrying the reason.
     """
+    if spec.is_tflite:  # no Keras model: the file is the float reference
+        return tflite_source.compress(spec, recipe, data)
     deterministic()
     model = load_model(spec)
     if recipe.perturb_weights:
@@ -193,7 +201,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
                     data=str(spec.data), classification=classification)
     if recipe.needs_finetune and not classification and not getattr(model, "loss", None):
         raise UserInputError(
-            f"model {spec.name}: recipe {recipe.name} fine-tunes, and the model is not "
+            f"model {spec.name!r}: recipe {recipe.name} fine-tunes, and the model is not "
             "compiled: save it compiled (or compile it in its module:function) so its loss "
             "is known")
     keras_top1 = None

@@ -90,7 +90,7 @@ def diagnose(spec: ModelSpec, recipe: Recipe, data: Dataset) -> tuple[list[dict]
     """(debugger rows, Keras layer names) for a PTQ int8 recipe on ``spec``'s model."""
     if not recipe.is_int8_ptq:
         raise UserInputError(
-            f"model {spec.name}, recipe {recipe.name}: the quantization debugger needs an "
+            f"model {spec.name!r}, recipe {recipe.name}: the quantization debugger needs an "
             f"int8 PTQ recipe (quantization int8, no QAT, no pruning)")
     deterministic()
     model = load_model(spec.model_path)
@@ -101,4 +101,4 @@ def diagnose(spec: ModelSpec, recipe: Recipe, data: Dataset) -> tuple[list[dict]
     try:
         return layer_statistics(model, recipe, data), names
     except RecipeUnsupported as exc:
-        raise UserInputError(f"model {spec.name}, recipe {recipe.name}: {exc}") from None
+        raise UserInputError(f"model {spec.name!r}, recipe {recipe.name}: {exc}") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -30,13 +31,43 @@ from compressgate.recipes import Recipe
 SEED = 1234
 
 
+# What TensorFlow's C++ side prints on import whatever TF_CPP_MIN_LOG_LEVEL says: absl
+# INFO lines (oneDNN is on, no CUDA driver, CPU features) and absl's note about them.
+_IMPORT_NOISE = re.compile(
+    r"^(I\d{4} .*|WARNING: All log messages before absl::InitializeLog\(\) is called.*"
+    r"|To enable the following instructions:.*)$")
+
+
+def _import_tensorflow() -> None:
+    """Import TensorFlow with its import-time INFO lines dropped from file descriptor 2;
+    anything else it writes there (warnings, errors) is passed on."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode(errors="replace").splitlines()
+                    if line.strip() and not _IMPORT_NOISE.match(line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
+
+
 def import_tf():
+    _import_tensorflow()
     import tensorflow as tf
 
     return tf
 
 
 def import_keras():
+    _import_tensorflow()
     import absl.logging
     import tf_keras
 
@@ -46,6 +77,7 @@ def import_keras():
 
 
 def import_tfmot():
+    _import_tensorflow()
     import tensorflow_model_optimization as tfmot
 
     return tfmot

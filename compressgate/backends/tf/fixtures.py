@@ -161,6 +161,10 @@ _SEQ_PRUNE = {"prune": {"initial_sparsity": 0.3, "final_sparsity": 0.7},
 _SEQ_PRUNE_WHY = ("80 % sparsity on a 10K-parameter LSTM measured a 33-point drop; "
                   "70 % over 10 epochs measured none")
 
+_LQ_RECIPES = ("lq_int4_weight_only", "lq_int8_dynamic", "lq_int8_static")
+_LQ_LSTM_WHY = ("litert-quantizer 0.11 leaves UNIDIRECTIONAL_SEQUENCE_LSTM float, 98 % of "
+                "the weights: measured 1.00-1.01x")
+
 FIXTURES: tuple[FixtureSpec, ...] = (
     FixtureSpec("digits_cnn", "digits.npz", digits_data, _digits_cnn, epochs=15),
     FixtureSpec(
@@ -200,6 +204,8 @@ FIXTURES: tuple[FixtureSpec, ...] = (
                            "why": "tfmot's 2:4 sparsity covers Conv2D and Dense kernels "
                                   "only; the LSTM holds 98 % of the weights (measured gzip "
                                   "ratio 1.01x, sparsity 0.01)"},
+            **{name: {"promise": {"min_size_ratio": None}, "why": _LQ_LSTM_WHY}
+               for name in _LQ_RECIPES},
         }),
     FixtureSpec(
         "tabular_mlp", "breast_cancer.npz", breast_cancer_data, _tabular_mlp,
@@ -220,6 +226,12 @@ FIXTURES: tuple[FixtureSpec, ...] = (
                            "why": "only the middle layer is pruned: measured 3.3x gzip"},
             "prune_2by4": {"promise": {"min_gzip_ratio": 1.1},
                            "why": "only the middle layer is pruned: measured 1.2x gzip"},
+            **{name: {"promise": {"min_size_ratio": ratio},
+                      "why": f"4K parameters: graph and metadata are most of the file "
+                             f"(measured {measured})"}
+               for name, ratio, measured in (("lq_int4_weight_only", 2.5, "3.06x"),
+                                             ("lq_int8_dynamic", 1.8, "2.40x"),
+                                             ("lq_int8_static", 1.8, "2.04x"))},
         }),
 )
 

@@ -71,7 +71,7 @@ def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) ->
         kept = analysis.resolve_keep_float(recipe.keep_float or (), names,
                                             model=spec.name, recipe=recipe.name)
         calibrated = calibrated_model(model, recipe, data)
-        where = f"model {spec.name}, recipe {recipe.name}: "
+        where = f"model {spec.name!r}, recipe {recipe.name}: "
         nodes = denylist(calibrated, kept, names, where)
         return Mixed(quantize_calibrated(calibrated, nodes), kept)
 
