@@ -272,7 +272,10 @@ class _Collector:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.records and not hasattr(self.config, "workerinput"):
+        # A shard writes its reports even when it owns no case (more shards than cases),
+        # so that the merge sees every shard.
+        sharded = self.config.stash[_SETTINGS].shard is not None
+        if (self.records or sharded) and not hasattr(self.config, "workerinput"):
             from compressgate.report.gate_run import shard_facts, write_reports
 
             gate = _session(self.config)

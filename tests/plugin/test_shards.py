@@ -67,3 +67,15 @@ def test_a_bad_shard_is_a_usage_error(pytester, tiny_fixtures, monkeypatch):
     result.stderr.fnmatch_lines(["*compressgate: $COMPRESSGATE_SHARD: expected K/N with "
                                  "1 <= K <= N (e.g. 1/2), got '3/2'"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_shard_without_cases_still_writes_its_reports(pytester, tiny_fixtures, tmp_path):
+    pytester.makepyfile(test_tiny_gate=GATE_TEST)
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--compressgate-config", str(tiny_fixtures / "manifest.json"),
+        "--compressgate-recipes", "float", "--compressgate-shard", "2/2",
+        "--compressgate-reports", str(tmp_path / "empty"))
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    summary = json.loads((tmp_path / "empty" / "summary.json").read_text())
+    assert (summary["shard"], summary["cases"], summary["all_cases"]) == \
+        ("2/2", [], [["tiny_mlp", "float"]])

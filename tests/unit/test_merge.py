@@ -161,3 +161,12 @@ def test_cli_exit_codes_and_one_line_per_problem(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "compressgate merge: shard 2/2: no report given"
     assert len(err) == 1 + len(shards.select(CASES, shards.Shard(2, 2)))
+
+
+def test_a_shard_that_owns_no_case_still_counts(tmp_path, settings):
+    one_case = CASES[:1]
+    one = write_shard(tmp_path / "s1", 1, all_cases=one_case)
+    empty = write_shard(tmp_path / "s2", 2, all_cases=one_case, exit_status=5)
+    assert shards.select(one_case, shards.Shard(2, 2)) == []
+    merged = merge([one, empty], settings)
+    assert merged.ok and merged.problems == []
