@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         "source": "compressgate run",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),
+        "phase_seconds": runner.phase_seconds,
         **run_facts(),
         "versions": {**runner.backend.versions(), "python": platform.python_version()},
     }
@@ -129,6 +130,48 @@ def reproducibility(args: argparse.Namespace) -> int:
     fresh = fresh_sha256(args.config, args.models or [], recipes)
     print(json.dumps(fresh, sort_keys=True))
     return compare_with_baselines(fresh, args.baselines) if args.baselines else 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    """``compressgate merge DIR...``: the shards' reports as one; 1 if a check failed or
+    the shards do not add up (one line per problem on stderr)."""
+    from compressgate.gate.session import Settings
+    from compressgate.project import config
+    from compressgate.report.gate_run import summary_lines
+    from compressgate.report.merge import merge as merge_reports
+
+    project = config.load(args.config)
+    settings = Settings(baselines=args.baselines or project.baselines,
+                        reports=args.out or project.reports, command=project.config.command)
+    merged = merge_reports(args.shards, settings)
+    for line in summary_lines(merged.records, merged.written):
+        print(line)
+    for problem in merged.problems:
+        print(f"compressgate merge: {problem}", file=sys.stderr)
+    return 0 if merged.ok else 1
+
+
+def cache_key(args: argparse.Namespace) -> int:
+    """``compressgate cache-key``: a CI cache key that changes exactly when a result
+    could: the cache keys of every case and its float reference (library versions, Python,
+    compressgate, model and data digests, recipe settings) and the machine class (a
+    fine-tuned model is byte-identical only within one)."""
+    import hashlib
+
+    from compressgate.gate.session import GateSession, Settings
+    from compressgate.measure.machine import machine_class, this_machine
+    from compressgate.pipeline.cache import ResultCache
+    from compressgate.pipeline.runner import Runner
+
+    gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
+                                recipes=tuple(args.recipes or ())))
+    runner = Runner(gate.specs, ResultCache(None, enabled=False))
+    cases = {(c.model, name) for c in gate.all_cases() if not c.unsupported
+             for name in ("float", c.recipe)}
+    keys = sorted(runner.cache_key(m, runner.recipe(m, r)) for m, r in cases)
+    text = "\n".join([machine_class(this_machine()), *keys])
+    print(hashlib.sha256(text.encode()).hexdigest()[:32])
+    return 0
 
 
 def legacy_export(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """The ``compressgate`` command line: one parser, one subcommand per task.
 
-``run``, ``init``, ``diagnose``, ``fixtures build``, ``reproducibility`` and
-``legacy export``; ``python -m compressgate ...`` is the same command. Each subcommand's
-work is in ``cli.commands``; a ``UserInputError`` becomes one line and exit code 2.
+``run``, ``init``, ``diagnose``, ``fixtures build``, ``reproducibility``, ``merge``,
+``cache-key`` and ``legacy export``; ``python -m compressgate ...`` is the same command.
+Each subcommand's work is in ``cli.commands``; a ``UserInputError`` becomes one line and
+exit code 2.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def _names(parser: argparse.ArgumentParser, what: str, default: str) -> None:
                         help=f"comma-separated {what[:-1]} names (default: {default})")
 
 
+def _cases(parser: argparse.ArgumentParser,
+           recipes: str = "each model's own list, else all") -> None:
+    """The project and which of its models x recipes to take."""
+    _project(parser)
+    _names(parser, "models", "all")
+    _names(parser, "recipes", recipes)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="compressgate", description="Compress Keras models, measure the .tflite files "
@@ -37,9 +46,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="compress every model with every recipe and measure it")
-    _names(run, "models", "all")
-    _names(run, "recipes", "each model's own list, else all")
-    _project(run)
+    _cases(run)
     run.add_argument("--out", type=Path, default=None,
                      help="report directory (default: the config's reports)")
     run.add_argument("--no-cache", action="store_true",
@@ -81,11 +88,26 @@ def parser() -> argparse.ArgumentParser:
     repro = sub.add_parser(
         "reproducibility", help="convert afresh (no result cache) and print each file's "
                                 "sha256 as JSON")
-    _project(repro)
-    _names(repro, "models", "all")
-    _names(repro, "recipes", "all")
+    _cases(repro, "all")
     repro.add_argument("--baselines", type=Path, default=None,
                        help="also compare with the sha256 recorded there; exit 1 on a change")
+
+    cache_key = sub.add_parser(
+        "cache-key", help="print one digest of the result cache's key material for every "
+                          "model x recipe and this machine class (a CI cache key)")
+    _cases(cache_key)
+
+    merge = sub.add_parser(
+        "merge", help="combine the reports of a sharded gate (--compressgate-shard K/N) "
+                      "into one; exit 1 if a check failed or the shards do not add up")
+    merge.add_argument("shards", type=Path, nargs="+", metavar="DIR",
+                       help="each shard's reports directory (summary.json, checks.json)")
+    _project(merge)
+    merge.add_argument("--out", type=Path, default=None,
+                       help="merged report directory (default: the config's reports)")
+    merge.add_argument("--baselines", type=Path, default=None,
+                       help="baseline directory for the change table (default: the "
+                            "config's baselines)")
 
     legacy = sub.add_parser("legacy", help="the oldest-runtime gate's TensorFlow side")
     lsub = legacy.add_subparsers(dest="legacy_command", required=True)
@@ -102,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command = {"run": commands.run, "init": commands.init, "diagnose": commands.diagnose,
                "fixtures": commands.fixtures_build, "reproducibility": commands.reproducibility,
+               "merge": commands.merge, "cache-key": commands.cache_key,
                "legacy": commands.legacy_export}[args.command]
     try:
         return command(args)

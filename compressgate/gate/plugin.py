@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 import pytest
 
 from compressgate.errors import BaselineError, UserInputError
+from compressgate.gate import shards
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings
 
@@ -38,6 +39,8 @@ _OPTIONS = {  # option -> (ini key, help)
     "models": ("compressgate_models", "comma-separated models to gate (default: all)"),
     "recipes": ("compressgate_recipes", "comma-separated recipes to gate (default: each "
                 "model's own list, else all)"),
+    "shard": ("compressgate_shard", "gate only shard K of N (K/N, e.g. 1/2; also "
+              f"${shards.SHARD_ENV}); `compressgate merge` combines the shards' reports"),
 }
 
 
@@ -88,6 +91,10 @@ def settings_from_config(config: pytest.Config) -> Settings:
         given = config.getoption(f"compressgate_{name}")
         return root / given if given else project.root / getattr(settings, name)
 
+    try:
+        shard = shards.parse(option("shard")) if option("shard") else shards.from_env()
+    except UserInputError as exc:
+        raise pytest.UsageError(f"compressgate: {exc}") from None
     latency = settings.latency and config.getini("compressgate_latency") \
         and not config.getoption("compressgate_no_latency")
     return Settings(
@@ -98,6 +105,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         force=config.getoption("compressgate_force"), tolerances=settings.tolerances,
         latency_pairs=settings.latency_pairs, command=settings.command,
         strict=bool(config.getoption("compressgate_strict") or settings.strict),
+        shard=shard,
         # Under xdist the workers already share the cores; each computes lazily.
         jobs=1 if hasattr(config, "workerinput") else settings.jobs or os.cpu_count() or 1,
     )
@@ -266,12 +274,20 @@ class _Collector:
             self.records.append(_unrecorded(report))
 
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.records and not hasattr(self.config, "workerinput"):
-            from compressgate.report.gate_run import write_reports
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # A shard writes its reports even when it owns no case (more shards than cases),
+        # so that the merge sees every shard.
+        sharded = self.config.stash[_SETTINGS].shard is not None
+        if (self.records or sharded) and not hasattr(self.config, "workerinput"):
+            from compressgate.report.gate_run import shard_facts, write_reports
 
-            cases = [(c.model, c.recipe) for c in _session(self.config).cases()]
-            self.written = write_reports(self.records, self.config.stash[_SETTINGS], cases)
+            gate = _session(self.config)
+            cases = [(c.model, c.recipe) for c in gate.cases()]
+            facts = shard_facts(gate.settings, cases, [(c.model, c.recipe)
+                                                       for c in gate.all_cases()])
+            facts.update(environment=gate.env, exit_status=int(exitstatus))
+            self.written = write_reports(self.records, self.config.stash[_SETTINGS], cases,
+                                         facts=facts)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.records:

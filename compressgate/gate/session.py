@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from compressgate.errors import UserInputError
-from compressgate.gate import baselines, rules
+from compressgate.gate import baselines, rules, shards
 from compressgate.gate.accept import accepting, override_hint
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.tolerances import Tolerances
@@ -51,6 +51,8 @@ class Settings:
     # A comparison that cannot be made here (no record for this machine class, no
     # accepted artifact) fails instead of being listed as not judged.
     strict: bool = False
+    # Gate only this shard's cases (``compressgate merge`` puts the shards back together).
+    shard: shards.Shard | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,12 @@ class GateSession:
     # -- what to gate -------------------------------------------------------------------
 
     def cases(self) -> list[Case]:
+        """The cases this session gates: all selected ones, or its shard's."""
+        return shards.select(self.all_cases(), self.settings.shard,
+                             key=lambda c: (c.model, c.recipe))
+
+    def all_cases(self) -> list[Case]:
+        """Every selected model x recipe, whichever shard gates it."""
         models = select(self.specs, list(self.settings.models))
         cases = []
         for spec in models:
@@ -156,7 +164,7 @@ class GateSession:
     def unused_baselines(self) -> list[Path]:
         """Baseline files that no gated case reads (a removed model or recipe, or one
         now declared unsupported). Only meaningful when nothing was deselected."""
-        if self.settings.models or self.settings.recipes:
+        if self.settings.models or self.settings.recipes or self.settings.shard:
             return []
         used = {self.baseline_path(c.model, c.recipe) for c in self.cases() if not c.unsupported}
         return sorted(p for p in self.settings.baselines.glob("*/*.json") if p not in used)

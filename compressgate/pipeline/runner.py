@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,8 @@ class Runner:
     # Compute each result in a worker process, so that a crash or hang in native code
     # fails that result only (see ``isolation``); the worker is reused across results.
     isolate: bool = True
+    # Seconds per phase of the last ``run`` (see there).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def backend(self) -> Backend:
@@ -214,15 +216,33 @@ class Runner:
         cache_key = self.cache_key(model, resolved)
         with self.cache.locked(cache_key):
             hit = self.cache.get(cache_key)
-            if hit is not None:
-                result = RecipeResult.from_doc(*hit)
-                self.log(f"{model} x {resolved.name}: cached")
+            result = self._reused(model, resolved, *hit) if hit is not None else None
+            if result is not None:
+                self.log(f"{model} x {resolved.name}: cached (re-measured)")
             else:
                 result, transient = self._compute_isolated(model, resolved)
                 if not transient:  # a crash or timeout may not happen again: not cached
                     self.cache.put(cache_key, result.to_doc(), result.tflite)
         self._results[memo_key] = result
         return result
+
+    def _reused(self, model: str, recipe: Recipe, doc: dict[str, Any],
+                tflite: bytes | None) -> RecipeResult | None:
+        """A cached result with its measurement taken again from its ``.tflite`` (the
+        accuracy, sizes, outputs and ops the gate judges come from the file, not the
+        record); None when LiteRT refuses the file (computed again)."""
+        result = RecipeResult.from_doc(doc, tflite)
+        if tflite is None:
+            return result  # a failed conversion: nothing to measure
+        spec, data = self.spec(model), self.data(model)
+        try:
+            measured = litert.measure(tflite, data.x_test, data.y_test,
+                                      batch=spec.static_batch, name=f"{model} x {recipe.name}")
+        except UserInputError as exc:
+            self.log(f"{model} x {recipe.name}: cached file refused by LiteRT ({exc}); "
+                     "computing it again")
+            return None
+        return replace(result, measurement=measured)
 
     def _compute_isolated(self, model: str, recipe: Recipe) -> tuple[RecipeResult, bool]:
         """(result, whether it is a worker crash or timeout) of ``_compute``, run in
@@ -424,14 +444,20 @@ class Runner:
         wanted = list(dict.fromkeys(cases))
         plan = list(dict.fromkeys(
             [(m, "float") for m, _ in wanted] + [(m, r) for m, r in wanted if r != "float"]))
+        start = time.perf_counter()
         self.precompute(plan, jobs)
         for i, (m, r) in enumerate(plan, 1):
             self.log(f"[{i}/{len(plan)}] {m} x {r}")
             self.outcome(m, r)
+        computed = time.perf_counter()
         rows = []
         for m, r in wanted:
             pairs = self.latency(m, r) if with_latency and r != "float" else None
             rows.append(self.row(m, r, pairs))
+        # Where a run's time goes: results (computed, or reused and measured again),
+        # then the rows (latency pairs, a fresh process per row for peak memory).
+        self.phase_seconds = {"results": round(computed - start, 1),
+                              "rows": round(time.perf_counter() - computed, 1)}
         return rows
 
 

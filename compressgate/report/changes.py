@@ -61,10 +61,12 @@ def _updated(records: list[CheckRecord]) -> dict[tuple[str, str], list[tuple[str
 
 
 def baseline_changes(rows: list[dict[str, Any]], records: list[CheckRecord],
-                     directory: Path, create_hint: str) -> list[dict[str, Any]]:
-    """Change entries for every gated row (see the module docstring)."""
+                     directory: Path, create_hint: str, *,
+                     machine: str | None = None) -> list[dict[str, Any]]:
+    """Change entries for every gated row (see the module docstring); machine-bound
+    figures are read from ``machine``'s record (default: this machine's class)."""
     judged, updated = _judged(records), _updated(records)
-    here = machine_class(this_machine())
+    here = machine or machine_class(this_machine())
     entries = []
     for row in rows:
         model, recipe = row["model"], row["recipe"]

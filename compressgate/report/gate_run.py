@@ -57,20 +57,32 @@ def _updates(records: list[CheckRecord]) -> list[tuple[str, str, list]]:
     return [(path, reason, rows) for path, (reason, rows) in sorted(merged.items())]
 
 
+def shard_facts(settings: Settings, cases: list[tuple[str, str]],
+                all_cases: list[tuple[str, str]]) -> dict[str, Any]:
+    """What ``compressgate merge`` needs to know of a run: its shard (``1/1`` when not
+    sharded), the cases it gates and every case of the project, the update mode."""
+    return {"shard": str(settings.shard or "1/1"), "cases": [list(c) for c in cases],
+            "all_cases": [list(c) for c in all_cases], "update": settings.update}
+
+
 def write_reports(records: list[CheckRecord], settings: Settings,
-                  cases: list[tuple[str, str]] | None = None) -> list[Path]:
+                  cases: list[tuple[str, str]] | None = None, *,
+                  facts: dict[str, Any] | None = None) -> list[Path]:
     """Write the summaries, ``index.html`` and (when updating) ``baseline-diff.md``.
 
     ``cases`` is every model x recipe the session gates; those without a result are
-    reported as missing (without it: those that have records but no result)."""
+    reported as missing (without it: those that have records but no result). ``facts``
+    go into ``summary.json`` over this process's own (a merge passes the shards')."""
     if settings.reports is None:
         return []
     rows = _rows(records)
     hint = f"{settings.command} --compressgate-update=missing"
     meta = {"source": "pytest gate",
-            "created": datetime.now(UTC).isoformat(timespec="seconds"), **run_facts()}
-    written = write_summary(settings.reports, rows, meta,
-                            changes=baseline_changes(rows, records, settings.baselines, hint),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"), **run_facts(),
+            **(facts or {})}
+    changes = baseline_changes(rows, records, settings.baselines, hint,
+                               machine=meta["machine_class"])
+    written = write_summary(settings.reports, rows, meta, changes=changes,
                             missing=missing_results(records, cases))
     # Every check's record (verdict, reasons, skips, headroom to its limit), for tools.
     checks = settings.reports / "checks.json"

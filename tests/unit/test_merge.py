@@ -1,0 +1,172 @@
+"""``compressgate merge``: shards' reports written by hand (through the gate's own report
+writer) put back together, and every way shards can fail to add up refused in one line."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compressgate.cli.main import main
+from compressgate.gate import shards
+from compressgate.gate.records import CheckRecord
+from compressgate.gate.session import Settings
+from compressgate.report.gate_run import write_reports
+from compressgate.report.merge import merge
+
+CASES = [("a", "float"), ("a", "ptq_int8"), ("b", "float"), ("b", "ptq_int8")]
+ENV = {"tensorflow": "2.21.0", "python": "3.11.9", "machine": "x86_64 avx512 vnni"}
+
+
+def records_for(case, failed=False):
+    model, recipe = case
+    row = {"model": model, "recipe": recipe, "converted": True, "accuracy": 0.9,
+           "size_bytes": 1000}
+    return [CheckRecord(model, recipe, "conversion", False, row=row),
+            CheckRecord(model, recipe, "accuracy", failed, message="drop" if failed else "",
+                        reasons=["accuracy: drop 3 pts"] if failed else [])]
+
+
+def write_shard(directory: Path, index: int, count: int = 2, *, env=ENV, exit_status=0,
+                failed=(), cases=None, all_cases=CASES) -> Path:
+    """A shard's summary.json and checks.json as its gate writes them (hand-made: the
+    report pages are not needed by the merge)."""
+    shard = shards.Shard(index, count)
+    mine = cases if cases is not None else shards.select(all_cases, shard)
+    records = [r for case in mine for r in records_for(case, case in failed)]
+    summary = {"schema": 1, "shard": str(shard), "cases": [list(c) for c in mine],
+               "all_cases": [list(c) for c in all_cases], "update": "none",
+               "environment": env, "exit_status": exit_status,
+               "machine_class": env["machine"], "results": [r.row for r in records if r.row]}
+    directory.mkdir(parents=True)
+    (directory / "summary.json").write_text(json.dumps(summary))
+    (directory / "checks.json").write_text(json.dumps(
+        [{k: v for k, v in r.to_dict().items() if k != "row"} for r in records]))
+    return directory
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(reports=tmp_path / "merged", baselines=tmp_path / "none")
+
+
+def test_two_shards_merge_into_the_rows_and_verdicts_of_one_run(tmp_path, settings):
+    one = write_shard(tmp_path / "s1", 1)
+    two = write_shard(tmp_path / "s2", 2)
+    whole = tmp_path / "whole"
+    write_reports([r for c in CASES for r in records_for(c)],
+                  Settings(reports=whole, baselines=tmp_path / "none"), CASES)
+    merged = merge([two, one], settings)
+    assert merged.ok and merged.problems == []
+    got = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    want = json.loads((whole / "summary.json").read_text())
+    assert got["results"] == want["results"]
+    assert [s["shard"] for s in got["shards"]] == ["1/2", "2/2"]
+    assert got["environment"] == ENV and got["exit_status"] == 0
+    checks = json.loads((tmp_path / "merged" / "checks.json").read_text())
+    assert len(checks) == 2 * len(CASES)
+    assert (tmp_path / "merged" / "index.html").exists()
+
+
+def test_a_failed_check_in_one_shard_fails_the_merge(tmp_path, settings):
+    one = write_shard(tmp_path / "s1", 1, exit_status=1, failed=[CASES[0]])
+    two = write_shard(tmp_path / "s2", 2)
+    merged = merge([one, two], settings)
+    assert merged.problems == [] and not merged.ok
+    assert [(r.model, r.recipe, r.check) for r in merged.failed] == [("a", "float", "accuracy")]
+    assert (tmp_path / "merged" / "summary.md").read_text().startswith("# compressgate: 1 FAIL")
+
+
+def test_a_missing_shard_and_its_cases_are_named(tmp_path, settings):
+    merged = merge([write_shard(tmp_path / "s1", 1)], settings)
+    owed = shards.select(CASES, shards.Shard(2, 2))
+    assert merged.problems == ["shard 2/2: no report given"] + [
+        f"{m} x {r}: no result from any shard (shard 2/2 gates it)" for m, r in owed]
+    assert not merged.ok
+    summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert sorted((m["model"], m["recipe"]) for m in summary["missing"]) == sorted(owed)
+
+
+def test_a_shard_that_stopped_short_leaves_its_cases_missing(tmp_path, settings):
+    mine = shards.select(CASES, shards.Shard(2, 2))
+    one = write_shard(tmp_path / "s1", 1)
+    two = write_shard(tmp_path / "s2", 2, cases=mine[:1], exit_status=2)
+    merged = merge([one, two], settings)
+    assert merged.problems == [
+        f"{two} (shard 2/2): pytest exited with 2 (interrupted)",
+        f"{mine[1][0]} x {mine[1][1]}: no result from any shard (shard 2/2 gates it)"]
+
+
+@pytest.mark.parametrize("key, now, line", [
+    ("tensorflow", "2.20.0", "tensorflow version differs: 2.21.0 in {one} (shard 1/2), "
+                             "2.20.0 in {two} (shard 2/2)"),
+    ("machine", "x86_64 avx2", "machine class differs: x86_64 avx512 vnni in {one} "
+                               "(shard 1/2), x86_64 avx2 in {two} (shard 2/2)"),
+])
+def test_shards_that_disagree_on_versions_or_machine_class_are_refused(tmp_path, settings,
+                                                                       key, now, line):
+    one = write_shard(tmp_path / "s1", 1)
+    two = write_shard(tmp_path / "s2", 2, env={**ENV, key: now})
+    merged = merge([one, two], settings)
+    assert merged.problems == [line.format(one=one, two=two)]
+    assert not merged.ok
+
+
+def test_the_same_shard_twice_and_a_shard_of_another_matrix(tmp_path, settings):
+    one = write_shard(tmp_path / "s1", 1)
+    again = write_shard(tmp_path / "again", 1)
+    other = write_shard(tmp_path / "other", 2, count=3)
+    problems = merge([one, again, other], settings).problems
+    assert problems[:2] == [f"shard 1/2 given twice: {one} and {again}",
+                            f"{other} (shard 2/3): {one} (shard 1/2) is one of 2 shards, "
+                            "this one of 3"]
+    assert any("reported by" in p for p in problems)  # shard 1's cases, twice
+
+
+def test_shards_of_different_projects(tmp_path, settings):
+    one = write_shard(tmp_path / "s1", 1)
+    two = write_shard(tmp_path / "s2", 2, all_cases=[*CASES, ("c", "float")])
+    assert f"{two} (shard 2/2): gates another project than {one} (shard 1/2) (cases only " \
+           "here: c x float; only there: none)" in merge([one, two], settings).problems
+
+
+def test_a_shard_without_reports_or_from_compressgate_run(tmp_path, settings):
+    one = write_shard(tmp_path / "s1", 1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"schema": 1, "results": []}))
+    (run / "checks.json").write_text("[]")
+    problems = merge([one, empty, run], settings).problems
+    assert problems[0] == (f"{empty / 'summary.json'}: not found (did this shard's gate "
+                           "run and write its reports?)")
+    assert problems[1].startswith(f"{run / 'summary.json'}: no shard facts")
+
+
+def test_a_test_outside_the_gate_that_failed_is_named(tmp_path, settings):
+    one = write_shard(tmp_path / "s1", 1, exit_status=1)
+    two = write_shard(tmp_path / "s2", 2)
+    assert merge([one, two], settings).problems == [
+        f"{one} (shard 1/2): pytest exited with 1 but no gate check failed: a test outside "
+        "the gate failed"]
+
+
+def test_cli_exit_codes_and_one_line_per_problem(tmp_path, capsys):
+    (tmp_path / "compressgate.toml").write_text('baselines = "b"\nreports = "merged"\n')
+    one = write_shard(tmp_path / "s1", 1)
+    two = write_shard(tmp_path / "s2", 2)
+    assert main(["merge", str(one), str(two), "--config", str(tmp_path)]) == 0
+    assert (tmp_path / "merged" / "summary.json").exists()
+    assert main(["merge", str(one), "--config", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "compressgate merge: shard 2/2: no report given"
+    assert len(err) == 1 + len(shards.select(CASES, shards.Shard(2, 2)))
+
+
+def test_a_shard_that_owns_no_case_still_counts(tmp_path, settings):
+    one_case = CASES[:1]
+    one = write_shard(tmp_path / "s1", 1, all_cases=one_case)
+    empty = write_shard(tmp_path / "s2", 2, all_cases=one_case, exit_status=5)
+    assert shards.select(one_case, shards.Shard(2, 2)) == []
+    merged = merge([one, empty], settings)
+    assert merged.ok and merged.problems == []
