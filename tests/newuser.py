@@ -113,11 +113,7 @@ def conv1d_classifier(directory: Path) -> None:
         keras.layers.Dense(32, activation="relu"),
         keras.layers.Dense(3, activation="softmax"),
     ])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(splits["x_train"], splits["y_train"], epochs=15, batch_size=32, verbose=0)
-    model.save(directory / "model.keras")
-    _save_npz(directory / "data.npz", splits)
+    _train_and_save(directory, model, splits, learning_rate=3e-3, epochs=15)
 
 
 def bigru_classifier(directory: Path) -> None:
@@ -141,9 +137,17 @@ def bigru_classifier(directory: Path) -> None:
         keras.layers.Bidirectional(keras.layers.GRU(16)),
         keras.layers.Dense(4, activation="softmax"),
     ])
-    model.compile(optimizer=keras.optimizers.Adam(5e-3),
+    _train_and_save(directory, model, splits, learning_rate=5e-3, epochs=8)
+
+
+def _train_and_save(directory: Path, model, splits: dict[str, np.ndarray], *,
+                    learning_rate: float, epochs: int) -> None:
+    """Fit a classifier on the training split; write ``model.keras`` and ``data.npz``."""
+    import tf_keras as keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(splits["x_train"], splits["y_train"], epochs=8, batch_size=32, verbose=0)
+    model.fit(splits["x_train"], splits["y_train"], epochs=epochs, batch_size=32, verbose=0)
     model.save(directory / "model.keras")
     _save_npz(directory / "data.npz", splits)
 
