@@ -59,8 +59,14 @@ def override_lines(model: str, recipe: str, promise: dict[str, Any],
     prefix = "tool.compressgate." if config is not None and config.name == "pyproject.toml" \
         else ""
     table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in promise.items())
-    return [f"[{prefix}models.{model}.recipe_overrides.{recipe}]",
-            f"promise = {{ {table} }}", f'why = "{WHY}"']
+    lines = [f"[{prefix}models.{model}.recipe_overrides.{recipe}]"]
+    for field in ("min_size_ratio", "min_gzip_ratio"):
+        if isinstance(promise.get(field), int | float) and promise[field] < 1:
+            # Accepting this keeps a file larger than the float model's: say so where
+            # the user pastes it (a TOML comment).
+            lines.append(f"# {field} {promise[field]}: this recipe's file is larger than the "
+                         f"float model's; leaving {recipe} out of `recipes` may serve better")
+    return [*lines, f"promise = {{ {table} }}", f'why = "{WHY}"']
 
 
 def override_hint(verdict: Verdict, *, config: Path | None,

@@ -213,3 +213,12 @@ def test_native_noise_is_dropped_and_the_rest_passed_on(capfd):
     with filtered_stderr(re.compile(r"^INFO: .*")):
         os.write(2, b"INFO: Created a delegate\nE real trouble\n\nINFO: again\n")
     assert capfd.readouterr().err == "E real trouble\n"
+
+
+def test_accepting_a_file_larger_than_float_says_so_in_a_comment(tmp_path):
+    hint = override_hint(_failed("size_ratio", 0.0495, 3.5), config=tmp_path / "x.toml")
+    body = "\n".join(line.strip() for line in hint.splitlines()[1:])
+    assert "# min_size_ratio 0.04: this recipe's file is larger than the float model's" in body
+    assert tomllib.loads(body)["models"]["model"]["recipe_overrides"]["ptq_int8"][
+        "promise"] == {"min_size_ratio": 0.04}
+    assert "larger than" not in override_hint(_failed("size_ratio", 1.7, 3.5), config=None)
