@@ -21,7 +21,7 @@ from compressgate.measure.stats import (
     ratio_exceeds,
     rows_within,
 )
-from compressgate.recipes import Promise
+from compressgate.recipes import DEFAULT_TFLM_QUANTA, Promise
 
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
 # Run only where a recipe promises a runtime besides LiteRT or a kernel parity.
@@ -476,7 +476,7 @@ def check_targets(row: dict[str, Any], promise: Promise, accepted: dict[str, Any
     """Where the file runs besides LiteRT with XNNPACK (``compressgate.measure.targets``):
     LiteRT's reference kernels against XNNPACK (``promise.min_kernel_agreement``) and, for
     each runtime in ``row["targets"]``, TFLM: it loads, its outputs equal the reference
-    kernels' (integer outputs: within ``promise.max_tflm_quanta``, default bit-exact), its
+    kernels' (integer outputs: within ``promise.max_tflm_quanta``, default one quantum), its
     arena fits ``promise.max_arena_kib`` and has not grown against ``accepted`` (the
     baseline's metrics) by more than ``tol.arena_pct``."""
     model, recipe = row["model"], row["recipe"]
@@ -506,7 +506,8 @@ def _tflm_rows(row: dict[str, Any], promise: Promise, accepted: dict[str, Any],
         return [Row("runs on TFLM", False, True, "-", Status.FAIL, why)]
     version = row.get("tflm_version") or "?"
     rows = [Row("runs on TFLM", True, True, "-", Status.PASS, f"tflite-micro {version}")]
-    quanta, allowed = row.get("tflm_max_quanta"), promise.max_tflm_quanta or 0
+    quanta, allowed = row.get("tflm_max_quanta"), promise.max_tflm_quanta
+    allowed = DEFAULT_TFLM_QUANTA if allowed is None else allowed
     if quanta is not None:
         rows.append(Row("TFLM vs reference kernels (quanta)", quanta, allowed, "<= limit",
                         Status.PASS if quanta <= allowed else Status.FAIL,

@@ -17,7 +17,7 @@ import numpy as np
 from compressgate.errors import UserInputError
 from compressgate.project.models import Dataset
 from compressgate.project.sources import Source
-from compressgate.recipes import LITERT_QUANTIZER_RECIPES, default_recipes
+from compressgate.recipes import DEFAULT_TFLM_QUANTA, LITERT_QUANTIZER_RECIPES, default_recipes
 
 GATE_TEST = '''"""The compressgate release gate (written by `compressgate init`).
 
@@ -183,7 +183,7 @@ def target_lines(found: dict[str, Any], full_integer: list[str]
                  f"arena, outputs within {quanta} quanta of LiteRT's reference kernels; "
                  "full-integer recipes promise it (set promise.max_arena_kib for your "
                  "device).")
-    if not quanta:
+    if quanta <= DEFAULT_TFLM_QUANTA:
         return lines, {}
     reason = (f"TFLM's outputs differ from LiteRT's reference kernels by up to {quanta} "
               f"quanta on {found['target_rows']} test rows (measured by compressgate init)")

@@ -131,5 +131,5 @@ def test_tensorboard_gets_pruning_summaries_and_fit_logs(fixtures, tmp_path, mon
 def test_layer_without_ops_fails_that_result_with_one_line(runner):
     row = runner.row(MODEL, mixed("ptq_int8_dropout", keep_float=["dropout"]))
     assert not row["converted"]
-    assert row["error"].startswith(f"model {MODEL}, recipe ptq_int8_dropout: keep_float "
+    assert row["error"].startswith(f"model {MODEL!r}, recipe ptq_int8_dropout: keep_float "
                                    "layer 'dropout' has no op of its own")

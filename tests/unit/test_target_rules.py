@@ -83,9 +83,11 @@ def test_without_an_accepted_arena_it_is_not_judged_and_says_how_to_record():
     assert row.note.startswith("not judged: no accepted arena figure; record with")
 
 
-def test_tflm_outputs_must_equal_the_reference_kernels():
-    assert judge(tflm_max_quanta=1).failed
-    assert not judge(promise=replace(INT8_PROMISE, max_tflm_quanta=1), tflm_max_quanta=1).failed
+def test_tflm_outputs_must_equal_the_reference_kernels_within_one_quantum():
+    assert not judge(tflm_max_quanta=1).failed  # the default: one requantization's rounding
+    assert judge(tflm_max_quanta=2).failed
+    assert judge(promise=replace(INT8_PROMISE, max_tflm_quanta=0), tflm_max_quanta=1).failed
+    assert not judge(promise=replace(INT8_PROMISE, max_tflm_quanta=2), tflm_max_quanta=2).failed
 
 
 def test_tflite_micro_missing_skips_in_one_line():

@@ -98,7 +98,7 @@ def diagnose(spec: ModelSpec, recipe: Recipe, data: Dataset) -> tuple[list[dict]
     try:
         model = for_conversion(model, spec.static_batch, recipe)
     except RecipeUnsupported as exc:
-        raise UserInputError(f"model {spec.name}, recipe {recipe.name}: {exc}") from None
+        raise UserInputError(f"model {spec.name!r}, recipe {recipe.name}: {exc}") from None
     names = layer_names(model)
     if recipe.keep_float not in (None, "auto"):
         analysis.resolve_keep_float(recipe.keep_float, names, model=spec.name,
