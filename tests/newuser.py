@@ -6,6 +6,7 @@ on scikit-learn's wine data with a skip connection and a layer tfmot's QAT rejec
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,11 +113,7 @@ def conv1d_classifier(directory: Path) -> None:
         keras.layers.Dense(32, activation="relu"),
         keras.layers.Dense(3, activation="softmax"),
     ])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(splits["x_train"], splits["y_train"], epochs=15, batch_size=32, verbose=0)
-    model.save(directory / "model.keras")
-    _save_npz(directory / "data.npz", splits)
+    _train_and_save(directory, model, splits, learning_rate=3e-3, epochs=15)
 
 
 def bigru_classifier(directory: Path) -> None:
@@ -140,8 +137,101 @@ def bigru_classifier(directory: Path) -> None:
         keras.layers.Bidirectional(keras.layers.GRU(16)),
         keras.layers.Dense(4, activation="softmax"),
     ])
-    model.compile(optimizer=keras.optimizers.Adam(5e-3),
+    _train_and_save(directory, model, splits, learning_rate=5e-3, epochs=8)
+
+
+def _train_and_save(directory: Path, model, splits: dict[str, np.ndarray], *,
+                    learning_rate: float, epochs: int) -> None:
+    """Fit a classifier on the training split; write ``model.keras`` and ``data.npz``."""
+    import tf_keras as keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(splits["x_train"], splits["y_train"], epochs=8, batch_size=32, verbose=0)
+    model.fit(splits["x_train"], splits["y_train"], epochs=epochs, batch_size=32, verbose=0)
     model.save(directory / "model.keras")
     _save_npz(directory / "data.npz", splits)
+
+
+def _waves(directory: Path, length: int = 64) -> dict[str, np.ndarray]:
+    """Four wave shapes from ``length`` noisy samples (the bundled seq_rnn's task, smaller)."""
+    from compressgate.backends.tf.fixtures import waveform_data
+
+    data = waveform_data(n=2400, length=length, seed=3)  # 1400 train, 200 calib, 800 test
+    splits = {k: getattr(data, k) for k in data.__dataclass_fields__}
+    _save_npz(directory / "data.npz", splits)
+    return splits
+
+
+def _fit_and_save(model, splits: dict[str, np.ndarray], path: Path, epochs: int) -> None:
+    import tf_keras as keras
+
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(splits["x_train"], splits["y_train"], epochs=epochs, batch_size=32, verbose=0)
+    model.save(path)
+
+
+def conv1d(directory: Path, epochs: int = 30) -> None:
+    """``model.keras`` + ``data.npz``: a 1-D CNN (Conv1D, MaxPooling1D: both refused by
+    tfmot's default QAT) on four wave shapes."""
+    from compressgate.backends.tf.env import deterministic, import_keras
+
+    deterministic(7)
+    keras = import_keras()
+    layers = keras.layers
+    splits = _waves(directory)
+    model = keras.Sequential([
+        keras.Input((64, 1)),
+        layers.Conv1D(16, 5, activation="relu"),
+        layers.MaxPooling1D(2),
+        layers.Conv1D(32, 5, activation="relu"),
+        layers.GlobalAveragePooling1D(),
+        layers.Dense(4, activation="softmax"),
+    ])
+    _fit_and_save(model, splits, directory / "model.keras", epochs)
+
+
+def bigru(directory: Path, epochs: int = 20) -> None:
+    """``model.keras`` + ``data.npz``: a Bidirectional(GRU) classifier at a dynamic batch
+    (as users save them) on four wave shapes."""
+    from compressgate.backends.tf.env import deterministic, import_keras
+
+    deterministic(7)
+    keras = import_keras()
+    layers = keras.layers
+    splits = _waves(directory, length=32)
+    model = keras.Sequential([
+        keras.Input((32, 1)),
+        layers.Bidirectional(layers.GRU(24)),
+        layers.Dense(4, activation="softmax"),
+    ])
+    _fit_and_save(model, splits, directory / "model.keras", epochs)
+
+
+def mini_xception(path: Path):
+    """An untrained mini-Xception block (SeparableConv2D + BatchNorm + residual Add, a
+    1x1 stride-2 Conv2D shortcut) saved as Keras 2 ``.h5``: loaded in a fresh session its
+    layer names clash with those tfmot's QAT transforms generate."""
+    from compressgate.backends.tf.env import deterministic, import_keras
+
+    deterministic(7)
+    keras = import_keras()
+    layers = keras.layers
+    inputs = keras.Input((32, 32, 1))
+    x = layers.Conv2D(8, 3, use_bias=False)(inputs)
+    x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    for filters in (16, 32):
+        shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.Activation("relu")(layers.BatchNormalization()(x))
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        x = layers.add([x, shortcut])
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(7, 3, padding="same")(x))
+    model = keras.Model(inputs, layers.Activation("softmax")(x))
+    with warnings.catch_warnings():  # .h5 is legacy: that is the point
+        warnings.simplefilter("ignore")
+        model.save(path)
+    return model

@@ -36,7 +36,10 @@ def debuggable(recipe: Recipe) -> str | None:
     if recipe.quantization != "int8":
         return f"recipe {recipe.name} is not full-integer int8 (quantization " \
                f"{recipe.quantization}): no per-layer quantization error to report"
-    return f"recipe {recipe.name} fine-tunes ({'QAT' if recipe.qat else 'pruning'}): " \
+    stages = [name for name, on in (("pruning", recipe.prune is not None),
+                                    ("clustering", recipe.cluster is not None),
+                                    ("QAT", recipe.qat)) if on]
+    return f"recipe {recipe.name} fine-tunes ({', '.join(stages)}): " \
            "the quantization debugger explains calibrated PTQ only"
 
 

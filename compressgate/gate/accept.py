@@ -17,13 +17,22 @@ _PROMISE_FIELDS = {
     "size_ratio": "min_size_ratio",
     "gzip_ratio": "min_gzip_ratio",
     "accuracy drop (pts)": "max_drop_pts",
+    # The targets check (rules.check_targets).
+    "runs on TFLM": "targets",
+    "TFLM vs reference kernels (quanta)": "max_tflm_quanta",
+    "arena KiB": "max_arena_kib",
+    "kernel agreement": "min_kernel_agreement",
 }
 WHY = "the measured reason this is acceptable"
 
 
-def accepting_value(field: str, measured: float) -> float:
+def accepting_value(field: str, measured: float) -> Any:
     """The promise value that the measured figure passes, rounded to 0.01: a floor for
     ``min_*`` (``>=``), the next 0.01 above for ``max_drop_pts`` (``<``)."""
+    if field == "targets":  # it does not run there: promise no target runtime
+        return []
+    if field == "max_tflm_quanta":  # whole quanta, "<="
+        return round(measured)
     if field.startswith("min_"):
         return math.floor(measured * 100 + 1e-9) / 100
     return (math.floor(measured * 100 + 1e-9) + 1) / 100
@@ -50,8 +59,14 @@ def override_lines(model: str, recipe: str, promise: dict[str, Any],
     prefix = "tool.compressgate." if config is not None and config.name == "pyproject.toml" \
         else ""
     table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in promise.items())
-    return [f"[{prefix}models.{model}.recipe_overrides.{recipe}]",
-            f"promise = {{ {table} }}", f'why = "{WHY}"']
+    lines = [f"[{prefix}models.{model}.recipe_overrides.{recipe}]"]
+    for field in ("min_size_ratio", "min_gzip_ratio"):
+        if isinstance(promise.get(field), int | float) and promise[field] < 1:
+            # Accepting this keeps a file larger than the float model's: say so where
+            # the user pastes it (a TOML comment).
+            lines.append(f"# {field} {promise[field]}: this recipe's file is larger than the "
+                         f"float model's; leaving {recipe} out of `recipes` may serve better")
+    return [*lines, f"promise = {{ {table} }}", f'why = "{WHY}"']
 
 
 def override_hint(verdict: Verdict, *, config: Path | None,

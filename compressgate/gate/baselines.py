@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from compressgate.errors import BaselineError
 from compressgate.files import write_bytes_atomic, write_text_atomic
-from compressgate.measure import memory
+from compressgate.measure import memory, targets
 from compressgate.measure.machine import machine_class, this_machine
 
 SCHEMA = 2
@@ -46,6 +46,10 @@ JUDGED = ("accuracy", "size_bytes", "gzip_bytes", "sparsity")
 ARTIFACT_FIGURE = "tflite_sha256"
 # Peak resident bytes of load + allocate + invoke (``compressgate.measure.memory``).
 MEMORY_FIGURE = memory.METRIC
+# TFLM's tensor arena in bytes (``compressgate.measure.targets``): machine-independent,
+# recorded with the tflite-micro version that planned it.
+ARENA_FIGURE = targets.ARENA_FIGURE
+TFLM_VERSION = "tflm_version"
 LATENCY_FIGURES = ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
 # Figures that depend on the machine: stored per machine class.
 MACHINE_FIGURES = (*LATENCY_FIGURES, MEMORY_FIGURE)
@@ -53,7 +57,7 @@ MACHINE_FIGURES = (*LATENCY_FIGURES, MEMORY_FIGURE)
 METRIC_DIGITS = {
     "accuracy": 6, "accuracy_drop_pts": 4, "size_bytes": 0, "gzip_bytes": 0, "sparsity": 6,
     "size_ratio": 4, "gzip_ratio": 4, "latency_ratio": 4, "latency_ratio_low": 4,
-    "latency_ratio_high": 4, "metric_loss": 6, MEMORY_FIGURE: 0,
+    "latency_ratio_high": 4, "metric_loss": 6, MEMORY_FIGURE: 0, ARENA_FIGURE: 0,
 }
 
 

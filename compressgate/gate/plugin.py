@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from compressgate.errors import UserInputError
+from compressgate.errors import BaselineError, UserInputError
 from compressgate.gate import shards
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings
@@ -186,9 +186,11 @@ class Check:
         self.model, self.recipe = case.model, case.recipe
 
     def __call__(self) -> None:
-        problem = None
+        problem, of_this_case = None, False
         try:
             outcome = self.session.run_check(self.model, self.recipe, self.check)
+        except BaselineError as exc:  # one case's file: the other cases are still judged
+            problem, of_this_case = str(exc), True
         except UserInputError as exc:
             problem = str(exc)
         except Exception as exc:  # a bug still counts as a failed check in every report
@@ -196,7 +198,7 @@ class Check:
                                                   f"{type(exc).__name__}: {exc}"))
             raise
         if problem is not None:  # outside the except: no "during handling" chain
-            self._stop(problem)
+            self._stop(problem, whole_run=not of_this_case)
         extra: dict[str, Any] = {}
         if self.check == "conversion":
             extra["row"] = self.session.row(self.model, self.recipe)
@@ -208,12 +210,13 @@ class Check:
             pytest.fail(outcome.message(), pytrace=False)
 
 
-    def _stop(self, problem: str) -> NoReturn:
-        """The user's input (a model, data, config) is wrong: every other check would say
-        the same, so stop once with one line, like any other usage error (under xdist a
-        worker cannot stop the run: the check fails with that line)."""
+    def _stop(self, problem: str, *, whole_run: bool) -> NoReturn:
+        """The user's input is wrong. A model, data or config problem: every other check
+        would say the same, so stop once with one line, like any other usage error (under
+        xdist a worker cannot stop the run: the check fails with that line). A problem
+        of this case only (its baseline file): this check fails with that line."""
         _record(self._node, CheckRecord.error(self.model, self.recipe, self.check, problem))
-        if not hasattr(self._node.config, "workerinput"):
+        if whole_run and not hasattr(self._node.config, "workerinput"):
             pytest.exit(f"compressgate: {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
         pytest.fail(f"compressgate: {problem}", pytrace=False)
 

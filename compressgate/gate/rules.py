@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from compressgate.gate.baselines import ARTIFACT_FIGURE, MEMORY_FIGURE
+from compressgate.gate.baselines import ARENA_FIGURE, ARTIFACT_FIGURE, MEMORY_FIGURE
 from compressgate.gate.records import Row, Status, Verdict, fmt
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import (
@@ -24,6 +24,8 @@ from compressgate.measure.stats import (
 from compressgate.recipes import Promise
 
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
+# Run only where a recipe promises a runtime besides LiteRT or a kernel parity.
+TARGETS_CHECK = "targets"
 # On a busy machine a latency regression must exceed its limit by this factor to stand:
 # contention moved the int16x8 ratios by 1.4x with a tight interval (VNNI class, two
 # other jobs running); a graph that fell off XNNPACK is 20-100x slower.
@@ -103,10 +105,22 @@ def check_size(row: dict[str, Any], promise: Promise) -> Verdict:
         if limit is not None:
             rows.append(Row(metric, row[metric], limit, ">= limit",
                             Status.PASS if row[metric] >= limit else Status.FAIL))
+    if promise.max_clusters is not None:
+        rows.append(_clusters_row(row, promise.max_clusters))
     if not rows:
         rows.append(Row("size_ratio", row["size_ratio"], None, "no promise", Status.SKIPPED,
                         "the recipe promises no size ratio"))
     return Verdict(row["model"], row["recipe"], "size", tuple(rows))
+
+
+def _clusters_row(row: dict[str, Any], limit: int) -> Row:
+    """Clustering must be visible in the file: a clustering lost on the way (a stage
+    skipped, a QAT that re-learned free weights) leaves many values per channel."""
+    measured = row.get("clusters_max")
+    ok = measured is not None and measured <= limit
+    return Row("distinct values per channel (max)", measured, limit, "<= limit",
+               Status.PASS if ok else Status.FAIL,
+               "" if measured is not None else "no weight tensors counted in this file")
 
 
 def _not_converted(row: dict[str, Any], check: str) -> Verdict:
@@ -455,6 +469,78 @@ def _unless_busy(pairs: LatencyPairs, limit: float, alpha: float, row: Row) -> R
                f"{load}: would be a regression ({row.note}), within what contention "
                f"moves ({BUSY_FACTOR:g}x the limit); not judged, re-run on a quiet machine",
                row.missing, row.headroom)
+
+
+def check_targets(row: dict[str, Any], promise: Promise, accepted: dict[str, Any],
+                  tol: Tolerances, hint: str = "--compressgate-update=missing") -> Verdict:
+    """Where the file runs besides LiteRT with XNNPACK (``compressgate.measure.targets``):
+    LiteRT's reference kernels against XNNPACK (``promise.min_kernel_agreement``) and, for
+    each runtime in ``row["targets"]``, TFLM: it loads, its outputs equal the reference
+    kernels' (integer outputs: within ``promise.max_tflm_quanta``, default bit-exact), its
+    arena fits ``promise.max_arena_kib`` and has not grown against ``accepted`` (the
+    baseline's metrics) by more than ``tol.arena_pct``."""
+    model, recipe = row["model"], row["recipe"]
+    if not row["converted"]:
+        return _not_converted(row, TARGETS_CHECK)
+    if row.get("targets_error"):
+        return Verdict(model, recipe, TARGETS_CHECK, (
+            Row("target measurement", None, "measured", "-", Status.FAIL, row["targets_error"]),))
+    agreement, quanta = row.get("kernel_agreement"), row.get("kernel_max_quanta")
+    said = f"top-1, XNNPACK vs reference kernels; max difference {fmt(quanta)} quanta"
+    limit = promise.min_kernel_agreement
+    rows = [Row("kernel agreement", agreement, limit, ">= limit" if limit is not None else "-",
+                Status.INFO if limit is None else
+                Status.PASS if agreement is not None and agreement >= limit - EPSILON
+                else Status.FAIL, said if limit is not None else f"{said} (no promise)")]
+    if "tflm" in (row.get("targets") or ()):
+        rows += _tflm_rows(row, promise, accepted, tol, hint)
+    return Verdict(model, recipe, TARGETS_CHECK, tuple(rows))
+
+
+def _tflm_rows(row: dict[str, Any], promise: Promise, accepted: dict[str, Any],
+               tol: Tolerances, hint: str) -> list[Row]:
+    loads, why = row.get("tflm_loads"), row.get("tflm_error") or ""
+    if loads is None:  # tflite-micro missing here: not judged, and said in one line
+        return [Row("runs on TFLM", None, True, "-", Status.SKIPPED, why or "not measured")]
+    if not loads:
+        return [Row("runs on TFLM", False, True, "-", Status.FAIL, why)]
+    version = row.get("tflm_version") or "?"
+    rows = [Row("runs on TFLM", True, True, "-", Status.PASS, f"tflite-micro {version}")]
+    quanta, allowed = row.get("tflm_max_quanta"), promise.max_tflm_quanta or 0
+    if quanta is not None:
+        rows.append(Row("TFLM vs reference kernels (quanta)", quanta, allowed, "<= limit",
+                        Status.PASS if quanta <= allowed else Status.FAIL,
+                        f"largest output difference on the first {fmt(row.get('target_rows'))} "
+                        f"test rows; top-1 agreement {fmt(row.get('tflm_ref_agreement'))}"))
+    else:
+        rows.append(Row("TFLM vs reference kernels", row.get("tflm_max_diff"), None, "-",
+                        Status.INFO, "float outputs: largest difference as a fraction of "
+                        f"the range; top-1 agreement {fmt(row.get('tflm_ref_agreement'))}"))
+    if row.get("tflm_accuracy") is not None:
+        rows.append(Row("TFLM accuracy", row["tflm_accuracy"], row.get("litert_rows_accuracy"),
+                        "-", Status.INFO, f"on the first {fmt(row.get('target_rows'))} test "
+                        "rows, against LiteRT with XNNPACK on the same rows"))
+    arena = row.get(ARENA_FIGURE)
+    if arena is None:
+        return [*rows, Row(ARENA_FIGURE, None, None, "-", Status.FAIL,
+                           "TFLM printed no arena allocation total")]
+    if promise.max_arena_kib is not None:
+        kib = round(arena / 1024, 2)
+        rows.append(Row("arena KiB", kib, promise.max_arena_kib, "<= budget",
+                        Status.PASS if kib <= promise.max_arena_kib else Status.FAIL,
+                        "promise.max_arena_kib"))
+    base, tol_text = accepted.get(ARENA_FIGURE), f"+{tol.arena_pct} %"
+    if base is None:
+        rows.append(Row(ARENA_FIGURE, arena, None, tol_text, Status.SKIPPED,
+                        f"not judged: no accepted arena figure; record with: {hint}",
+                        missing=True))
+    else:
+        then = accepted.get("tflm_version")
+        note = "accepted" + ("" if then in (None, version)
+                             else f" with tflite-micro {then} (now {version})")
+        rows.append(_one_sided(ARENA_FIGURE, arena, base, higher_is_better=False,
+                               allowed=base * tol.arena_pct / 100, tol_text=tol_text, note=note))
+    return rows
 
 
 def absolute_failures(row: dict[str, Any], promise: Promise) -> list[str]:

@@ -7,6 +7,7 @@ a ``Verdict`` plus an optional baseline update; nothing here depends on pytest.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
 from compressgate.project import config
 from compressgate.project.models import select
-from compressgate.recipes import default_recipes, get_recipe
+from compressgate.recipes import declared_targets, default_recipes, get_recipe
 
 # Checks that need only this run's figures and the recipe's promise.
 _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
@@ -60,14 +61,17 @@ class Case:
     recipe: str
     # Why this recipe is expected not to apply to this model (declared in the manifest).
     unsupported: str | None = None
+    # The recipe promises a runtime besides LiteRT or a kernel parity (a targets check).
+    targets: bool = False
 
     @property
     def checks(self) -> tuple[str, ...]:
         if self.unsupported:
             return ("conversion",)
+        extra = (rules.TARGETS_CHECK,) if self.targets else ()
         if self.recipe == "float":
-            return ("conversion", "accuracy", "baseline")
-        return rules.CHECKS
+            return ("conversion", "accuracy", "baseline", *extra)
+        return (*rules.CHECKS, *extra)
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,11 @@ class GateSession:
         cases = []
         for spec in models:
             for name in self.recipe_names(spec.name):
-                reason = spec.unsupported(spec.recipe(get_recipe(name)))
-                cases.append(Case(spec.name, name, reason))
+                recipe = spec.recipe(get_recipe(name))
+                reason = spec.unsupported(recipe)
+                judged = bool(declared_targets(recipe)) \
+                    or recipe.promise.min_kernel_agreement is not None
+                cases.append(Case(spec.name, name, reason, judged))
         return cases
 
     def recipe_names(self, model: str) -> list[str]:
@@ -247,18 +254,28 @@ class GateSession:
             if check == "accuracy" and verdict.failed and self._diagnoser is not None:
                 # Only on failure: the debugger re-calibrates, too slow for every pass.
                 verdict = verdict.with_notes(self._diagnoser(self, model, recipe))
-            accept = self._accept(model, recipe, verdict) if verdict.failed else None
-            if accept is not None:
-                verdict = verdict.with_notes(override_hint(
-                    verdict, config=accept["path"], existing=accept["existing"]))
-                accept = {"model": model, "recipe": recipe, "config": accept["config"],
-                          "promise": accept["promise"]}
+            verdict, accept = self._with_accept(model, recipe, verdict)
             return CheckOutcome(verdict, accept=accept)
         if check == "baseline":
             return self._check_baseline(model, recipe)
         if check == "latency":
             return self._check_latency(model, recipe)
-        raise UserInputError(f"unknown check {check!r} (expected one of {rules.CHECKS})")
+        if check == rules.TARGETS_CHECK:
+            return self._check_targets(model, recipe)
+        raise UserInputError(f"unknown check {check!r} (expected one of "
+                             f"{(*rules.CHECKS, rules.TARGETS_CHECK)})")
+
+    def _with_accept(self, model: str, recipe: str,
+                     verdict: Verdict) -> tuple[Verdict, dict[str, Any] | None]:
+        """``verdict`` with the lines that would accept its broken promises, and what the
+        closing summary merges of them (None when no failed row is a promise)."""
+        accept = self._accept(model, recipe, verdict) if verdict.failed else None
+        if accept is None:
+            return verdict, None
+        verdict = verdict.with_notes(override_hint(
+            verdict, config=accept["path"], existing=accept["existing"]))
+        return verdict, {"model": model, "recipe": recipe, "config": accept["config"],
+                         "promise": accept["promise"]}
 
     def _accept(self, model: str, recipe: str, verdict: Verdict) -> dict[str, Any] | None:
         """Where and how a broken promise of ``verdict`` would be accepted (None when
@@ -368,6 +385,26 @@ class GateSession:
         return baselines.Change(
             {baselines.ARTIFACT_FIGURE: sha} if recorded is None and sha else None,
             change.inputs if not stored.inputs else None, machine, artifact)
+
+    def _check_targets(self, model: str, recipe: str) -> CheckOutcome:
+        """Kernel parity and TFLM; the arena figure goes to the baseline's metrics through
+        the update flow ("missing" adds it to a record that lacks it, moving nothing)."""
+        row = self.row(model, recipe)
+        stored = self._load(model, recipe)
+        accepted = stored.metrics if stored is not None else {}
+        verdict, accept = self._with_accept(model, recipe, rules.check_targets(
+            row, self.promise(model, recipe), accepted, self.tolerances(model),
+            self.create_hint()))
+        arena = row.get(baselines.ARENA_FIGURE)
+        change = None
+        if arena is not None and "tflm" in (row.get("targets") or ()):
+            change = baselines.Change({baselines.ARENA_FIGURE: arena,
+                                       baselines.TFLM_VERSION: row.get("tflm_version")})
+            if self.settings.update == "missing" and baselines.ARENA_FIGURE in accepted:
+                change = None
+        outcome = self._maybe_update(model, recipe, verdict, change,
+                                     missing=any(r.missing for r in verdict.rows))
+        return dataclasses.replace(outcome, accept=accept) if accept else outcome
 
     def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
                         fresh: bool = False):

@@ -156,6 +156,43 @@ def graph(tflite: bytes, *, name: str = "model") -> Graph:
     return Graph(tuple(weights), tuple(outputs))
 
 
+# Ops whose weight input (index 1) has its output channels on this axis, for float
+# kernels (quantized ones name their own ``quantized_dimension``).
+_CHANNEL_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0, "CONV_3D": 4,
+                 "DEPTHWISE_CONV_2D": 3}
+
+
+def kernels(tflite: bytes, *, name: str = "model") -> list[tuple[np.ndarray, int | None]]:
+    """Every constant weight tensor (rank >= 2) of every subgraph, shaped, with the axis of
+    its output channels (None: unknown, count the tensor as a whole)."""
+    inspect(tflite, name=name)  # validates the flatbuffer, one clear line if it is bad
+    model = _schema().Model.GetRootAs(tflite, 0)
+    names = _builtin_names()
+    codes = [names.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "CUSTOM")
+             for c in (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))]
+    out = []
+    for s in range(model.SubgraphsLength()):
+        graph_ = model.Subgraphs(s)
+        axis_of: dict[int, int] = {}
+        for o in range(graph_.OperatorsLength()):
+            op = graph_.Operators(o)
+            axis = _CHANNEL_AXIS.get(codes[op.OpcodeIndex()])
+            if axis is not None and not op.InputsIsNone() and op.InputsLength() > 1:
+                axis_of[int(op.Inputs(1))] = axis
+        tensors = [graph_.Tensors(t) for t in range(graph_.TensorsLength())]
+        for index, (tensor, values) in ((i, w) for i, t in enumerate(tensors)
+                                        for w in _weights(model, [t])):
+            shape = tuple(int(d) for d in tensor.ShapeAsNumpy())
+            quant = tensor.Quantization()
+            if quant is not None and quant.ScaleLength() > 1:
+                axis = int(quant.QuantizedDimension())
+            else:
+                axis = axis_of.get(index)
+            shaped = values.reshape(shape) if int(np.prod(shape)) == values.size else values
+            out.append((shaped, axis if axis is not None and axis < shaped.ndim else None))
+    return out
+
+
 @dataclass(frozen=True)
 class Precision:
     """What a quantizer needs to know of its input: is it float, and can it be read."""

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import gzip
 import math
+import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compressgate.errors import UserInputError
 from compressgate.measure import flatbuffer
 from compressgate.measure.machine import other_runnable
-from compressgate.measure.stats import LatencyPairs
+from compressgate.native import filtered_stderr
+
+if TYPE_CHECKING:  # scipy (1.7 s to import) stays out of the measurement child processes
+    from compressgate.measure.stats import LatencyPairs
+
+# LiteRT announces XNNPACK once per process on stderr, whatever the log level.
+_DELEGATE_NOTE = re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$")
 
 
 def interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
@@ -23,15 +31,16 @@ def interpreter(tflite: bytes, num_threads: int = 1, *, name: str = "model"):
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interp = Interpreter(model_content=tflite, num_threads=num_threads)
-        interp.allocate_tensors()
+        with filtered_stderr(_DELEGATE_NOTE):
+            interp = Interpreter(model_content=tflite, num_threads=num_threads)
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise UserInputError(
             f"{name}: LiteRT cannot load the model: {str(exc).strip()[:200]}") from None
     return interp
 
 
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     """Feed ``x`` the way the model expects: quantized with its own scale/zero-point."""
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.floating):
@@ -41,7 +50,7 @@ def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
 
 
-def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     if np.issubdtype(detail["dtype"], np.floating):
         return y.astype(np.float32)
     scale, zero_point = detail["quantization"]
@@ -67,9 +76,9 @@ def predict(tflite: bytes, x: np.ndarray, *, batch: int | None = None,
         # Fused recurrent ops keep their state in variable tensors across invokes;
         # every inference of a non-stateful model starts from zero state.
         interp.reset_all_variables()
-        interp.set_tensor(inp["index"], _quantize(rows, inp))
+        interp.set_tensor(inp["index"], quantize(rows, inp))
         interp.invoke()
-        chunks.append(_dequantize(interp.get_tensor(out["index"]), out))
+        chunks.append(dequantize(interp.get_tensor(out["index"]), out))
     return np.concatenate(chunks)[: len(x)]
 
 
@@ -129,7 +138,7 @@ def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
         interp.resize_tensor_input(inp["index"], list(sample.shape))
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
-    interp.set_tensor(inp["index"], _quantize(sample, inp))
+    interp.set_tensor(inp["index"], quantize(sample, inp))
     return interp.invoke
 
 
@@ -148,6 +157,8 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
     Each timed sample runs enough invokes to last ``min_sample_seconds``; pair order
     alternates (AB, BA) to cancel the advantage of going first.
     """
+
+    from compressgate.measure.stats import LatencyPairs
 
     def timed(invoke, repeat: float, n: int) -> float:
         start = time.perf_counter()

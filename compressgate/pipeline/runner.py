@@ -7,6 +7,7 @@ reference first, since every drop and ratio is measured against it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -21,13 +22,14 @@ from compressgate import __version__
 from compressgate.backends import litert_quant
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
-from compressgate.measure import litert, memory
+from compressgate.measure import litert, memory, targets
 from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
+from compressgate.measure.tflm import version as tflm_version
 from compressgate.pipeline import isolation
 from compressgate.pipeline.cache import ResultCache, key
 from compressgate.project.metrics import Metric
 from compressgate.project.models import Dataset, ModelSpec, path_sha256
-from compressgate.recipes import Recipe, get_recipe
+from compressgate.recipes import Recipe, declared_targets, get_recipe
 
 RESULT_FORMAT = 2
 # Recipe fields that plant faults (tests of the gate); not part of a result's inputs.
@@ -130,7 +132,7 @@ class Runner:
             "result_format": RESULT_FORMAT,
             "compressgate": __version__,
             "model": self._fingerprint(model),
-            "recipe": recipe.to_dict(),
+            "recipe": recipe.settings(),
             "static_batch": self.spec(model).static_batch,
             "versions": self.backend.versions(),
         })
@@ -160,7 +162,7 @@ class Runner:
                 else path_sha256(spec.model_path),
                 "data": self.data(model).digest() if spec.data.is_function
                 else path_sha256(spec.data_path)}
-        settings = {k: v for k, v in self.recipe(model, recipe).to_dict().items()
+        settings = {k: v for k, v in self.recipe(model, recipe).settings().items()
                     if k not in (*FAULT_KNOBS, "name", "description")}
         return {**self._inputs[model], "recipe": key(settings)}
 
@@ -319,7 +321,11 @@ class Runner:
             })
         if out.converted:
             row.update(self.memory(out))
+            row.update(self.targets(model, recipe))
             row.update(file_fields(out.tflite))
+            resolved = self.recipe(model, recipe)
+            if resolved.cluster is not None or resolved.promise.max_clusters is not None:
+                row.update(cluster_fields(out.tflite))
             row["test_rows"] = len(m.top1) if m is not None else None
             row["inputs"] = self.input_digests(model, recipe)
         if r is not None:
@@ -368,6 +374,31 @@ class Runner:
         if m is not None and r is not None:
             scores["metric_loss"] = round(metric.loss(scores["float_score"], scores["score"]), 6)
         return scores
+
+    def targets(self, model: str, recipe: str | Recipe) -> dict[str, Any]:
+        """The runtimes the recipe promises, and what LiteRT's reference kernels and TFLM
+        compute for its file (``compressgate.measure.targets``); never cached."""
+        resolved, spec, data = self.recipe(model, recipe), self.spec(model), self.data(model)
+        declared = declared_targets(resolved)
+        tflite = self.outcome(model, resolved).tflite or b""
+        rows = "tflm" in declared
+        x, y = data.x_test[:targets.ROWS], data.y_test[:targets.ROWS]
+        # Deterministic for a file, rows and runtimes: cached like a result, so the tests
+        # and the gate that meet the same file measure it once.
+        cache_key = key({"targets": targets.FORMAT, "tflite": hashlib.sha256(tflite).hexdigest(),
+                         "x": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(),
+                         "y": hashlib.sha256(np.asarray(y).tobytes()).hexdigest(),
+                         "batch": spec.static_batch, "tflm_rows": rows,
+                         "versions": {**self.backend.versions(), "tflm": tflm_version()}})
+        hit = self.cache.get(cache_key)
+        if hit is not None:
+            figures = hit[0]
+        else:
+            figures = targets.measure(tflite, x, y if spec.metric.is_accuracy else None,
+                                      batch=spec.static_batch, tflm_rows=rows)
+            if not figures.get("targets_error"):
+                self.cache.put(cache_key, figures, None)
+        return {"targets": list(declared), "target_rows": len(x), **figures}
 
     def memory(self, out: RecipeResult) -> dict[str, Any]:
         """Peak resident bytes of load + allocate + invoke, from a fresh process; never
@@ -433,8 +464,6 @@ class Runner:
 def file_fields(tflite: bytes | None) -> dict[str, Any]:
     """The file's sha256 (reproducibility), its op versions and the oldest runtime that
     loads them."""
-    import hashlib
-
     from compressgate.compat import runtime_versions
     from compressgate.measure import flatbuffer
 
@@ -444,6 +473,15 @@ def file_fields(tflite: bytes | None) -> dict[str, Any]:
     return {"tflite_sha256": hashlib.sha256(tflite).hexdigest(),
             "op_versions": [list(op) for op in ops],
             "min_runtime": runtime_versions.requirement(ops).minimum}
+
+
+def cluster_fields(tflite: bytes) -> dict[str, Any]:
+    """Distinct values per output channel of the weight tensors (max and mean over
+    tensors): clustering visible in the file, or its absence."""
+    from compressgate.measure import clusters, flatbuffer
+
+    counted = clusters.count(flatbuffer.kernels(tflite))
+    return counted.to_dict() if counted else {"clusters_max": None, "clusters_mean": None}
 
 
 def _settings() -> dict[str, str]:

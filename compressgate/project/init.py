@@ -48,8 +48,7 @@ IGNORED = (".compressgate_cache/", "baselines/**/.*.lock", "reports/")
 def plan(info: dict[str, Any], recipes: list[str] | None) -> tuple[list[str], list[str]]:
     """(the recipes to gate, "recipe: why it was left out" for the ones that cannot
     apply to a model described by ``info``)."""
-    qat_error, recurrent = info.get("qat_error"), info.get("recurrent") or []
-    tflite = bool(info.get("tflite"))
+    qat_error, tflite = info.get("qat_error"), bool(info.get("tflite"))
     if recipes:
         chosen = list(recipes)
     elif tflite:
@@ -63,16 +62,17 @@ def plan(info: dict[str, Any], recipes: list[str] | None) -> tuple[list[str], li
     if qat_error and "qat_int8" in chosen:
         chosen.remove("qat_int8")
         left_out.append(f"qat_int8: tfmot cannot quantize-aware train this model: {qat_error}")
-    if recurrent and "ptq_int16x8" in chosen:
+    if info.get("lstm") and "ptq_int16x8" in chosen:
         chosen.remove("ptq_int16x8")
-        left_out.append("ptq_int16x8: the converter has no 16x8 kernel for fused LSTM/RNN ops")
+        left_out.append("ptq_int16x8: the converter has no 16x8 kernel for fused LSTM ops")
     return chosen, left_out
 
 
 def render(*, name: str, model: str, data: str, info: dict[str, Any],
            recipes: list[str] | None = None, regression_max_loss: float | None = None,
-           custom_objects: str | None = None) -> str:
-    """The starter config text for one model."""
+           custom_objects: str | None = None, targets: dict[str, Any] | None = None) -> str:
+    """The starter config text for one model; ``targets``: what ``probe_targets``
+    measured on its ptq_int8 file (None: not probed)."""
     recurrent, tflite = info.get("recurrent") or [], bool(info.get("tflite"))
     chosen, left_out = plan(info, recipes)
     shape = "x".join("N" if d is None else str(d) for d in info["input_shape"])
@@ -117,6 +117,15 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
                      "saved compiled.")
     lines.append(f"recipes = {_toml(chosen)}")
     lines += [f"# left out: {reason}" for reason in left_out]
+    overrides = {}
+    if targets is not None:
+        said, overrides = target_lines(targets, [r for r in chosen if r in FULL_INTEGER])
+        lines += said
+    for recipe, entry in overrides.items():
+        lines += ["", f"[models.{name}.recipe_overrides.{recipe}]",
+                  "promise = { " + ", ".join(f"{k} = {_toml(v)}" for k, v in
+                                             entry["promise"].items()) + " }",
+                  f"why = {_toml(entry['why'])}"]
     lines += [
         "",
         "# Per-recipe overrides (each may carry why = \"the measured reason\"), e.g.:",
@@ -141,6 +150,68 @@ def ignore(gitignore: Path, entries: tuple[str, ...] = IGNORED) -> list[str]:
         write_text_atomic(gitignore, head + "# compressgate: result cache, lock files, reports\n"
                           + "".join(f"{e}\n" for e in added))
     return added
+
+
+# Recipes that promise TFLM by default (recipes.declared_targets).
+FULL_INTEGER = ("ptq_int8", "qat_int8", "prune_int8")
+
+
+def target_lines(found: dict[str, Any], full_integer: list[str]
+                 ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """(comment lines saying which targets the model meets, recipe overrides): where its
+    int8 file does not run on TFLM, or not bit-exactly, the full-integer recipes get the
+    promise it keeps, with the measured reason."""
+    if found.get("error"):
+        return [f"# Targets: not checked: {found['error']}"], {}
+    lines = []
+    if found.get("kernel_agreement") is not None:
+        quanta = found.get("kernel_max_quanta")
+        lines.append(f"# LiteRT kernels: XNNPACK and the reference kernels agree on top-1 for "
+                     f"{found['kernel_agreement']:.1%} of {found['target_rows']} test rows"
+                     + (f" (largest difference {quanta} quanta)" if quanta is not None else "")
+                     + "; promise.min_kernel_agreement gates it.")
+    loads, why = found.get("tflm_loads"), found.get("tflm_error")
+    if loads is None:
+        return [*lines, f"# TensorFlow Lite Micro: not checked: {why}"], {}
+    if not loads:
+        lines.append(f"# TensorFlow Lite Micro: ptq_int8 does not run there: {why}")
+        reason = f"TFLM (measured by compressgate init): {why}"
+        return lines, {r: {"promise": {"targets": []}, "why": reason} for r in full_integer}
+    kib = (found.get("tflm_arena_bytes") or 0) / 1024
+    quanta = found.get("tflm_max_quanta") or 0
+    lines.append(f"# TensorFlow Lite Micro: ptq_int8 runs there with a {kib:.1f} KiB tensor "
+                 f"arena, outputs within {quanta} quanta of LiteRT's reference kernels; "
+                 "full-integer recipes promise it (set promise.max_arena_kib for your "
+                 "device).")
+    if not quanta:
+        return lines, {}
+    reason = (f"TFLM's outputs differ from LiteRT's reference kernels by up to {quanta} "
+              f"quanta on {found['target_rows']} test rows (measured by compressgate init)")
+    return lines, {r: {"promise": {"max_tflm_quanta": quanta}, "why": reason}
+                   for r in full_integer}
+
+
+def probe_targets(config_path: Path, name: str) -> dict[str, Any] | None:
+    """Convert the model with ptq_int8 and measure where it runs (``measure.targets``):
+    None when no recipe of the config promises a target runtime."""
+    from compressgate.backends import tf as backend
+    from compressgate.measure import targets
+    from compressgate.project import config
+    from compressgate.recipes import declared_targets, get_recipe
+
+    spec = config.load(config_path).specs[name]
+    if not any(declared_targets(spec.recipe(get_recipe(r))) for r in spec.recipes or ()):
+        return None
+    data = spec.load_data()
+    artifact = backend.compress(spec, spec.recipe(get_recipe("ptq_int8")), data)
+    if artifact.tflite is None:
+        return {"error": f"ptq_int8 did not convert: {artifact.error}"}
+    x, y = data.x_test[:targets.ROWS], data.y_test[:targets.ROWS]
+    found = targets.measure(artifact.tflite, x, y if spec.metric.is_accuracy else None,
+                            batch=spec.static_batch)
+    if found.get("targets_error"):
+        return {"error": found["targets_error"]}
+    return {**found, "target_rows": len(x)}
 
 
 @dataclass(frozen=True)
@@ -186,12 +257,18 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
         if regression:
             budget = regression_budget(dataset.y_test)
         data_text = os.path.relpath(data, config_path.parent)
-    text = render(name=name, model=os.path.relpath(model_path, config_path.parent),
-                  data=data_text, info=info, recipes=recipes, regression_max_loss=budget,
-                  custom_objects=custom_objects)
+    def text(found: dict[str, Any] | None = None) -> str:
+        return render(name=name, model=os.path.relpath(model_path, config_path.parent),
+                      data=data_text, info=info, recipes=recipes, regression_max_loss=budget,
+                      custom_objects=custom_objects, targets=found)
+
     from compressgate.files import write_text_atomic
 
-    write_text_atomic(config_path, text)
+    write_text_atomic(config_path, text())
+    if data is not None:  # the written config is what the probe converts with
+        found = probe_targets(config_path, name)
+        if found is not None:
+            write_text_atomic(config_path, text(found))
     written = [config_path]
     if tests is not None and not tests.exists():
         write_text_atomic(tests, GATE_TEST)

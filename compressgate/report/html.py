@@ -99,7 +99,8 @@ def _results(report: ReportInput) -> str:
         '<p class="note">No verdicts: <code>compressgate run</code> measures; the gate '
         "(<code>python3 -m tox -e gate</code>) judges.</p>")
     slower = view.slower_than_float(rows)
-    outro = "" if not slower else (
+    outro = f'<p class="note" id="targets-legend">{escape(view.TARGETS_LEGEND)}</p>'
+    outro += "" if not slower else (
         '<p class="note">Slower than float at one thread (measured, not tuned away): '
         + escape(", ".join(f"{r['model']} x {r['recipe']} ({r['latency_ratio']:.2f}x)"
                            for r in slower)) + ".</p>")

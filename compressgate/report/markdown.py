@@ -70,6 +70,7 @@ def render(report: ReportInput) -> str:
     if report.rows:
         lines.append(table(view.results_frame(report.rows,
                                                      view.COMPACT_COLUMNS)))
+        lines += [_cell(view.TARGETS_LEGEND), ""]
     else:
         lines.append("No result was recorded in this run.")
     skipped = view.not_run(report)

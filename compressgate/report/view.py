@@ -151,8 +151,34 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _clusters_note(row: dict[str, Any]) -> str:
+    """Clustered recipes: distinct values per output channel of the weights (a note, not a
+    column: only these rows have it, and the table must stay narrow)."""
+    if row.get("clusters_max") is None:
+        return ""
+    return (f"{row['clusters_max']} values per channel (max; mean over tensors "
+            f"{row['clusters_mean']:.1f})")
+
+
 def _is_accuracy(row: dict[str, Any]) -> bool:
     return row.get("metric", "accuracy") == "accuracy"
+
+
+def _tflm(row: dict[str, Any]) -> str:
+    """TFLM: the arena KiB where the file runs there, "no" where it does not (why is under
+    the check), "" when not measured; a promised target is starred."""
+    loads, arena = row.get("tflm_loads"), row.get("tflm_arena_bytes")
+    cell = "" if loads is None else "no" if not loads else \
+        f"{arena / 1024:.1f}" if arena else "yes"
+    return f"{cell}*" if cell and "tflm" in (row.get("targets") or ()) else cell
+
+
+def _parity(row: dict[str, Any]) -> str:
+    """XNNPACK vs reference kernels: top-1 agreement, largest difference in quanta."""
+    agreement, quanta = row.get("kernel_agreement"), row.get("kernel_max_quanta")
+    if agreement is None:
+        return ""
+    return f"{agreement:.3f}" + (f"/{quanta}q" if quanta is not None else "")
 
 
 def _verdict_cell(row: dict[str, Any]) -> str:
@@ -178,11 +204,20 @@ RESULT_COLUMNS = {
     "peak KiB": lambda r: _num("{:.0f}")(r["peak_memory_bytes"] / 1024
                                          if r.get("peak_memory_bytes") else None),
     "latency x (95% CI)": _latency,
-    "note": lambda r: _short(r.get("error") or ""),
+    "targets": lambda r: " ".join(filter(None, (_tflm(r), _parity(r)))),
+    "note": lambda r: _short(r.get("error") or (r.get("tflm_error") if r.get("targets")
+                                                else None) or _clusters_note(r)),
 }
 # The compact Markdown table leaves out what only the page needs.
 COMPACT_COLUMNS = ("model", "recipe", "verdict", "accuracy", "drop (pts)", "agree", "size x",
-                   "gzip x", "sparsity", "latency x (95% CI)", "note")
+                   "gzip x", "sparsity", "latency x (95% CI)", "targets", "note")
+
+
+# Says what the target columns mean, under both tables.
+TARGETS_LEGEND = ("targets: the tensor arena in KiB the file used on TensorFlow Lite Micro, "
+                  "or \"no\" where it does not run there (* the recipe promises TFLM); then "
+                  "LiteRT with XNNPACK vs its reference kernels: top-1 agreement/largest "
+                  "output difference in quanta (first test rows).")
 
 
 def results_frame(rows: list[dict[str, Any]], columns=tuple(RESULT_COLUMNS)) -> pd.DataFrame:

@@ -161,7 +161,7 @@ def test_init_renders_a_valid_commented_config(tmp_path):
 
 
 def test_init_scores_a_regressor_by_mae_and_pins_recurrent_batches(tmp_path):
-    info = {**INFO, "output_units": 1, "qat_error": None, "recurrent": ["lstm"],
+    info = {**INFO, "output_units": 1, "qat_error": None, "recurrent": ["lstm"], "lstm": True,
             "compiled": False}
     text = render(name="r", model="r.keras", data="r.npz", info=info,
                   recipes=["float", "ptq_int8", "ptq_int16x8"], regression_max_loss=0.07)

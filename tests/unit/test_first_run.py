@@ -145,12 +145,15 @@ def test_init_adds_the_ignore_entries_a_project_lacks_once(tmp_path):
 def test_init_says_what_it_left_out_and_why():
     from compressgate.project.init import plan
 
-    info = {"qat_error": "Layer conv1d is not supported", "recurrent": ["GRU"]}
+    info = {"qat_error": "Layer conv1d is not supported", "recurrent": ["lstm"], "lstm": True}
     chosen, left_out = plan(info, ["float", "ptq_int8", "ptq_int16x8", "qat_int8"])
     assert chosen == ["float", "ptq_int8"]
     assert [r.split(":")[0] for r in left_out] == ["qat_int8", "ptq_int16x8"]
     assert "conv1d" in left_out[0]
     assert plan({}, ["float", "qat_int8"]) == (["float", "qat_int8"], [])
+    # A GRU converts unrolled at 16x8: only fused LSTM kernels lack it.
+    gru = {"recurrent": ["bidirectional (GRU)"], "lstm": False}
+    assert plan(gru, ["float", "ptq_int16x8"]) == (["float", "ptq_int16x8"], [])
 
 
 def test_run_details_give_versions_machine_and_commit(tmp_path):
@@ -199,3 +202,23 @@ def test_one_paste_accepts_every_broken_promise_of_the_run(tmp_path):
     for recipe in ("ptq_int8", "ptq_dynamic"):
         promise = spec.recipe(get_recipe(recipe)).promise
         assert promise.min_size_ratio <= 2.0046 and promise.max_drop_pts > 2.5
+
+
+def test_native_noise_is_dropped_and_the_rest_passed_on(capfd):
+    import os
+    import re
+
+    from compressgate.native import filtered_stderr
+
+    with filtered_stderr(re.compile(r"^INFO: .*")):
+        os.write(2, b"INFO: Created a delegate\nE real trouble\n\nINFO: again\n")
+    assert capfd.readouterr().err == "E real trouble\n"
+
+
+def test_accepting_a_file_larger_than_float_says_so_in_a_comment(tmp_path):
+    hint = override_hint(_failed("size_ratio", 0.0495, 3.5), config=tmp_path / "x.toml")
+    body = "\n".join(line.strip() for line in hint.splitlines()[1:])
+    assert "# min_size_ratio 0.04: this recipe's file is larger than the float model's" in body
+    assert tomllib.loads(body)["models"]["model"]["recipe_overrides"]["ptq_int8"][
+        "promise"] == {"min_size_ratio": 0.04}
+    assert "larger than" not in override_hint(_failed("size_ratio", 1.7, 3.5), config=None)

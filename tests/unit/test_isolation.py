@@ -1,5 +1,6 @@
 """Worker processes that crash or hang fail their own task only (no TensorFlow)."""
 
+import os
 from functools import partial
 from pathlib import Path
 
@@ -22,9 +23,39 @@ def test_crash_abort_and_hang_fail_alone_and_the_healthy_tasks_finish(monkeypatc
                    workers.submit(trigger, "abort"), workers.submit(trigger, "hang"),
                    workers.submit(abs, -2)]
         outcomes = [workers.outcome(f) for f in futures]
-    assert outcomes == [(None, "worker crashed: signal SIGSEGV"), (1, None),
-                        (None, "worker crashed: signal SIGABRT"),
-                        (None, "timed out after 3 s"), (2, None)]
+    assert outcomes == [(None, f"worker crashed: signal SIGSEGV; {isolation.NATIVE_HINT}"),
+                        (1, None), (None, ABORTED), (None, "timed out after 3 s"), (2, None)]
+
+
+ABORTED = ("worker crashed: signal SIGABRT; its stderr ended: munmap_chunk(): invalid "
+           f"pointer; {isolation.NATIVE_HINT}")
+
+
+def _noisy_then(code: int) -> None:
+    """Write more lines to fd 2 than a crash line keeps, then exit with ``code``."""
+    for i in range(6):
+        os.write(2, f"native line {i}\n".encode())
+    os._exit(code)
+
+
+def test_a_crash_keeps_only_the_crashing_tasks_last_stderr_lines():
+    with isolation.Workers(1) as workers:
+        assert workers.run(_write_fd2, b"an earlier task's noise\n") == (None, None)
+        _, line = workers.run(_noisy_then, 3)
+    # Only this task's lines (the earlier task's are gone), the last TAIL_LINES of them;
+    # an exit code is no native crash, so no oneDNN hint.
+    assert line == ("worker crashed: exit code 3; its stderr ended: native line 2 / "
+                    "native line 3 / native line 4 / native line 5")
+
+
+def _write_fd2(text: bytes) -> None:
+    os.write(2, text)
+
+
+def test_a_silent_crash_says_only_what_killed_it():
+    assert isolation.crash_line(-11, []) == (
+        f"worker crashed: signal SIGSEGV; {isolation.NATIVE_HINT}")
+    assert isolation.crash_line(-99, []).startswith("worker crashed: signal 99; ")
 
 
 def test_an_error_raised_by_the_task_reaches_the_caller():
@@ -73,9 +104,9 @@ def test_a_segfault_in_a_parallel_worker_fails_that_case_only(runner):
     runner.precompute([(MODEL, "float"), (MODEL, SEGV), (MODEL, "ptq_dynamic")], jobs=2)
     crashed = runner.row(MODEL, SEGV)
     assert crashed["converted"] is False
-    assert crashed["error"] == "worker crashed: signal SIGSEGV"
+    assert crashed["error"] == f"worker crashed: signal SIGSEGV; {isolation.NATIVE_HINT}"
     verdict = rules.check_conversion(crashed, SEGV.promise)
-    assert verdict.failed and verdict.rows[0].note == "worker crashed: signal SIGSEGV"
+    assert verdict.failed and verdict.rows[0].note == crashed["error"]
     for healthy in ("float", "ptq_dynamic"):
         row = runner.row(MODEL, healthy)
         assert row["converted"] and row["accuracy"] > 0.9 and row["peak_memory_bytes"] > 0
@@ -87,7 +118,7 @@ def test_on_demand_a_hang_times_out_an_abort_crashes_and_the_run_goes_on(runner,
                                                                         monkeypatch):
     monkeypatch.setenv(isolation.TIMEOUT_ENV, "3")
     assert runner.outcome(MODEL, HANG).error == "timed out after 3 s"
-    assert runner.outcome(MODEL, ABORT).error == "worker crashed: signal SIGABRT"
+    assert runner.outcome(MODEL, ABORT).error == ABORTED
     monkeypatch.delenv(isolation.TIMEOUT_ENV)
     assert runner.outcome(MODEL, "float").converted
     assert not cached(runner, HANG) and not cached(runner, ABORT) and cached(runner, "float")

@@ -11,7 +11,7 @@ from compressgate import Recipe, UserInputError, default_recipes, get_recipe
 from compressgate.gate.session import GateSession, Settings
 from compressgate.project import config
 from compressgate.project.init import render
-from compressgate.recipes import LITERT_QUANTIZER_RECIPES, Pruning
+from compressgate.recipes import LITERT_QUANTIZER_RECIPES, ChannelPruning, Pruning
 
 LQ = [r.name for r in LITERT_QUANTIZER_RECIPES]
 
@@ -32,10 +32,11 @@ def test_an_unknown_litert_recipe_is_one_line_naming_the_choices():
 
 
 @pytest.mark.parametrize("fields", [{"quantization": "int8"}, {"prune": Pruning()},
-                                    {"quantization": "int8", "qat": True}])
+                                    {"quantization": "int8", "qat": True},
+                                    {"channel_prune": ChannelPruning()}])
 def test_a_litert_recipe_does_not_also_ask_the_tf_converter(fields):
     with pytest.raises(UserInputError, match=r"litert_recipe: expected no quantization, "
-                       r"qat, prune or keep_float"):
+                       r"qat, prune, channel_prune or keep_float"):
         Recipe("x", litert_recipe="dynamic_wi8_afp32", **fields)
 
 

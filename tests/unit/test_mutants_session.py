@@ -153,9 +153,12 @@ def rewrite(project, model="m", **changes):
 
 def test_cases_follow_the_models_own_recipes_else_the_projects(project):
     session = project(recipes=())
-    assert session.cases() == [Case("m", R), Case("m", "ptq_dynamic", "no dynamic range"),
-                               Case("n", "float"), Case("n", R)]
-    assert project(recipes=(), models=("n",)).cases() == [Case("n", "float"), Case("n", R)]
+    # ptq_int8 promises TFLM by default: its cases carry the targets check.
+    assert session.cases() == [Case("m", R, None, True),
+                               Case("m", "ptq_dynamic", "no dynamic range"),
+                               Case("n", "float"), Case("n", R, None, True)]
+    assert project(recipes=(), models=("n",)).cases() == [Case("n", "float"),
+                                                          Case("n", R, None, True)]
 
 
 def test_every_case_and_its_float_reference_are_computed_once_up_front(project):
@@ -195,7 +198,7 @@ def test_an_unknown_check_names_the_known_ones(project):
     with pytest.raises(UserInputError) as info:
         project().run_check("m", R, "speed")
     assert str(info.value) == ("unknown check 'speed' (expected one of ('conversion', "
-                               "'accuracy', 'size', 'baseline', 'latency'))")
+                               "'accuracy', 'size', 'baseline', 'latency', 'targets'))")
 
 
 def test_absolute_checks_read_their_own_case(project):

@@ -102,7 +102,7 @@ def run_all(session):
 def test_cases_and_ids(make):
     cases = make().cases()
     assert [(c.model, c.recipe, c.checks) for c in cases] == [
-        ("m", "ptq_int8", ("conversion", "accuracy", "size", "baseline", "latency"))]
+        ("m", "ptq_int8", ("conversion", "accuracy", "size", "baseline", "latency", "targets"))]
 
 
 def test_missing_fails_without_update_and_writes_nothing(make):

@@ -5,6 +5,7 @@
 - ``loading``: Keras model files and ``module:function`` models, with one-line errors;
 - ``convert``: recipe -> ``.tflite`` (QAT, pruning, conversion);
 - ``keep_float``: int8 with chosen layers kept float, and the ``auto`` search;
+- ``channel_prune``: a narrower model without the channels ``backends.channels`` drops;
 - ``debugger``: TFLite's ``QuantizationDebugger`` (per-layer error);
 - ``fixtures``: ``compressgate fixtures build``.
 """

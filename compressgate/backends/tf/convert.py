@@ -8,30 +8,32 @@ float reference too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+import compressgate.backends.tf.qat as qat
+import compressgate.backends.tf.recurrent as recurrent
 from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
+from compressgate.backends.tf.channel_prune import prune_channels
 from compressgate.backends.tf.env import (
+    clusterable,
     converter_reason,
     deterministic,
     first_line,
     import_keras,
     import_tfmot,
     make_converter,
+    preserving_scheme,
     prunable,
     quiet,
     with_batch,
 )
-from compressgate.backends.tf.keep_float import (
-    check_keep_float,
-    convert_keep_float,
-    quantize_model_keep_float,
-)
+from compressgate.backends.tf.keep_float import check_keep_float, convert_keep_float
 from compressgate.backends.tf.loading import load_model, model_info
 from compressgate.errors import UserInputError
 from compressgate.project.models import Dataset, ModelSpec
@@ -78,20 +80,18 @@ def _tensorboard(logs: Path | None, *, pruning: bool = False) -> list:
 
 
 def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
-    tfmot = import_tfmot()
-    try:
-        with quiet():
-            if recipe.keep_float is not None:
-                q_model = quantize_model_keep_float(model, recipe)
-            else:
-                q_model = tfmot.quantization.keras.quantize_model(model)
-    except (RuntimeError, ValueError) as exc:
-        raise RecipeUnsupported(
-            f"tfmot QAT cannot quantize this model: {first_line(exc)}") from None
+    kept = recipe.keep_float if isinstance(recipe.keep_float, tuple) else ()
+    scheme = None
+    if recipe.qat_preserve is not None:
+        scheme = preserving_scheme(recipe.qat_preserve, sparsity=recipe.prune is not None)
+    q_model = qat.quantize(model, kept, scheme)
     _compile_like(q_model, model, recipe.finetune.learning_rate)
-    q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
-                callbacks=_tensorboard(logs),
-                batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
+    # Cluster-preserving QAT trains the centroids, not the kernels it rebuilds from them:
+    # TensorFlow warns on every step that the kernels get no gradient.
+    with quiet() if recipe.qat_preserve == "clusters" else contextlib.nullcontext():
+        q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                    callbacks=_tensorboard(logs),
+                    batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
     return q_model
 
 
@@ -138,6 +138,55 @@ def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     if spec.recalibrate_batchnorm:
         _recalibrate_batchnorm(stripped, data.x_train)
+    return stripped
+
+
+def _channel_prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    """Remove channels (a narrower dense model), then fine-tune it in float."""
+    spec = recipe.channel_prune
+    assert spec is not None
+    narrow = prune_channels(model, spec)
+    if spec.recalibrate_batchnorm:
+        _recalibrate_batchnorm(narrow, data.x_train)
+    _compile_like(narrow, model, recipe.finetune.learning_rate)
+    narrow.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+               batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+               callbacks=_tensorboard(logs))
+    return narrow
+
+
+def _cluster(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+    """``cluster_weights`` on every layer tfmot clusters, fine-tune, ``strip_clustering``;
+    after pruning, the zeros are kept (``preserve_sparsity``)."""
+    tfmot = import_tfmot()
+    keras = import_keras()
+    spec = recipe.cluster
+    assert spec is not None
+    api = tfmot.clustering.keras
+    targets = {layer.name for layer in model.layers if clusterable(layer)}
+    if not targets:
+        raise RecipeUnsupported("no layer of this model can be clustered by tfmot (it "
+                                "clusters Conv/Dense/RNN kernels, not DepthwiseConv2D)")
+    kwargs = {"number_of_clusters": spec.number_of_clusters,
+              "cluster_centroids_init": getattr(api.CentroidInitialization, spec.init.upper()),
+              "preserve_sparsity": recipe.prune is not None}
+
+    def wrap(layer):
+        return api.cluster_weights(layer, **kwargs) if layer.name in targets else layer
+
+    try:
+        with quiet():
+            clustered = keras.models.clone_model(model, clone_function=wrap)
+    except (RuntimeError, ValueError) as exc:
+        raise RecipeUnsupported(
+            f"tfmot cannot cluster this model: {first_line(exc)}") from None
+    _compile_like(clustered, model, recipe.finetune.learning_rate)
+    clustered.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
+                  batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
+                  callbacks=_tensorboard(logs))
+    stripped = api.strip_clustering(clustered)
+    # The moving statistics lag the clustered kernels, as after pruning.
+    _recalibrate_batchnorm(stripped, data.x_train)
     return stripped
 
 
@@ -221,13 +270,20 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             start = time.perf_counter()
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = with_batch(model, None) if spec.static_batch else model
-            if recipe.qat:
-                trainable = _qat(trainable, recipe, data, logs)
+            # Narrow, prune, cluster, then QAT: each preserving stage keeps what came
+            # before.
+            if recipe.channel_prune is not None:
+                trainable = _channel_prune(trainable, recipe, data, logs)
             if recipe.prune is not None:
                 trainable = _prune(trainable, recipe, data, logs)
+            if recipe.cluster is not None:
+                trainable = _cluster(trainable, recipe, data, logs)
+            if recipe.qat:
+                trainable = _qat(trainable, recipe, data, logs)
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
+        model = recurrent.for_conversion(model, spec.static_batch, recipe)
         if recipe.keep_float is not None:
             mixed = convert_keep_float(model, recipe, data, spec)
             tflite = mixed.tflite
@@ -235,7 +291,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             tflite = _convert(model, recipe, data)
         convert_seconds = time.perf_counter() - start
     except RecipeUnsupported as exc:
-        return Artifact(None, error=str(exc), finetune_seconds=finetune_seconds)
+        error = recurrent.explain(str(exc), model, spec.static_batch, spec.name)
+        return Artifact(None, error=error, finetune_seconds=finetune_seconds)
     return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
                     kept_float=mixed.kept if mixed else None,
                     search=mixed.search if mixed else None)

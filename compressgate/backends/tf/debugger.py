@@ -19,6 +19,7 @@ from compressgate.backends.tf.env import (
     quiet,
 )
 from compressgate.backends.tf.loading import layer_names, load_model
+from compressgate.backends.tf.recurrent import for_conversion
 from compressgate.diagnosis import analysis
 from compressgate.errors import UserInputError
 from compressgate.measure import flatbuffer
@@ -93,7 +94,11 @@ def diagnose(spec: ModelSpec, recipe: Recipe, data: Dataset) -> tuple[list[dict]
             f"model {spec.name!r}, recipe {recipe.name}: the quantization debugger needs an "
             f"int8 PTQ recipe (quantization int8, no QAT, no pruning)")
     deterministic()
-    model = load_model(spec.model_path)
+    model = load_model(spec)  # as compress does: a module:function, custom objects
+    try:
+        model = for_conversion(model, spec.static_batch, recipe)
+    except RecipeUnsupported as exc:
+        raise UserInputError(f"model {spec.name}, recipe {recipe.name}: {exc}") from None
     names = layer_names(model)
     if recipe.keep_float not in (None, "auto"):
         analysis.resolve_keep_float(recipe.keep_float, names, model=spec.name,

@@ -3,9 +3,11 @@ tf-keras and tfmot, and the one that touches their private or experimental APIs.
 
 Imports are lazy (``import_tf``, ``import_keras``, ``import_tfmot``): importing
 compressgate never loads TensorFlow. Private APIs used here, each behind one function:
-tfmot's ``PruneRegistry._weight_names`` (``prunable``), the converter's
+tfmot's ``PruneRegistry._weight_names`` (``prunable``) and
+``ClusteringRegistry._weight_names`` (``clusterable``), the converter's
 ``_experimental_calibrate_only`` (``calibrated_model``) and
-``tensorflow.lite.python.convert.mlir_quantize`` (``quantize_calibrated``). Also here: the
+``tensorflow.lite.python.convert.mlir_quantize`` (``quantize_calibrated``), tf-keras's
+per-graph layer-name counters (``reserve_layer_names``). Also here: the
 converter a recipe configures (``make_converter``), determinism, and silencing the C++
 side.
 """
@@ -25,6 +27,7 @@ import numpy as np
 
 import compressgate  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from compressgate.backends.protocol import RecipeUnsupported
+from compressgate.native import filtered_stderr
 from compressgate.project.models import Dataset
 from compressgate.recipes import Recipe
 
@@ -43,20 +46,8 @@ def _import_tensorflow() -> None:
     anything else it writes there (warnings, errors) is passed on."""
     if "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            kept = [line for line in sink.read().decode(errors="replace").splitlines()
-                    if line.strip() and not _IMPORT_NOISE.match(line)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
+    with filtered_stderr(_IMPORT_NOISE):
+        import tensorflow  # noqa: F401
 
 
 def import_tf():
@@ -125,6 +116,14 @@ def quiet() -> Iterator[None]:
                 os.close(fd)
 
 
+def rebuilt(model, config: dict):
+    """``model`` rebuilt from an edited ``config`` of it, with its weights."""
+    with import_tfmot().quantization.keras.quantize_scope():
+        clone = model.__class__.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def with_batch(model, batch: int | None):
     """A clone of ``model`` whose input has batch dimension ``batch``, same weights."""
     config = model.get_config()
@@ -134,10 +133,27 @@ def with_batch(model, batch: int | None):
             layer["config"]["batch_input_shape"] = (batch, *shape[1:])
     if "build_input_shape" in config:
         config["build_input_shape"] = (batch, *config["build_input_shape"][1:])
-    with import_tfmot().quantization.keras.quantize_scope():
-        clone = model.__class__.from_config(config)
-    clone.set_weights(model.get_weights())
-    return clone
+    return rebuilt(model, config)
+
+
+def reserve_layer_names(model) -> None:
+    """Move tf-keras's automatic layer names past ``model``'s own.
+
+    A model loaded from a file keeps names such as ``conv2d_2`` while this session's
+    counters restart at zero; tfmot's QAT transforms create unnamed layers (the Conv2D
+    and DepthwiseConv2D a SeparableConv2D becomes) and wire its graph by name, so a
+    clash silently connects the wrong tensors ("Inputs have incompatible shapes").
+    """
+    from tf_keras.src.backend import get_default_graph_uid_map
+
+    counters = get_default_graph_uid_map()
+    for layer in model.submodules:
+        name = getattr(layer, "name", "")
+        base, _, number = name.rpartition("_")
+        if not (base and number.isdigit()):
+            base, number = name, "0"
+        key = ("", base)
+        counters[key] = max(counters[key], int(number) + 1)
 
 
 def first_line(exc: BaseException) -> str:
@@ -156,6 +172,30 @@ def prunable(layer) -> bool:
         return bool(PruneRegistry._weight_names(layer))
     except KeyError:  # recurrent layers are registered apart, by cell
         return True
+
+
+def clusterable(layer) -> bool:
+    """Whether tfmot clusters any weight of ``layer`` (it accepts DepthwiseConv2D and
+    BatchNormalization, but clusters none of their weights)."""
+    from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import (
+        ClusteringRegistry,
+    )
+
+    if not layer.trainable_weights or not ClusteringRegistry.supports(layer):
+        return False
+    try:
+        return bool(ClusteringRegistry._weight_names(layer))
+    except KeyError:  # recurrent layers are registered apart, by cell
+        return True
+
+
+def preserving_scheme(preserve: str, *, sparsity: bool):
+    """tfmot's collaborative QAT scheme keeping pruning's zeros (``"sparsity"``) or
+    clustering's shared values (``"clusters"``, with the zeros too when ``sparsity``)."""
+    combine = import_tfmot().experimental.combine
+    if preserve == "sparsity":
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=sparsity)
 
 
 def make_converter(model, recipe: Recipe, data: Dataset):

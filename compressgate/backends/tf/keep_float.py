@@ -5,7 +5,7 @@ PTQ keeps layers float through the converter's selective quantization: calibrate
 then ``mlir_quantize`` with the layers' op outputs denylisted (the call the debugger's
 ``get_nondebug_quantized_model`` makes, here with int8 input and output as the int8
 recipes promise). The result runs those ops in float between DEQUANTIZE and QUANTIZE.
-QAT annotates every layer but the kept ones before ``quantize_apply``.
+QAT annotates every layer but the kept ones before ``quantize_apply`` (``qat.quantize``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import numpy as np
 from compressgate.backends.tf.debugger import debugger, denylist, layer_statistics
 from compressgate.backends.tf.env import (
     calibrated_model,
-    import_keras,
-    import_tfmot,
     quantize_calibrated,
 )
 from compressgate.backends.tf.loading import layer_names
@@ -41,21 +39,6 @@ def check_keep_float(model, recipe: Recipe, model_name: str) -> tuple[str, ...] 
         return None
     return analysis.resolve_keep_float(recipe.keep_float, layer_names(model),
                                         model=model_name, recipe=recipe.name)
-
-
-def quantize_model_keep_float(model, recipe: Recipe):
-    """QAT on every layer but the ones ``recipe.keep_float`` names."""
-    tfmot = import_tfmot()
-    keras = import_keras()
-    kept = set(recipe.keep_float or ())
-
-    def annotate(layer):
-        if layer.name in kept or isinstance(layer, keras.layers.InputLayer):
-            return layer
-        return tfmot.quantization.keras.quantize_annotate_layer(layer)
-
-    annotated = keras.models.clone_model(model, clone_function=annotate)
-    return tfmot.quantization.keras.quantize_apply(annotated)
 
 
 def convert_keep_float(model, recipe: Recipe, data: Dataset, spec: ModelSpec) -> Mixed:

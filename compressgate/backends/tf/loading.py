@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from compressgate.backends.protocol import RecipeUnsupported
 from compressgate.backends.tf.env import (
     deterministic,
     first_line,
     import_keras,
-    import_tfmot,
-    quiet,
 )
+from compressgate.backends.tf.qat import quantize
+from compressgate.backends.tf.recurrent import recurrent_class, recurrent_layers
 from compressgate.errors import UserInputError
 from compressgate.project.models import ModelSpec
 
@@ -135,20 +136,21 @@ def model_info(model) -> tuple[tuple, int]:
 
 def describe(model) -> dict:
     """What ``compressgate init`` writes into a starter config about ``model``."""
-    tfmot = import_tfmot()
     layers = [{"name": layer.name, "class": type(layer).__name__,
                "params": int(layer.count_params())} for layer in model.layers]
     qat_error = None
     try:
-        with quiet():
-            tfmot.quantization.keras.quantize_model(import_keras().models.clone_model(model))
-    except Exception as exc:  # tfmot raises RuntimeError/ValueError for unsupported layers
+        quantize(import_keras().models.clone_model(model))
+    except RecipeUnsupported as exc:
+        qat_error = str(exc).removeprefix("tfmot QAT cannot quantize this model: ")
+    except Exception as exc:  # anything else tfmot raises while wrapping
         qat_error = first_line(exc)
-    recurrent = [layer.name for layer in model.layers
-                 if type(layer).__name__ in ("LSTM", "GRU", "SimpleRNN", "RNN")]
+    recurrent = recurrent_layers(model)
     return {"input_shape": [None if d is None else int(d) for d in model.input_shape],
             "output_units": int(model.output_shape[-1]), "params": int(model.count_params()),
             "layers": layers, "qat_error": qat_error, "recurrent": recurrent,
+            # Fused LSTM kernels have no 16x8 version (GRU/RNN convert unrolled).
+            "lstm": any(recurrent_class(layer) == "LSTM" for layer in model.layers),
             "compiled": getattr(model, "loss", None) is not None}
 
 
