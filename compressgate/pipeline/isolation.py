@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -123,8 +124,12 @@ class Workers:
         # module that name resolves to now (pytester's in-process runs swap sys.modules).
         self._module = importlib.import_module("pebble.pool.process")
         self._logs = tempfile.TemporaryDirectory(prefix="compressgate-workers-")
-        self._pool = self._module.ProcessPool(max_workers=max(1, jobs),
-                                              context=multiprocessing.get_context("spawn"))
+        self._jobs = max(1, jobs)
+        self._pool = self._new_pool()
+
+    def _new_pool(self):
+        return self._module.ProcessPool(max_workers=self._jobs,
+                                        context=multiprocessing.get_context("spawn"))
 
     @property
     def stale(self) -> bool:
@@ -145,7 +150,16 @@ class Workers:
             return None, message
 
     def run(self, fn: Callable[..., T], *args: Any) -> tuple[T | None, str | None]:
-        return self.outcome(self.submit(fn, *args))
+        try:
+            return self.outcome(self.submit(fn, *args))
+        except BrokenProcessPool:
+            # pebble can notice a dead worker's exit after that worker's task was settled
+            # and then give up on the whole pool ("All workers expired"), failing the next
+            # task with it: tasks are pure computations, so a fresh pool runs it again.
+            self._pool.stop()
+            self._pool.join()
+            self._pool = self._new_pool()
+            return self.outcome(self.submit(fn, *args))
 
     def close(self) -> None:
         self._pool.stop()

@@ -122,3 +122,24 @@ def test_on_demand_a_hang_times_out_an_abort_crashes_and_the_run_goes_on(runner,
     monkeypatch.delenv(isolation.TIMEOUT_ENV)
     assert runner.outcome(MODEL, "float").converted
     assert not cached(runner, HANG) and not cached(runner, ABORT) and cached(runner, "float")
+
+
+def test_a_pool_pebble_gave_up_on_is_replaced_and_the_task_runs_again(monkeypatch):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    with isolation.Workers(1) as workers:
+        real_submit, calls = workers.submit, []
+
+        def submit(fn, *args):
+            calls.append(fn)
+            if len(calls) == 1:  # the first task meets a pool that broke under it
+                future: Future = Future()
+                future.set_exception(BrokenProcessPool("All workers expired"))
+                return future
+            return real_submit(fn, *args)
+
+        monkeypatch.setattr(workers, "submit", submit)
+        broken = workers._pool
+        assert workers.run(pow, 2, 5) == (32, None)
+        assert len(calls) == 2 and workers._pool is not broken
