@@ -20,7 +20,8 @@ ROW = {"model": "m", "recipe": "r", "converted": True, "targets": ["tflm"],
 PROMISE = Promise(max_arena_kib=10.0, min_kernel_agreement=0.995)
 
 
-def rows(row=None, promise=PROMISE, accepted=None, tol=Tolerances()):
+def rows(row=None, promise=PROMISE, accepted=None, tol=None):
+    tol = Tolerances() if tol is None else tol
     verdict = rules.check_targets({**ROW, **(row or {})}, promise,
                                   {ARENA: 10_000, "tflm_version": "v2"}
                                   if accepted is None else accepted, tol, hint="make gate")
@@ -88,7 +89,7 @@ def test_tflite_micro_missing_a_load_failure_and_no_arena_are_one_row_each():
 
 
 def test_quanta_beyond_the_default_and_float_outputs():
-    got, verdict = rows({"tflm_max_quanta": 2}, promise=Promise())
+    got, _ = rows({"tflm_max_quanta": 2}, promise=Promise())
     assert got[2][:5] == ("TFLM vs reference kernels (quanta)", 2, 1, "<= limit",
                           Status.FAIL)
     got, _ = rows({"tflm_max_quanta": 0}, promise=Promise(max_tflm_quanta=0))
@@ -102,7 +103,7 @@ def test_quanta_beyond_the_default_and_float_outputs():
 
 
 def test_the_arena_without_an_accepted_figure_or_from_another_tflm():
-    got, verdict = rows(accepted={})
+    got, _ = rows(accepted={})
     assert got[-1] == (ARENA, 10_100, None, "+1.0 %", Status.SKIPPED,
                        "not judged: no accepted arena figure; record with: make gate", True)
     got, _ = rows(accepted={ARENA: 10_000, "tflm_version": "v1"})
