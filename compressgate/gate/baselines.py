@@ -236,6 +236,10 @@ class Change:
     # Machine-bound figures of this machine's class.
     machine: dict[str, Any] | None = None
     artifact: bytes | None = None
+    # The metrics are this build's whole record (the baseline check's): only then does
+    # the baseline's ``environment`` (the build whose bytes ``tflite_sha256`` holds) move
+    # to this build. Figures added to another build's record leave it as it is.
+    records_build: bool = False
 
 
 def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
@@ -248,7 +252,7 @@ def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
     accepted artifact is written before the JSON that records its sha256.
     """
     if isinstance(change, dict):
-        change = Change(metrics=change)
+        change = Change(metrics=change, records_build=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path.parent / f".{path.name}.lock")):
         try:
@@ -266,7 +270,8 @@ def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
         if not metrics.get("converted", True):
             metrics = {k: metrics[k] for k in ("converted", "error") if k in metrics}
             machines = {}
-        new = Baseline(path, model, recipe, metrics, env, inputs, machines)
+        built = env if old is None or change.records_build else old.environment
+        new = Baseline(path, model, recipe, metrics, built, inputs, machines)
         if change.artifact is not None and metrics.get("converted", True):
             if not new.artifact_path.exists() or \
                     new.artifact_path.read_bytes() != change.artifact:
@@ -276,7 +281,7 @@ def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
         if old is None or old.to_json() != new.to_json():
             write_text_atomic(path, new.to_json())
     doc = json.loads(new.to_json())
-    return old, Baseline(path, model, recipe, doc["metrics"], env, inputs,
+    return old, Baseline(path, model, recipe, doc["metrics"], built, inputs,
                          doc.get("machines", {}))
 
 

@@ -353,13 +353,14 @@ class GateSession:
         else:
             verdict = self._missing(model, recipe, "baseline")
         metrics = baselines.recorded_metrics(row)
-        change = baselines.Change(metrics)
+        change = baselines.Change(metrics, records_build=True)
         if row["converted"]:
             memory = {baselines.MEMORY_FIGURE: row[baselines.MEMORY_FIGURE]} \
                 if row.get(baselines.MEMORY_FIGURE) is not None else None
             artifact = self.runner.outcome(model, recipe).tflite \
                 if baselines.ARTIFACT_FIGURE in metrics else None
-            change = baselines.Change(metrics, row.get("inputs"), memory, artifact)
+            change = baselines.Change(metrics, row.get("inputs"), memory, artifact,
+                                      records_build=True)
             if have and stored is not None and self.settings.update == "missing":
                 change = self._only_missing(stored, change)
         # A baseline without input digests (from before they were recorded) counts as
@@ -372,12 +373,16 @@ class GateSession:
                       change: baselines.Change) -> baselines.Change:
         """The parts of ``change`` the baseline lacks ("missing" moves nothing recorded):
         input digests, this machine class's memory figure, the file's sha256 and the
-        accepted artifact (only the very file the baseline records)."""
+        accepted artifact (only the very file the baseline records). The record keeps the
+        build it names: a sha256 is added only on that build, since bytes made by another
+        build (another machine class) would then be checked as the recording build's."""
         metrics = change.metrics or {}
         recorded = stored.metrics.get(baselines.ARTIFACT_FIGURE)
         sha = metrics.get(baselines.ARTIFACT_FIGURE)
+        if recorded is None and self.build_changes(stored):
+            sha = None
         artifact = None
-        if recorded is None or (recorded == sha and self.accepted(
+        if (recorded is None and sha) or (recorded == sha and self.accepted(
                 stored.model, stored.recipe, stored)[0] is None):
             artifact = change.artifact
         machine = change.machine if change.machine and not any(

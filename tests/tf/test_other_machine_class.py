@@ -4,6 +4,7 @@ exactly as another CPU does), passes the unchanged tree and says what it did not
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,28 @@ def test_unchanged_tree_passes_under_another_machine_class(tmp_path):
     assert "Not judged here" in result.stdout
     assert "Not judged on this machine" in (reports / "summary.md").read_text()
     assert "Not judged on this machine" in (reports / "index.html").read_text()
+
+    # Recording this class ("missing") and running again on it: 0 failed. The record
+    # keeps the build that made its bytes, so the other class's fine-tuned bytes are
+    # not then checked as this build's (they were: 3 failed on tabular_mlp's pruning).
+    baselines = tmp_path / "baselines"
+    shutil.copytree(ROOT / "baselines", baselines)
+    before = {p: p.read_bytes() for p in baselines.rglob("*.tflite")}
+
+    def gate(*extra):
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/gate/test_gate.py", "-p",
+             "no:cacheprovider", "-q", "--compressgate-recipes", RECIPES,
+             "--compressgate-models", "tabular_mlp", "--compressgate-no-latency",
+             "--compressgate-baselines", str(baselines), *extra],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
+
+    record = gate("--compressgate-update=missing")
+    assert record.returncode == 0, record.stdout[-6000:]
+    recorded = json.loads((baselines / "tabular_mlp" / "prune.json").read_text())
+    assert recorded["environment"]["machine"] != rows["machine_class"]
+    assert any(cls == rows["machine_class"] for cls in recorded["machines"])
+    assert {p: p.read_bytes() for p in baselines.rglob("*.tflite")} == before
+    again = gate()
+    assert again.returncode == 0 and "checks: 0 failed" in again.stdout, \
+        again.stdout[-6000:]

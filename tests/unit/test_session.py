@@ -282,8 +282,16 @@ def test_the_tflite_sha256_is_recorded_checked_and_added_to_old_baselines(make):
     elsewhere = make(row=row, tflite=b"TFL3 other").run_check("m", "ptq_int8", "baseline")
     assert not elsewhere.failed
     assert "outputs compared side by side instead" in elsewhere.message()
-    # A baseline from before this field fails clearly, and update=missing adds it.
+    # A baseline from before this field, on another build: not judged here, and
+    # update=missing does not record this build's bytes as the recording build's.
     del doc["metrics"][METRIC]
+    path(make).write_text(json.dumps(doc))
+    other = make(row=row).run_check("m", "ptq_int8", "baseline")
+    assert not other.failed and "no sha256 recorded" in other.message()
+    make("missing", row=row).run_check("m", "ptq_int8", "baseline")
+    assert METRIC not in json.loads(path(make).read_text())["metrics"]
+    # On the recording build it fails clearly, and update=missing adds it.
+    doc["environment"]["machine"] = make().env["machine"]
     path(make).write_text(json.dumps(doc))
     old = make(row=row).run_check("m", "ptq_int8", "baseline")
     assert old.failed and f"no baseline for {METRIC}" in old.message()
@@ -381,3 +389,50 @@ def test_missing_mode_records_input_digests_a_baseline_lacks(make):
     outcome = make("missing").run_check("m", "ptq_int8", "baseline")
     assert not outcome.failed
     assert json.loads(path(make).read_text())["inputs"] == ROW["inputs"]
+
+
+def recorded_by_another_class(make) -> str:
+    """The baseline as another machine class leaves it: its build, its bytes, its class's
+    machine-bound figures only (fine-tuned bytes differ by class)."""
+    run_all(make("missing"))
+    doc = json.loads(path(make).read_text())
+    other = "x86_64 avx512f+avx512_vnni (another class)"
+    this = doc["environment"]["machine"]
+    doc["environment"]["machine"] = other
+    doc["machines"] = {other: doc["machines"].pop(this)}
+    other_bytes = b"TFL3 the other class's fine-tuned bytes"
+    doc["metrics"]["tflite_sha256"] = hashlib.sha256(other_bytes).hexdigest()
+    path(make).write_text(json.dumps(doc))
+    path(make).with_suffix(".tflite").write_bytes(other_bytes)
+    return other
+
+
+@pytest.mark.parametrize("mode", ["missing", "failed"])
+def test_recording_a_new_class_keeps_the_build_whose_bytes_are_recorded(make, mode):
+    other = recorded_by_another_class(make)
+    before = json.loads(path(make).read_text())
+    outcomes = run_all(make(mode))
+    assert not any(o.failed for o in outcomes.values()), [
+        o.message() for o in outcomes.values() if o.failed]
+    doc = json.loads(path(make).read_text())
+    # The bytes are still the other class's, and so is the build the record names.
+    assert doc["environment"] == before["environment"]
+    assert doc["metrics"] == before["metrics"]
+    assert other in doc["machines"] and len(doc["machines"]) == (2 if mode == "missing" else 1)
+    # The next run on this class judges the bytes as another build's: no false alarm.
+    again = run_all(make())
+    assert not any(o.failed for o in again.values()), [
+        o.message() for o in again.values() if o.failed]
+
+
+def test_missing_mode_adds_no_sha256_made_by_another_build(make):
+    recorded_by_another_class(make)
+    doc = json.loads(path(make).read_text())
+    del doc["metrics"]["tflite_sha256"]
+    path(make).write_text(json.dumps(doc))
+    path(make).with_suffix(".tflite").unlink()
+    run_all(make("missing"))
+    doc = json.loads(path(make).read_text())
+    assert "tflite_sha256" not in doc["metrics"]
+    assert not path(make).with_suffix(".tflite").exists()
+    assert not any(o.failed for o in run_all(make()).values())
