@@ -200,6 +200,35 @@ class Promise:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A ``.tflite`` made by another pipeline (litert-torch, Keras 3's export, a team's
+    own script), gated like a recipe's file: an existing ``file``, or a ``build`` command
+    that writes ``{out}``. Paths and the command's working directory are the config
+    file's directory."""
+
+    file: str | None = None
+    build: str | None = None
+    # Files the build command reads: their bytes enter the cache key with its text.
+    inputs: tuple[str, ...] = ()
+    timeout: float = 600.0
+    # The config file's directory (set by the config loader; not in the cache key).
+    root: str = ""
+
+    def __post_init__(self) -> None:
+        _check_types(self, "candidate.")
+        _require((self.file is None) != (self.build is None), "candidate",
+                 "exactly one of file or build", {"file": self.file, "build": self.build})
+        _require(self.build is None or "{out}" in self.build, "candidate.build",
+                 "a command containing {out} (the file it writes)", self.build)
+        _require(self.timeout > 0, "candidate.timeout", "a number of seconds > 0",
+                 self.timeout)
+        _require(isinstance(self.inputs, list | tuple) and all(
+            isinstance(i, str) for i in self.inputs), "candidate.inputs",
+            "a list of file paths", self.inputs)
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One way of compressing a float Keras model into a ``.tflite`` file."""
 
@@ -236,6 +265,9 @@ class Recipe:
     # Quantize with litert-quantizer's recipe of this name (LITERT_RECIPES) instead of
     # the TF converter: the float .tflite (the float recipe's file) is its input.
     litert_recipe: str | None = None
+    # A file made elsewhere, gated as this recipe's (``quantization`` is what it is
+    # declared to be); see ``Candidate``.
+    candidate: Candidate | None = None
 
     def __post_init__(self) -> None:
         _check_types(self, "")
@@ -268,7 +300,7 @@ class Recipe:
     def needs_keras(self) -> bool:
         """Whether the recipe needs the Keras model (TF converter, QAT, pruning), not
         just a float ``.tflite``."""
-        return not self.is_reference and self.litert_recipe is None
+        return not self.is_reference and self.litert_recipe is None and self.candidate is None
 
     @property
     def is_int8_ptq(self) -> bool:
@@ -276,7 +308,7 @@ class Recipe:
         quantization debugger can explain layer by layer."""
         return (self.quantization == "int8" and not self.qat and self.prune is None
                 and self.litert_recipe is None and self.channel_prune is None
-                and self.cluster is None)
+                and self.cluster is None and self.candidate is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -293,6 +325,8 @@ class Recipe:
         """``to_dict`` without the target promises: what determines the file's bytes."""
         data = self.to_dict()
         data["promise"] = {k: v for k, v in data["promise"].items() if k not in TARGET_PROMISES}
+        if "candidate" in data:  # where the config lives changes no byte
+            data["candidate"] = {k: v for k, v in data["candidate"].items() if k != "root"}
         return data
 
     @classmethod
@@ -306,7 +340,7 @@ class Recipe:
 
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
-                   "channel_prune", "cluster", "qat_preserve")
+                   "channel_prune", "cluster", "qat_preserve", "candidate")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output
@@ -333,7 +367,8 @@ def declared_targets(recipe: Recipe) -> tuple[str, ...]:
     return ("tflm",) if recipe.promise.integer_only else ()
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
-                            "channel_prune": ChannelPruning, "cluster": Clustering}
+                            "channel_prune": ChannelPruning, "cluster": Clustering,
+                            "candidate": Candidate}
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:

@@ -7,6 +7,7 @@ need the Keras model (the TF converter's PTQ, QAT, pruning) are refused in one l
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from compressgate.backends import litert_quant
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
@@ -23,12 +24,20 @@ def read(spec: ModelSpec) -> bytes:
         tflite = path.read_bytes()
     except OSError as exc:
         raise UserInputError(f"{path}: cannot read the model ({exc.strerror})") from None
-    state = flatbuffer.precision(tflite, name=str(path))
+    check_float(tflite, name=str(path))
+    return tflite
+
+
+def check_float(tflite: bytes, *, name: str) -> None:
+    """One line when a file offered as the model (the float reference) is quantized:
+    such a file is gated as a candidate of its float model instead."""
+    state = flatbuffer.precision(tflite, name=name)
     if state.quantized_tensors:
         raise UserInputError(
-            f"{path}: already quantized ({state.quantized_tensors} tensors carry "
-            "quantization scales); a .tflite model source must be the float model")
-    return tflite
+            f"{name}: already quantized ({state.quantized_tensors} tensors carry "
+            "quantization scales); a .tflite model source must be the float model: gate "
+            "this file as a candidate of its float model ([models.NAME.candidates.NAME] "
+            f'file = "{Path(name).name}", see "Candidates" in the README)')
 
 
 def describe(tflite: bytes, *, name: str) -> dict:

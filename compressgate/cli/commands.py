@@ -98,11 +98,9 @@ def diagnose(args: argparse.Namespace) -> int:
     from compressgate.pipeline.runner import Runner
     from compressgate.project import config
     from compressgate.project.models import select
-    from compressgate.recipes import get_recipe
 
     specs = config.load(args.config).specs
-    select(specs, [args.model])
-    get_recipe(args.recipe)
+    select(specs, [args.model])[0].base_recipe(args.recipe)
     runner = Runner(specs, ResultCache(None), log=log)
     diag = collect(runner, args.model, args.recipe)
     paths = write(diag, args.out / "diagnosis")

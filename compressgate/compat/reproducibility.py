@@ -20,7 +20,6 @@ from typing import Any
 from compressgate.gate.baselines import ARTIFACT_FIGURE, environment_changes
 from compressgate.gate.records import Row, Status
 from compressgate.gate.rules import Reference, identity_row
-from compressgate.recipes import get_recipe
 
 
 def check_row(row: dict[str, Any], metrics: dict[str, Any], env_now: dict[str, str],
@@ -35,6 +34,7 @@ def fresh_sha256(project: Path | None, models: list[str],
                  recipes: list[str]) -> dict[str, str | None]:
     """sha256 of each model x recipe converted now, in this process, bypassing the result
     cache (``None``: the recipe does not apply). Keys are ``model/recipe``."""
+    from compressgate.backends import candidate
     from compressgate.backends import tf as backend
     from compressgate.project import config
     from compressgate.project.models import select
@@ -43,7 +43,7 @@ def fresh_sha256(project: Path | None, models: list[str],
     for spec in select(config.load(project).specs, models):
         data = spec.load_data()
         for name in recipes:
-            artifact = backend.compress(spec, spec.recipe(get_recipe(name)), data)
+            artifact = candidate.compress(backend, spec, spec.resolve(name), data)
             out[f"{spec.name}/{name}"] = (hashlib.sha256(artifact.tflite).hexdigest()
                                           if artifact.tflite is not None else None)
     return out

@@ -29,6 +29,9 @@ def debuggable(recipe: Recipe) -> str | None:
     """Why the quantization debugger cannot explain ``recipe`` (None when it can)."""
     if recipe.is_int8_ptq:
         return None
+    if recipe.candidate is not None:
+        return f"{recipe.name} is a candidate made by another pipeline: the quantization " \
+               "debugger re-runs the TF converter's int8 PTQ, which made no byte of it"
     if recipe.litert_recipe is not None:
         return f"recipe {recipe.name} is quantized by litert-quantizer " \
                f"({recipe.litert_recipe}): the quantization debugger explains the TF " \

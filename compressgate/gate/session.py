@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from compressgate.backends import candidate
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines, rules, shards
 from compressgate.gate.accept import accepting, override_hint
@@ -21,7 +22,7 @@ from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
 from compressgate.project import config
 from compressgate.project.models import select
-from compressgate.recipes import declared_targets, default_recipes, get_recipe
+from compressgate.recipes import declared_targets, default_recipes
 
 # Checks that need only this run's figures and the recipe's promise.
 _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
@@ -133,7 +134,7 @@ class GateSession:
         cases = []
         for spec in models:
             for name in self.recipe_names(spec.name):
-                recipe = spec.recipe(get_recipe(name))
+                recipe = spec.resolve(name)
                 reason = spec.unsupported(recipe)
                 judged = bool(declared_targets(recipe)) \
                     or recipe.promise.min_kernel_agreement is not None
@@ -141,12 +142,19 @@ class GateSession:
         return cases
 
     def recipe_names(self, model: str) -> list[str]:
-        """The command line's recipes, else the model's, else the project's, else all."""
-        names = (list(self.settings.recipes) or list(self.specs[model].recipes or ())
-                 or list(self.project.config.recipes or ())
-                 or [r.name for r in default_recipes()])
+        """The command line's recipes, else the model's (else the project's, else all)
+        followed by its candidates. A command-line name may be a candidate's; a recipe
+        the model does not have is one line naming it."""
+        spec = self.specs[model]
+        if self.settings.recipes:  # another model's candidate is not this model's
+            others = {n for other in self.specs.values() for n in other.candidates}
+            names = [n for n in self.settings.recipes if n in spec.candidates or n not in others]
+        else:
+            names = (list(spec.recipes or ()) or list(self.project.config.recipes or ())
+                     or [r.name for r in default_recipes()])
+            names += [n for n in spec.candidates if n not in names]
         for name in names:
-            get_recipe(name)
+            spec.base_recipe(name)
         return names
 
     def check_sources(self) -> None:
@@ -160,6 +168,12 @@ class GateSession:
                     raise UserInputError(
                         f"model {spec.name!r}: {key} {source.path}: file not found "
                         f"(set models.{spec.name}.{key} in {self.settings.config})")
+            for name, recipe in spec.candidates.items():
+                assert recipe.candidate is not None
+                problem = candidate.missing_file(spec, name, recipe.candidate)
+                if problem:
+                    raise UserInputError(f"{problem} (set models.{spec.name}.candidates."
+                                         f"{name} in {spec.origin or self.settings.config})")
 
     def unused_baselines(self) -> list[Path]:
         """Baseline files that no gated case reads (a removed model or recipe, or one

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from compressgate import __version__
-from compressgate.backends import litert_quant
+from compressgate.backends import candidate, litert_quant
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
 from compressgate.measure import litert, memory, targets
@@ -29,7 +29,7 @@ from compressgate.pipeline import isolation
 from compressgate.pipeline.cache import ResultCache, key
 from compressgate.project.metrics import Metric
 from compressgate.project.models import Dataset, ModelSpec, path_sha256
-from compressgate.recipes import Recipe, declared_targets, get_recipe
+from compressgate.recipes import Recipe, declared_targets
 
 RESULT_FORMAT = 2
 # Recipe fields that plant faults (tests of the gate); not part of a result's inputs.
@@ -123,11 +123,16 @@ class Runner:
         return self._data[model]
 
     def recipe(self, model: str, recipe: str | Recipe) -> Recipe:
-        base = get_recipe(recipe) if isinstance(recipe, str) else recipe
-        return self.spec(model).recipe(base)
+        if isinstance(recipe, str):
+            return self.spec(model).resolve(recipe)
+        return self.spec(model).recipe(recipe)
 
     def cache_key(self, model: str, recipe: Recipe) -> str:
-        extra = {"litert_quantizer": litert_quant.version()} if recipe.litert_recipe else {}
+        extra: dict[str, Any] = {"litert_quantizer": litert_quant.version()} \
+            if recipe.litert_recipe else {}
+        if recipe.candidate is not None:  # the file's bytes, or the build's inputs
+            extra["candidate"] = candidate.digest(self.spec(model), recipe.name,
+                                                  recipe.candidate)
         return key({**extra,
             "result_format": RESULT_FORMAT,
             "compressgate": __version__,
@@ -221,10 +226,24 @@ class Runner:
                 self.log(f"{model} x {resolved.name}: cached (re-measured)")
             else:
                 result, transient = self._compute_isolated(model, resolved)
+                if resolved.candidate is not None and result.converted:
+                    result = self._vetted(model, resolved, result)
                 if not transient:  # a crash or timeout may not happen again: not cached
                     self.cache.put(cache_key, result.to_doc(), result.tflite)
         self._results[memo_key] = result
         return result
+
+    def _vetted(self, model: str, recipe: Recipe, result: RecipeResult) -> RecipeResult:
+        """A candidate whose inputs or outputs differ from the float reference's is a
+        failed conversion naming both (the reference is computed first)."""
+        reference = self.outcome(model, "float")
+        if not reference.converted:
+            return result
+        assert result.tflite is not None and reference.tflite is not None
+        problem = candidate.shape_mismatch(
+            result.tflite, reference.tflite,
+            name=f"model {model!r}, candidate {recipe.name}")
+        return result if problem is None else self._failed(model, recipe, problem)
 
     def _reused(self, model: str, recipe: Recipe, doc: dict[str, Any],
                 tflite: bytes | None) -> RecipeResult | None:
@@ -263,7 +282,7 @@ class Runner:
     def _compute(self, model: str, recipe: Recipe) -> RecipeResult:
         spec, data = self.spec(model), self.data(model)
         start = time.perf_counter()
-        artifact = self.backend.compress(spec, recipe, data)
+        artifact = candidate.compress(self.backend, spec, recipe, data)
         if artifact.tflite is None:
             self.log(f"{model} x {recipe.name}: not converted: {artifact.error}")
             return RecipeResult(model, recipe.name, None, artifact.error, None,

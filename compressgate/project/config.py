@@ -13,16 +13,16 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compressgate.errors import UserInputError
 from compressgate.gate.tolerances import Tolerances
 from compressgate.project.metrics import Metric
-from compressgate.project.models import ModelSpec
+from compressgate.project.models import NOT_FIELDS, ModelSpec
 from compressgate.project.sources import Source
-from compressgate.recipes import get_recipe
+from compressgate.recipes import Recipe, registered_recipes
 
 CONFIG_FILES = ("compressgate.toml", "pyproject.toml")
 _STRICT = ConfigDict(extra="forbid")
@@ -49,6 +49,23 @@ class MetricConfig(BaseModel):
     tolerance: float | None = Field(None, ge=0)
 
 
+class CandidateConfig(BaseModel):
+    """A ``.tflite`` made by another pipeline, gated as one of the model's recipes."""
+
+    model_config = _STRICT
+
+    file: str | None = Field(None, description="the .tflite the pipeline wrote")
+    build: str | None = Field(None, description="a command that writes {out}")
+    inputs: list[str] = Field([], description="files the build reads (in the cache key)")
+    timeout: float = Field(600.0, gt=0)
+    quantization: Literal["none", "dynamic", "float16", "int8", "int16x8"] = "int8"
+    promise: dict[str, Any] = {}
+    description: str = ""
+    why: str | None = None
+    unsupported: str | None = None
+    nondeterministic: str | None = None
+
+
 class ModelConfig(BaseModel):
     model_config = _STRICT
 
@@ -60,6 +77,7 @@ class ModelConfig(BaseModel):
     static_batch: int | None = Field(None, ge=1)
     recipes: list[str] | None = None
     recipe_overrides: dict[str, dict[str, Any]] = {}
+    candidates: dict[str, CandidateConfig] = {}
     tolerances: Tolerances | None = None
     about: dict[str, Any] = Field({}, description="for people: how it was built, figures")
 
@@ -149,12 +167,19 @@ def _spec(name: str, entry: ModelConfig, path: Path) -> ModelSpec:
     root = path.parent
     metric = entry.metric if isinstance(entry.metric, MetricConfig) \
         else MetricConfig(function=entry.metric)
+    candidates = {n: _candidate(n, c, root, f"{where}.candidates.{n}")
+                  for n, c in entry.candidates.items()}
+    # A candidate's own why / unsupported / nondeterministic act as a recipe override's
+    # (an explicit recipe_overrides entry of that name wins).
+    overrides = {**{n: {k: v for k, v in c.model_dump(include=set(NOT_FIELDS)).items()
+                        if v is not None}
+                    for n, c in entry.candidates.items()}, **entry.recipe_overrides}
     spec = ModelSpec(
         name=name,
         model=Source(entry.model, root),
         data=Source(entry.data, root),
         static_batch=entry.static_batch,
-        recipe_overrides=entry.recipe_overrides,
+        recipe_overrides={k: v for k, v in overrides.items() if v},
         metric=Metric.build(metric.function, higher_is_better=metric.higher_is_better,
                             max_loss=metric.max_loss, tolerance=metric.tolerance, root=root,
                             where=f"{where}.metric"),
@@ -162,13 +187,31 @@ def _spec(name: str, entry: ModelConfig, path: Path) -> ModelSpec:
         recipes=tuple(entry.recipes) if entry.recipes is not None else None,
         tolerances=entry.tolerances,
         origin=path,
+        candidates=candidates,
     )
     for recipe in [*(entry.recipes or ()), *entry.recipe_overrides]:
         try:
-            spec.recipe(get_recipe(recipe))  # an unknown recipe or bad override fails here
+            spec.resolve(recipe)  # an unknown recipe or bad override fails here
         except UserInputError as exc:
             raise UserInputError(f"{where}: {exc}") from None
     return spec
+
+
+def _candidate(name: str, entry: CandidateConfig, root: Path, where: str) -> Recipe:
+    if name in {r.name for r in registered_recipes()}:
+        raise UserInputError(f"{where}: {name!r} is a recipe's name; name the candidate "
+                             "after its pipeline (e.g. pt2e_int8)")
+    fields = entry.model_dump(include={"file", "build", "inputs", "timeout"})
+    description = entry.description or (f"candidate file {entry.file}" if entry.file
+                                        else f"candidate built by: {entry.build}")
+    try:
+        return Recipe.from_dict(
+            {"name": name, "description": description, "quantization": entry.quantization,
+             "optimize": False, "promise": entry.promise,
+             "candidate": {**fields, "root": str(root)}}, where=where)
+    except UserInputError as exc:
+        raise UserInputError(str(exc) if str(exc).startswith(where)
+                             else f"{where}: {exc}") from None
 
 
 def _pyproject_table(path: Path) -> dict[str, Any] | None:

@@ -200,7 +200,7 @@ def probe_targets(config_path: Path, name: str) -> dict[str, Any] | None:
     from compressgate.recipes import declared_targets, get_recipe
 
     spec = config.load(config_path).specs[name]
-    if not any(declared_targets(spec.recipe(get_recipe(r))) for r in spec.recipes or ()):
+    if not any(declared_targets(spec.resolve(r)) for r in spec.recipes or ()):
         return None
     data = spec.load_data()
     artifact = backend.compress(spec, spec.recipe(get_recipe("ptq_int8")), data)
@@ -241,6 +241,7 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
             content = model_path.read_bytes()
         except OSError as exc:
             raise UserInputError(f"{model_path}: cannot read ({exc.strerror})") from None
+        tflite_source.check_float(content, name=str(model_path))
         info = {**tflite_source.describe(content, name=str(model_path)), "tflite": True}
         info["layers"] = info.pop("ops")
     else:

@@ -19,7 +19,7 @@ import numpy as np
 from compressgate.errors import UserInputError
 from compressgate.project.metrics import Metric
 from compressgate.project.sources import Source
-from compressgate.recipes import Recipe
+from compressgate.recipes import Recipe, get_recipe
 
 SPLITS = ("train", "calib", "test")
 # Keys of a model's recipe override that describe the case rather than change the recipe.
@@ -141,6 +141,9 @@ class ModelSpec:
     tolerances: Any = None
     # The config file that defines this model (where its overrides are written).
     origin: Path | None = None
+    # Files made by other pipelines, gated as this model's recipes (name -> recipe
+    # carrying a ``Candidate``); always gated with the model's own recipes.
+    candidates: dict[str, Recipe] = field(default_factory=dict)
 
     @property
     def model_path(self) -> Path:
@@ -171,6 +174,14 @@ class ModelSpec:
         else:
             data = Dataset.load(self.data.path, classification=self.metric.is_accuracy)
         return data
+
+    def base_recipe(self, name: str) -> Recipe:
+        """The recipe or candidate called ``name`` for this model, before overrides."""
+        return self.candidates[name] if name in self.candidates else get_recipe(name)
+
+    def resolve(self, name: str) -> Recipe:
+        """The recipe or candidate called ``name`` with this model's overrides."""
+        return self.recipe(self.base_recipe(name))
 
     def recipe(self, base: Recipe) -> Recipe:
         """``base`` with this model's overrides applied (e.g. a lower size promise).
