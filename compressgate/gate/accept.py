@@ -174,6 +174,8 @@ def accept_block(entries: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for config in sorted({k[0] for k in merged}):
         path = Path(config) if config else None
+        if lines:  # one paragraph per file
+            lines.append("")
         mine = [(k, merged_override(current[k], merged[k]))
                 for k in sorted(merged) if k[0] == config]
         if _syntax(path) != "json":

@@ -188,3 +188,17 @@ def test_accepting_again_keeps_the_first_accepted_field_and_one_placeholder(tmp_
                                    "min_size_ratio": 2.0}
     assert override["why"] == f"{USER_WHY}; {WHY}"
     assert not _session(config).run_check("m", "prune_int8", "size").failed
+
+
+def test_the_run_wide_paste_is_one_paragraph_per_file():
+    entries = [{"model": "a", "recipe": "ptq_int8", "config": "/p/compressgate.toml",
+                "promise": {"min_size_ratio": 1.7}},
+               {"model": "b", "recipe": "ptq_int8", "config": "/p/manifest.json",
+                "promise": {"min_size_ratio": 1.6}, "override": {"why": "small"}}]
+    lines = accept_block(entries)
+    blank = lines.index("")
+    assert "/p/compressgate.toml" in lines[0] and "/p/manifest.json" in lines[blank + 1]
+    assert tomllib.loads("\n".join(x.strip() for x in lines[1:blank]))["models"]["a"][
+        "recipe_overrides"]["ptq_int8"] == {"promise": {"min_size_ratio": 1.7}, "why": WHY}
+    assert json.loads("{" + lines[blank + 3].strip() + "}") == {"ptq_int8": {
+        "promise": {"min_size_ratio": 1.6}, "why": f"small; {WHY}"}}
