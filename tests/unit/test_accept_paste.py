@@ -13,7 +13,7 @@ import tomllib
 import pytest
 from test_session import ROW, FakeRunner
 
-from compressgate.gate.accept import WHY, accept_block
+from compressgate.gate.accept import WHY, accept_block, override_lines
 from compressgate.gate.session import GateSession, Settings
 from compressgate.project import config as project_config
 from compressgate.recipes import get_recipe
@@ -145,7 +145,10 @@ def test_the_failure_hint_pasted_as_printed_keeps_the_users_override(tmp_path, s
     assert "ptq_int8" not in spec.recipe_overrides
     session = _session(config)
     assert not session.run_check("m", "prune_int8", "size").failed
-    assert session.run_check("m", "ptq_int8", "size").failed  # not accepted: still fails
+    ptq = session.run_check("m", "ptq_int8", "size")
+    assert ptq.failed  # not accepted: still fails, and its override is one to add
+    assert ("add this entry to models.m.recipe_overrides (create it if absent)"
+            if syntax == "json" else "add these lines") in _hint(ptq.message())[0]
 
 
 @pytest.mark.parametrize("syntax", ["toml", "pyproject", "json"])
@@ -202,3 +205,20 @@ def test_the_run_wide_paste_is_one_paragraph_per_file():
         "recipe_overrides"]["ptq_int8"] == {"promise": {"min_size_ratio": 1.7}, "why": WHY}
     assert json.loads("{" + lines[blank + 3].strip() + "}") == {"ptq_int8": {
         "promise": {"min_size_ratio": 1.6}, "why": f"small; {WHY}"}}
+
+
+def test_every_kind_of_value_prints_as_the_toml_it_was():
+    """Any field a user can set survives the TOML it is printed as: nested tables,
+    arrays, booleans, quotes, newlines and non-ASCII in strings, keys that need quoting;
+    an absent value (JSON's null) is left out, as TOML has none."""
+    override = {"prune": {"final_sparsity": 0.6, "structure": None},
+                "promise": {"targets": ["tflm"], "faster_than_float": True,
+                            "min_size_ratio": 1e-05},
+                "quantization": "int8", "why": 'a "quoted"\nreason, 4 µs\x7f',
+                "odd key": {}}
+    lines = override_lines("my.model", "r 1", override, None)
+    assert lines[0] == '[models."my.model".recipe_overrides."r 1"]'
+    parsed = tomllib.loads("\n".join(lines))["models"]["my.model"]["recipe_overrides"]["r 1"]
+    assert parsed == {**override, "prune": {"final_sparsity": 0.6}}
+    assert override_lines("m", "r", {"promise": {"max_drop_pts": float("inf")}}, None)[1] \
+        == "promise = { max_drop_pts = inf }"
