@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,56 +50,148 @@ def accepting(verdict: Verdict) -> dict[str, tuple[Any, float]]:
     return out
 
 
-def override_lines(model: str, recipe: str, promise: dict[str, Any],
-                   config: Path | None) -> list[str]:
-    """The override for ``model`` x ``recipe`` in the syntax of the file that defines the
-    model (TOML, ``[tool.compressgate]`` in pyproject.toml, or JSON)."""
+def promised(existing: dict[str, Any], fields: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """The ``promise`` of ``existing`` (a recipe's whole current override) with each of
+    ``accepting``'s broken fields set to the value that accepts the measured figure."""
+    old = existing.get("promise")
+    return {**(old if isinstance(old, dict) else {}),
+            **{k: new for k, (_, new) in fields.items()}}
+
+
+def merged_override(existing: dict[str, Any], promise: dict[str, Any]) -> dict[str, Any]:
+    """``existing`` (the override the config sets now) with ``promise``'s fields set in
+    its ``promise`` and every other field kept, so that pasting it in place of the old one
+    undoes nothing the user wrote. Their ``why`` is kept, with room for the new reason."""
+    merged = {k: v for k, v in existing.items() if k != "why"}
+    old = merged.get("promise")
+    merged["promise"] = {**(old if isinstance(old, dict) else {}), **promise}
+    why = existing.get("why")
+    merged["why"] = WHY if not why else str(why) if WHY in str(why) else f"{why}; {WHY}"
+    return merged
+
+
+def _syntax(config: Path | None) -> str:
     if config is not None and config.suffix == ".json":
-        body = json.dumps({"promise": promise, "why": WHY})
-        return [f"models.{model}.recipe_overrides.{recipe} = {body}"]
-    prefix = "tool.compressgate." if config is not None and config.name == "pyproject.toml" \
-        else ""
-    table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in promise.items())
-    lines = [f"[{prefix}models.{model}.recipe_overrides.{recipe}]"]
+        return "json"
+    return "pyproject" if config is not None and config.name == "pyproject.toml" else "toml"
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as a one-line TOML value (inline tables, arrays)."""
+    if isinstance(value, dict):  # TOML has no null: an absent field is the same
+        items = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()
+                 if v is not None]
+        return f"{{ {', '.join(items)} }}" if items else "{}"
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(_toml_value(v) for v in value)}]"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    # JSON's strings, numbers and booleans are TOML's, but for DEL, which TOML escapes.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_header(model: str, recipe: str, config: Path | None) -> str:
+    prefix = "tool.compressgate." if _syntax(config) == "pyproject" else ""
+    return f"[{prefix}models.{_toml_key(model)}.recipe_overrides.{_toml_key(recipe)}]"
+
+
+def toml_table(model: str, recipe: str, override: dict[str, Any], config: Path | None,
+               ) -> list[str]:
+    """``override`` as the TOML table ``[models.<model>.recipe_overrides.<recipe>]``
+    (under ``[tool.compressgate]`` in pyproject.toml), every field on one line."""
+    lines = [_toml_header(model, recipe, config)]
+    promise = override.get("promise") or {}
     for field in ("min_size_ratio", "min_gzip_ratio"):
         if isinstance(promise.get(field), int | float) and promise[field] < 1:
             # Accepting this keeps a file larger than the float model's: say so where
             # the user pastes it (a TOML comment).
             lines.append(f"# {field} {promise[field]}: this recipe's file is larger than the "
                          f"float model's; leaving {recipe} out of `recipes` may serve better")
-    return [*lines, f"promise = {{ {table} }}", f'why = "{WHY}"']
+    return [*lines, *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in override.items()
+                      if v is not None)]
+
+
+def json_entry(recipe: str, override: dict[str, Any]) -> str:
+    """``override`` as the JSON member ``"<recipe>": {...}`` of ``recipe_overrides``."""
+    return f"{json.dumps(recipe)}: {json.dumps(override, ensure_ascii=False)}"
+
+
+def override_lines(model: str, recipe: str, override: dict[str, Any],
+                   config: Path | None) -> list[str]:
+    """The complete override ``override`` of ``model`` x ``recipe`` in the syntax of the
+    file that defines the model: a TOML table (``compressgate.toml``, ``[tool.compressgate]``
+    in pyproject.toml) or, for JSON, the member of ``models.<model>.recipe_overrides``."""
+    if _syntax(config) == "json":
+        return [json_entry(recipe, override)]
+    return toml_table(model, recipe, override, config)
+
+
+def _where(model: str, recipe: str, config: Path | None, *, present: bool) -> str:
+    """Where the printed override goes: it replaces the one the file sets now."""
+    if _syntax(config) == "json":
+        place = f"models.{model}.recipe_overrides"
+        return (f'replace the entry "{recipe}" of {place} with this one' if present
+                else f"add this entry to {place} (create it if absent)")
+    header = _toml_header(model, recipe, config)
+    return (f"replace the table {header} (with its sub-tables) by these lines" if present
+            else "add these lines")
 
 
 def override_hint(verdict: Verdict, *, config: Path | None,
                   existing: dict[str, Any] | None = None) -> str | None:
     """The lines that would accept ``verdict``'s failed promise rows (None when no failed
-    row is a promise). ``existing`` is the recipe's current ``promise`` override, kept
-    in the printed table so that pasting it replaces nothing else."""
+    row is a promise). ``existing`` is the recipe's current override in that file: the
+    printed one is it with the accepting promise fields merged in, and replaces it."""
     fields = accepting(verdict)
     if not fields:
         return None
-    promise = {**(existing or {}), **{k: new for k, (_, new) in fields.items()}}
+    existing = existing or {}
+    override = merged_override(existing, promised(existing, fields))
     changed = "; ".join(f"{k} {old} -> {new}" for k, (old, new) in fields.items())
     where = config.name if config is not None else "compressgate.toml"
+    what = _where(verdict.model, verdict.recipe, config, present=bool(existing))
     return "\n".join([
-        f"to accept the measured figure on purpose ({changed}), set in {where} and say "
-        "why (nothing is loosened until you do):",
-        *(f"    {x}" for x in override_lines(verdict.model, verdict.recipe, promise, config))])
+        f"to accept the measured figure on purpose ({changed}), in {where} {what} (it keeps "
+        "every field you set) and say why (nothing is loosened until you do):",
+        *(f"    {x}" for x in override_lines(verdict.model, verdict.recipe, override,
+                                             config))])
 
 
 def accept_block(entries: list[dict[str, Any]]) -> list[str]:
-    """One paste for the whole run: ``entries`` are the records' ``accept`` dicts
-    (model, recipe, config, promise); promises of one recipe are merged."""
+    """One paste for the whole run, per config file: ``entries`` are the records'
+    ``accept`` dicts (model, recipe, config, promise, and ``override``, the recipe's
+    current override); the promises of one recipe are merged into its override."""
     merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    current: dict[tuple[str, str, str], dict[str, Any]] = {}
     for entry in entries:
         key = (entry["config"] or "", entry["model"], entry["recipe"])
         merged.setdefault(key, {}).update(entry["promise"])
+        current[key] = entry.get("override") or {}
     lines: list[str] = []
     for config in sorted({k[0] for k in merged}):
         path = Path(config) if config else None
-        lines.append(f"To accept every broken promise of this run on purpose, paste into "
-                     f"{config or 'compressgate.toml'} and say why:")
-        for (where, model, recipe), promise in sorted(merged.items()):
-            if where == config:
-                lines += [f"    {x}" for x in override_lines(model, recipe, promise, path)]
+        if lines:  # one paragraph per file
+            lines.append("")
+        mine = [(k, merged_override(current[k], merged[k]))
+                for k in sorted(merged) if k[0] == config]
+        if _syntax(path) != "json":
+            lines.append(f"To accept every broken promise of this run on purpose, paste into "
+                         f"{config or 'compressgate.toml'} and say why (each table replaces "
+                         "the table of that name with its sub-tables, keeping every field "
+                         "you set; a table not there yet is added):")
+            for (_, model, recipe), override in mine:
+                lines += [f"    {x}" for x in toml_table(model, recipe, override, path)]
+            continue
+        lines.append(f"To accept every broken promise of this run on purpose, edit {config} "
+                     "and say why (each entry replaces the one of its name in that "
+                     "recipe_overrides, keeping every field you set; an entry not there yet "
+                     "is added):")
+        for model in sorted({k[1] for k, _ in mine}):
+            members = [json_entry(k[2], o) for k, o in mine if k[1] == model]
+            lines.append(f"    models.{model}.recipe_overrides:")
+            lines += [f"        {m}," for m in members[:-1]] + [f"        {members[-1]}"]
     return lines

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from compressgate.backends import candidate
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines, rules, shards
-from compressgate.gate.accept import accepting, override_hint
+from compressgate.gate.accept import accepting, override_hint, promised
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import SideBySide
@@ -289,7 +289,7 @@ class GateSession:
         verdict = verdict.with_notes(override_hint(
             verdict, config=accept["path"], existing=accept["existing"]))
         return verdict, {"model": model, "recipe": recipe, "config": accept["config"],
-                         "promise": accept["promise"]}
+                         "promise": accept["promise"], "override": accept["existing"]}
 
     def _accept(self, model: str, recipe: str, verdict: Verdict) -> dict[str, Any] | None:
         """Where and how a broken promise of ``verdict`` would be accepted (None when
@@ -298,11 +298,12 @@ class GateSession:
         if not fields:
             return None
         spec = self.specs.get(model)
-        existing = spec.recipe_overrides.get(recipe, {}).get("promise") if spec else None
+        # The whole override the file sets now: the printed one keeps all of it.
+        existing = spec.recipe_overrides.get(recipe) if spec else None
         existing = existing if isinstance(existing, dict) else {}
         path = spec.origin if spec is not None else None
         return {"path": path, "config": str(path) if path else None, "existing": existing,
-                "promise": {**existing, **{k: new for k, (_, new) in fields.items()}}}
+                "promise": promised(existing, fields)}
 
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)

@@ -39,7 +39,7 @@ def test_the_accepting_value_passes_the_measured_figure_and_no_more(field, measu
 def test_a_failed_size_promise_prints_toml_that_accepts_it(tmp_path):
     config = tmp_path / "compressgate.toml"
     hint = override_hint(_failed("size_ratio", 2.0046, 3.5), config=config,
-                         existing={"max_drop_pts": 1.0})
+                         existing={"promise": {"max_drop_pts": 1.0}})
     assert "min_size_ratio 3.5 -> 2.0" in hint and "compressgate.toml" in hint
     body = "\n".join(line.strip() for line in hint.splitlines()[1:])
     parsed = tomllib.loads(body)  # the printed lines are valid TOML, pasted as they are
@@ -58,8 +58,9 @@ def test_the_hint_follows_the_file_that_defines_the_model(tmp_path):
     in_pyproject = override_hint(verdict, config=tmp_path / "pyproject.toml")
     assert "[tool.compressgate.models.m.recipe_overrides.prune_int8]" in in_pyproject
     in_json = override_hint(verdict, config=tmp_path / "manifest.json")
+    # A member of models.m.recipe_overrides, valid JSON where it is pasted.
     line = in_json.splitlines()[1].strip()
-    assert json.loads(line.split(" = ", 1)[1])["promise"] == {"max_drop_pts": 5.11}
+    assert json.loads("{" + line + "}")["prune_int8"]["promise"] == {"max_drop_pts": 5.11}
 
 
 def test_no_hint_for_rows_that_are_not_promises():
