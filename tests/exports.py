@@ -27,7 +27,8 @@ def keras2(args) -> bytes:
 
     model = tf_keras.models.load_model(args.model)
     if args.extra_class:
-        model = tf_keras.Sequential([model, tf_keras.layers.Dense(4)])
+        extra = tf_keras.layers.Dense(4, name="extra_class")
+        model = tf_keras.Model(model.inputs, extra(model.outputs[0]))
     x = np.load(args.data)["x_calib"].astype(np.float32)
     if args.zero_calibration:
         x = np.zeros_like(x)

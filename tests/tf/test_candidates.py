@@ -121,3 +121,38 @@ def test_candidates_from_keras3_export_and_a_build_command_are_gated(project):
             "[[8], [3]]") in faults.stdout
     assert "k3_float.tflite: declared quantization 'int8' but the file is float" \
         in faults.stdout
+
+
+# A python with litert-torch (its venv takes 6.6 GB with torch: not installed by CI).
+TORCH_PYTHON = os.environ.get("COMPRESSGATE_TORCH_PYTHON")
+
+
+@pytest.mark.skipif(not TORCH_PYTHON, reason="COMPRESSGATE_TORCH_PYTHON (a venv's python "
+                    "with litert-torch) not set; CI does not install torch")
+def test_a_pytorch_candidate_built_in_its_own_venv(tmp_path):
+    import numpy as np
+    import tiny
+
+    np.savez(tmp_path / "data.npz", **tiny.make_data())
+    script = TESTS.parent / "examples" / "pytorch" / "export_int8.py"
+    subprocess.run([TORCH_PYTHON, str(script), "--data", "data.npz", "--float-out",
+                    "float.tflite", "--out", "unused.tflite"], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=900)
+    (tmp_path / "compressgate.toml").write_text(f"""
+[models.torch_mlp]
+model = "float.tflite"
+data = "data.npz"
+static_batch = 1
+recipes = ["float"]
+[models.torch_mlp.candidates.pt2e_int8]
+build = "{TORCH_PYTHON} {script} --data data.npz --out {{out}}"
+inputs = ["data.npz"]
+promise = {{ io_dtype = "int8", integer_only = true, targets = [] }}
+""")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_gate.py").write_text(
+        "def test_gate(compressgate_check):\n    compressgate_check()\n")
+    result = gate(tmp_path, "--compressgate-update=missing", "--compressgate-no-latency")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert (tmp_path / "baselines" / "torch_mlp" / "pt2e_int8.tflite").is_file()
+    assert gate(tmp_path, "--compressgate-no-latency").returncode == 0
