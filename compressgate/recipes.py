@@ -20,6 +20,8 @@ Criterion = Literal["l1", "bn_gamma"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
 # Runtimes a promise may name besides LiteRT (compressgate.measure.targets runs them).
 TARGETS = ("tflm",)
+# The recipe every drop and ratio is measured against: the float conversion.
+REFERENCE = "float"
 CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
 # What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
 # (tfmot's collaborative optimization schemes).
@@ -262,7 +264,7 @@ class Recipe:
 
     @property
     def is_reference(self) -> bool:
-        return self.name == "float"
+        return self.name == REFERENCE
 
     @property
     def needs_keras(self) -> bool:
@@ -456,7 +458,7 @@ def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:
 _INT8_IO = {"io_dtype": "int8", "integer_only": True}
 
 BUILTIN_RECIPES: tuple[Recipe, ...] = (
-    Recipe("float", "Reference conversion, no optimization.", optimize=False,
+    Recipe(REFERENCE, "Reference conversion, no optimization.", optimize=False,
            promise=Promise(io_dtype="float32")),
     Recipe("ptq_dynamic", "Dynamic-range PTQ: int8 weights, float activations.",
            quantization="dynamic", promise=Promise(min_size_ratio=3.0, io_dtype="float32")),

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from compressgate.report import markdown, view
     from compressgate.report.gate_run import run_facts
     from compressgate.report.summary import write_summary
+    from compressgate.report.view import ReportRow
 
     gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
                                 recipes=tuple(args.recipes or ())))
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         # --no-cache: a fresh cache for this run only, through which the workers report.
         cache = ResultCache(Path(scratch)) if args.no_cache else ResultCache(None)
         runner = Runner(gate.specs, cache, log=log)
-        rows = runner.run(cases, with_latency=not args.no_latency, jobs=args.jobs)
+        results = runner.run(cases, with_latency=not args.no_latency, jobs=args.jobs)
     meta = {
         "source": "compressgate run",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -58,12 +59,13 @@ def run(args: argparse.Namespace) -> int:
         **run_facts(),
         "versions": {**runner.backend.versions(), "python": platform.python_version()},
     }
+    rows = [ReportRow(r) for r in results]
     paths = write_summary(out, rows, meta)
     print(markdown.table(view.results_frame(rows)))
-    failed = [r for r in rows if not r["converted"]]
+    failed = [r for r in results if not r.converted]
     if args.tensorboard is not None:
-        cached = [f"{r['model']} x {r['recipe']}" for r in rows if r.get("cached")
-                  and r.get("finetune_seconds")]
+        cached = [f"{r.model} x {r.recipe}" for r in results if r.cached
+                  and r.finetune_seconds]
         if cached:
             log(f"tensorboard: no logs for cached results ({', '.join(cached)}); "
                 "pass --no-cache to fine-tune them again")

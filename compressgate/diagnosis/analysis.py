@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from compressgate.errors import UserInputError
+from compressgate.pipeline.record import ResultRow
 
 # Error of an op whose output is quantized perfectly: uniform rounding noise.
 ROUNDING_RMSE_OVER_SCALE = 1 / math.sqrt(12)
@@ -92,7 +93,7 @@ class Diagnosis:
     layers: tuple[LayerError, ...] = ()
     tensors: tuple[TensorError, ...] = ()
     sparsity: tuple[tuple[str, int, int], ...] = ()  # (weight tensor, elements, zeros)
-    row: dict[str, Any] = field(default_factory=dict)
+    row: ResultRow | None = None
     search: Search | None = None
     problems: tuple[str, ...] = ()
 

@@ -14,6 +14,7 @@ from compressgate.diagnosis import analysis
 from compressgate.diagnosis.analysis import Diagnosis, Search, Step
 from compressgate.errors import UserInputError
 from compressgate.measure import flatbuffer
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Recipe
 
 Debugger = Callable[[Any, Recipe, Any], tuple[list[dict], list[str]]]
@@ -57,7 +58,7 @@ def collect(runner, model: str, recipe: str | Recipe, *,
     resolved = runner.recipe(model, recipe)
     name = resolved.name
     problems: list[str] = []
-    row: dict[str, Any] = {}
+    row: ResultRow | None = None
     outcome = None
     try:
         outcome = runner.outcome(model, resolved)

@@ -28,6 +28,10 @@ def csv_text(diag: Diagnosis) -> str:
     return out.getvalue()
 
 
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 def summary_line(diag: Diagnosis, n: int = 3) -> str:
     """The gate's one-line pointer at the worst layers."""
     if not diag.layers:
@@ -39,13 +43,13 @@ def summary_line(diag: Diagnosis, n: int = 3) -> str:
 def markdown(diag: Diagnosis) -> str:
     lines = [f"# Diagnosis: {diag.model} x {diag.recipe}", ""]
     row = diag.row
-    if row.get("accuracy") is not None:
-        lines.append(f"- accuracy {row['accuracy']:.4f} vs float "
-                     f"{row.get('float_accuracy', float('nan')):.4f} (drop "
-                     f"{row.get('accuracy_drop_pts', float('nan')):.2f} pts), "
-                     f"{row.get('size_bytes')} bytes")
-        if row.get("kept_float") is not None:
-            lines.append(f"- layers kept float: {', '.join(row['kept_float']) or 'none'}")
+    if row is not None and row.accuracy is not None:
+        nan = float("nan")
+        lines.append(f"- accuracy {row.accuracy:.4f} vs float "
+                     f"{_or(row.float_accuracy, nan):.4f} (drop "
+                     f"{_or(row.accuracy_drop_pts, nan):.2f} pts), {row.size_bytes} bytes")
+        if row.kept_float is not None:
+            lines.append(f"- layers kept float: {', '.join(row.kept_float) or 'none'}")
     lines += [f"- problem: {p}" for p in diag.problems]
     if diag.layers:
         lines += ["", "## Per-layer quantization error (worst first)", "",

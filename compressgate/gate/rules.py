@@ -7,6 +7,7 @@ tolerance is a regression; getting better beyond it passes but marks the baselin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from compressgate.measure.stats import (
     ratio_exceeds,
     rows_within,
 )
+from compressgate.pipeline.record import ResultRow, TargetFigures
 from compressgate.recipes import DEFAULT_TFLM_QUANTA, Promise
 
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
@@ -36,96 +38,99 @@ EPSILON = 1e-9
 KERAS_AGREEMENT = 0.99
 
 
-def check_conversion(row: dict[str, Any], promise: Promise) -> Verdict:
-    rows = [Row("converted", row["converted"], True, "-",
-                Status.PASS if row["converted"] else Status.FAIL, row.get("error") or "")]
-    if row["converted"]:
+def check_conversion(row: ResultRow, promise: Promise) -> Verdict:
+    rows = [Row("converted", row.converted, True, "-",
+                Status.PASS if row.converted else Status.FAIL, row.error or "")]
+    if row.converted:
         if promise.io_dtype:
             for side in ("input_dtype", "output_dtype"):
-                rows.append(Row(side, row[side], promise.io_dtype, "-",
-                                Status.PASS if row[side] == promise.io_dtype else Status.FAIL))
+                dtype = getattr(row, side)
+                rows.append(Row(side, dtype, promise.io_dtype, "-",
+                                Status.PASS if dtype == promise.io_dtype else Status.FAIL))
         if promise.integer_only:
-            floats = row.get("float_ops") or []
+            floats = row.float_ops
             rows.append(Row("float ops", " ".join(floats) or "none", "none", "-",
                             Status.FAIL if floats else Status.PASS))
         if promise.min_runtime:
             rows.append(_runtime_row(row, promise.min_runtime))
-    return Verdict(row["model"], row["recipe"], "conversion", tuple(rows))
+    return Verdict(row.model, row.recipe, "conversion", tuple(rows))
 
 
-def _runtime_row(row: dict[str, Any], declared: str) -> Row:
+def _runtime_row(row: ResultRow, declared: str) -> Row:
     """The declared oldest runtime against the op versions in the flatbuffer; an op the
     runtime table does not know cannot be vouched for, so it fails too."""
     from compressgate.compat.runtime_versions import judge, requirement
 
-    if not row.get("op_versions"):  # e.g. a row from an older cache: nothing to vouch for
+    if not row.op_versions:  # e.g. a row from an older cache: nothing to vouch for
         return Row("min runtime", None, f"<= {declared}", "-", Status.FAIL,
                    "no op versions recorded for this file: cannot vouch for a runtime")
-    verdict = judge(requirement(tuple(op) for op in row.get("op_versions") or ()), declared)
+    verdict = judge(requirement(tuple(op) for op in row.op_versions), declared)
     return Row("min runtime", verdict.measured, f"<= {declared}", "-",
                Status.PASS if verdict.ok else Status.FAIL, verdict.note)
 
 
-def check_accuracy(row: dict[str, Any], promise: Promise) -> Verdict:
+def check_accuracy(row: ResultRow, promise: Promise) -> Verdict:
     """The recipe's loss against the float model: accuracy in points (the promise's
     ``max_drop_pts``), or a custom metric in its own units (the metric's ``max_loss``)."""
-    if row.get("metric", "accuracy") != "accuracy":
+    if not row.is_accuracy:
         return _check_metric(row)
-    drop = row.get("accuracy_drop_pts")
+    drop = row.accuracy_drop_pts
     if drop is None:
         return _not_converted(row, "accuracy")
     ok = drop < promise.max_drop_pts
     rows = [Row("accuracy drop (pts)", drop, promise.max_drop_pts, "< limit",
                 Status.PASS if ok else Status.FAIL,
-                f"{row['accuracy']:.4f} vs float {row['float_accuracy']:.4f}")]
-    agreement = row.get("keras_agreement")
+                f"{row.accuracy:.4f} vs float {row.float_accuracy:.4f}")]
+    agreement = row.keras_agreement
     if agreement is not None:  # the float reference: is the conversion faithful?
         rows.append(Row("top-1 agreement with Keras", agreement, KERAS_AGREEMENT, ">= limit",
                         Status.PASS if agreement >= KERAS_AGREEMENT else Status.FAIL))
-    return Verdict(row["model"], row["recipe"], "accuracy", tuple(rows))
+    return Verdict(row.model, row.recipe, "accuracy", tuple(rows))
 
 
-def _check_metric(row: dict[str, Any]) -> Verdict:
-    loss = row.get("metric_loss")
+def _check_metric(row: ResultRow) -> Verdict:
+    loss = row.metric_loss
     if loss is None:
         return _not_converted(row, "accuracy")
-    better = "higher" if row["higher_is_better"] else "lower"
-    return Verdict(row["model"], row["recipe"], "accuracy", (
-        Row(f"{row['metric']} loss", loss, row["max_loss"], "< limit",
-            Status.PASS if loss < row["max_loss"] else Status.FAIL,
-            f"{row['score']:.6g} vs float {row['float_score']:.6g}, {better} is better"),))
+    better = "higher" if row.higher_is_better else "lower"
+    return Verdict(row.model, row.recipe, "accuracy", (
+        Row(f"{row.metric} loss", loss, row.max_loss, "< limit",
+            Status.PASS if loss < row.max_loss else Status.FAIL,
+            f"{row.score:.6g} vs float {row.float_score:.6g}, {better} is better",
+            key="metric_loss"),))
 
 
-def check_size(row: dict[str, Any], promise: Promise) -> Verdict:
-    if row.get("size_ratio") is None:
+def check_size(row: ResultRow, promise: Promise) -> Verdict:
+    if row.size_ratio is None:
         return _not_converted(row, "size")
     rows = []
     for metric, limit in (("size_ratio", promise.min_size_ratio),
                           ("gzip_ratio", promise.min_gzip_ratio)):
         if limit is not None:
-            rows.append(Row(metric, row[metric], limit, ">= limit",
-                            Status.PASS if row[metric] >= limit else Status.FAIL))
+            ratio = getattr(row, metric)
+            rows.append(Row(metric, ratio, limit, ">= limit",
+                            Status.PASS if ratio >= limit else Status.FAIL))
     if promise.max_clusters is not None:
         rows.append(_clusters_row(row, promise.max_clusters))
     if not rows:
-        rows.append(Row("size_ratio", row["size_ratio"], None, "no promise", Status.SKIPPED,
+        rows.append(Row("size_ratio", row.size_ratio, None, "no promise", Status.SKIPPED,
                         "the recipe promises no size ratio"))
-    return Verdict(row["model"], row["recipe"], "size", tuple(rows))
+    return Verdict(row.model, row.recipe, "size", tuple(rows))
 
 
-def _clusters_row(row: dict[str, Any], limit: int) -> Row:
+def _clusters_row(row: ResultRow, limit: int) -> Row:
     """Clustering must be visible in the file: a clustering lost on the way (a stage
     skipped, a QAT that re-learned free weights) leaves many values per channel."""
-    measured = row.get("clusters_max")
+    measured = row.clusters.max if row.clusters is not None else None
     ok = measured is not None and measured <= limit
     return Row("distinct values per channel (max)", measured, limit, "<= limit",
                Status.PASS if ok else Status.FAIL,
                "" if measured is not None else "no weight tensors counted in this file")
 
 
-def _not_converted(row: dict[str, Any], check: str) -> Verdict:
-    return Verdict(row["model"], row["recipe"], check, (
-        Row("converted", False, True, "-", Status.FAIL, row.get("error") or "no result"),))
+def _not_converted(row: ResultRow, check: str) -> Verdict:
+    return Verdict(row.model, row.recipe, check, (
+        Row("converted", False, True, "-", Status.FAIL, row.error or "no result"),))
 
 
 def _one_sided(metric: str, measured: float, base: float, *, higher_is_better: bool,
@@ -181,7 +186,7 @@ class Reference:
         return cls(metrics, machine, absent="no accepted artifact at hand")
 
 
-def check_baseline(row: dict[str, Any], reference: Reference | dict[str, Any],
+def check_baseline(row: ResultRow, reference: Reference | dict[str, Any],
                    tol: Tolerances, hint: str = "--compressgate-update=missing") -> Verdict:
     """Against the accepted result: quality (paired on the same test rows when the
     accepted file is at hand), size, gzip size, sparsity, fidelity of the outputs, byte
@@ -189,50 +194,50 @@ def check_baseline(row: dict[str, Any], reference: Reference | dict[str, Any],
     missing figure."""
     ref = reference if isinstance(reference, Reference) else Reference.recorded(reference)
     metrics = ref.metrics
-    model, recipe = row["model"], row["recipe"]
+    model, recipe = row.model, row.recipe
     if not metrics.get("converted", True):
-        status = Status.IMPROVED if row["converted"] else Status.PASS
+        status = Status.IMPROVED if row.converted else Status.PASS
         return Verdict(model, recipe, "baseline", (
-            Row("converted", row["converted"], False, "-", status,
+            Row("converted", row.converted, False, "-", status,
                 metrics.get("error") or ""),))
-    if not row["converted"]:
+    if not row.converted:
         return Verdict(model, recipe, "baseline", (
-            Row("converted", False, True, "-", Status.REGRESSION, row.get("error") or ""),))
+            Row("converted", False, True, "-", Status.REGRESSION, row.error or ""),))
     rows = [
         _quality(row, ref, tol),
         *_recorded_quality(row, ref, tol),
-        _one_sided("size_bytes", row["size_bytes"], metrics["size_bytes"],
+        _one_sided("size_bytes", row.size_bytes, metrics["size_bytes"],
                    higher_is_better=False, allowed=metrics["size_bytes"] * tol.size_pct / 100,
                    tol_text=f"+{tol.size_pct} %"),
-        _one_sided("gzip_bytes", row["gzip_bytes"], metrics["gzip_bytes"],
+        _one_sided("gzip_bytes", row.gzip_bytes, metrics["gzip_bytes"],
                    higher_is_better=False, allowed=metrics["gzip_bytes"] * tol.gzip_pct / 100,
                    tol_text=f"+{tol.gzip_pct} %"),
-        _one_sided("sparsity", row["sparsity"], metrics["sparsity"], higher_is_better=True,
+        _one_sided("sparsity", row.sparsity, metrics["sparsity"], higher_is_better=True,
                    allowed=tol.sparsity, tol_text=f"-{tol.sparsity}"),
     ]
     rows += _fidelity_rows(ref, tol)
-    if row.get(ARTIFACT_FIGURE) is not None:
+    if row.tflite_sha256 is not None:
         rows.append(identity_row(row, ref, hint))
-    if MEMORY_FIGURE in row or MEMORY_FIGURE in ref.machine:
+    if row.memory is not None or MEMORY_FIGURE in ref.machine:
         rows += _memory_rows(row, ref, tol, hint)
     return Verdict(model, recipe, "baseline", tuple(rows))
 
 
-def _quality(row: dict[str, Any], ref: Reference, tol: Tolerances) -> Row:
+def _quality(row: ResultRow, ref: Reference, tol: Tolerances) -> Row:
     """Accuracy against the accepted file on the same rows (a regression needs more
     lost rows than the tolerance allows *and* an exact McNemar p below
     ``accuracy_alpha``), or against the recorded figure in whole test rows."""
     side = ref.side
-    if row.get("metric", "accuracy") != "accuracy":
+    if not row.is_accuracy:
         base = side.accepted_score if side and side.accepted_score is not None \
-            else ref.metrics[row["metric"]]
-        sign = "-" if row["higher_is_better"] else "+"
+            else ref.metrics[row.metric]
+        sign = "-" if row.higher_is_better else "+"
         where = "the accepted file, this run" if side and side.accepted_score is not None \
             else f"the recorded figure ({ref.absent})"
-        return _one_sided(row["metric"], row["score"], base,
-                          higher_is_better=row["higher_is_better"],
-                          allowed=row["metric_tolerance"],
-                          tol_text=f"{sign}{row['metric_tolerance']:.4g}", note=f"vs {where}")
+        return _one_sided(row.metric, row.score, base,
+                          higher_is_better=row.higher_is_better,
+                          allowed=row.metric_tolerance,
+                          tol_text=f"{sign}{row.metric_tolerance:.4g}", note=f"vs {where}")
     if side is not None and side.paired is not None:
         paired = side.paired
         allowed = rows_within(tol.accuracy_pts, paired.rows)
@@ -247,25 +252,25 @@ def _quality(row: dict[str, Any], ref: Reference, tol: Tolerances) -> Row:
         p = p_better if paired.net_lost < 0 else p_worse
         note = (f"same {paired.rows} rows as the accepted file: {paired.lost} lost, "
                 f"{paired.gained} gained, McNemar p={p:.2g}")
-        return Row("accuracy", row["accuracy"], side.accepted_accuracy, tol_text, status, note,
+        return Row("accuracy", row.accuracy, side.accepted_accuracy, tol_text, status, note,
                    headroom=_headroom(paired.net_lost, allowed))
-    rows = int(row.get("test_rows") or 0)
+    rows = int(row.test_rows or 0)
     base = ref.metrics["accuracy"]
     if not rows:
-        return _one_sided("accuracy", row["accuracy"], base, higher_is_better=True,
+        return _one_sided("accuracy", row.accuracy, base, higher_is_better=True,
                           allowed=tol.accuracy_pts / 100, tol_text=f"-{tol.accuracy_pts} pts",
                           note=f"vs the recorded figure ({ref.absent})")
     allowed = rows_within(tol.accuracy_pts, rows)
-    lost = round((base - row["accuracy"]) * rows)
+    lost = round((base - row.accuracy) * rows)
     status = Status.REGRESSION if lost > allowed \
         else Status.IMPROVED if -lost > allowed else Status.PASS
-    return Row("accuracy", row["accuracy"], base,
+    return Row("accuracy", row.accuracy, base,
                f"-{tol.accuracy_pts} pts ({allowed} rows)", status,
                f"{lost:+d} rows vs the recorded figure ({ref.absent})",
                headroom=_headroom(lost, allowed))
 
 
-def _recorded_quality(row: dict[str, Any], ref: Reference, tol: Tolerances) -> list[Row]:
+def _recorded_quality(row: ResultRow, ref: Reference, tol: Tolerances) -> list[Row]:
     """The accepted file's accuracy on this machine and runtime against the figure it was
     accepted with: the same bytes scoring worse here means the runtime changed under
     them (a kernel bug after an upgrade), which side by side cannot see. In whole test
@@ -273,7 +278,7 @@ def _recorded_quality(row: dict[str, Any], ref: Reference, tol: Tolerances) -> l
     (measured: top-1 agreement 99.75 % between two kernel paths on digits)."""
     side = ref.side
     if side is None or side.accepted_accuracy is None or "accuracy" not in ref.metrics \
-            or row.get("metric", "accuracy") != "accuracy" or side.paired is None:
+            or not row.is_accuracy or side.paired is None:
         return []
     rows = side.paired.rows
     allowed = max(rows_within(tol.accuracy_pts, rows), 1)
@@ -325,11 +330,12 @@ def _fidelity_rows(ref: Reference, tol: Tolerances) -> list[Row]:
     return rows
 
 
-def identity_row(row: dict[str, Any], ref: Reference, hint: str) -> Row:
+def identity_row(row: ResultRow, ref: Reference, hint: str) -> Row:
     """The new file's sha256 against the accepted one: compared only on the build
     (versions, Python, machine class) and inputs that recorded it."""
-    measured, recorded = row[ARTIFACT_FIGURE], ref.metrics.get(ARTIFACT_FIGURE)
-    cached = ("from the result cache, not converted in this run" if row.get("cached")
+    measured, recorded = row.tflite_sha256, ref.metrics.get(ARTIFACT_FIGURE)
+    assert measured is not None
+    cached = ("from the result cache, not converted in this run" if row.cached
               else "converted in this run")
     if recorded is None:
         return Row(ARTIFACT_FIGURE, measured[:12], None, "identical", Status.REGRESSION,
@@ -356,13 +362,14 @@ def identity_row(row: dict[str, Any], ref: Reference, hint: str) -> Row:
                f".tflite ({cached})")
 
 
-def _memory_rows(row: dict[str, Any], ref: Reference, tol: Tolerances, hint: str) -> list[Row]:
+def _memory_rows(row: ResultRow, ref: Reference, tol: Tolerances, hint: str) -> list[Row]:
     """Peak memory against the accepted file measured in this run (any machine), and
     against the figure recorded for this machine class (a runtime that grew)."""
-    measured, tol_text = row.get(MEMORY_FIGURE), f"+{tol.memory_pct} % +{tol.memory_kib:g} KiB"
+    measured, tol_text = row.peak_memory, f"+{tol.memory_pct} % +{tol.memory_kib:g} KiB"
     if measured is None:
+        why = row.memory.error if row.memory is not None else None
         return [Row(MEMORY_FIGURE, None, ref.machine.get(MEMORY_FIGURE), tol_text, Status.FAIL,
-                    row.get("memory_error") or "not measured")]
+                    why or "not measured")]
     out = []
     side = ref.side
     if side is not None and not side.identical and side.accepted_memory is not None:
@@ -462,66 +469,66 @@ def _unless_busy(pairs: LatencyPairs, limit: float, alpha: float, row: Row) -> R
     load = f"machine busy while timing ({pairs.others_running:.1f} other runnable tasks " \
            "on average)"
     if ratio_exceeds(pairs, limit * BUSY_FACTOR, alpha)[0]:
-        return Row(row.metric, row.measured, row.expected, row.tolerance, row.status,
-                   f"{row.note}; {load}, and still beyond {BUSY_FACTOR:g}x the limit",
-                   row.missing, row.headroom)
-    return Row(row.metric, row.measured, row.expected, row.tolerance, Status.SKIPPED,
-               f"{load}: would be a regression ({row.note}), within what contention "
-               f"moves ({BUSY_FACTOR:g}x the limit); not judged, re-run on a quiet machine",
-               row.missing, row.headroom)
+        return dataclasses.replace(
+            row, note=f"{row.note}; {load}, and still beyond {BUSY_FACTOR:g}x the limit")
+    return dataclasses.replace(
+        row, status=Status.SKIPPED,
+        note=f"{load}: would be a regression ({row.note}), within what contention moves "
+             f"({BUSY_FACTOR:g}x the limit); not judged, re-run on a quiet machine")
 
 
-def check_targets(row: dict[str, Any], promise: Promise, accepted: dict[str, Any],
+def check_targets(row: ResultRow, promise: Promise, accepted: dict[str, Any],
                   tol: Tolerances, hint: str = "--compressgate-update=missing") -> Verdict:
     """Where the file runs besides LiteRT with XNNPACK (``compressgate.measure.targets``):
     LiteRT's reference kernels against XNNPACK (``promise.min_kernel_agreement``) and, for
-    each runtime in ``row["targets"]``, TFLM: it loads, its outputs equal the reference
+    each runtime in ``row.targets.declared``, TFLM: it loads, its outputs equal the reference
     kernels' (integer outputs: within ``promise.max_tflm_quanta``, default one quantum), its
     arena fits ``promise.max_arena_kib`` and has not grown against ``accepted`` (the
     baseline's metrics) by more than ``tol.arena_pct``."""
-    model, recipe = row["model"], row["recipe"]
-    if not row["converted"]:
+    model, recipe = row.model, row.recipe
+    if not row.converted:
         return _not_converted(row, TARGETS_CHECK)
-    if row.get("targets_error"):
+    figures = row.targets or TargetFigures()
+    if figures.error:
         return Verdict(model, recipe, TARGETS_CHECK, (
-            Row("target measurement", None, "measured", "-", Status.FAIL, row["targets_error"]),))
-    agreement, quanta = row.get("kernel_agreement"), row.get("kernel_max_quanta")
+            Row("target measurement", None, "measured", "-", Status.FAIL, figures.error),))
+    agreement, quanta = figures.kernel_agreement, figures.kernel_max_quanta
     said = f"top-1, XNNPACK vs reference kernels; max difference {fmt(quanta)} quanta"
     limit = promise.min_kernel_agreement
     rows = [Row("kernel agreement", agreement, limit, ">= limit" if limit is not None else "-",
                 Status.INFO if limit is None else
                 Status.PASS if agreement is not None and agreement >= limit - EPSILON
                 else Status.FAIL, said if limit is not None else f"{said} (no promise)")]
-    if "tflm" in (row.get("targets") or ()):
-        rows += _tflm_rows(row, promise, accepted, tol, hint)
+    if figures.tflm:
+        rows += _tflm_rows(figures, promise, accepted, tol, hint)
     return Verdict(model, recipe, TARGETS_CHECK, tuple(rows))
 
 
-def _tflm_rows(row: dict[str, Any], promise: Promise, accepted: dict[str, Any],
+def _tflm_rows(row: TargetFigures, promise: Promise, accepted: dict[str, Any],
                tol: Tolerances, hint: str) -> list[Row]:
-    loads, why = row.get("tflm_loads"), row.get("tflm_error") or ""
+    loads, why = row.tflm_loads, row.tflm_error or ""
     if loads is None:  # tflite-micro missing here: not judged, and said in one line
         return [Row("runs on TFLM", None, True, "-", Status.SKIPPED, why or "not measured")]
     if not loads:
         return [Row("runs on TFLM", False, True, "-", Status.FAIL, why)]
-    version = row.get("tflm_version") or "?"
+    version = row.tflm_version or "?"
     rows = [Row("runs on TFLM", True, True, "-", Status.PASS, f"tflite-micro {version}")]
-    quanta, allowed = row.get("tflm_max_quanta"), promise.max_tflm_quanta
+    quanta, allowed = row.tflm_max_quanta, promise.max_tflm_quanta
     allowed = DEFAULT_TFLM_QUANTA if allowed is None else allowed
     if quanta is not None:
         rows.append(Row("TFLM vs reference kernels (quanta)", quanta, allowed, "<= limit",
                         Status.PASS if quanta <= allowed else Status.FAIL,
-                        f"largest output difference on the first {fmt(row.get('target_rows'))} "
-                        f"test rows; top-1 agreement {fmt(row.get('tflm_ref_agreement'))}"))
+                        f"largest output difference on the first {fmt(row.rows)} "
+                        f"test rows; top-1 agreement {fmt(row.tflm_ref_agreement)}"))
     else:
-        rows.append(Row("TFLM vs reference kernels", row.get("tflm_max_diff"), None, "-",
+        rows.append(Row("TFLM vs reference kernels", row.tflm_max_diff, None, "-",
                         Status.INFO, "float outputs: largest difference as a fraction of "
-                        f"the range; top-1 agreement {fmt(row.get('tflm_ref_agreement'))}"))
-    if row.get("tflm_accuracy") is not None:
-        rows.append(Row("TFLM accuracy", row["tflm_accuracy"], row.get("litert_rows_accuracy"),
-                        "-", Status.INFO, f"on the first {fmt(row.get('target_rows'))} test "
+                        f"the range; top-1 agreement {fmt(row.tflm_ref_agreement)}"))
+    if row.tflm_accuracy is not None:
+        rows.append(Row("TFLM accuracy", row.tflm_accuracy, row.litert_rows_accuracy,
+                        "-", Status.INFO, f"on the first {fmt(row.rows)} test "
                         "rows, against LiteRT with XNNPACK on the same rows"))
-    arena = row.get(ARENA_FIGURE)
+    arena = row.tflm_arena_bytes
     if arena is None:
         return [*rows, Row(ARENA_FIGURE, None, None, "-", Status.FAIL,
                            "TFLM printed no arena allocation total")]
@@ -544,7 +551,7 @@ def _tflm_rows(row: dict[str, Any], promise: Promise, accepted: dict[str, Any],
     return rows
 
 
-def absolute_failures(row: dict[str, Any], promise: Promise) -> list[str]:
+def absolute_failures(row: ResultRow, promise: Promise) -> list[str]:
     """Why a result must not become a baseline (conversion or the accuracy limit)."""
     reasons = []
     for verdict in (check_conversion(row, promise), check_accuracy(row, promise)):

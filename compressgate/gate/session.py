@@ -19,6 +19,7 @@ from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
+from compressgate.pipeline.record import ResultRow
 from compressgate.project import config
 from compressgate.project.models import select
 from compressgate.recipes import declared_targets, default_recipes, get_recipe
@@ -111,7 +112,7 @@ class GateSession:
         self._latency: dict[tuple[str, str], Any] = {}
         self._env: dict[str, str] | None = None
         self._prepared = False
-        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self._rows: dict[tuple[str, str], ResultRow] = {}
         self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
         self._sides: dict[tuple[str, str], tuple[SideBySide | None, str]] = {}
         self._side_latency: dict[tuple[str, str], Any] = {}
@@ -192,13 +193,13 @@ class GateSession:
                        for r in ("float", c.recipe)})
         self.runner.precompute(plan, self.settings.jobs)
 
-    def row(self, model: str, recipe: str) -> dict[str, Any]:
+    def row(self, model: str, recipe: str) -> ResultRow:
         """The case's summary row, computed once however many checks read it."""
         key = (model, recipe)
         if key not in self._rows:
             self.prepare()
             self._rows[key] = self.runner.row(model, recipe)
-        return dict(self._rows[key])
+        return self._rows[key]
 
     def latency(self, model: str, recipe: str, *, fresh: bool = False):
         key = (model, recipe)
@@ -217,8 +218,8 @@ class GateSession:
         if not outcome.converted:
             raise UserInputError(f"{model} x {recipe}: not converted ({outcome.error})")
         row = self.row(model, recipe)
-        info = {k: row.get(k) for k in ("size_bytes", "gzip_bytes", "accuracy",
-                                        "accuracy_drop_pts", "input_dtype", "recipe")}
+        info = {k: getattr(row, k) for k in ("size_bytes", "gzip_bytes", "accuracy",
+                                             "accuracy_drop_pts", "input_dtype", "recipe")}
         return litert.ready_invoke(outcome.tflite, self.runner.sample(model)), info
 
     def tolerances(self, model: str) -> Tolerances:
@@ -325,7 +326,7 @@ class GateSession:
     def reference(self, model: str, recipe: str, stored: baselines.Baseline) -> rules.Reference:
         row = self.row(model, recipe)
         side, why = self.side_by_side(model, recipe, stored)
-        now = row.get("inputs") or {}
+        now = row.inputs or {}
         changed = tuple(sorted(k for k in now if stored.inputs and stored.inputs.get(k) != now[k]))
         overrides = self.specs[model].recipe_overrides.get(recipe, {}) \
             if model in self.specs else {}
@@ -346,7 +347,7 @@ class GateSession:
         if have:
             assert stored is not None
             reference = self.reference(model, recipe, stored) \
-                if stored.metrics.get("converted", True) and row["converted"] \
+                if stored.metrics.get("converted", True) and row.converted \
                 else rules.Reference(stored.metrics)
             verdict = self._annotate(rules.check_baseline(row, reference, self.tolerances(model),
                                                          self.create_hint()), stored)
@@ -354,18 +355,18 @@ class GateSession:
             verdict = self._missing(model, recipe, "baseline")
         metrics = baselines.recorded_metrics(row)
         change = baselines.Change(metrics)
-        if row["converted"]:
-            memory = {baselines.MEMORY_FIGURE: row[baselines.MEMORY_FIGURE]} \
-                if row.get(baselines.MEMORY_FIGURE) is not None else None
+        if row.converted:
+            memory = {baselines.MEMORY_FIGURE: row.peak_memory} \
+                if row.peak_memory is not None else None
             artifact = self.runner.outcome(model, recipe).tflite \
                 if baselines.ARTIFACT_FIGURE in metrics else None
-            change = baselines.Change(metrics, row.get("inputs"), memory, artifact)
+            change = baselines.Change(metrics, row.inputs, memory, artifact)
             if have and stored is not None and self.settings.update == "missing":
                 change = self._only_missing(stored, change)
         # A baseline without input digests (from before they were recorded) counts as
         # missing them even when its file is identical and no row says so.
         missing = not have or any(r.missing for r in verdict.rows) or (
-            stored is not None and not stored.inputs and bool(row.get("inputs")))
+            stored is not None and not stored.inputs and bool(row.inputs))
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
 
     def _only_missing(self, stored: baselines.Baseline,
@@ -395,11 +396,11 @@ class GateSession:
         verdict, accept = self._with_accept(model, recipe, rules.check_targets(
             row, self.promise(model, recipe), accepted, self.tolerances(model),
             self.create_hint()))
-        arena = row.get(baselines.ARENA_FIGURE)
+        figures = row.targets
         change = None
-        if arena is not None and "tflm" in (row.get("targets") or ()):
-            change = baselines.Change({baselines.ARENA_FIGURE: arena,
-                                       baselines.TFLM_VERSION: row.get("tflm_version")})
+        if figures is not None and figures.tflm_arena_bytes is not None and figures.tflm:
+            change = baselines.Change({baselines.ARENA_FIGURE: figures.tflm_arena_bytes,
+                                       baselines.TFLM_VERSION: figures.tflm_version})
             if self.settings.update == "missing" and baselines.ARENA_FIGURE in accepted:
                 change = None
         outcome = self._maybe_update(model, recipe, verdict, change,

@@ -19,6 +19,7 @@ from typing import Any
 from compressgate.gate import shards
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
+from compressgate.pipeline.record import ResultRow
 from compressgate.report.gate_run import write_reports
 
 Case = tuple[str, str]
@@ -68,7 +69,8 @@ def read(directory: Path) -> ShardReport:
         raise ValueError(f"{directory / 'checks.json'}: not a list of check records "
                          f"({exc})") from None
     assert shard is not None
-    rows = {(r["model"], r["recipe"]): r for r in summary.get("results", [])}
+    rows = {(r["model"], r["recipe"]): ResultRow.from_dict(r)
+            for r in summary.get("results", [])}
     # The result rows travel in summary.json; checks.json keeps only the verdicts.
     records = [replace(r, row=rows.get(r.key)) if r.check == "conversion" else r
                for r in records]

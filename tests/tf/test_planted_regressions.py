@@ -33,7 +33,7 @@ def reference(session, base: str, recipe) -> rules.Reference:
     return rules.Reference(stored.metrics, stored.machine(session.machine_class),
                           session.machine_class, side,
                           build_changes=session.build_changes(stored),
-                          changed_inputs=tuple(k for k, v in row["inputs"].items()
+                          changed_inputs=tuple(k for k, v in row.inputs.items()
                                                if stored.inputs.get(k) != v),
                           finetuned=recipe.needs_finetune)
 
@@ -66,7 +66,7 @@ def test_optimization_switched_off_fails_size(session):
                                               ("scaled_calibration", 0.01)])
 def test_bad_calibration_fails_accuracy(session, fault, scale):
     recipe, row = planted(session, "ptq_int8", fault, {"calibration_scale": scale})
-    assert rules.check_accuracy(row, recipe.promise).failed, row["accuracy_drop_pts"]
+    assert rules.check_accuracy(row, recipe.promise).failed, row.accuracy_drop_pts
     verdict = rules.check_baseline(row, reference(session, "ptq_int8", recipe),
                                   session.settings.tolerances)
     assert "accuracy" in failed_metrics(verdict), verdict.table()
@@ -93,7 +93,7 @@ def test_perturbed_weights_fail_only_the_comparison_with_the_accepted_file(sessi
     # digits_cnn: float 0.9825 -> 0.9825, int8 0.9825 -> 0.98), so the absolute checks
     # pass; only the outputs, compared side by side with the accepted file, move.
     recipe, row = planted(session, base, "perturbed", {"perturb_weights": 0.05})
-    assert row["inputs"] == session.runner.row(MODEL, base)["inputs"]
+    assert row.inputs == session.runner.row(MODEL, base).inputs
     promise = session.promise(MODEL, base)
     assert not rules.check_accuracy(row, promise).failed
     assert not rules.check_size(row, promise).failed

@@ -10,6 +10,7 @@ import pytest
 from compressgate.gate import rules
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide, rows_within
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise, get_recipe
 
 INT8 = get_recipe("ptq_int8").promise
@@ -17,11 +18,12 @@ TOL = Tolerances()
 
 
 def row(**overrides):
-    return {"model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
+    return ResultRow.from_dict({
+            "model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
             "accuracy": 0.99, "float_accuracy": 0.99, "accuracy_drop_pts": 0.0,
             "size_bytes": 1000, "size_ratio": 4.0, "gzip_bytes": 900, "gzip_ratio": 4.0,
             "sparsity": 0.5, "input_dtype": "int8", "output_dtype": "int8", "float_ops": [],
-            "test_rows": 400, "peak_memory_bytes": 1_000_000} | overrides
+            "test_rows": 400, "peak_memory_bytes": 1_000_000} | overrides)
 
 
 METRICS = {"accuracy": 0.99, "size_bytes": 1000, "gzip_bytes": 900, "sparsity": 0.5}

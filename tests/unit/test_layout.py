@@ -9,6 +9,7 @@ import pytest
 
 from compressgate.cli.main import parser
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.pipeline.record import ResultRow
 from compressgate.project.config import names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def verdict():
 def test_a_check_record_survives_the_json_trip_to_the_controller():
     record = CheckRecord.of(verdict(), message="text", refused=None,
                             update=Update("b/m/r.json", "updated", [("a", "1", "2", "+1 %")]),
-                            row={"model": "m"})
+                            row=ResultRow("m", "r", converted=False))
     back = CheckRecord.from_dict(json.loads(json.dumps(record.to_dict())))
     assert back == record
     assert (back.failed, back.regressions, back.stale) == (True, ["accuracy"], ["size_bytes"])

@@ -3,6 +3,7 @@ measured against what, the tolerance text, the status and the note a user reads,
 headroom the reports plot. Written against the mutants that ``tox -e mutation`` found
 surviving the other unit tests (see README "Testing"). No TensorFlow, no timing."""
 
+import dataclasses
 import math
 
 import pytest
@@ -12,6 +13,7 @@ from compressgate.gate.records import CheckRecord, Row, Update, Verdict
 from compressgate.gate.rules import Reference
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise
 
 TOL = Tolerances()
@@ -20,11 +22,12 @@ SHA_OLD = "fedcba9876543210" * 4
 
 
 def row(**overrides):
-    return {"model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
+    return ResultRow.from_dict({
+            "model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
             "accuracy": 0.97, "float_accuracy": 0.98, "accuracy_drop_pts": 1.0,
             "size_bytes": 1000, "size_ratio": 4.0, "gzip_bytes": 800, "gzip_ratio": 4.5,
             "sparsity": 0.5, "input_dtype": "int8", "output_dtype": "int8",
-            "float_ops": []} | overrides
+            "float_ops": []} | overrides)
 
 
 METRICS = {"accuracy": 0.97, "size_bytes": 1000, "gzip_bytes": 800, "sparsity": 0.5}
@@ -148,23 +151,24 @@ def test_no_result_reads_as_not_converted_under_its_own_check(check):
     empty = row(accuracy_drop_pts=None, size_ratio=None)
     assert check(empty, Promise()) == Verdict("m", "ptq_int8", name, (
         Row("converted", False, True, "-", "fail", "no result"),))
-    assert check(empty | {"error": "OOM"}, Promise()).rows[0].note == "OOM"
+    assert check(dataclasses.replace(empty, error="OOM"), Promise()).rows[0].note == "OOM"
 
 
 def custom(**overrides):
-    return row(metric="mae", metric_loss=0.02, max_loss=0.05, score=0.123456789,
-               float_score=0.1, higher_is_better=False, metric_tolerance=0.05) | overrides
+    return row(**{"metric": "mae", "metric_loss": 0.02, "max_loss": 0.05, "score": 0.123456789,
+                  "float_score": 0.1, "higher_is_better": False, "metric_tolerance": 0.05}
+               | overrides)
 
 
 def test_a_custom_metric_is_judged_in_its_own_units_with_its_direction():
     verdict = rules.check_accuracy(custom(), Promise())
     assert verdict == Verdict("m", "ptq_int8", "accuracy", (
         Row("mae loss", 0.02, 0.05, "< limit", "pass",
-            "0.123457 vs float 0.1, lower is better"),))
+            "0.123457 vs float 0.1, lower is better", key="metric_loss"),))
     higher = rules.check_accuracy(custom(metric="r2", higher_is_better=True, metric_loss=0.05),
                                  Promise())
     assert higher.rows == (Row("r2 loss", 0.05, 0.05, "< limit", "fail",
-                               "0.123457 vs float 0.1, higher is better"),)
+                               "0.123457 vs float 0.1, higher is better", key="metric_loss"),)
     missing = rules.check_accuracy(custom(metric_loss=None, error="no score"), Promise())
     assert missing == Verdict("m", "ptq_int8", "accuracy", (
         Row("converted", False, True, "-", "fail", "no score"),))

@@ -24,6 +24,7 @@ from compressgate.gate.session import (
 )
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import get_recipe
 
 R = "ptq_int8"
@@ -70,7 +71,8 @@ class Runner:
     def row(self, model, recipe):
         key = self._key(model, recipe)
         self.calls.append(("row", model, recipe))
-        return {"tflite_sha256": hashlib.sha256(self.tflite[key]).hexdigest(), **self.rows[key]}
+        return ResultRow.from_dict({"tflite_sha256": hashlib.sha256(self.tflite[key]).hexdigest(),
+                                    **self.rows[key]})
 
     def recipe(self, model, name):
         assert model in ("m", "n"), model
@@ -174,8 +176,8 @@ def test_every_case_and_its_float_reference_are_computed_once_up_front(project):
 def test_rows_and_latency_are_cached_per_case(project):
     runner = Runner()
     session = project(runner)
-    assert session.row("m", R)["accuracy"] == 0.97
-    assert session.row("n", R)["accuracy"] == 0.95
+    assert session.row("m", R).accuracy == 0.97
+    assert session.row("n", R).accuracy == 0.95
     session.row("m", R)
     assert runner.count("row") == 2
     assert session.latency("m", R).ratio == pytest.approx(0.5)
@@ -227,7 +229,7 @@ def test_an_accuracy_failure_and_only_it_gets_a_diagnosis_note(project, tmp_path
     assert calls == []
     failed = session.run_check("n", R, "accuracy").verdict
     assert calls == [(session, "n", R)]
-    assert failed.rows == rules.check_accuracy(runner.rows[("n", R)],
+    assert failed.rows == rules.check_accuracy(ResultRow.from_dict(runner.rows[("n", R)]),
                                                get_recipe(R).promise).rows
     # The diagnosis first, then the lines that would accept the drop on purpose.
     assert failed.notes[0] == "worst layers: dense" and len(failed.notes) == 2

@@ -7,6 +7,7 @@ import pytest
 from compressgate.gate import baselines, rules
 from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise, get_recipe
 
 INT8 = get_recipe("ptq_int8").promise
@@ -20,7 +21,7 @@ def row(**overrides):
         "gzip_bytes": 800, "float_gzip_bytes": 3600, "gzip_ratio": 4.5, "sparsity": 0.0,
         "input_dtype": "int8", "output_dtype": "int8", "float_ops": [],
     }
-    return base | overrides
+    return ResultRow.from_dict(base | overrides)
 
 
 def baseline(**overrides):
