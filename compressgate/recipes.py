@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -22,6 +23,13 @@ KeepFloat = tuple[str, ...] | Literal["auto"] | None
 TARGETS = ("tflm",)
 # The recipe every drop and ratio is measured against: the float conversion.
 REFERENCE = "float"
+
+
+def with_reference(cases: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(model, recipe) ``cases`` after each model's float reference, each once: what
+    must be computed for their rows (every drop and ratio is against the reference)."""
+    cases = list(cases)
+    return list(dict.fromkeys([(model, REFERENCE) for model, _ in cases] + cases))
 CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
 # What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
 # (tfmot's collaborative optimization schemes).

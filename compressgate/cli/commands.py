@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from compressgate.errors import UserInputError
+from compressgate.gate.baselines import UPDATE_MISSING
 
 
 def log(line: str) -> None:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 def init(args: argparse.Namespace) -> int:
     """``compressgate init MODEL``: a starter config (and gate test file)."""
-    from compressgate.project.init import write
+    from compressgate.workflows.init import write
 
     written = write(args.model, data=args.data, name=args.name, config_path=args.config,
                     recipes=args.recipes, tests=args.tests, force=args.force,
@@ -87,7 +88,7 @@ def init(args: argparse.Namespace) -> int:
         log(f".gitignore: added {', '.join(written.ignored)}")
     for reason in written.left_out:
         log(f"left out {reason}")
-    log("next: compressgate run; then pytest --compressgate-update=missing to record "
+    log(f"next: compressgate run; then pytest {UPDATE_MISSING} to record "
         "baselines; commit them")
     return 0
 
@@ -125,8 +126,8 @@ def fixtures_build(args: argparse.Namespace) -> int:
 def reproducibility(args: argparse.Namespace) -> int:
     """``compressgate reproducibility``: convert afresh (no result cache), print each
     file's sha256 as JSON; with ``--baselines``, compare and exit 1 on a change."""
-    from compressgate.compat.reproducibility import compare_with_baselines, fresh_sha256
     from compressgate.recipes import default_recipes
+    from compressgate.workflows.reproducibility import compare_with_baselines, fresh_sha256
 
     recipes = args.recipes or [r.name for r in default_recipes()]
     fresh = fresh_sha256(args.config, args.models or [], recipes)
@@ -164,12 +165,12 @@ def cache_key(args: argparse.Namespace) -> int:
     from compressgate.measure.machine import machine_class, this_machine
     from compressgate.pipeline.cache import ResultCache
     from compressgate.pipeline.runner import Runner
+    from compressgate.recipes import with_reference
 
     gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
                                 recipes=tuple(args.recipes or ())))
     runner = Runner(gate.specs, ResultCache(None, enabled=False))
-    cases = {(c.model, name) for c in gate.all_cases() if not c.unsupported
-             for name in ("float", c.recipe)}
+    cases = with_reference((c.model, c.recipe) for c in gate.all_cases() if not c.unsupported)
     keys = sorted(runner.cache_key(m, runner.recipe(m, r)) for m, r in cases)
     text = "\n".join([machine_class(this_machine()), *keys])
     print(hashlib.sha256(text.encode()).hexdigest()[:32])
@@ -179,7 +180,7 @@ def cache_key(args: argparse.Namespace) -> int:
 def legacy_export(args: argparse.Namespace) -> int:
     """``compressgate legacy export DIR``: each converted model and LiteRT's outputs, for
     the oldest-runtime gate (``tests/legacy``)."""
-    from compressgate.compat.legacy import export
+    from compressgate.workflows.legacy import export
 
     index = export(args.out, args.config, jobs=args.jobs)
     print(f"{args.out}: {sum(e['converted'] for e in index['entries'])} models exported")

@@ -10,8 +10,10 @@ import csv
 import io
 from pathlib import Path
 
-from compressgate.diagnosis.analysis import ROUNDING_RMSE_OVER_SCALE, Diagnosis, offenders
+from compressgate.backends.analysis import ROUNDING_RMSE_OVER_SCALE, offenders
+from compressgate.diagnosis.collect import Diagnosis, collect
 from compressgate.files import write_text_atomic
+from compressgate.gate.session import GateSession
 
 _CSV_FIELDS = ("layer", "op", "tensor", "elements", "rmse", "scale", "rmse_over_scale",
                "max_abs_error")
@@ -107,3 +109,17 @@ def write(diag: Diagnosis, directory: Path) -> list[Path]:
         paths.append(stem.with_suffix(".png"))
         _plot(diag, paths[2])
     return paths
+
+
+def diagnose_note(session: GateSession, model: str, recipe: str) -> str:
+    """Diagnose a failed accuracy check: one line naming the worst layers, and the full
+    report under ``<reports>/diagnosis/`` when the session writes reports."""
+    try:
+        diag = collect(session.runner, model, recipe)
+        line = summary_line(diag)
+        if session.settings.reports is not None:
+            paths = write(diag, session.settings.reports / "diagnosis")
+            line += f" (report: {paths[0]})"
+        return line
+    except Exception as exc:  # a diagnosis must never hide the verdict it explains
+        return f"diagnosis failed: {type(exc).__name__}: {str(exc)[:200]}"

@@ -35,6 +35,9 @@ from compressgate.measure import memory, targets
 from compressgate.measure.machine import machine_class, this_machine
 from compressgate.pipeline.record import ResultRow
 
+# The update mode that records what a baseline lacks, and moves nothing it records.
+UPDATE_MISSING = "--compressgate-update=missing"
+
 SCHEMA = 2
 READS = (1, 2)
 REQUIRED = ("schema", "model", "recipe", "metrics", "environment")

@@ -12,9 +12,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from compressgate.gate.baselines import ARENA_FIGURE, ARTIFACT_FIGURE, MEMORY_FIGURE
+from compressgate.gate.baselines import (
+    ARENA_FIGURE,
+    ARTIFACT_FIGURE,
+    MEMORY_FIGURE,
+    UPDATE_MISSING,
+)
 from compressgate.gate.records import Row, Status, Verdict, fmt
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import (
     LatencyPairs,
     SideBySide,
@@ -24,6 +28,7 @@ from compressgate.measure.stats import (
 )
 from compressgate.pipeline.record import ResultRow, TargetFigures
 from compressgate.recipes import DEFAULT_TFLM_QUANTA, Promise
+from compressgate.tolerances import Tolerances
 
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
 # Run only where a recipe promises a runtime besides LiteRT or a kernel parity.
@@ -187,7 +192,7 @@ class Reference:
 
 
 def check_baseline(row: ResultRow, reference: Reference | dict[str, Any],
-                   tol: Tolerances, hint: str = "--compressgate-update=missing") -> Verdict:
+                   tol: Tolerances, hint: str = UPDATE_MISSING) -> Verdict:
     """Against the accepted result: quality (paired on the same test rows when the
     accepted file is at hand), size, gzip size, sparsity, fidelity of the outputs, byte
     identity on the recording build, and peak memory. ``hint`` says how to record a
@@ -395,7 +400,7 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
                   baseline_interval: tuple[float, float] | None = None,
                   side: LatencyPairs | None = None, side_note: str = "",
                   side_identical: bool = False,
-                  machine_class: str = "", hint: str = "--compressgate-update=missing",
+                  machine_class: str = "", hint: str = UPDATE_MISSING,
                   ) -> Verdict:
     """Latency from this run's interleaved pairs, two ways.
 
@@ -478,7 +483,7 @@ def _unless_busy(pairs: LatencyPairs, limit: float, alpha: float, row: Row) -> R
 
 
 def check_targets(row: ResultRow, promise: Promise, accepted: dict[str, Any],
-                  tol: Tolerances, hint: str = "--compressgate-update=missing") -> Verdict:
+                  tol: Tolerances, hint: str = UPDATE_MISSING) -> Verdict:
     """Where the file runs besides LiteRT with XNNPACK (``compressgate.measure.targets``):
     LiteRT's reference kernels against XNNPACK (``promise.min_kernel_agreement``) and, for
     each runtime in ``row.targets.declared``, TFLM: it loads, its outputs equal the reference

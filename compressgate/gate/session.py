@@ -16,13 +16,20 @@ from compressgate.errors import UserInputError
 from compressgate.gate import baselines, rules, shards
 from compressgate.gate.accept import accepting, override_hint
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
-from compressgate.gate.tolerances import Tolerances
+from compressgate.measure.litert import LATENCY_PAIRS
 from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
 from compressgate.pipeline.record import ResultRow
 from compressgate.project import config
 from compressgate.project.models import select
-from compressgate.recipes import declared_targets, default_recipes, get_recipe
+from compressgate.recipes import (
+    REFERENCE,
+    declared_targets,
+    default_recipes,
+    get_recipe,
+    with_reference,
+)
+from compressgate.tolerances import Tolerances
 
 # Checks that need only this run's figures and the recipe's promise.
 _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
@@ -44,7 +51,7 @@ class Settings:
     update: UpdateMode = "none"
     force: bool = False
     tolerances: Tolerances = field(default_factory=Tolerances)
-    latency_pairs: int = 42
+    latency_pairs: int = LATENCY_PAIRS
     # Worker processes that compute all results up front (1: compute lazily, per check).
     jobs: int = 1
     # How a person runs the gate, for the "create it with" hint.
@@ -70,7 +77,7 @@ class Case:
         if self.unsupported:
             return ("conversion",)
         extra = (rules.TARGETS_CHECK,) if self.targets else ()
-        if self.recipe == "float":
+        if self.recipe == REFERENCE:
             return ("conversion", "accuracy", "baseline", *extra)
         return (*rules.CHECKS, *extra)
 
@@ -116,10 +123,9 @@ class GateSession:
         self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
         self._sides: dict[tuple[str, str], tuple[SideBySide | None, str]] = {}
         self._side_latency: dict[tuple[str, str], Any] = {}
-        # Explains an accuracy failure: (session, model, recipe) -> note. By default only
-        # with the real runner (a stand-in runner has nothing to debug).
-        self._diagnoser = diagnoser if diagnoser is not None or runner is not None \
-            else diagnose_note
+        # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes
+        # ``compressgate.diagnosis.report.diagnose_note``; None: no explanation).
+        self._diagnoser = diagnoser
 
     # -- what to gate -------------------------------------------------------------------
 
@@ -189,8 +195,7 @@ class GateSession:
         if self._prepared:
             return
         self._prepared = True
-        plan = sorted({(c.model, r) for c in self.cases() if not c.unsupported
-                       for r in ("float", c.recipe)})
+        plan = with_reference((c.model, c.recipe) for c in self.cases() if not c.unsupported)
         self.runner.precompute(plan, self.settings.jobs)
 
     def row(self, model: str, recipe: str) -> ResultRow:
@@ -235,7 +240,7 @@ class GateSession:
         return baselines.path_for(self.settings.baselines, model, recipe)
 
     def create_hint(self) -> str:
-        return f"{self.settings.command} --compressgate-update=missing"
+        return f"{self.settings.command} {baselines.UPDATE_MISSING}"
 
     # -- checks -------------------------------------------------------------------------
 
@@ -509,23 +514,3 @@ class GateSession:
             r.settled(Status.PASS, "recorded now") if settled(r) else r.settled(r.status, r.note)
             for r in verdict.rows))
         return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
-
-
-
-
-
-def diagnose_note(session: GateSession, model: str, recipe: str) -> str:
-    """Diagnose a failed accuracy check: one line naming the worst layers, and the full
-    report under ``<reports>/diagnosis/`` when the session writes reports."""
-    from compressgate.diagnosis.collect import collect
-    from compressgate.diagnosis.report import summary_line, write
-
-    try:
-        diag = collect(session.runner, model, recipe)
-        line = summary_line(diag)
-        if session.settings.reports is not None:
-            paths = write(diag, session.settings.reports / "diagnosis")
-            line += f" (report: {paths[0]})"
-        return line
-    except Exception as exc:  # a diagnosis must never hide the verdict it explains
-        return f"diagnosis failed: {type(exc).__name__}: {str(exc)[:200]}"

@@ -36,7 +36,13 @@ from compressgate.pipeline.record import (
 )
 from compressgate.project.metrics import Metric
 from compressgate.project.models import Dataset, ModelSpec, path_sha256
-from compressgate.recipes import REFERENCE, Recipe, declared_targets, get_recipe
+from compressgate.recipes import (
+    REFERENCE,
+    Recipe,
+    declared_targets,
+    get_recipe,
+    with_reference,
+)
 
 RESULT_FORMAT = 2
 # Recipe fields that plant faults (tests of the gate); not part of a result's inputs.
@@ -204,7 +210,7 @@ class Runner:
         return SideBySide(**fields)
 
     def latency_against(self, model: str, recipe: str | Recipe, accepted: bytes, *,
-                        pairs: int = 42) -> LatencyPairs | None:
+                        pairs: int = litert.LATENCY_PAIRS) -> LatencyPairs | None:
         """Interleaved latency of the new result (candidate) against the accepted file
         (reference), on this machine, in this run."""
         resolved = self.recipe(model, recipe)
@@ -293,7 +299,8 @@ class Runner:
                             kept_float=getattr(artifact, "kept_float", None),
                             search=getattr(artifact, "search", None))
 
-    def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 42) -> LatencyPairs | None:
+    def latency(self, model: str, recipe: str | Recipe, *,
+                pairs: int = litert.LATENCY_PAIRS) -> LatencyPairs | None:
         """Interleaved latency of ``recipe`` against ``float`` on one test row, or None
         when either did not convert. Never cached: it is a fact about this run."""
         resolved = self.recipe(model, recipe)
@@ -444,8 +451,7 @@ class Runner:
         first; latency measured after all conversions so that training never competes
         with the timed invokes."""
         wanted = list(dict.fromkeys(cases))
-        plan = list(dict.fromkeys(
-            [(m, "float") for m, _ in wanted] + [(m, r) for m, r in wanted if r != "float"]))
+        plan = with_reference(wanted)
         start = time.perf_counter()
         self.precompute(plan, jobs)
         for i, (m, r) in enumerate(plan, 1):
@@ -454,7 +460,7 @@ class Runner:
         computed = time.perf_counter()
         rows = []
         for m, r in wanted:
-            pairs = self.latency(m, r) if with_latency and r != "float" else None
+            pairs = self.latency(m, r) if with_latency and r != REFERENCE else None
             rows.append(self.row(m, r, pairs))
         # Where a run's time goes: results (computed, or reused and measured again),
         # then the rows (latency pairs, a fresh process per row for peak memory).

@@ -78,7 +78,7 @@ def write_reports(records: list[CheckRecord], settings: Settings,
     if settings.reports is None:
         return []
     rows = _rows(records)
-    hint = f"{settings.command} --compressgate-update=missing"
+    hint = f"{settings.command} {baselines.UPDATE_MISSING}"
     meta = {"source": "pytest gate",
             "created": datetime.now(UTC).isoformat(timespec="seconds"), **run_facts(),
             **(facts or {})}

@@ -5,7 +5,7 @@ import outlier
 import pytest
 
 from compressgate.diagnosis.collect import collect
-from compressgate.diagnosis.report import write
+from compressgate.diagnosis.report import diagnose_note, write
 from compressgate.gate import rules
 from compressgate.gate.session import GateSession, Settings
 from compressgate.measure import flatbuffer
@@ -98,7 +98,8 @@ def test_unknown_layer_fails_that_result_with_one_line(runner):
 def test_gate_accuracy_failure_names_the_worst_layer(fixtures, tmp_path):
     session = GateSession(Settings(config=fixtures / "manifest.json",
                                    baselines=tmp_path / "baselines",
-                                   reports=tmp_path / "reports", recipes=("ptq_int8",)))
+                                   reports=tmp_path / "reports", recipes=("ptq_int8",)),
+                          diagnoser=diagnose_note)
     session._runner = Runner(session.specs, ResultCache(fixtures / "cache"))
     outcome = session.run_check(MODEL, "ptq_int8", "accuracy")
     assert outcome.failed

@@ -1,23 +1,19 @@
 """Target checks on real conversions: an op TFLM lacks fails with the op named, a larger
 intermediate tensor fails the arena check, and the fixtures' rows carry the figures."""
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import make_data
 
 from compressgate.gate import rules
 from compressgate.gate.records import Status
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure import targets
 from compressgate.pipeline.record import ResultRow, TargetFigures
 from compressgate.project.models import Dataset
 from compressgate.recipes import get_recipe
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tiny import make_data
+from compressgate.tolerances import Tolerances
 
 pytestmark = pytest.mark.tf
 ARENA = targets.ARENA_FIGURE

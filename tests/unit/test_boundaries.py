@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from compressgate.gate import rules
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide, rows_within
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise, get_recipe
+from compressgate.tolerances import Tolerances
 
 INT8 = get_recipe("ptq_int8").promise
 TOL = Tolerances()

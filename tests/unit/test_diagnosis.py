@@ -7,8 +7,7 @@ import math
 import pytest
 
 from compressgate import Recipe, UserInputError, get_recipe
-from compressgate.diagnosis.analysis import (
-    Diagnosis,
+from compressgate.backends.analysis import (
     Step,
     candidates,
     layer_of,
@@ -22,7 +21,7 @@ from compressgate.diagnosis.analysis import (
     tensor_errors,
     without_ops,
 )
-from compressgate.diagnosis.collect import collect
+from compressgate.diagnosis.collect import Diagnosis, collect
 from compressgate.diagnosis.report import csv_text, markdown, summary_line, write
 from compressgate.gate.session import GateSession, Settings
 from compressgate.pipeline.cache import key

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 from compressgate.gate import baselines, rules
 from compressgate.gate.session import GateSession, Settings
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure import memory
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import get_recipe
+from compressgate.tolerances import Tolerances
 
 TFLITE = Path(__file__).resolve().parent.parent / "data" / "tabular_mlp_ptq_int8.tflite"
 M = baselines.MEMORY_FIGURE

@@ -14,10 +14,10 @@ from test_session import make as make
 
 from compressgate.gate import rules
 from compressgate.gate.records import Status
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure import litert, targets, tflm
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Recipe, declared_targets, get_recipe
+from compressgate.tolerances import Tolerances
 
 ARENA = targets.ARENA_FIGURE
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,7 +210,7 @@ def test_init_says_which_targets_the_model_meets(tmp_path, found, promise, said)
     from test_config import write as write_config
 
     from compressgate.project import config
-    from compressgate.project.init import render
+    from compressgate.workflows.init import render
 
     text = render(name="m", model="m.keras", data="m.npz", info=INFO,
                   recipes=["float", "ptq_int8"], targets=found)

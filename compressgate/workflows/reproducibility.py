@@ -64,7 +64,7 @@ def compare_with_baselines(fresh: dict[str, str | None], directory: Path) -> int
             print(f"{name}: {'not converted' if sha is None else 'no baseline'}")
             continue
         verdict = check_row(ResultRow(model, recipe, True, tflite_sha256=sha), stored.metrics,
-                            env, stored.environment, "the gate's --compressgate-update=missing")
+                            env, stored.environment, f"the gate's {baselines.UPDATE_MISSING}")
         changed += verdict.status == Status.REGRESSION and verdict.expected is not None
         print(f"{name}: {verdict.status} {verdict.measured} vs {verdict.expected} "
               f"{verdict.note}")

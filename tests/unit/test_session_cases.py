@@ -11,21 +11,16 @@ from types import SimpleNamespace
 
 import pytest
 
+from compressgate.diagnosis.report import diagnose_note
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines as bl
 from compressgate.gate import rules
 from compressgate.gate.records import CheckRecord, Row, Update, Verdict
-from compressgate.gate.session import (
-    Case,
-    CheckOutcome,
-    GateSession,
-    Settings,
-    diagnose_note,
-)
-from compressgate.gate.tolerances import Tolerances
+from compressgate.gate.session import Case, CheckOutcome, GateSession, Settings
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import get_recipe
+from compressgate.tolerances import Tolerances
 
 R = "ptq_int8"
 INPUTS = {"model": "m" * 64, "data": "d" * 64, "recipe": "r" * 32}
@@ -168,7 +163,8 @@ def test_every_case_and_its_float_reference_are_computed_once_up_front(project):
     session = project(runner, recipes=(), jobs=3)
     session.row("m", R)
     session.row("n", R)
-    assert runner.calls[0] == ("precompute", [("m", "float"), ("m", R), ("n", "float"),
+    # The float references first: every drop and ratio is measured against them.
+    assert runner.calls[0] == ("precompute", [("m", "float"), ("n", "float"), ("m", R),
                                               ("n", R)], 3)
     assert runner.count("precompute") == 1
 
@@ -236,19 +232,17 @@ def test_an_accuracy_failure_and_only_it_gets_a_diagnosis_note(project, tmp_path
     assert '"max_drop_pts": 3.01' in failed.notes[1]
 
 
-def test_only_the_real_runner_is_diagnosed_by_default(project):
+def test_only_a_session_given_a_diagnoser_explains_a_failure(project):
     runner = Runner(rows={("n", R): make_row("n", accuracy_drop_pts=3.0)})
     stand_in = GateSession(project().settings, runner=runner)
     notes = stand_in.run_check("n", R, "accuracy").verdict.notes
     assert len(notes) == 1 and notes[0].startswith("to accept the measured figure")
-    real = GateSession(project().settings)   # the runner is built lazily: swap it here
-    real._runner = runner
+    real = GateSession(project().settings, runner=runner, diagnoser=diagnose_note)
     notes = real.run_check("n", R, "accuracy").verdict.notes
     assert len(notes) == 2 and notes[0].startswith("diagnosis failed: ")
 
 
 def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
-    import compressgate.diagnosis.collect
     import compressgate.diagnosis.report
 
     written = []
@@ -256,7 +250,7 @@ def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
         assert isinstance(runner, Runner)
         return "diag", model, recipe
 
-    monkeypatch.setattr(compressgate.diagnosis.collect, "collect", collect)
+    monkeypatch.setattr(compressgate.diagnosis.report, "collect", collect)
     monkeypatch.setattr(compressgate.diagnosis.report, "summary_line",
                         lambda diag: f"worst layers of {diag[1]} x {diag[2]}: dense")
 
@@ -276,12 +270,12 @@ def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
 
 
 def test_a_failing_diagnosis_never_hides_the_verdict(project, monkeypatch):
-    import compressgate.diagnosis.collect
+    import compressgate.diagnosis.report
 
     def broken(runner, model, recipe):
         raise RuntimeError("x" * 300)
 
-    monkeypatch.setattr(compressgate.diagnosis.collect, "collect", broken)
+    monkeypatch.setattr(compressgate.diagnosis.report, "collect", broken)
     assert diagnose_note(project(), "n", R) == "diagnosis failed: RuntimeError: " + "x" * 200
 
 

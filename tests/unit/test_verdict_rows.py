@@ -11,10 +11,10 @@ import pytest
 from compressgate.gate import baselines, rules
 from compressgate.gate.records import CheckRecord, Row, Update, Verdict
 from compressgate.gate.rules import Reference
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise
+from compressgate.tolerances import Tolerances
 
 TOL = Tolerances()
 SHA_NEW = "0123456789abcdef" * 4

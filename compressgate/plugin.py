@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from compressgate.diagnosis.report import diagnose_note
 from compressgate.errors import BaselineError, UserInputError
 from compressgate.gate import shards
 from compressgate.gate.records import CheckRecord
@@ -143,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _session(config: pytest.Config) -> GateSession:
     if _SESSION not in config.stash:
         try:
-            session = GateSession(config.stash[_SETTINGS])
+            session = GateSession(config.stash[_SETTINGS], diagnoser=diagnose_note)
             session.check_sources()
             config.stash[_SESSION] = session
         except UserInputError as exc:

@@ -8,9 +8,9 @@ import pytest
 
 from compressgate.gate import rules
 from compressgate.gate.records import Row, Status
-from compressgate.gate.tolerances import Tolerances
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise
+from compressgate.tolerances import Tolerances
 
 ARENA = "tflm_arena_bytes"
 ROW = {"model": "m", "recipe": "r", "converted": True, "targets": ["tflm"],
