@@ -395,30 +395,43 @@ def _memory_rows(row: ResultRow, ref: Reference, tol: Tolerances, hint: str) -> 
     return out
 
 
+@dataclass(frozen=True)
+class LatencyReference:
+    """What a latency is judged against: this machine class's record and the accepted
+    file timed next to the new one in this run."""
+
+    # The recorded recipe/float ratio and its 95 % interval (None: no record here).
+    ratio: float | None = None
+    interval: tuple[float, float] | None = None
+    # New (candidate) against accepted (reference), timed in this run; or why not.
+    side: LatencyPairs | None = None
+    side_note: str = ""
+    # The new file is the accepted one: the same bytes run at the same speed.
+    side_identical: bool = False
+    machine_class: str = ""
+
+
 def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: Promise,
-                  baseline_ratio: float | None, tol: Tolerances, *,
-                  baseline_interval: tuple[float, float] | None = None,
-                  side: LatencyPairs | None = None, side_note: str = "",
-                  side_identical: bool = False,
-                  machine_class: str = "", hint: str = UPDATE_MISSING,
-                  ) -> Verdict:
+                  reference: LatencyReference, tol: Tolerances,
+                  hint: str = UPDATE_MISSING) -> Verdict:
     """Latency from this run's interleaved pairs, two ways.
 
-    Side by side (any machine): the new file against the accepted one (``side``:
-    candidate = new, reference = accepted); a regression is new/accepted significantly
-    above ``1 + latency_pct``. This catches a slower artifact.
+    Side by side (any machine): the new file against the accepted one
+    (``reference.side``: candidate = new, reference = accepted); a regression is
+    new/accepted significantly above ``1 + latency_pct``. This catches a slower artifact.
 
     Against this machine class's record: the recipe/float ratio (``pairs``) against
-    ``baseline_ratio``; a regression needs the ratio worse than the recorded one by more
+    ``reference.ratio``; a regression needs the ratio worse than the recorded one by more
     than the tolerance, counted from the edge of its recorded 95 % interval, *and* the
     per-pair difference significant (exact sign test, p < alpha). This catches a slower
     runtime (the same file, slower kernels). Without a record for this class it is
     skipped, with a note saying how to add it.
 
-    ``side_identical``: the new file is the accepted one (same bytes, same speed), said
-    in ``side_note``. A regression timed while other tasks competed for the machine is
-    not judged (skipped, with the load): contention moves cache-bound kernels more than
-    the float reference, so a busy machine can move a ratio as far as a real slowdown.
+    ``reference.side_identical``: the new file is the accepted one (same bytes, same
+    speed), said in ``reference.side_note``. A regression timed while other tasks
+    competed for the machine is not judged (skipped, with the load): contention moves
+    cache-bound kernels more than the float reference, so a busy machine can move a ratio
+    as far as a real slowdown.
     """
     if pairs is None:
         return Verdict(model, recipe, "latency", (
@@ -433,6 +446,7 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
         faster, p = ratio_below(pairs, 1.0, tol.alpha)
         rows.append(Row("faster than float", ratio, 1.0, f"p < {tol.alpha}",
                         Status.PASS if faster else Status.FAIL, f"p={p:.2g}, {interval}"))
+    side, baseline_ratio = reference.side, reference.ratio
     if side is not None:
         worse, p_worse = ratio_exceeds(side, factor, tol.alpha)
         better, p_better = ratio_below(side, 1 / factor, tol.alpha)
@@ -443,16 +457,17 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
             status, f"p={p_better if status == Status.IMPROVED else p_worse:.2g}, "
                     f"95% CI {s_low:.3f}-{s_high:.3f}, both timed in this run",
             headroom=_headroom(math.log(side.ratio), math.log(factor)))))
-    elif side_note:
+    elif reference.side_note:
         rows.append(Row("time vs accepted", None, None, "-",
-                        Status.PASS if side_identical else Status.SKIPPED, side_note))
-    where = machine_class or "this machine"
+                        Status.PASS if reference.side_identical else Status.SKIPPED,
+                        reference.side_note))
+    where = reference.machine_class or "this machine"
     if baseline_ratio is None:
         rows.append(Row("latency_ratio", ratio, None, "-", Status.SKIPPED,
                         f"no latency record for machine class {where}: a slower runtime "
                         f"would go unseen here; record it with: {hint}", missing=True))
     else:
-        b_low, b_high = baseline_interval or (baseline_ratio, baseline_ratio)
+        b_low, b_high = reference.interval or (baseline_ratio, baseline_ratio)
         upper, lower = max(b_high, baseline_ratio) * factor, min(b_low, baseline_ratio) / factor
         worse, p_worse = ratio_exceeds(pairs, upper, tol.alpha)
         better, p_better = ratio_below(pairs, lower, tol.alpha)

@@ -438,12 +438,10 @@ class GateSession:
                     recorded.get("latency_ratio_high", base_ratio)) if base_ratio else None
 
         def judge(pairs, side, note, identical):
+            reference = rules.LatencyReference(base_ratio, interval, side, note, identical,
+                                               self.machine_class)
             return rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
-                                       base_ratio, self.tolerances(model),
-                                       baseline_interval=interval, side=side, side_note=note,
-                                       side_identical=identical,
-                                       machine_class=self.machine_class,
-                                       hint=self.create_hint())
+                                       reference, self.tolerances(model), self.create_hint())
 
         pairs = self.latency(model, recipe)
         side, note, identical = self.latency_against(model, recipe, stored)

@@ -113,8 +113,8 @@ def test_a_slower_runtime_fails_against_this_machine_class_record(session):
     tol, interval = session.settings.tolerances, healthy.ratio_interval()
 
     def judge(name, pairs):
-        return rules.check_latency(MODEL, name, pairs, recipe.promise, healthy.ratio, tol,
-                                  baseline_interval=interval)
+        return rules.check_latency(MODEL, name, pairs, recipe.promise,
+                                  rules.LatencyReference(healthy.ratio, interval), tol)
 
     measured = [session.runner.latency(MODEL, recipe) for _ in range(2)]
     slow = [judge(recipe.name, pairs) for pairs in measured]
@@ -140,9 +140,10 @@ def test_a_slower_artifact_fails_side_by_side_on_any_machine(session):
     recipe, _ = planted(session, "ptq_int8", "int16_graph", {"quantization": "int16x8"})
     pairs = session.runner.latency(MODEL, recipe)
     side = session.runner.latency_against(MODEL, recipe, accepted)
-    verdict = rules.check_latency(MODEL, recipe.name, pairs, recipe.promise, None,
-                                 session.settings.tolerances, side=side)
+    verdict = rules.check_latency(MODEL, recipe.name, pairs, recipe.promise,
+                                 rules.LatencyReference(side=side), session.settings.tolerances)
     assert failed_metrics(verdict) == {"time vs accepted"}, verdict.table()
     same = session.runner.latency_against(MODEL, "ptq_int8", accepted)
-    assert not rules.check_latency(MODEL, "ptq_int8", pairs, recipe.promise, None,
-                                  session.settings.tolerances, side=same).failed
+    assert not rules.check_latency(MODEL, "ptq_int8", pairs, recipe.promise,
+                                  rules.LatencyReference(side=same),
+                                  session.settings.tolerances).failed

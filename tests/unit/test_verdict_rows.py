@@ -9,8 +9,9 @@ import math
 import pytest
 
 from compressgate.gate import baselines, rules
+from compressgate.gate.baselines import UPDATE_MISSING
 from compressgate.gate.records import CheckRecord, Row, Update, Verdict
-from compressgate.gate.rules import Reference
+from compressgate.gate.rules import LatencyReference, Reference
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise
@@ -538,8 +539,10 @@ CI = "95% CI 0.510-0.570, n=9"
 NO_PROMISE = Promise()
 
 
-def latency(p=FAST, promise=NO_PROMISE, base=None, tol=TOL, **kwargs):
-    return rules.check_latency("m", "ptq_int8", p, promise, base, tol, **kwargs)
+def latency(p=FAST, promise=NO_PROMISE, base=None, tol=TOL, hint=UPDATE_MISSING,
+            interval=None, **reference):
+    return rules.check_latency("m", "ptq_int8", p, promise,
+                               LatencyReference(base, interval, **reference), tol, hint)
 
 
 def test_no_model_to_time():
@@ -594,17 +597,17 @@ def test_latency_ratio_without_a_record_or_from_another_class():
 def test_latency_ratio_against_this_machine_class_record():
     # Recorded 0.5 with interval 0.48-0.52: a regression needs the ratio significantly
     # above 0.52 * 1.15 = 0.598, an improvement below 0.48 / 1.15 = 0.417.
-    verdict = latency(base=0.5, baseline_interval=(0.48, 0.52))
+    verdict = latency(base=0.5, interval=(0.48, 0.52))
     assert verdict == Verdict("m", "ptq_int8", "latency", (
         Row("latency_ratio", pytest.approx(0.54), 0.5, "<= 0.598, p < 0.01", "pass",
             f"p=1, {CI}",
             headroom=pytest.approx(1 - math.log(0.54 / 0.5) / math.log(0.598 / 0.5))),),
         ("float 1.0000 ms, ptq_int8 0.5400 ms per inference",))
     slow = latency(pairs(0.66, 0.67, 0.68, 0.69, 0.70, 0.71, 0.72, 0.73, 0.74), base=0.5,
-                   baseline_interval=(0.48, 0.52)).rows[0]
+                   interval=(0.48, 0.52)).rows[0]
     assert (slow.status, slow.note) == ("regression", "p=0.002, 95% CI 0.670-0.730, n=9")
     fast = latency(pairs(0.30, 0.31, 0.32, 0.33, 0.34, 0.35, 0.36, 0.37, 0.38), base=0.5,
-                   baseline_interval=(0.48, 0.52)).rows[0]
+                   interval=(0.48, 0.52)).rows[0]
     assert (fast.status, fast.note) == ("improved", "p=0.002, 95% CI 0.310-0.370, n=9")
     # Without a recorded interval the record itself is the edge: 0.5 * 1.15 = 0.575.
     assert latency(base=0.5).rows[0].tolerance == "<= 0.575, p < 0.01"
