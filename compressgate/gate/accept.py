@@ -17,7 +17,7 @@ _PROMISE_FIELDS = {
     "size_ratio": "min_size_ratio",
     "gzip_ratio": "min_gzip_ratio",
     "accuracy_drop_pts": "max_drop_pts",
-    # The targets check (rules.check_targets).
+    # The targets check (gate.targets.check_targets).
     "tflm_loads": "targets",
     "tflm_max_quanta": "max_tflm_quanta",
     "tflm_arena_kib": "max_arena_kib",

@@ -7,36 +7,26 @@ tolerance is a regression; getting better beyond it passes but marks the baselin
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from compressgate.gate.baselines import (
-    ARENA_FIGURE,
     ARTIFACT_FIGURE,
     MEMORY_FIGURE,
     UPDATE_MISSING,
 )
 from compressgate.gate.records import Row, Status, Verdict, fmt
 from compressgate.measure.stats import (
-    LatencyPairs,
     SideBySide,
-    ratio_below,
-    ratio_exceeds,
     rows_within,
 )
-from compressgate.pipeline.record import ResultRow, TargetFigures
-from compressgate.recipes import DEFAULT_TFLM_QUANTA, Promise
+from compressgate.pipeline.record import ResultRow
+from compressgate.recipes import Promise
 from compressgate.tolerances import Tolerances
 
 CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
 # Run only where a recipe promises a runtime besides LiteRT or a kernel parity.
 TARGETS_CHECK = "targets"
-# On a busy machine a latency regression must exceed its limit by this factor to stand:
-# contention moved the int16x8 ratios by 1.4x with a tight interval (VNNI class, two
-# other jobs running); a graph that fell off XNNPACK is 20-100x slower.
-BUSY_FACTOR = 2.0
 # Relative slack of "not worse by more than X" comparisons (float rounding, not tolerance).
 EPSILON = 1e-9
 # The float conversion must predict what Keras predicts (float rounding may flip a tie).
@@ -393,182 +383,6 @@ def _memory_rows(row: ResultRow, ref: Reference, tol: Tolerances, hint: str) -> 
                               allowed=tol.memory_allowed(base), tol_text=tol_text,
                               note="recorded for this machine class"))
     return out
-
-
-@dataclass(frozen=True)
-class LatencyReference:
-    """What a latency is judged against: this machine class's record and the accepted
-    file timed next to the new one in this run."""
-
-    # The recorded recipe/float ratio and its 95 % interval (None: no record here).
-    ratio: float | None = None
-    interval: tuple[float, float] | None = None
-    # New (candidate) against accepted (reference), timed in this run; or why not.
-    side: LatencyPairs | None = None
-    side_note: str = ""
-    # The new file is the accepted one: the same bytes run at the same speed.
-    side_identical: bool = False
-    machine_class: str = ""
-
-
-def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: Promise,
-                  reference: LatencyReference, tol: Tolerances,
-                  hint: str = UPDATE_MISSING) -> Verdict:
-    """Latency from this run's interleaved pairs, two ways.
-
-    Side by side (any machine): the new file against the accepted one
-    (``reference.side``: candidate = new, reference = accepted); a regression is
-    new/accepted significantly above ``1 + latency_pct``. This catches a slower artifact.
-
-    Against this machine class's record: the recipe/float ratio (``pairs``) against
-    ``reference.ratio``; a regression needs the ratio worse than the recorded one by more
-    than the tolerance, counted from the edge of its recorded 95 % interval, *and* the
-    per-pair difference significant (exact sign test, p < alpha). This catches a slower
-    runtime (the same file, slower kernels). Without a record for this class it is
-    skipped, with a note saying how to add it.
-
-    ``reference.side_identical``: the new file is the accepted one (same bytes, same
-    speed), said in ``reference.side_note``. A regression timed while other tasks
-    competed for the machine is not judged (skipped, with the load): contention moves
-    cache-bound kernels more than the float reference, so a busy machine can move a ratio
-    as far as a real slowdown.
-    """
-    if pairs is None:
-        return Verdict(model, recipe, "latency", (
-            Row("converted", False, True, "-", Status.FAIL, "no model to time"),))
-    ratio = pairs.ratio
-    low, high = pairs.ratio_interval()
-    interval = f"95% CI {low:.3f}-{high:.3f}, n={len(pairs.reference_ms)}"
-    rows, notes = [], [f"float {pairs.reference_median_ms:.4f} ms, "
-                       f"{recipe} {pairs.candidate_median_ms:.4f} ms per inference"]
-    factor = 1 + tol.latency_pct / 100
-    if promise.faster_than_float:
-        faster, p = ratio_below(pairs, 1.0, tol.alpha)
-        rows.append(Row("faster than float", ratio, 1.0, f"p < {tol.alpha}",
-                        Status.PASS if faster else Status.FAIL, f"p={p:.2g}, {interval}"))
-    side, baseline_ratio = reference.side, reference.ratio
-    if side is not None:
-        worse, p_worse = ratio_exceeds(side, factor, tol.alpha)
-        better, p_better = ratio_below(side, 1 / factor, tol.alpha)
-        status = Status.REGRESSION if worse else Status.IMPROVED if better else Status.PASS
-        s_low, s_high = side.ratio_interval()
-        rows.append(_unless_busy(side, factor, tol.alpha, Row(
-            "time vs accepted", side.ratio, 1.0, f"<= {factor:.3g}, p < {tol.alpha}",
-            status, f"p={p_better if status == Status.IMPROVED else p_worse:.2g}, "
-                    f"95% CI {s_low:.3f}-{s_high:.3f}, both timed in this run",
-            headroom=_headroom(math.log(side.ratio), math.log(factor)))))
-    elif reference.side_note:
-        rows.append(Row("time vs accepted", None, None, "-",
-                        Status.PASS if reference.side_identical else Status.SKIPPED,
-                        reference.side_note))
-    where = reference.machine_class or "this machine"
-    if baseline_ratio is None:
-        rows.append(Row("latency_ratio", ratio, None, "-", Status.SKIPPED,
-                        f"no latency record for machine class {where}: a slower runtime "
-                        f"would go unseen here; record it with: {hint}", missing=True))
-    else:
-        b_low, b_high = reference.interval or (baseline_ratio, baseline_ratio)
-        upper, lower = max(b_high, baseline_ratio) * factor, min(b_low, baseline_ratio) / factor
-        worse, p_worse = ratio_exceeds(pairs, upper, tol.alpha)
-        better, p_better = ratio_below(pairs, lower, tol.alpha)
-        status = Status.REGRESSION if worse else Status.IMPROVED if better else Status.PASS
-        p = p_worse if status != Status.IMPROVED else p_better
-        rows.append(_unless_busy(pairs, upper, tol.alpha, Row(
-            "latency_ratio", ratio, baseline_ratio, f"<= {upper:.3g}, p < {tol.alpha}",
-            status, f"p={p:.2g}, {interval}",
-            headroom=_headroom(math.log(ratio / baseline_ratio),
-                               math.log(upper / baseline_ratio)))))
-    return Verdict(model, recipe, "latency", tuple(rows), tuple(notes))
-
-
-def _unless_busy(pairs: LatencyPairs, limit: float, alpha: float, row: Row) -> Row:
-    """A regression timed on a busy machine stands only beyond ``BUSY_FACTOR`` times its
-    limit (significantly); a smaller one becomes "not judged here", with the load."""
-    if row.status != Status.REGRESSION or not pairs.busy:
-        return row
-    load = f"machine busy while timing ({pairs.others_running:.1f} other runnable tasks " \
-           "on average)"
-    if ratio_exceeds(pairs, limit * BUSY_FACTOR, alpha)[0]:
-        return dataclasses.replace(
-            row, note=f"{row.note}; {load}, and still beyond {BUSY_FACTOR:g}x the limit")
-    return dataclasses.replace(
-        row, status=Status.SKIPPED,
-        note=f"{load}: would be a regression ({row.note}), within what contention moves "
-             f"({BUSY_FACTOR:g}x the limit); not judged, re-run on a quiet machine")
-
-
-def check_targets(row: ResultRow, promise: Promise, accepted: dict[str, Any],
-                  tol: Tolerances, hint: str = UPDATE_MISSING) -> Verdict:
-    """Where the file runs besides LiteRT with XNNPACK (``compressgate.measure.targets``):
-    LiteRT's reference kernels against XNNPACK (``promise.min_kernel_agreement``) and, for
-    each runtime in ``row.targets.declared``, TFLM: it loads, its outputs equal the reference
-    kernels' (integer outputs: within ``promise.max_tflm_quanta``, default one quantum), its
-    arena fits ``promise.max_arena_kib`` and has not grown against ``accepted`` (the
-    baseline's metrics) by more than ``tol.arena_pct``."""
-    model, recipe = row.model, row.recipe
-    if not row.converted:
-        return _not_converted(row, TARGETS_CHECK)
-    figures = row.targets or TargetFigures()
-    if figures.error:
-        return Verdict(model, recipe, TARGETS_CHECK, (
-            Row("target measurement", None, "measured", "-", Status.FAIL, figures.error),))
-    agreement, quanta = figures.kernel_agreement, figures.kernel_max_quanta
-    said = f"top-1, XNNPACK vs reference kernels; max difference {fmt(quanta)} quanta"
-    limit = promise.min_kernel_agreement
-    rows = [Row("kernel agreement", agreement, limit, ">= limit" if limit is not None else "-",
-                Status.INFO if limit is None else
-                Status.PASS if agreement is not None and agreement >= limit - EPSILON
-                else Status.FAIL, said if limit is not None else f"{said} (no promise)")]
-    if figures.tflm:
-        rows += _tflm_rows(figures, promise, accepted, tol, hint)
-    return Verdict(model, recipe, TARGETS_CHECK, tuple(rows))
-
-
-def _tflm_rows(row: TargetFigures, promise: Promise, accepted: dict[str, Any],
-               tol: Tolerances, hint: str) -> list[Row]:
-    loads, why = row.tflm_loads, row.tflm_error or ""
-    if loads is None:  # tflite-micro missing here: not judged, and said in one line
-        return [Row("runs on TFLM", None, True, "-", Status.SKIPPED, why or "not measured")]
-    if not loads:
-        return [Row("runs on TFLM", False, True, "-", Status.FAIL, why)]
-    version = row.tflm_version or "?"
-    rows = [Row("runs on TFLM", True, True, "-", Status.PASS, f"tflite-micro {version}")]
-    quanta, allowed = row.tflm_max_quanta, promise.max_tflm_quanta
-    allowed = DEFAULT_TFLM_QUANTA if allowed is None else allowed
-    if quanta is not None:
-        rows.append(Row("TFLM vs reference kernels (quanta)", quanta, allowed, "<= limit",
-                        Status.PASS if quanta <= allowed else Status.FAIL,
-                        f"largest output difference on the first {fmt(row.rows)} "
-                        f"test rows; top-1 agreement {fmt(row.tflm_ref_agreement)}"))
-    else:
-        rows.append(Row("TFLM vs reference kernels", row.tflm_max_diff, None, "-",
-                        Status.INFO, "float outputs: largest difference as a fraction of "
-                        f"the range; top-1 agreement {fmt(row.tflm_ref_agreement)}"))
-    if row.tflm_accuracy is not None:
-        rows.append(Row("TFLM accuracy", row.tflm_accuracy, row.litert_rows_accuracy,
-                        "-", Status.INFO, f"on the first {fmt(row.rows)} test "
-                        "rows, against LiteRT with XNNPACK on the same rows"))
-    arena = row.tflm_arena_bytes
-    if arena is None:
-        return [*rows, Row(ARENA_FIGURE, None, None, "-", Status.FAIL,
-                           "TFLM printed no arena allocation total")]
-    if promise.max_arena_kib is not None:
-        kib = round(arena / 1024, 2)
-        rows.append(Row("arena KiB", kib, promise.max_arena_kib, "<= budget",
-                        Status.PASS if kib <= promise.max_arena_kib else Status.FAIL,
-                        "promise.max_arena_kib"))
-    base, tol_text = accepted.get(ARENA_FIGURE), f"+{tol.arena_pct} %"
-    if base is None:
-        rows.append(Row(ARENA_FIGURE, arena, None, tol_text, Status.SKIPPED,
-                        f"not judged: no accepted arena figure; record with: {hint}",
-                        missing=True))
-    else:
-        then = accepted.get("tflm_version")
-        note = "accepted" + ("" if then in (None, version)
-                             else f" with tflite-micro {then} (now {version})")
-        rows.append(_one_sided(ARENA_FIGURE, arena, base, higher_is_better=False,
-                               allowed=base * tol.arena_pct / 100, tol_text=tol_text, note=note))
-    return rows
 
 
 def absolute_failures(row: ResultRow, promise: Promise) -> list[str]:

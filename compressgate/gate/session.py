@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines, rules, shards
+from compressgate.gate import latency as latency_rules
+from compressgate.gate import targets as targets_rules
 from compressgate.gate.accept import accepting, override_hint
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.measure.litert import LATENCY_PAIRS
@@ -398,7 +400,7 @@ class GateSession:
         row = self.row(model, recipe)
         stored = self._load(model, recipe)
         accepted = stored.metrics if stored is not None else {}
-        verdict, accept = self._with_accept(model, recipe, rules.check_targets(
+        verdict, accept = self._with_accept(model, recipe, targets_rules.check_targets(
             row, self.promise(model, recipe), accepted, self.tolerances(model),
             self.create_hint()))
         figures = row.targets
@@ -438,9 +440,9 @@ class GateSession:
                     recorded.get("latency_ratio_high", base_ratio)) if base_ratio else None
 
         def judge(pairs, side, note, identical):
-            reference = rules.LatencyReference(base_ratio, interval, side, note, identical,
+            reference = latency_rules.LatencyReference(base_ratio, interval, side, note, identical,
                                                self.machine_class)
-            return rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
+            return latency_rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
                                        reference, self.tolerances(model), self.create_hint())
 
         pairs = self.latency(model, recipe)

@@ -10,6 +10,7 @@ verdicts do not depend on the machine that recorded the baselines.
 import pytest
 
 from compressgate.gate import rules
+from compressgate.gate.latency import LatencyReference, check_latency
 
 pytestmark = pytest.mark.tf
 MODEL = "digits_cnn"
@@ -113,8 +114,8 @@ def test_a_slower_runtime_fails_against_this_machine_class_record(session):
     tol, interval = session.settings.tolerances, healthy.ratio_interval()
 
     def judge(name, pairs):
-        return rules.check_latency(MODEL, name, pairs, recipe.promise,
-                                  rules.LatencyReference(healthy.ratio, interval), tol)
+        return check_latency(MODEL, name, pairs, recipe.promise,
+                                  LatencyReference(healthy.ratio, interval), tol)
 
     measured = [session.runner.latency(MODEL, recipe) for _ in range(2)]
     slow = [judge(recipe.name, pairs) for pairs in measured]
@@ -140,10 +141,10 @@ def test_a_slower_artifact_fails_side_by_side_on_any_machine(session):
     recipe, _ = planted(session, "ptq_int8", "int16_graph", {"quantization": "int16x8"})
     pairs = session.runner.latency(MODEL, recipe)
     side = session.runner.latency_against(MODEL, recipe, accepted)
-    verdict = rules.check_latency(MODEL, recipe.name, pairs, recipe.promise,
-                                 rules.LatencyReference(side=side), session.settings.tolerances)
+    verdict = check_latency(MODEL, recipe.name, pairs, recipe.promise,
+                                 LatencyReference(side=side), session.settings.tolerances)
     assert failed_metrics(verdict) == {"time vs accepted"}, verdict.table()
     same = session.runner.latency_against(MODEL, "ptq_int8", accepted)
-    assert not rules.check_latency(MODEL, "ptq_int8", pairs, recipe.promise,
-                                  rules.LatencyReference(side=same),
+    assert not check_latency(MODEL, "ptq_int8", pairs, recipe.promise,
+                                  LatencyReference(side=same),
                                   session.settings.tolerances).failed

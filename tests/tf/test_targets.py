@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tiny import make_data
 
-from compressgate.gate import rules
+from compressgate.gate import targets as targets_rules
 from compressgate.gate.records import Status
 from compressgate.measure import targets
 from compressgate.pipeline.record import ResultRow, TargetFigures
@@ -46,7 +46,7 @@ def judged(tflite: bytes, accepted: dict | None = None):
     # FULLY_CONNECTED + SOFTMAX models differ from the reference kernels by 1 quantum on
     # TFLM (measured here and on tabular_mlp): the tolerance the fixture states.
     promise = replace(INT8.promise, max_tflm_quanta=1)
-    verdict = rules.check_targets(row, promise, accepted or {}, Tolerances())
+    verdict = targets_rules.check_targets(row, promise, accepted or {}, Tolerances())
     return row, {r.metric: r for r in verdict.rows}, verdict
 
 

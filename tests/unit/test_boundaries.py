@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from compressgate.gate import rules
-from compressgate.gate.rules import LatencyReference
+from compressgate.gate.latency import LatencyReference, check_latency, ratio_exceeds
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide, rows_within
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise, get_recipe
@@ -219,7 +219,7 @@ def jitter(center, spread, n=42, seed=0):
 
 
 def latency(p, base=1.0, interval=None, **kwargs):
-    verdict = rules.check_latency("m", "r", p, INT8, LatencyReference(base, interval, **kwargs),
+    verdict = check_latency("m", "r", p, INT8, LatencyReference(base, interval, **kwargs),
                                  TOL)
     return status(verdict, "latency_ratio")
 
@@ -243,10 +243,10 @@ def test_the_limit_counts_from_the_edge_of_the_recorded_interval():
 
 def test_latency_significance_limit_is_strict():
     p = pairs(jitter(1.3, 0.01, n=12), n=12)
-    _, pvalue = rules.ratio_exceeds(p, 1.15, TOL.alpha)
+    _, pvalue = ratio_exceeds(p, 1.15, TOL.alpha)
     at = Tolerances(alpha=pvalue)
     above = Tolerances(alpha=pvalue * 1.0001)
-    check = rules.check_latency
+    check = check_latency
     recorded = LatencyReference(1.0)
     assert status(check("m", "r", p, INT8, recorded, at), "latency_ratio") == "pass"
     assert status(check("m", "r", p, INT8, recorded, above), "latency_ratio") == "regression"
@@ -265,7 +265,7 @@ def test_faster_latency_beyond_tolerance_marks_the_record_stale():
 
 
 def test_no_record_for_this_machine_class_is_skipped_with_the_way_to_add_it():
-    verdict = rules.check_latency("m", "r", pairs(1.0), INT8,
+    verdict = check_latency("m", "r", pairs(1.0), INT8,
                                  LatencyReference(machine_class="x86_64 avx2"), TOL,
                                  hint="tox -e gate -- --x")
     row_ = next(r for r in verdict.rows if r.metric == "latency_ratio")
@@ -276,7 +276,7 @@ def test_no_record_for_this_machine_class_is_skipped_with_the_way_to_add_it():
 @pytest.mark.parametrize(("center", "verdict"), [(1.16, "regression"), (1.14, "pass"),
                                                  (1 / 1.16, "improved")])
 def test_side_by_side_time_against_the_accepted_file(center, verdict):
-    checked = rules.check_latency("m", "r", pairs(1.0), INT8,
+    checked = check_latency("m", "r", pairs(1.0), INT8,
                                  LatencyReference(side=pairs(jitter(center, 0.002))), TOL)
     assert status(checked, "time vs accepted") == verdict
     headroom = next(r.headroom for r in checked.rows if r.metric == "time vs accepted")
@@ -289,7 +289,7 @@ def test_a_regression_timed_on_a_busy_machine_is_not_judged():
                          others_running=0.4)
     busy = LatencyPairs(quiet.reference_ms, quiet.candidate_ms, others_running=0.5)
     assert latency(quiet) == "regression"
-    verdict = rules.check_latency("m", "r", busy, INT8, LatencyReference(1.0), TOL)
+    verdict = check_latency("m", "r", busy, INT8, LatencyReference(1.0), TOL)
     row_ = next(r for r in verdict.rows if r.metric == "latency_ratio")
     assert row_.status == "skipped" and not verdict.failed
     assert "machine busy while timing (0.5 other runnable tasks on average)" in row_.note
@@ -304,13 +304,13 @@ def test_a_regression_timed_on_a_busy_machine_is_not_judged():
     # A pass on a busy machine stays a pass; only a would-be failure is withheld.
     assert latency(LatencyPairs(quiet.reference_ms, quiet.reference_ms,
                                 others_running=3.0)) == "pass"
-    side = rules.check_latency("m", "r", pairs(1.0), INT8, LatencyReference(side=busy), TOL)
+    side = check_latency("m", "r", pairs(1.0), INT8, LatencyReference(side=busy), TOL)
     assert status(side, "time vs accepted") == "skipped"
 
 
 @pytest.mark.parametrize(("identical", "verdict"), [(True, "pass"), (False, "skipped")])
 def test_an_identical_artifact_is_said_by_a_flag_not_by_its_note(identical, verdict):
-    checked = rules.check_latency(
+    checked = check_latency(
         "m", "r", pairs(1.0), INT8,
         LatencyReference(side_note="any wording", side_identical=identical), TOL)
     assert status(checked, "time vs accepted") == verdict
@@ -330,7 +330,7 @@ def _busy(center, others=2.0):
 
 def test_a_busy_regression_keeps_its_row_and_says_the_load_exactly():
     def ratio_row(p):
-        return next(r for r in rules.check_latency("m", "r", p, INT8, LatencyReference(1.0),
+        return next(r for r in check_latency("m", "r", p, INT8, LatencyReference(1.0),
                                                    TOL).rows
                     if r.metric == "latency_ratio")
 
@@ -354,7 +354,7 @@ def test_a_busy_regression_keeps_its_row_and_says_the_load_exactly():
 
 def test_the_busy_limit_is_twice_the_limit_in_the_side_by_side_time_too():
     def side_status(center):
-        checked = rules.check_latency("m", "r", pairs(1.0), INT8,
+        checked = check_latency("m", "r", pairs(1.0), INT8,
                                       LatencyReference(side=_busy(center)), TOL)
         return status(checked, "time vs accepted")
 
@@ -375,7 +375,7 @@ def test_the_busy_limit_uses_the_configured_alpha():
     busy = LatencyPairs(p.reference_ms, p.candidate_ms, others_running=1.0)
 
     def verdict(alpha):
-        checked = rules.check_latency("m", "r", busy, INT8, LatencyReference(1.0),
+        checked = check_latency("m", "r", busy, INT8, LatencyReference(1.0),
                                       Tolerances(alpha=alpha))
         return status(checked, "latency_ratio")
 

@@ -66,7 +66,7 @@ def test_register_refuses_silent_redefinition():
 
 def test_an_opt_in_recipe_is_registered_but_not_in_the_default_list():
     from compressgate import default_recipes
-    from compressgate.recipes import _OPT_IN, _REGISTRY
+    from compressgate.recipes.registry import _OPT_IN, _REGISTRY
 
     recipe = Recipe("optin_probe", quantization="dynamic")
     try:

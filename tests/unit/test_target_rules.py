@@ -12,7 +12,7 @@ import pytest
 from test_session import ROW, path
 from test_session import make as make
 
-from compressgate.gate import rules
+from compressgate.gate import targets as targets_rules
 from compressgate.gate.records import Status
 from compressgate.measure import litert, targets, tflm
 from compressgate.pipeline.record import ResultRow
@@ -30,9 +30,9 @@ INT8_PROMISE = get_recipe("ptq_int8").promise
 
 
 def judge(row=None, promise=INT8_PROMISE, accepted=None, **changes):
-    return rules.check_targets(ResultRow.from_dict({**(row or TARGET_ROW), **changes}), promise,
-                               accepted if accepted is not None else {ARENA: 10_000},
-                               Tolerances())
+    return targets_rules.check_targets(
+        ResultRow.from_dict({**(row or TARGET_ROW), **changes}), promise,
+        accepted if accepted is not None else {ARENA: 10_000}, Tolerances())
 
 
 def by_metric(verdict):
@@ -223,7 +223,7 @@ def test_init_says_which_targets_the_model_meets(tmp_path, found, promise, said)
                   "tflm_error": found["tflm_error"], "tflm_max_quanta": found["tflm_max_quanta"]}
         recipe = spec.recipe(get_recipe("ptq_int8"))
         judged["targets"] = list(declared_targets(recipe))
-        assert not rules.check_targets(ResultRow.from_dict(judged), recipe.promise,
+        assert not targets_rules.check_targets(ResultRow.from_dict(judged), recipe.promise,
                                        {ARENA: 10_000}, Tolerances()).failed
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from compressgate.gate import baselines, rules
 from compressgate.gate.baselines import UPDATE_MISSING
+from compressgate.gate.latency import LatencyReference, check_latency
 from compressgate.gate.records import CheckRecord, Row, Update, Verdict
-from compressgate.gate.rules import LatencyReference, Reference
+from compressgate.gate.rules import Reference
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise
@@ -541,7 +542,7 @@ NO_PROMISE = Promise()
 
 def latency(p=FAST, promise=NO_PROMISE, base=None, tol=TOL, hint=UPDATE_MISSING,
             interval=None, **reference):
-    return rules.check_latency("m", "ptq_int8", p, promise,
+    return check_latency("m", "ptq_int8", p, promise,
                                LatencyReference(base, interval, **reference), tol, hint)
 
 

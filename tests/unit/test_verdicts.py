@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from compressgate.gate import baselines, rules
-from compressgate.gate.rules import LatencyReference
+from compressgate.gate.latency import LatencyReference, check_latency
 from compressgate.measure.stats import LatencyPairs
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise, get_recipe
@@ -116,28 +116,28 @@ def pairs(ratio, n=41, noise=0.01, seed=1):
 
 def test_latency_regression_needs_tolerance_and_significance():
     tol = Tolerances()
-    assert statuses(rules.check_latency("m", "r", pairs(0.5), INT8, LatencyReference(0.5), tol))[
+    assert statuses(check_latency("m", "r", pairs(0.5), INT8, LatencyReference(0.5), tol))[
         "latency_ratio"] == "pass"
-    assert statuses(rules.check_latency("m", "r", pairs(1.0), INT8, LatencyReference(0.5), tol))[
+    assert statuses(check_latency("m", "r", pairs(1.0), INT8, LatencyReference(0.5), tol))[
         "latency_ratio"] == "regression"
     # 10 % worse is inside the 15 % tolerance: not a regression however significant.
-    assert statuses(rules.check_latency("m", "r", pairs(0.55), INT8, LatencyReference(0.5), tol))[
+    assert statuses(check_latency("m", "r", pairs(0.55), INT8, LatencyReference(0.5), tol))[
         "latency_ratio"] == "pass"
-    assert statuses(rules.check_latency("m", "r", pairs(0.3), INT8, LatencyReference(0.5), tol))[
+    assert statuses(check_latency("m", "r", pairs(0.3), INT8, LatencyReference(0.5), tol))[
         "latency_ratio"] == "improved"
 
 
 def test_latency_noise_is_not_a_regression():
     noisy = pairs(0.6, noise=0.3, n=15)
-    verdict = rules.check_latency("m", "r", noisy, INT8, LatencyReference(0.5), Tolerances())
+    verdict = check_latency("m", "r", noisy, INT8, LatencyReference(0.5), Tolerances())
     assert not verdict.failed
 
 
 def test_faster_than_float_requirement():
     promise = Promise(faster_than_float=True)
-    assert not rules.check_latency("m", "r", pairs(0.7), promise, LatencyReference(),
+    assert not check_latency("m", "r", pairs(0.7), promise, LatencyReference(),
                                   Tolerances()).failed
-    assert rules.check_latency("m", "r", pairs(1.0, noise=0.05), promise,
+    assert check_latency("m", "r", pairs(1.0, noise=0.05), promise,
                               LatencyReference(), Tolerances()).failed
 
 
