@@ -25,7 +25,8 @@ from compressgate.diagnosis.report import diagnose_note
 from compressgate.errors import BaselineError, UserInputError
 from compressgate.gate import shards
 from compressgate.gate.records import CheckRecord
-from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings
+from compressgate.gate.session import Case, GateSession, Settings
+from compressgate.gate.update import UPDATE_MODES
 from compressgate.pipeline.record import LatencyFigures
 
 _SESSION = pytest.StashKey[GateSession]()

@@ -10,14 +10,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from compressgate.errors import UserInputError
-from compressgate.gate import baselines, rules, shards
+from compressgate.gate import baselines, rules, shards, update
 from compressgate.gate import latency as latency_rules
 from compressgate.gate import targets as targets_rules
 from compressgate.gate.accept import accepting, override_hint
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.gate.update import UpdateMode
 from compressgate.measure.litert import LATENCY_PAIRS
 from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
@@ -37,8 +38,6 @@ from compressgate.tolerances import Tolerances
 _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
                     "size": rules.check_size}
 
-UpdateMode = Literal["none", "all", "failed", "missing"]
-UPDATE_MODES: tuple[str, ...] = ("none", "all", "failed", "missing")
 
 
 @dataclass(frozen=True)
@@ -369,30 +368,14 @@ class GateSession:
                 if baselines.ARTIFACT_FIGURE in metrics else None
             change = baselines.Change(metrics, row.inputs, memory, artifact)
             if have and stored is not None and self.settings.update == "missing":
-                change = self._only_missing(stored, change)
+                at_hand = self.accepted(model, recipe, stored)[0] is not None
+                change = update.only_missing(stored, change, self.machine_class,
+                                             artifact_at_hand=at_hand)
         # A baseline without input digests (from before they were recorded) counts as
         # missing them even when its file is identical and no row says so.
         missing = not have or any(r.missing for r in verdict.rows) or (
             stored is not None and not stored.inputs and bool(row.inputs))
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
-
-    def _only_missing(self, stored: baselines.Baseline,
-                      change: baselines.Change) -> baselines.Change:
-        """The parts of ``change`` the baseline lacks ("missing" moves nothing recorded):
-        input digests, this machine class's memory figure, the file's sha256 and the
-        accepted artifact (only the very file the baseline records)."""
-        metrics = change.metrics or {}
-        recorded = stored.metrics.get(baselines.ARTIFACT_FIGURE)
-        sha = metrics.get(baselines.ARTIFACT_FIGURE)
-        artifact = None
-        if recorded is None or (recorded == sha and self.accepted(
-                stored.model, stored.recipe, stored)[0] is None):
-            artifact = change.artifact
-        machine = change.machine if change.machine and not any(
-            k in stored.machine(self.machine_class) for k in change.machine) else None
-        return baselines.Change(
-            {baselines.ARTIFACT_FIGURE: sha} if recorded is None and sha else None,
-            change.inputs if not stored.inputs else None, machine, artifact)
 
     def _check_targets(self, model: str, recipe: str) -> CheckOutcome:
         """Kernel parity and TFLM; the arena figure goes to the baseline's metrics through
@@ -490,9 +473,8 @@ class GateSession:
     def _maybe_update(self, model: str, recipe: str, verdict: Verdict,
                       change: baselines.Change | None, *, missing: bool) -> CheckOutcome:
         mode = self.settings.update
-        wanted = (mode == "all" or (mode == "failed" and verdict.failed)
-                  or (mode == "missing" and missing))
-        if not wanted or change is None or change == baselines.Change():
+        if not update.wanted(mode, verdict, missing=missing) or change is None \
+                or change == baselines.Change():
             return CheckOutcome(verdict)
         row = self.row(model, recipe)
         refusals = rules.absolute_failures(row, self.promise(model, recipe))
@@ -506,11 +488,5 @@ class GateSession:
         reason = "created" if old is None else ("updated: was failing" if verdict.failed
                                                 else "updated")
         diff = baselines.diff_rows(old, new)
-        # The verdict was against the old baseline, which the update replaced on purpose:
-        # "missing" settles the rows that lacked a figure, the other modes every row.
-        settled = (lambda r: r.missing) if mode == "missing" else \
-            (lambda r: r.missing or r.status.failed)
-        accepted = verdict.with_rows(tuple(
-            r.settled(Status.PASS, "recorded now") if settled(r) else r.settled(r.status, r.note)
-            for r in verdict.rows))
-        return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
+        return CheckOutcome(update.settled(verdict, mode),
+                            Update(str(new.path), reason, diff) if diff else None)
