@@ -1,4 +1,5 @@
-"""The result record: what the runner measured for one model x recipe, typed.
+"""The pipeline's records, typed: a recipe's result on a model (``RecipeResult``, the file
+and its measurement, what the result cache stores) and the row measured from it.
 
 ``Runner.row`` builds a ``ResultRow``; the gate's rules, the session, the baselines and the
 diagnosis read its attributes. JSON (``summary.json``, the shards' reports) goes through
@@ -13,15 +14,49 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from compressgate.measure import memory, targets
+from compressgate.measure import litert, memory, targets
 from compressgate.measure.stats import LatencyPairs
 from compressgate.recipes import REFERENCE
 
 ACCURACY = "accuracy"
 
 
-def _tuple(value: Any) -> tuple | None:
-    return None if value is None else tuple(value)
+@dataclass(frozen=True)
+class RecipeResult:
+    """A recipe's result on one model: the ``.tflite`` bytes and what they measure."""
+
+    model: str
+    recipe: str
+    tflite: bytes | None
+    error: str | None
+    measurement: litert.Measurement | None
+    finetune_seconds: float = 0.0
+    convert_seconds: float = 0.0
+    keras_agreement: float | None = None
+    cached: bool = False
+    # Mixed precision: the Keras layers kept float, and the keep_float auto search.
+    kept_float: tuple[str, ...] | None = None
+    search: dict[str, Any] | None = None
+
+    @property
+    def converted(self) -> bool:
+        return self.tflite is not None and self.measurement is not None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc.pop("tflite")
+        doc.pop("cached")
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], tflite: bytes | None) -> RecipeResult:
+        m = doc.get("measurement")
+        if m is not None:
+            m = litert.Measurement(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in m.items()})
+        kept = doc.get("kept_float")
+        return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True,
+                      "kept_float": tuple(kept) if kept is not None else None})
 
 
 @dataclass(frozen=True)

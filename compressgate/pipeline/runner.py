@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from compressgate.pipeline.record import (
     ClusterFigures,
     LatencyFigures,
     MemoryFigures,
+    RecipeResult,
     ResultRow,
     TargetFigures,
 )
@@ -57,44 +58,6 @@ def tf_backend() -> Backend:
     from compressgate.backends import tf
 
     return tf  # the module satisfies the protocol
-
-
-@dataclass(frozen=True)
-class RecipeResult:
-    """A recipe's result on one model: the ``.tflite`` bytes and what they measure."""
-
-    model: str
-    recipe: str
-    tflite: bytes | None
-    error: str | None
-    measurement: litert.Measurement | None
-    finetune_seconds: float = 0.0
-    convert_seconds: float = 0.0
-    keras_agreement: float | None = None
-    cached: bool = False
-    # Mixed precision: the Keras layers kept float, and the keep_float auto search.
-    kept_float: tuple[str, ...] | None = None
-    search: dict[str, Any] | None = None
-
-    @property
-    def converted(self) -> bool:
-        return self.tflite is not None and self.measurement is not None
-
-    def to_doc(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc.pop("tflite")
-        doc.pop("cached")
-        return doc
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any], tflite: bytes | None) -> RecipeResult:
-        m = doc.get("measurement")
-        if m is not None:
-            m = litert.Measurement(**{k: tuple(v) if isinstance(v, list) else v
-                                       for k, v in m.items()})
-        kept = doc.get("kept_float")
-        return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True,
-                      "kept_float": tuple(kept) if kept is not None else None})
 
 
 @dataclass
