@@ -266,7 +266,7 @@ class _Collector:
         for item in items:
             callspec = getattr(item, "callspec", None)
             param = callspec.params.get("_compressgate_param") if callspec else None
-            if param is not None:
+            if isinstance(param, tuple):  # not an empty parameter set's NOTSET
                 case, check = param
                 item.user_properties.append((_CASE_PROPERTY, [case.model, case.recipe, check]))
 
