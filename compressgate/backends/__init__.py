@@ -1,3 +1,6 @@
 """Model + recipe -> ``.tflite`` bytes: the backend protocol (``protocol``), the
-TensorFlow backend (``tf``, the only code that imports TensorFlow) and a test knob that
-crashes or hangs on chosen recipes (``faults``)."""
+TensorFlow backend (``tf``, whose ``env`` is the only code that imports TensorFlow), the
+litert-quantizer backend (``litert_quant``, ``tflite_source``), structured channel
+pruning (``channels``), per-layer quantization error and the keep_float search
+(``analysis``, pure) and a test knob that crashes or hangs on chosen recipes
+(``faults``)."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from compressgate.errors import UserInputError
+from compressgate.gate.baselines import UPDATE_MISSING
 
 
 def log(line: str) -> None:
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from compressgate.report import markdown, view
     from compressgate.report.gate_run import run_facts
     from compressgate.report.summary import write_summary
+    from compressgate.report.view import ReportRow
 
     gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
                                 recipes=tuple(args.recipes or ())))
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         # --no-cache: a fresh cache for this run only, through which the workers report.
         cache = ResultCache(Path(scratch)) if args.no_cache else ResultCache(None)
         runner = Runner(gate.specs, cache, log=log)
-        rows = runner.run(cases, with_latency=not args.no_latency, jobs=args.jobs)
+        results = runner.run(cases, with_latency=not args.no_latency, jobs=args.jobs)
     meta = {
         "source": "compressgate run",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -58,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
         **run_facts(),
         "versions": {**runner.backend.versions(), "python": platform.python_version()},
     }
+    rows = [ReportRow(r) for r in results]
     paths = write_summary(out, rows, meta)
     print(markdown.table(view.results_frame(rows)))
-    failed = [r for r in rows if not r["converted"]]
+    failed = [r for r in results if not r.converted]
     if args.tensorboard is not None:
-        cached = [f"{r['model']} x {r['recipe']}" for r in rows if r.get("cached")
-                  and r.get("finetune_seconds")]
+        cached = [f"{r.model} x {r.recipe}" for r in results if r.cached
+                  and r.finetune_seconds]
         if cached:
             log(f"tensorboard: no logs for cached results ({', '.join(cached)}); "
                 "pass --no-cache to fine-tune them again")
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 def init(args: argparse.Namespace) -> int:
     """``compressgate init MODEL``: a starter config (and gate test file)."""
-    from compressgate.project.init import write
+    from compressgate.workflows.init import write
 
     written = write(args.model, data=args.data, name=args.name, config_path=args.config,
                     recipes=args.recipes, tests=args.tests, force=args.force,
@@ -85,7 +88,7 @@ def init(args: argparse.Namespace) -> int:
         log(f".gitignore: added {', '.join(written.ignored)}")
     for reason in written.left_out:
         log(f"left out {reason}")
-    log("next: compressgate run; then pytest --compressgate-update=missing to record "
+    log(f"next: compressgate run; then pytest {UPDATE_MISSING} to record "
         "baselines; commit them")
     return 0
 
@@ -121,8 +124,8 @@ def fixtures_build(args: argparse.Namespace) -> int:
 def reproducibility(args: argparse.Namespace) -> int:
     """``compressgate reproducibility``: convert afresh (no result cache), print each
     file's sha256 as JSON; with ``--baselines``, compare and exit 1 on a change."""
-    from compressgate.compat.reproducibility import compare_with_baselines, fresh_sha256
     from compressgate.recipes import default_recipes
+    from compressgate.workflows.reproducibility import compare_with_baselines, fresh_sha256
 
     recipes = args.recipes or [r.name for r in default_recipes()]
     fresh = fresh_sha256(args.config, args.models or [], recipes)
@@ -160,12 +163,12 @@ def cache_key(args: argparse.Namespace) -> int:
     from compressgate.measure.machine import machine_class, this_machine
     from compressgate.pipeline.cache import ResultCache
     from compressgate.pipeline.runner import Runner
+    from compressgate.recipes import with_reference
 
     gate = GateSession(Settings(config=args.config, models=tuple(args.models or ()),
                                 recipes=tuple(args.recipes or ())))
     runner = Runner(gate.specs, ResultCache(None, enabled=False))
-    cases = {(c.model, name) for c in gate.all_cases() if not c.unsupported
-             for name in ("float", c.recipe)}
+    cases = with_reference((c.model, c.recipe) for c in gate.all_cases() if not c.unsupported)
     keys = sorted(runner.cache_key(m, runner.recipe(m, r)) for m, r in cases)
     text = "\n".join([machine_class(this_machine()), *keys])
     print(hashlib.sha256(text.encode()).hexdigest()[:32])
@@ -175,7 +178,7 @@ def cache_key(args: argparse.Namespace) -> int:
 def legacy_export(args: argparse.Namespace) -> int:
     """``compressgate legacy export DIR``: each converted model and LiteRT's outputs, for
     the oldest-runtime gate (``tests/legacy``)."""
-    from compressgate.compat.legacy import export
+    from compressgate.workflows.legacy import export
 
     index = export(args.out, args.config, jobs=args.jobs)
     print(f"{args.out}: {sum(e['converted'] for e in index['entries'])} models exported")

@@ -1,3 +1,3 @@
-"""Which runtime loads a file and whether it computes the same: TensorFlow's runtime table
-(``runtime_table``, ``runtime_versions``), the oldest-runtime check (``legacy``) and byte
-reproducibility of conversions (``reproducibility``)."""
+"""Which runtime loads a file: TensorFlow's table of builtin op versions per runtime
+release (``runtime_table``, generated) and the version parsing and requirement check on
+it (``runtime_versions``)."""

@@ -1,3 +1,4 @@
-"""Why a recipe lost accuracy: per-layer quantization error ranked and the keep_float
-search (``analysis``, pure), collected for one model x recipe (``collect``) and written
-for people (``report``)."""
+"""Why a recipe lost accuracy, for one model x recipe: the quantization debugger's
+per-layer error and the keep_float search collected (``collect``, on
+``backends.analysis``) and written for people (``report``, also the one-line note under
+a failed accuracy check)."""

@@ -8,15 +8,32 @@ still collected. TensorFlow is reached only through ``compressgate.backends``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from compressgate.diagnosis import analysis
-from compressgate.diagnosis.analysis import Diagnosis, Search, Step
+from compressgate.backends import analysis
+from compressgate.backends.analysis import LayerError, Search, Step, TensorError
 from compressgate.errors import UserInputError
 from compressgate.measure import flatbuffer
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Recipe
 
 Debugger = Callable[[Any, Recipe, Any], tuple[list[dict], list[str]]]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Everything the diagnosis report shows; ``problems`` are one-line reasons for what
+    could not be diagnosed (the rest of the report is still written)."""
+
+    model: str
+    recipe: str
+    layers: tuple[LayerError, ...] = ()
+    tensors: tuple[TensorError, ...] = ()
+    sparsity: tuple[tuple[str, int, int], ...] = ()  # (weight tensor, elements, zeros)
+    row: ResultRow | None = None
+    search: Search | None = None
+    problems: tuple[str, ...] = ()
 
 
 def _tf_debugger(spec, recipe: Recipe, data) -> tuple[list[dict], list[str]]:
@@ -60,7 +77,7 @@ def collect(runner, model: str, recipe: str | Recipe, *,
     resolved = runner.recipe(model, recipe)
     name = resolved.name
     problems: list[str] = []
-    row: dict[str, Any] = {}
+    row: ResultRow | None = None
     outcome = None
     try:
         outcome = runner.outcome(model, resolved)

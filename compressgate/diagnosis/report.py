@@ -10,8 +10,10 @@ import csv
 import io
 from pathlib import Path
 
-from compressgate.diagnosis.analysis import ROUNDING_RMSE_OVER_SCALE, Diagnosis, offenders
+from compressgate.backends.analysis import ROUNDING_RMSE_OVER_SCALE, offenders
+from compressgate.diagnosis.collect import Diagnosis, collect
 from compressgate.files import write_text_atomic
+from compressgate.gate.session import GateSession
 
 _CSV_FIELDS = ("layer", "op", "tensor", "elements", "rmse", "scale", "rmse_over_scale",
                "max_abs_error")
@@ -28,6 +30,10 @@ def csv_text(diag: Diagnosis) -> str:
     return out.getvalue()
 
 
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 def summary_line(diag: Diagnosis, n: int = 3) -> str:
     """The gate's one-line pointer at the worst layers."""
     if not diag.layers:
@@ -39,13 +45,13 @@ def summary_line(diag: Diagnosis, n: int = 3) -> str:
 def markdown(diag: Diagnosis) -> str:
     lines = [f"# Diagnosis: {diag.model} x {diag.recipe}", ""]
     row = diag.row
-    if row.get("accuracy") is not None:
-        lines.append(f"- accuracy {row['accuracy']:.4f} vs float "
-                     f"{row.get('float_accuracy', float('nan')):.4f} (drop "
-                     f"{row.get('accuracy_drop_pts', float('nan')):.2f} pts), "
-                     f"{row.get('size_bytes')} bytes")
-        if row.get("kept_float") is not None:
-            lines.append(f"- layers kept float: {', '.join(row['kept_float']) or 'none'}")
+    if row is not None and row.accuracy is not None:
+        nan = float("nan")
+        lines.append(f"- accuracy {row.accuracy:.4f} vs float "
+                     f"{_or(row.float_accuracy, nan):.4f} (drop "
+                     f"{_or(row.accuracy_drop_pts, nan):.2f} pts), {row.size_bytes} bytes")
+        if row.kept_float is not None:
+            lines.append(f"- layers kept float: {', '.join(row.kept_float) or 'none'}")
     lines += [f"- problem: {p}" for p in diag.problems]
     if diag.layers:
         lines += ["", "## Per-layer quantization error (worst first)", "",
@@ -103,3 +109,17 @@ def write(diag: Diagnosis, directory: Path) -> list[Path]:
         paths.append(stem.with_suffix(".png"))
         _plot(diag, paths[2])
     return paths
+
+
+def diagnose_note(session: GateSession, model: str, recipe: str) -> str:
+    """Diagnose a failed accuracy check: one line naming the worst layers, and the full
+    report under ``<reports>/diagnosis/`` when the session writes reports."""
+    try:
+        diag = collect(session.runner, model, recipe)
+        line = summary_line(diag)
+        if session.settings.reports is not None:
+            paths = write(diag, session.settings.reports / "diagnosis")
+            line += f" (report: {paths[0]})"
+        return line
+    except Exception as exc:  # a diagnosis must never hide the verdict it explains
+        return f"diagnosis failed: {type(exc).__name__}: {str(exc)[:200]}"

@@ -1,3 +1,4 @@
-"""The release gate: the rules (``rules``), their tolerances, the baseline store
+"""The release gate, without pytest: the rules (``rules``), the baseline store
 (``baselines``), the typed records a check produces (``records``), the run state
-(``session``) and the pytest plugin (``plugin``)."""
+(``session``), accepting a broken promise on purpose (``accept``) and sharding
+(``shards``). The pytest plugin on top of it is ``compressgate.plugin``."""

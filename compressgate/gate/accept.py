@@ -13,16 +13,16 @@ from typing import Any
 
 from compressgate.gate.records import Verdict
 
-# Row metric -> the promise field it is checked against.
+# Row key -> the promise field it is checked against.
 _PROMISE_FIELDS = {
     "size_ratio": "min_size_ratio",
     "gzip_ratio": "min_gzip_ratio",
-    "accuracy drop (pts)": "max_drop_pts",
-    # The targets check (rules.check_targets).
-    "runs on TFLM": "targets",
-    "TFLM vs reference kernels (quanta)": "max_tflm_quanta",
-    "arena KiB": "max_arena_kib",
-    "kernel agreement": "min_kernel_agreement",
+    "accuracy_drop_pts": "max_drop_pts",
+    # The targets check (gate.targets.check_targets).
+    "tflm_loads": "targets",
+    "tflm_max_quanta": "max_tflm_quanta",
+    "tflm_arena_kib": "max_arena_kib",
+    "kernel_agreement": "min_kernel_agreement",
 }
 WHY = "the measured reason this is acceptable"
 
@@ -44,7 +44,7 @@ def accepting(verdict: Verdict) -> dict[str, tuple[Any, float]]:
     accepts the measured figure)."""
     out = {}
     for row in verdict.regressions:
-        field = _PROMISE_FIELDS.get(row.metric)
+        field = _PROMISE_FIELDS.get(row.key)
         if field is not None and isinstance(row.measured, int | float):
             out[field] = (row.expected, accepting_value(field, float(row.measured)))
     return out

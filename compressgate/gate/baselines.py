@@ -33,6 +33,10 @@ from compressgate.errors import BaselineError
 from compressgate.files import write_bytes_atomic, write_text_atomic
 from compressgate.measure import memory, targets
 from compressgate.measure.machine import machine_class, this_machine
+from compressgate.pipeline.record import ResultRow
+
+# The update mode that records what a baseline lacks, and moves nothing it records.
+UPDATE_MISSING = "--compressgate-update=missing"
 
 SCHEMA = 2
 READS = (1, 2)
@@ -61,34 +65,34 @@ METRIC_DIGITS = {
 }
 
 
-def judged_keys(row: dict[str, Any]) -> tuple[str, ...]:
+def judged_keys(row: ResultRow) -> tuple[str, ...]:
     """The judged figures a baseline stores for ``row``'s model (its metric under its
     name)."""
-    metric = row.get("metric", "accuracy")
-    return (metric, *JUDGED[1:])
+    return (row.metric, *JUDGED[1:])
 
 
-def judged_figures(row: dict[str, Any]) -> dict[str, Any]:
+def judged_figures(row: ResultRow) -> dict[str, Any]:
     """``row``'s judged figures under their baseline names (a custom metric's score as its
     name)."""
-    metric = row.get("metric", "accuracy")
-    return {k: row["score"] if k == metric and metric != "accuracy" else row[k]
-            for k in judged_keys(row)}
+    quality = row.accuracy if row.is_accuracy else row.score
+    return {row.metric: quality, **{k: getattr(row, k) for k in JUDGED[1:]}}
 
 
-def recorded_metrics(row: dict[str, Any]) -> dict[str, Any]:
+def recorded_metrics(row: ResultRow) -> dict[str, Any]:
     """The machine-independent figures a baseline records for a result row."""
-    metrics = {k: row[k] for k in ("converted", "error") if row.get(k) is not None}
-    if not row["converted"]:
+    metrics: dict[str, Any] = {"converted": row.converted}
+    if row.error is not None:
+        metrics["error"] = row.error
+    if not row.converted:
         return metrics
     metrics.update(judged_figures(row))
-    metrics.update({k: row[k] for k in ("size_ratio", "gzip_ratio")})
-    if row.get("accuracy_drop_pts") is not None:
-        metrics["accuracy_drop_pts"] = row["accuracy_drop_pts"]
+    metrics.update({"size_ratio": row.size_ratio, "gzip_ratio": row.gzip_ratio})
+    if row.accuracy_drop_pts is not None:
+        metrics["accuracy_drop_pts"] = row.accuracy_drop_pts
     else:
-        metrics["metric_loss"] = row["metric_loss"]
-    if row.get(ARTIFACT_FIGURE) is not None:
-        metrics[ARTIFACT_FIGURE] = row[ARTIFACT_FIGURE]
+        metrics["metric_loss"] = row.metric_loss
+    if row.tflite_sha256 is not None:
+        metrics[ARTIFACT_FIGURE] = row.tflite_sha256
     return metrics
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from compressgate.pipeline.record import LatencyFigures, ResultRow
+
 
 class Status(StrEnum):
     """A row's outcome. ``SKIPPED``: a comparison that protects nothing here (counted
@@ -31,6 +33,32 @@ class Status(StrEnum):
         return self in (Status.FAIL, Status.REGRESSION)
 
 
+class Outcome(StrEnum):
+    """A result's outcome in the reports, in reading order (what needs attention first):
+    from its checks' records, or ``MEASURED`` / ``NOT_CONVERTED`` without a verdict
+    (``compressgate run``)."""
+
+    FAIL = "fail"
+    MISSING = "missing"
+    NOT_CONVERTED = "not converted"
+    STALE = "stale"
+    MEASURED = "measured"
+    PASS = "pass"
+    UNSUPPORTED = "unsupported"
+
+    @property
+    def rank(self) -> int:
+        return list(Outcome).index(self)
+
+    @property
+    def label(self) -> str:
+        return {Outcome.FAIL: "FAIL", Outcome.STALE: "stale baseline"}.get(self, self.value)
+
+    @property
+    def needs_attention(self) -> bool:
+        return self in (Outcome.FAIL, Outcome.MISSING, Outcome.NOT_CONVERTED)
+
+
 def fmt(value: Any) -> str:
     """A figure as the tables show it (4 significant digits, "-" for none)."""
     if isinstance(value, float):
@@ -38,9 +66,34 @@ def fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+# A row's display label -> its stable key, where the two differ (a row whose label is a
+# figure's name, ``size_ratio``, ``accuracy``, ..., is keyed by it).
+LABEL_KEYS = {
+    "float ops": "float_ops",
+    "min runtime": "min_runtime",
+    "accuracy drop (pts)": "accuracy_drop_pts",
+    "top-1 agreement with Keras": "keras_agreement",
+    "distinct values per channel (max)": "clusters_max",
+    "accuracy (recorded)": "accepted_accuracy",
+    "agreement with accepted": "agreement_with_accepted",
+    "output difference vs accepted": "output_difference_vs_accepted",
+    "peak memory vs accepted": "peak_memory_vs_accepted",
+    "faster than float": "faster_than_float",
+    "time vs accepted": "latency_vs_accepted",
+    "target measurement": "targets_error",
+    "kernel agreement": "kernel_agreement",
+    "runs on TFLM": "tflm_loads",
+    "TFLM vs reference kernels (quanta)": "tflm_max_quanta",
+    "TFLM vs reference kernels": "tflm_max_diff",
+    "TFLM accuracy": "tflm_accuracy",
+    "arena KiB": "tflm_arena_kib",
+}
+
+
 @dataclass(frozen=True)
 class Row:
-    """One metric of a verdict: what was measured, against what, and the outcome."""
+    """One metric of a verdict: what was measured, against what, and the outcome;
+    ``metric`` is the label people read, ``key`` the name tools and code use."""
 
     metric: str
     measured: Any
@@ -53,9 +106,12 @@ class Row:
     # How much of the allowed move is left: 1 at the accepted value, 0 at the limit,
     # negative beyond it (a latency beyond it may still pass if not significant).
     headroom: float | None = None
+    key: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))
+        if not self.key:
+            object.__setattr__(self, "key", LABEL_KEYS.get(self.metric, self.metric))
 
     def reason(self) -> str:
         """One line for a report: metric, accepted -> now, the limit, why."""
@@ -133,17 +189,18 @@ class CheckRecord:
     check: str
     failed: bool
     message: str = ""
+    # The keys of the rows that are stale or regressed (``Row.key``).
     stale: list[str] = field(default_factory=list)
     regressions: list[str] = field(default_factory=list)
     # Why it failed, and what it could not judge here.
     reasons: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    # Headroom to the limit per metric (see ``Row.headroom``).
+    # Headroom to the limit per row key (see ``Row.headroom``).
     headroom: dict[str, float] = field(default_factory=dict)
     update: Update | None = None
     # The result's summary row (conversion checks) and this run's latency (latency checks).
-    row: dict[str, Any] | None = None
-    latency: dict[str, Any] | None = None
+    row: ResultRow | None = None
+    latency: LatencyFigures | None = None
     # A declared-unsupported recipe failing as expected (strict xfail).
     expected: bool = False
     # The override that would accept a broken promise (see gate.accept).
@@ -155,12 +212,12 @@ class CheckRecord:
         return cls(
             verdict.model, verdict.recipe, verdict.check,
             failed=verdict.failed or refused is not None, message=message,
-            stale=[r.metric for r in verdict.stale],
-            regressions=[r.metric for r in verdict.regressions],
+            stale=[r.key for r in verdict.stale],
+            regressions=[r.key for r in verdict.regressions],
             reasons=[r.reason() for r in verdict.regressions]
             + ([f"refused to record the baseline: {refused}"] if refused else []),
             skipped=[f"{r.metric}: {r.note}" for r in verdict.skipped],
-            headroom={r.metric: round(r.headroom, 4) for r in verdict.rows
+            headroom={r.key: round(r.headroom, 4) for r in verdict.rows
                       if r.headroom is not None},
             update=update, **extra)
 
@@ -177,6 +234,8 @@ class CheckRecord:
         doc = dataclasses.asdict(self)
         doc["update"] = None if self.update is None else \
             [self.update.path, self.update.reason, self.update.diff]
+        doc["row"] = None if self.row is None else self.row.to_dict()
+        doc["latency"] = None if self.latency is None else self.latency.to_dict()
         return doc
 
     @classmethod
@@ -188,4 +247,8 @@ class CheckRecord:
             values["update"] = Update(path, reason, [tuple(d) for d in diff])
         else:
             values["update"] = None
+        if values.get("row") is not None:
+            values["row"] = ResultRow.from_dict(values["row"])
+        if values.get("latency") is not None:
+            values["latency"] = LatencyFigures.from_dict(values["latency"])
         return cls(**values)

@@ -10,26 +10,34 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from compressgate.backends import candidate
 from compressgate.errors import UserInputError
-from compressgate.gate import baselines, rules, shards
+from compressgate.gate import baselines, rules, shards, update
+from compressgate.gate import latency as latency_rules
+from compressgate.gate import targets as targets_rules
 from compressgate.gate.accept import accepting, override_hint, promised
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
-from compressgate.gate.tolerances import Tolerances
+from compressgate.gate.update import UpdateMode
+from compressgate.measure.litert import LATENCY_PAIRS
 from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
+from compressgate.pipeline.record import ResultRow
 from compressgate.project import config
 from compressgate.project.models import select
-from compressgate.recipes import declared_targets, default_recipes
+from compressgate.recipes import (
+    REFERENCE,
+    declared_targets,
+    default_recipes,
+    with_reference,
+)
+from compressgate.tolerances import Tolerances
 
 # Checks that need only this run's figures and the recipe's promise.
 _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.check_accuracy,
                     "size": rules.check_size}
 
-UpdateMode = Literal["none", "all", "failed", "missing"]
-UPDATE_MODES: tuple[str, ...] = ("none", "all", "failed", "missing")
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class Settings:
     update: UpdateMode = "none"
     force: bool = False
     tolerances: Tolerances = field(default_factory=Tolerances)
-    latency_pairs: int = 42
+    latency_pairs: int = LATENCY_PAIRS
     # Worker processes that compute all results up front (1: compute lazily, per check).
     jobs: int = 1
     # How a person runs the gate, for the "create it with" hint.
@@ -70,7 +78,7 @@ class Case:
         if self.unsupported:
             return ("conversion",)
         extra = (rules.TARGETS_CHECK,) if self.targets else ()
-        if self.recipe == "float":
+        if self.recipe == REFERENCE:
             return ("conversion", "accuracy", "baseline", *extra)
         return (*rules.CHECKS, *extra)
 
@@ -112,14 +120,13 @@ class GateSession:
         self._latency: dict[tuple[str, str], Any] = {}
         self._env: dict[str, str] | None = None
         self._prepared = False
-        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self._rows: dict[tuple[str, str], ResultRow] = {}
         self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
         self._sides: dict[tuple[str, str], tuple[SideBySide | None, str]] = {}
         self._side_latency: dict[tuple[str, str], Any] = {}
-        # Explains an accuracy failure: (session, model, recipe) -> note. By default only
-        # with the real runner (a stand-in runner has nothing to debug).
-        self._diagnoser = diagnoser if diagnoser is not None or runner is not None \
-            else diagnose_note
+        # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes
+        # ``compressgate.diagnosis.report.diagnose_note``; None: no explanation).
+        self._diagnoser = diagnoser
 
     # -- what to gate -------------------------------------------------------------------
 
@@ -202,17 +209,16 @@ class GateSession:
         if self._prepared:
             return
         self._prepared = True
-        plan = sorted({(c.model, r) for c in self.cases() if not c.unsupported
-                       for r in ("float", c.recipe)})
+        plan = with_reference((c.model, c.recipe) for c in self.cases() if not c.unsupported)
         self.runner.precompute(plan, self.settings.jobs)
 
-    def row(self, model: str, recipe: str) -> dict[str, Any]:
+    def row(self, model: str, recipe: str) -> ResultRow:
         """The case's summary row, computed once however many checks read it."""
         key = (model, recipe)
         if key not in self._rows:
             self.prepare()
             self._rows[key] = self.runner.row(model, recipe)
-        return dict(self._rows[key])
+        return self._rows[key]
 
     def latency(self, model: str, recipe: str, *, fresh: bool = False):
         key = (model, recipe)
@@ -231,8 +237,8 @@ class GateSession:
         if not outcome.converted:
             raise UserInputError(f"{model} x {recipe}: not converted ({outcome.error})")
         row = self.row(model, recipe)
-        info = {k: row.get(k) for k in ("size_bytes", "gzip_bytes", "accuracy",
-                                        "accuracy_drop_pts", "input_dtype", "recipe")}
+        info = {k: getattr(row, k) for k in ("size_bytes", "gzip_bytes", "accuracy",
+                                             "accuracy_drop_pts", "input_dtype", "recipe")}
         return litert.ready_invoke(outcome.tflite, self.runner.sample(model)), info
 
     def tolerances(self, model: str) -> Tolerances:
@@ -248,7 +254,7 @@ class GateSession:
         return baselines.path_for(self.settings.baselines, model, recipe)
 
     def create_hint(self) -> str:
-        return f"{self.settings.command} --compressgate-update=missing"
+        return f"{self.settings.command} {baselines.UPDATE_MISSING}"
 
     # -- checks -------------------------------------------------------------------------
 
@@ -340,7 +346,7 @@ class GateSession:
     def reference(self, model: str, recipe: str, stored: baselines.Baseline) -> rules.Reference:
         row = self.row(model, recipe)
         side, why = self.side_by_side(model, recipe, stored)
-        now = row.get("inputs") or {}
+        now = row.inputs or {}
         changed = tuple(sorted(k for k in now if stored.inputs and stored.inputs.get(k) != now[k]))
         overrides = self.specs[model].recipe_overrides.get(recipe, {}) \
             if model in self.specs else {}
@@ -361,7 +367,7 @@ class GateSession:
         if have:
             assert stored is not None
             reference = self.reference(model, recipe, stored) \
-                if stored.metrics.get("converted", True) and row["converted"] \
+                if stored.metrics.get("converted", True) and row.converted \
                 else rules.Reference(stored.metrics)
             verdict = self._annotate(rules.check_baseline(row, reference, self.tolerances(model),
                                                          self.create_hint()), stored)
@@ -369,42 +375,23 @@ class GateSession:
             verdict = self._missing(model, recipe, "baseline")
         metrics = baselines.recorded_metrics(row)
         change = baselines.Change(metrics, records_build=True)
-        if row["converted"]:
-            memory = {baselines.MEMORY_FIGURE: row[baselines.MEMORY_FIGURE]} \
-                if row.get(baselines.MEMORY_FIGURE) is not None else None
+        if row.converted:
+            memory = {baselines.MEMORY_FIGURE: row.peak_memory} \
+                if row.peak_memory is not None else None
             artifact = self.runner.outcome(model, recipe).tflite \
                 if baselines.ARTIFACT_FIGURE in metrics else None
-            change = baselines.Change(metrics, row.get("inputs"), memory, artifact,
+            change = baselines.Change(metrics, row.inputs, memory, artifact,
                                       records_build=True)
             if have and stored is not None and self.settings.update == "missing":
-                change = self._only_missing(stored, change)
+                at_hand = self.accepted(model, recipe, stored)[0] is not None
+                change = update.only_missing(stored, change, self.machine_class,
+                                             artifact_at_hand=at_hand,
+                                             other_build=bool(self.build_changes(stored)))
         # A baseline without input digests (from before they were recorded) counts as
         # missing them even when its file is identical and no row says so.
         missing = not have or any(r.missing for r in verdict.rows) or (
-            stored is not None and not stored.inputs and bool(row.get("inputs")))
+            stored is not None and not stored.inputs and bool(row.inputs))
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
-
-    def _only_missing(self, stored: baselines.Baseline,
-                      change: baselines.Change) -> baselines.Change:
-        """The parts of ``change`` the baseline lacks ("missing" moves nothing recorded):
-        input digests, this machine class's memory figure, the file's sha256 and the
-        accepted artifact (only the very file the baseline records). The record keeps the
-        build it names: a sha256 is added only on that build, since bytes made by another
-        build (another machine class) would then be checked as the recording build's."""
-        metrics = change.metrics or {}
-        recorded = stored.metrics.get(baselines.ARTIFACT_FIGURE)
-        sha = metrics.get(baselines.ARTIFACT_FIGURE)
-        if recorded is None and self.build_changes(stored):
-            sha = None
-        artifact = None
-        if (recorded is None and sha) or (recorded == sha and self.accepted(
-                stored.model, stored.recipe, stored)[0] is None):
-            artifact = change.artifact
-        machine = change.machine if change.machine and not any(
-            k in stored.machine(self.machine_class) for k in change.machine) else None
-        return baselines.Change(
-            {baselines.ARTIFACT_FIGURE: sha} if recorded is None and sha else None,
-            change.inputs if not stored.inputs else None, machine, artifact)
 
     def _check_targets(self, model: str, recipe: str) -> CheckOutcome:
         """Kernel parity and TFLM; the arena figure goes to the baseline's metrics through
@@ -412,14 +399,14 @@ class GateSession:
         row = self.row(model, recipe)
         stored = self._load(model, recipe)
         accepted = stored.metrics if stored is not None else {}
-        verdict, accept = self._with_accept(model, recipe, rules.check_targets(
+        verdict, accept = self._with_accept(model, recipe, targets_rules.check_targets(
             row, self.promise(model, recipe), accepted, self.tolerances(model),
             self.create_hint()))
-        arena = row.get(baselines.ARENA_FIGURE)
+        figures = row.targets
         change = None
-        if arena is not None and "tflm" in (row.get("targets") or ()):
-            change = baselines.Change({baselines.ARENA_FIGURE: arena,
-                                       baselines.TFLM_VERSION: row.get("tflm_version")})
+        if figures is not None and figures.tflm_arena_bytes is not None and figures.tflm:
+            change = baselines.Change({baselines.ARENA_FIGURE: figures.tflm_arena_bytes,
+                                       baselines.TFLM_VERSION: figures.tflm_version})
             if self.settings.update == "missing" and baselines.ARENA_FIGURE in accepted:
                 change = None
         outcome = self._maybe_update(model, recipe, verdict, change,
@@ -452,12 +439,10 @@ class GateSession:
                     recorded.get("latency_ratio_high", base_ratio)) if base_ratio else None
 
         def judge(pairs, side, note, identical):
-            return rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
-                                       base_ratio, self.tolerances(model),
-                                       baseline_interval=interval, side=side, side_note=note,
-                                       side_identical=identical,
-                                       machine_class=self.machine_class,
-                                       hint=self.create_hint())
+            reference = latency_rules.LatencyReference(base_ratio, interval, side, note, identical,
+                                               self.machine_class)
+            return latency_rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
+                                       reference, self.tolerances(model), self.create_hint())
 
         pairs = self.latency(model, recipe)
         side, note, identical = self.latency_against(model, recipe, stored)
@@ -504,9 +489,8 @@ class GateSession:
     def _maybe_update(self, model: str, recipe: str, verdict: Verdict,
                       change: baselines.Change | None, *, missing: bool) -> CheckOutcome:
         mode = self.settings.update
-        wanted = (mode == "all" or (mode == "failed" and verdict.failed)
-                  or (mode == "missing" and missing))
-        if not wanted or change is None or change == baselines.Change():
+        if not update.wanted(mode, verdict, missing=missing) or change is None \
+                or change == baselines.Change():
             return CheckOutcome(verdict)
         row = self.row(model, recipe)
         refusals = rules.absolute_failures(row, self.promise(model, recipe))
@@ -520,31 +504,5 @@ class GateSession:
         reason = "created" if old is None else ("updated: was failing" if verdict.failed
                                                 else "updated")
         diff = baselines.diff_rows(old, new)
-        # The verdict was against the old baseline, which the update replaced on purpose:
-        # "missing" settles the rows that lacked a figure, the other modes every row.
-        settled = (lambda r: r.missing) if mode == "missing" else \
-            (lambda r: r.missing or r.status.failed)
-        accepted = verdict.with_rows(tuple(
-            r.settled(Status.PASS, "recorded now") if settled(r) else r.settled(r.status, r.note)
-            for r in verdict.rows))
-        return CheckOutcome(accepted, Update(str(new.path), reason, diff) if diff else None)
-
-
-
-
-
-def diagnose_note(session: GateSession, model: str, recipe: str) -> str:
-    """Diagnose a failed accuracy check: one line naming the worst layers, and the full
-    report under ``<reports>/diagnosis/`` when the session writes reports."""
-    from compressgate.diagnosis.collect import collect
-    from compressgate.diagnosis.report import summary_line, write
-
-    try:
-        diag = collect(session.runner, model, recipe)
-        line = summary_line(diag)
-        if session.settings.reports is not None:
-            paths = write(diag, session.settings.reports / "diagnosis")
-            line += f" (report: {paths[0]})"
-        return line
-    except Exception as exc:  # a diagnosis must never hide the verdict it explains
-        return f"diagnosis failed: {type(exc).__name__}: {str(exc)[:200]}"
+        return CheckOutcome(update.settled(verdict, mode),
+                            Update(str(new.path), reason, diff) if diff else None)

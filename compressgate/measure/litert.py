@@ -142,8 +142,12 @@ def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
     return interp.invoke
 
 
+# Interleaved pairs per latency figure, unless a project sets ``latency_pairs``.
+LATENCY_PAIRS = 42
+
+
 def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *,
-                        pairs: int = 42, blocks: int = 6, warmup: int = 10,
+                        pairs: int = LATENCY_PAIRS, blocks: int = 6, warmup: int = 10,
                         min_sample_seconds: float = 0.002,
                         candidate_repeat: float = 1) -> LatencyPairs:
     """Per-inference times of ``candidate`` and ``reference``, measured in alternating

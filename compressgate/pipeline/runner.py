@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,22 @@ from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome,
 from compressgate.measure.tflm import version as tflm_version
 from compressgate.pipeline import isolation
 from compressgate.pipeline.cache import ResultCache, key
+from compressgate.pipeline.record import (
+    ClusterFigures,
+    LatencyFigures,
+    MemoryFigures,
+    RecipeResult,
+    ResultRow,
+    TargetFigures,
+)
 from compressgate.project.metrics import Metric
 from compressgate.project.models import Dataset, ModelSpec, path_sha256
-from compressgate.recipes import Recipe, declared_targets
+from compressgate.recipes import (
+    REFERENCE,
+    Recipe,
+    declared_targets,
+    with_reference,
+)
 
 RESULT_FORMAT = 2
 # Recipe fields that plant faults (tests of the gate); not part of a result's inputs.
@@ -44,44 +57,6 @@ def tf_backend() -> Backend:
     from compressgate.backends import tf
 
     return tf  # the module satisfies the protocol
-
-
-@dataclass(frozen=True)
-class RecipeResult:
-    """A recipe's result on one model: the ``.tflite`` bytes and what they measure."""
-
-    model: str
-    recipe: str
-    tflite: bytes | None
-    error: str | None
-    measurement: litert.Measurement | None
-    finetune_seconds: float = 0.0
-    convert_seconds: float = 0.0
-    keras_agreement: float | None = None
-    cached: bool = False
-    # Mixed precision: the Keras layers kept float, and the keep_float auto search.
-    kept_float: tuple[str, ...] | None = None
-    search: dict[str, Any] | None = None
-
-    @property
-    def converted(self) -> bool:
-        return self.tflite is not None and self.measurement is not None
-
-    def to_doc(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc.pop("tflite")
-        doc.pop("cached")
-        return doc
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any], tflite: bytes | None) -> RecipeResult:
-        m = doc.get("measurement")
-        if m is not None:
-            m = litert.Measurement(**{k: tuple(v) if isinstance(v, list) else v
-                                       for k, v in m.items()})
-        kept = doc.get("kept_float")
-        return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True,
-                      "kept_float": tuple(kept) if kept is not None else None})
 
 
 @dataclass
@@ -202,7 +177,7 @@ class Runner:
         return SideBySide(**fields)
 
     def latency_against(self, model: str, recipe: str | Recipe, accepted: bytes, *,
-                        pairs: int = 42) -> LatencyPairs | None:
+                        pairs: int = litert.LATENCY_PAIRS) -> LatencyPairs | None:
         """Interleaved latency of the new result (candidate) against the accepted file
         (reference), on this machine, in this run."""
         resolved = self.recipe(model, recipe)
@@ -305,11 +280,12 @@ class Runner:
                             kept_float=getattr(artifact, "kept_float", None),
                             search=getattr(artifact, "search", None))
 
-    def latency(self, model: str, recipe: str | Recipe, *, pairs: int = 42) -> LatencyPairs | None:
+    def latency(self, model: str, recipe: str | Recipe, *,
+                pairs: int = litert.LATENCY_PAIRS) -> LatencyPairs | None:
         """Interleaved latency of ``recipe`` against ``float`` on one test row, or None
         when either did not convert. Never cached: it is a fact about this run."""
         resolved = self.recipe(model, recipe)
-        candidate, reference = self.outcome(model, resolved), self.outcome(model, "float")
+        candidate, reference = self.outcome(model, resolved), self.outcome(model, REFERENCE)
         if not (candidate.converted and reference.converted):
             return None
         return litert.interleaved_latency(reference.tflite, candidate.tflite,
@@ -321,60 +297,54 @@ class Runner:
         return self.data(model).x_test[:1].astype(np.float32)
 
     def row(self, model: str, recipe: str | Recipe,
-            latency: LatencyPairs | None = None) -> dict[str, Any]:
-        """One summary row: the recipe's figures and its ratios to the float reference."""
-        out, ref = self.outcome(model, recipe), self.outcome(model, "float")
-        row: dict[str, Any] = {
-            "model": model, "recipe": out.recipe, "converted": out.converted,
-            "error": out.error, "cached": out.cached,
+            latency: LatencyPairs | None = None) -> ResultRow:
+        """One result row: the recipe's figures and its ratios to the float reference."""
+        out, ref = self.outcome(model, recipe), self.outcome(model, REFERENCE)
+        m, r = out.measurement, ref.measurement
+        metric = self.spec(model).metric
+        fields: dict[str, Any] = {
             "finetune_seconds": round(out.finetune_seconds, 3),
             "convert_seconds": round(out.convert_seconds, 3),
+            "metric": metric.name, **self._scores(model, metric, m, r),
         }
-        m, r = out.measurement, ref.measurement
         if m is not None:
-            row.update({
-                "accuracy": m.accuracy, "size_bytes": m.size_bytes, "gzip_bytes": m.gzip_bytes,
+            fields.update({
+                "accuracy": m.accuracy if metric.is_accuracy else None,
+                "size_bytes": m.size_bytes, "gzip_bytes": m.gzip_bytes,
                 "sparsity": round(m.sparsity, 6), "input_dtype": m.input_dtype,
-                "output_dtype": m.output_dtype, "ops": list(m.ops),
-                "float_ops": list(m.float_ops),
-            })
+                "output_dtype": m.output_dtype, "ops": tuple(m.ops),
+                "float_ops": tuple(m.float_ops)})
         if out.converted:
-            row.update(self.memory(out))
-            row.update(self.targets(model, recipe))
-            row.update(file_fields(out.tflite))
             resolved = self.recipe(model, recipe)
-            if resolved.cluster is not None or resolved.promise.max_clusters is not None:
-                row.update(cluster_fields(out.tflite))
-            row["test_rows"] = len(m.top1) if m is not None else None
-            row["inputs"] = self.input_digests(model, recipe)
+            clustered = resolved.cluster is not None or resolved.promise.max_clusters is not None
+            fields.update({"memory": self.memory(out), "targets": self.targets(model, recipe),
+                           **file_fields(out.tflite),
+                           "clusters": cluster_fields(out.tflite) if clustered else None,
+                           "test_rows": len(m.top1) if m is not None else None,
+                           "inputs": self.input_digests(model, recipe)})
         if r is not None:
-            row.update({"float_accuracy": r.accuracy, "float_size_bytes": r.size_bytes,
-                        "float_gzip_bytes": r.gzip_bytes})
-        metric = self.spec(model).metric
-        if not metric.is_accuracy:  # accuracy of a regressor's argmax means nothing
-            row.update({"accuracy": None, "float_accuracy": None})
-        row.update({"metric": metric.name, **self._scores(model, metric, m, r)})
+            fields.update({"float_accuracy": r.accuracy if metric.is_accuracy else None,
+                           "float_size_bytes": r.size_bytes, "float_gzip_bytes": r.gzip_bytes})
         if m is not None and r is not None:
-            row.update({
+            fields.update({
                 "accuracy_drop_pts": round((r.accuracy - m.accuracy) * 100, 4)
                 if metric.is_accuracy else None,
                 "size_ratio": round(r.size_bytes / m.size_bytes, 4),
                 "gzip_ratio": round(r.gzip_bytes / m.gzip_bytes, 4),
                 "float_agreement": float(np.mean(np.asarray(m.top1) == np.asarray(r.top1)))
                 if metric.is_accuracy else None,
-                "output_sqnr_db": None if out.recipe == "float" or not m.outputs
+                "output_sqnr_db": None if out.recipe == REFERENCE or not m.outputs
                 else sqnr_db(np.asarray(r.outputs), np.asarray(m.outputs)),
             })
-        if out.keras_agreement is not None:
-            row["keras_agreement"] = out.keras_agreement
-        if m is not None and r is not None and metric.is_accuracy:  # where errors land
-            labels = self.data(model).y_test
-            row["class_accuracy"] = litert.class_accuracy(m.top1, labels)
-            row["float_class_accuracy"] = litert.class_accuracy(r.top1, labels)
+            if metric.is_accuracy:  # where errors land
+                labels = self.data(model).y_test
+                fields["class_accuracy"] = litert.class_accuracy(m.top1, labels)
+                fields["float_class_accuracy"] = litert.class_accuracy(r.top1, labels)
         if out.kept_float is not None:
-            row["kept_float"] = list(out.kept_float)
-        row.update(latency.to_dict() if latency is not None else {"latency_ratio": None})
-        return row
+            fields["kept_float"] = tuple(out.kept_float)
+        return ResultRow(model, out.recipe, out.converted, out.error, out.cached,
+                         keras_agreement=out.keras_agreement,
+                         latency=LatencyFigures.of(latency), **fields)
 
     def _scores(self, model: str, metric: Metric, m: litert.Measurement | None,
                 r: litert.Measurement | None) -> dict[str, Any]:
@@ -394,9 +364,9 @@ class Runner:
             scores["metric_loss"] = round(metric.loss(scores["float_score"], scores["score"]), 6)
         return scores
 
-    def targets(self, model: str, recipe: str | Recipe) -> dict[str, Any]:
+    def targets(self, model: str, recipe: str | Recipe) -> TargetFigures:
         """The runtimes the recipe promises, and what LiteRT's reference kernels and TFLM
-        compute for its file (``compressgate.measure.targets``); never cached."""
+        compute for its file (``compressgate.measure.targets``); cached like a result."""
         resolved, spec, data = self.recipe(model, recipe), self.spec(model), self.data(model)
         declared = declared_targets(resolved)
         tflite = self.outcome(model, resolved).tflite or b""
@@ -417,13 +387,14 @@ class Runner:
                                       batch=spec.static_batch, tflm_rows=rows)
             if not figures.get("targets_error"):
                 self.cache.put(cache_key, figures, None)
-        return {"targets": list(declared), "target_rows": len(x), **figures}
+        return TargetFigures.from_dict({"targets": list(declared), "target_rows": len(x),
+                                        **figures})
 
-    def memory(self, out: RecipeResult) -> dict[str, Any]:
+    def memory(self, out: RecipeResult) -> MemoryFigures:
         """Peak resident bytes of load + allocate + invoke, from a fresh process; never
         cached (a fact about this machine, like latency)."""
         peak, why = memory.peak_memory(out.tflite or b"")
-        return {memory.METRIC: peak} | ({"memory_error": why} if why else {})
+        return MemoryFigures(peak, why or None)
 
     def precompute(self, plan: list[tuple[str, str]], jobs: int) -> None:
         """Compute the outcomes of ``plan`` in ``jobs`` worker processes.
@@ -456,13 +427,12 @@ class Runner:
                 self.log(f"[{done}/{len(todo)}] {model} x {recipe.name}: done")
 
     def run(self, cases: Iterable[tuple[str, str]], *, with_latency: bool = True,
-            jobs: int = 1) -> list[dict[str, Any]]:
+            jobs: int = 1) -> list[ResultRow]:
         """Rows for (model, recipe) ``cases``, each model's float reference computed
         first; latency measured after all conversions so that training never competes
         with the timed invokes."""
         wanted = list(dict.fromkeys(cases))
-        plan = list(dict.fromkeys(
-            [(m, "float") for m, _ in wanted] + [(m, r) for m, r in wanted if r != "float"]))
+        plan = with_reference(wanted)
         start = time.perf_counter()
         self.precompute(plan, jobs)
         for i, (m, r) in enumerate(plan, 1):
@@ -471,7 +441,7 @@ class Runner:
         computed = time.perf_counter()
         rows = []
         for m, r in wanted:
-            pairs = self.latency(m, r) if with_latency and r != "float" else None
+            pairs = self.latency(m, r) if with_latency and r != REFERENCE else None
             rows.append(self.row(m, r, pairs))
         # Where a run's time goes: results (computed, or reused and measured again),
         # then the rows (latency pairs, a fresh process per row for peak memory).
@@ -494,13 +464,13 @@ def file_fields(tflite: bytes | None) -> dict[str, Any]:
             "min_runtime": runtime_versions.requirement(ops).minimum}
 
 
-def cluster_fields(tflite: bytes) -> dict[str, Any]:
+def cluster_fields(tflite: bytes) -> ClusterFigures:
     """Distinct values per output channel of the weight tensors (max and mean over
     tensors): clustering visible in the file, or its absence."""
     from compressgate.measure import clusters, flatbuffer
 
     counted = clusters.count(flatbuffer.kernels(tflite))
-    return counted.to_dict() if counted else {"clusters_max": None, "clusters_mean": None}
+    return ClusterFigures(counted.max, round(counted.mean, 2)) if counted else ClusterFigures()
 
 
 def _settings() -> dict[str, str]:

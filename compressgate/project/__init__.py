@@ -1,2 +1,2 @@
-"""What to gate: the project config, its model specs and data, where they come from, the
-metric each model is scored on, and ``compressgate init``'s starter config."""
+"""What to gate: the project config, its model specs and data, where they come from and
+the metric each model is scored on."""

@@ -18,11 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compressgate.errors import UserInputError
-from compressgate.gate.tolerances import Tolerances
+from compressgate.measure.litert import LATENCY_PAIRS
 from compressgate.project.metrics import Metric
 from compressgate.project.models import NOT_FIELDS, ModelSpec
 from compressgate.project.sources import Source
 from compressgate.recipes import Recipe, registered_recipes
+from compressgate.tolerances import Tolerances
 
 CONFIG_FILES = ("compressgate.toml", "pyproject.toml")
 _STRICT = ConfigDict(extra="forbid")
@@ -94,7 +95,7 @@ class ProjectConfig(BaseModel):
     recipes: list[str] | None = None
     tolerances: Tolerances = Tolerances()
     latency: bool = True
-    latency_pairs: int = Field(42, ge=6)
+    latency_pairs: int = Field(LATENCY_PAIRS, ge=6)
     jobs: int | None = Field(None, ge=1)
     command: str = "pytest"
     # Fail comparisons this machine cannot make instead of listing them as not judged.

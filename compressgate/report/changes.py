@@ -14,9 +14,10 @@ from typing import Any
 
 from compressgate.errors import BaselineError
 from compressgate.gate import baselines
-from compressgate.gate.records import CheckRecord, Status
+from compressgate.gate.records import CheckRecord, Outcome, Status
 from compressgate.measure.machine import machine_class, this_machine
-from compressgate.report.view import Missing
+from compressgate.pipeline.record import ResultRow
+from compressgate.report.view import Missing, ReportRow
 
 SHOWN = ("converted", *baselines.JUDGED, "latency_ratio")
 _JUDGING = ("baseline", "latency")
@@ -47,8 +48,9 @@ def _judged(records: list[CheckRecord]) -> dict[tuple[str, str], dict[str, str]]
         marks = out.setdefault(record.key, {})
         for metric in record.stale:
             marks.setdefault(metric, Status.IMPROVED)
-        for metric in record.regressions:
-            marks[metric.split(" ")[0]] = Status.REGRESSION  # "accuracy (recorded)" too
+        for key in record.regressions:
+            # The accepted file scoring worse here than when accepted moves "accuracy" too.
+            marks["accuracy" if key == "accepted_accuracy" else key] = Status.REGRESSION
     return out
 
 
@@ -60,7 +62,13 @@ def _updated(records: list[CheckRecord]) -> dict[tuple[str, str], list[tuple[str
     return out
 
 
-def baseline_changes(rows: list[dict[str, Any]], records: list[CheckRecord],
+def _shown(result: ResultRow) -> dict[str, Any]:
+    """The figures of ``SHOWN`` a result has (None: not measured)."""
+    return {"converted": result.converted, **{k: getattr(result, k) for k in baselines.JUDGED},
+            "latency_ratio": result.latency.ratio if result.latency else None}
+
+
+def baseline_changes(rows: list[ReportRow], records: list[CheckRecord],
                      directory: Path, create_hint: str, *,
                      machine: str | None = None) -> list[dict[str, Any]]:
     """Change entries for every gated row (see the module docstring); machine-bound
@@ -69,8 +77,8 @@ def baseline_changes(rows: list[dict[str, Any]], records: list[CheckRecord],
     here = machine or machine_class(this_machine())
     entries = []
     for row in rows:
-        model, recipe = row["model"], row["recipe"]
-        if str(row.get("verdict", "")).startswith("unsupported"):
+        model, recipe = row.result.key
+        if row.status == Outcome.UNSUPPORTED:
             continue  # declared unsupported: no baseline by design
         if (model, recipe) in updated:
             for reason, diff in updated[(model, recipe)]:
@@ -89,7 +97,7 @@ def baseline_changes(rows: list[dict[str, Any]], records: list[CheckRecord],
             continue
         # Machine-bound figures are compared with this machine class's record only.
         recorded = {**stored.metrics, **stored.machine(here)}
-        now = {k: row[k] for k in SHOWN if row.get(k) is not None and k in recorded}
+        now = {k: v for k, v in _shown(row.result).items() if v is not None and k in recorded}
         old = baselines.Baseline(path, model, recipe,
                                  {k: recorded[k] for k in now}, stored.environment)
         new = baselines.Baseline(path, model, recipe, now, stored.environment)

@@ -10,40 +10,42 @@ from typing import Any
 from compressgate.files import write_text_atomic
 from compressgate.gate import baselines
 from compressgate.gate.accept import accept_block
-from compressgate.gate.records import CheckRecord
+from compressgate.gate.records import CheckRecord, Outcome
 from compressgate.gate.session import Settings
 from compressgate.report.changes import baseline_changes, missing_results
 from compressgate.report.summary import write_summary
+from compressgate.report.view import ReportRow
 
 
-def _verdict(records: list[CheckRecord]) -> str:
+def _verdict(records: list[CheckRecord]) -> tuple[Outcome, str]:
+    """A result's outcome from its checks' records, and the same in words."""
     if any(r.expected for r in records):
-        return "unsupported (xfail)"
+        return Outcome.UNSUPPORTED, "unsupported (xfail)"
     failed = [r.check for r in records if r.failed]
     stale = [r.check for r in records if r.stale and not r.failed]
     if failed:
-        return "FAIL: " + ", ".join(failed)
-    return "pass" + (f" (stale: {', '.join(stale)})" if stale else "")
+        return Outcome.FAIL, "FAIL: " + ", ".join(failed)
+    if stale:
+        return Outcome.STALE, f"pass (stale: {', '.join(stale)})"
+    return Outcome.PASS, "pass"
 
 
-def _rows(records: list[CheckRecord]) -> list[dict[str, Any]]:
+def _rows(records: list[CheckRecord]) -> list[ReportRow]:
     """Summary rows (from conversion checks) with this run's latency and verdict."""
     latency = {r.key: r.latency for r in records if r.latency}
     rows = []
     for record in records:
         if record.row is not None:
-            row = dict(record.row)
-            key = (row["model"], row["recipe"])
-            row.update(latency.get(key, {}))
+            key = record.row.key
             mine = [r for r in records if r.key == key]
-            row["verdict"] = _verdict(mine)
-            row["reasons"] = [f"{r.check}: {why}" for r in mine if r.failed
-                              for why in r.reasons if why]
-            row["skipped"] = [f"{r.check}: {what}" for r in mine for what in r.skipped]
-            rows.append(row)
+            outcome, verdict = _verdict(mine)
+            rows.append(ReportRow(
+                record.row.with_latency(latency.get(key, record.row.latency)), outcome, verdict,
+                reasons=tuple(f"{r.check}: {why}" for r in mine if r.failed
+                              for why in r.reasons if why),
+                skipped=tuple(f"{r.check}: {what}" for r in mine for what in r.skipped)))
     # Failures on top: the table is read in a CI job summary or a pull request.
-    return sorted(rows, key=lambda r: (not r["verdict"].startswith("FAIL"), r["model"],
-                                       r["recipe"]))
+    return sorted(rows, key=lambda r: (r.status != Outcome.FAIL, *r.result.key))
 
 
 def _updates(records: list[CheckRecord]) -> list[tuple[str, str, list]]:
@@ -76,7 +78,7 @@ def write_reports(records: list[CheckRecord], settings: Settings,
     if settings.reports is None:
         return []
     rows = _rows(records)
-    hint = f"{settings.command} --compressgate-update=missing"
+    hint = f"{settings.command} {baselines.UPDATE_MISSING}"
     meta = {"source": "pytest gate",
             "created": datetime.now(UTC).isoformat(timespec="seconds"), **run_facts(),
             **(facts or {})}

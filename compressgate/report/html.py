@@ -68,7 +68,7 @@ def _table(frame: pd.DataFrame, markup: dict[str, list[str]]) -> str:
 
 
 def _banner(report: ReportInput) -> str:
-    chips = [f'<span class="chip s-{_slug(s)}">{n} {escape(view.STATUSES[s][1])}</span>'
+    chips = [f'<span class="chip s-{_slug(s)}">{n} {escape(s.label)}</span>'
              for s, n in view.counts(report)]
     return f'<div class="banner" id="banner">{"".join(chips)}</div>'
 
@@ -80,7 +80,7 @@ def _attention(report: ReportInput) -> str:
             "every result converted (this run gives no verdicts)."
         return f'<p class="ok" id="attention">Nothing needs attention: {text}</p>'
     lis = "".join(
-        f"<li>{_tag('s', s, view.STATUSES[s][1])} <b>{escape(m)} x {escape(r)}</b>"
+        f"<li>{_tag('s', s, s.label)} <b>{escape(m)} x {escape(r)}</b>"
         f" &mdash; {escape(why)}</li>" for s, m, r, why in items)
     return f'<ul class="attention" id="attention">{lis}</ul>'
 
@@ -92,8 +92,7 @@ def _results(report: ReportInput) -> str:
                 f"{' ' + escape(skipped) if skipped else ''}</p>")
     rows = view.ordered(report.rows)
     frame = view.results_frame(rows)
-    tags = [_tag("s", view.status(r), v) for r, v in zip(rows, frame["verdict"],
-                                                                 strict=True)]
+    tags = [_tag("s", r.status, v) for r, v in zip(rows, frame["verdict"], strict=True)]
     table = _table(frame, {"verdict": tags})
     intro = "" if report.has_verdicts else (
         '<p class="note">No verdicts: <code>compressgate run</code> measures; the gate '
@@ -102,8 +101,8 @@ def _results(report: ReportInput) -> str:
     outro = f'<p class="note" id="targets-legend">{escape(view.TARGETS_LEGEND)}</p>'
     outro += "" if not slower else (
         '<p class="note">Slower than float at one thread (measured, not tuned away): '
-        + escape(", ".join(f"{r['model']} x {r['recipe']} ({r['latency_ratio']:.2f}x)"
-                           for r in slower)) + ".</p>")
+        + escape(", ".join(f"{r.model} x {r.recipe} ({r.latency.ratio:.2f}x)"
+                           for r in slower if r.latency)) + ".</p>")
     skipped = view.not_run(report)
     if skipped:
         outro += f'<p class="note" id="not-run">{escape(skipped)}</p>'
@@ -153,7 +152,7 @@ def _details(report: ReportInput) -> str:
 
 def render(report: ReportInput) -> str:
     """The whole page as one HTML string."""
-    figures = "".join(_plot(p) for p in plots.all_plots(report.rows))
+    figures = "".join(_plot(p) for p in plots.all_plots([r.result for r in report.rows]))
     title = f"compressgate: {view.headline(report)}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

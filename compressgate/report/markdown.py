@@ -37,7 +37,7 @@ def render(report: ReportInput) -> str:
     lines.append("## Needs attention")
     lines.append("")
     if items:
-        lines += [f"- **{view.STATUSES[s][1]}** {_cell(m)} x {_cell(r)}: {_cell(why)}"
+        lines += [f"- **{s.label}** {_cell(m)} x {_cell(r)}: {_cell(why)}"
                   for s, m, r, why in items]
     else:
         lines.append("Nothing: every gated result passes." if report.has_verdicts
@@ -79,8 +79,8 @@ def render(report: ReportInput) -> str:
     slower = view.slower_than_float(report.rows)
     if slower:
         lines.append("Slower than float at one thread (measured, not tuned away): "
-                     + ", ".join(f"{_cell(r['model'])} x {_cell(r['recipe'])} "
-                                 f"({r['latency_ratio']:.2f}x)" for r in slower))
+                     + ", ".join(f"{_cell(r.model)} x {_cell(r.recipe)} "
+                                 f"({r.latency.ratio:.2f}x)" for r in slower if r.latency))
         lines.append("")
     lines += ["<details><summary>Run details</summary>", ""]
     lines += [f"- {_cell(k)}: {_cell(v)}" for k, v in view.run_details(report.meta)]

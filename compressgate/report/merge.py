@@ -19,9 +19,11 @@ from typing import Any
 from compressgate.gate import shards
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
+from compressgate.pipeline.record import ResultRow
 from compressgate.report.gate_run import write_reports
 
-Case = tuple[str, str]
+# The (model, recipe) key of a gate.session.Case, as the shards write it.
+CaseKey = tuple[str, str]
 # pytest's exit codes other than 0 (all passed) and 1 (some failed); 5 is expected of a
 # shard that owns no case.
 _EXIT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests collected"}
@@ -39,7 +41,7 @@ class ShardReport:
         return f"{self.directory} (shard {self.shard})"
 
     @property
-    def all_cases(self) -> list[Case]:
+    def all_cases(self) -> list[CaseKey]:
         return [tuple(c) for c in self.meta.get("all_cases", [])]  # type: ignore[misc]
 
 
@@ -68,7 +70,8 @@ def read(directory: Path) -> ShardReport:
         raise ValueError(f"{directory / 'checks.json'}: not a list of check records "
                          f"({exc})") from None
     assert shard is not None
-    rows = {(r["model"], r["recipe"]): r for r in summary.get("results", [])}
+    rows = {(r["model"], r["recipe"]): ResultRow.from_dict(r)
+            for r in summary.get("results", [])}
     # The result rows travel in summary.json; checks.json keeps only the verdicts.
     records = [replace(r, row=rows.get(r.key)) if r.check == "conversion" else r
                for r in records]
@@ -106,7 +109,7 @@ def _agreement(reports: list[ShardReport]) -> list[str]:
     return problems
 
 
-def _names(cases: list[Case]) -> str:
+def _names(cases: list[CaseKey]) -> str:
     return ", ".join(f"{m} x {r}" for m, r in cases)
 
 
@@ -115,7 +118,7 @@ def _completeness(reports: list[ShardReport]) -> list[str]:
     problems = []
     expected = reports[0].all_cases
     owners = shards.owner(expected, reports[0].shard.count)
-    reported: dict[Case, list[ShardReport]] = {}
+    reported: dict[CaseKey, list[ShardReport]] = {}
     for report in reports:
         for key in dict.fromkeys(r.key for r in report.records):
             reported.setdefault(key, []).append(report)

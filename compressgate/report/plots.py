@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Rows = list[dict[str, Any]]
+from compressgate.pipeline.record import ResultRow
+
+Rows = list[ResultRow]
 FAST, SLOW, EVEN = "#1a7f37", "#cf222e", "#57606a"
 
 
@@ -109,12 +111,12 @@ def _block_start(block: list[int], ys: list[float], gap: float) -> float:
 def _by_model(rows: Rows) -> dict[str, Rows]:
     models: dict[str, Rows] = {}
     for row in rows:
-        models.setdefault(row["model"], []).append(row)
+        models.setdefault(row.model, []).append(row)
     # The same layout whatever failed: models and recipes by name.
-    return {m: sorted(rs, key=lambda r: r["recipe"]) for m, rs in sorted(models.items())}
+    return {m: sorted(rs, key=lambda r: r.recipe) for m, rs in sorted(models.items())}
 
 
-def _models_with(rows: Rows, keep: Callable[[dict[str, Any]], bool]) -> dict[str, Rows]:
+def _models_with(rows: Rows, keep: Callable[[ResultRow], bool]) -> dict[str, Rows]:
     """Per model, the rows ``keep`` accepts; models with none are left out."""
     models = {m: [r for r in rs if keep(r)] for m, rs in _by_model(rows).items()}
     return {m: rs for m, rs in models.items() if rs}
@@ -148,14 +150,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def accuracy_vs_size(rows: Rows) -> Plot:
     title = "Accuracy vs size"
-    models = _models_with(rows, lambda r: r.get("accuracy") is not None
-                          and bool(r.get("size_bytes")))
+    models = _models_with(rows, lambda r: r.accuracy is not None and bool(r.size_bytes))
     if not models:
         return Plot("accuracy-size", title, None, "No converted result to plot.")
 
     def draw(fig) -> None:
         for ax, _, rs in _panels(fig, models):
-            points = [(r["size_bytes"] / 1024, r["accuracy"] * 100) for r in rs]
+            points = [(r.size_bytes / 1024, r.accuracy * 100) for r in rs]
             front = set(pareto_front(points))
             for i, (x, y) in enumerate(points):
                 on = i in front
@@ -167,7 +168,7 @@ def accuracy_vs_size(rows: Rows) -> Plot:
             low, high = min(ys), max(ys)
             pad = max(0.5, span * 0.15)
             ax.set_ylim(low - 2.5 * pad, high + pad)
-            _label_columns(ax, points, [r["recipe"] for r in rs], front,
+            _label_columns(ax, points, [r.recipe for r in rs], front,
                            gap=0.07 * (span + 3.5 * pad))
             line = sorted(points[i] for i in front)
             ax.plot([p[0] for p in line], [p[1] for p in line], color=FAST, lw=1,
@@ -214,16 +215,16 @@ def _label_columns(ax, points: list[tuple[float, float]], names: list[str], fron
 
 def latency_ratios(rows: Rows) -> Plot:
     title = "Latency ratio per recipe (recipe / float, one thread)"
-    models = _models_with(rows, lambda r: r.get("latency_ratio") is not None)
+    models = _models_with(rows, lambda r: r.latency is not None)
     if not models:
         return Plot("latency", title, None, "Latency was not measured in this run.")
 
     def draw(fig) -> None:
         for ax, _, rs in _panels(fig, models):
             for y, r in enumerate(rs):
-                ratio = r["latency_ratio"]
-                low = r.get("latency_ratio_low") or ratio
-                high = r.get("latency_ratio_high") or ratio
+                ratio = r.latency.ratio
+                low = r.latency.low or ratio
+                high = r.latency.high or ratio
                 color = SLOW if low > 1 else FAST if high < 1 else EVEN
                 spread = [[max(0.0, ratio - low)], [max(0.0, high - ratio)]]
                 ax.errorbar(ratio, y, xerr=spread, fmt="o", color=color, capsize=3, ms=5)
@@ -233,7 +234,7 @@ def latency_ratios(rows: Rows) -> Plot:
                             textcoords="offset points",
                             xytext=(5, -3), fontsize=7, color=color)
             ax.axvline(1.0, color="#24292f", lw=1, ls="--")
-            ax.set_yticks(range(len(rs)), [_text(r["recipe"]) for r in rs])
+            ax.set_yticks(range(len(rs)), [_text(r.recipe) for r in rs])
             ax.invert_yaxis()
             ax.set_xscale("log")
             _log_axis(ax.xaxis, "x")
@@ -252,13 +253,13 @@ def _class_moves(rows: Rows) -> dict[str, tuple[list[str], list[str], list[list[
     for model, rs in _by_model(rows).items():
         recipes, deltas, classes = [], [], None
         for r in rs:
-            now, ref = r.get("class_accuracy"), r.get("float_class_accuracy")
+            now, ref = r.class_accuracy, r.float_class_accuracy
             if not now or not ref:
                 continue
             classes = sorted(ref, key=lambda c: (len(c), c))
             delta = [round((now.get(c, 0.0) - ref[c]) * 100, 2) for c in classes]
             if any(delta):
-                recipes.append(r["recipe"])
+                recipes.append(r.recipe)
                 deltas.append(delta)
         if recipes and classes:
             out[model] = (recipes, classes, deltas)
@@ -269,7 +270,7 @@ def class_accuracy(rows: Rows) -> Plot:
     title = "Accuracy per class, where it moved (points vs float)"
     moves = _class_moves(rows)
     if not moves:
-        has_classes = any(r.get("class_accuracy") for r in rows)
+        has_classes = any(r.class_accuracy for r in rows)
         return Plot("class-accuracy", title, None,
                     "No class's accuracy moved against float." if has_classes
                     else "These results carry no per-class accuracy.")

@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 
 from compressgate.files import write_text_atomic
-from compressgate.report.view import Missing, ReportInput
+from compressgate.report.view import Missing, ReportInput, ReportRow
 
 SUMMARY_SCHEMA = 1
 
-def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *,
+def write_summary(out: Path, rows: list[ReportRow], meta: dict[str, Any], *,
                   changes: list[dict[str, Any]] | None = None,
                   missing: list[Missing] | None = None) -> list[Path]:
     """Write the run's rows as JSON and CSV, the compact ``summary.md`` and the
@@ -26,12 +26,13 @@ def write_summary(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *
     from compressgate.report import html, markdown
 
     missing = missing or []
-    doc = {"schema": SUMMARY_SCHEMA, **meta, "results": rows}
+    flat = [row.to_dict() for row in rows]
+    doc = {"schema": SUMMARY_SCHEMA, **meta, "results": flat}
     if missing:
         doc["missing"] = [asdict(m) for m in missing]
     paths = [out / "summary.json", out / "summary.csv", out / "summary.md", out / "index.html"]
     write_text_atomic(paths[0], json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(flat)
     for column in frame.columns:
         frame[column] = frame[column].map(
             lambda v: " ".join(v) if isinstance(v, list) and all(isinstance(x, str) for x in v)

@@ -12,13 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-# Status -> (reading order, label). Lower comes first.
-STATUSES = {
-    "fail": (0, "FAIL"), "missing": (1, "missing"), "not converted": (2, "not converted"),
-    "stale": (3, "stale baseline"), "measured": (4, "measured"), "pass": (5, "pass"),
-    "unsupported": (6, "unsupported"),
-}
-ATTENTION = ("fail", "missing", "not converted")
+from compressgate.gate.records import Outcome
+from compressgate.pipeline.record import ResultRow
+
 # Change-table statuses, in reading order.
 CHANGE_ORDER = ("regression", "missing", "unusable", "improved", "updated", "moved")
 
@@ -35,10 +31,37 @@ class Missing:
 
 
 @dataclass(frozen=True)
+class ReportRow:
+    """A result as the reports show it: its figures and, from a gate run, its verdict
+    (``outcome`` None: measured without one, by ``compressgate run``)."""
+
+    result: ResultRow
+    outcome: Outcome | None = None
+    # The verdict in words ("FAIL: accuracy, size"), why it failed, what was not judged.
+    verdict: str = ""
+    reasons: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> Outcome:
+        if self.outcome is not None:
+            return self.outcome
+        return Outcome.MEASURED if self.result.converted else Outcome.NOT_CONVERTED
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat row of ``summary.json``: the result's keys, then the verdict's."""
+        doc = self.result.to_dict()
+        if self.outcome is not None:
+            doc.update({"verdict": self.verdict, "reasons": list(self.reasons),
+                        "skipped": list(self.skipped)})
+        return doc
+
+
+@dataclass(frozen=True)
 class ReportInput:
     """Everything a human-facing report is made from."""
 
-    rows: list[dict[str, Any]]
+    rows: list[ReportRow]
     meta: dict[str, Any]
     # None: this run has no baseline information (``compressgate run``).
     changes: list[dict[str, Any]] | None = None
@@ -50,47 +73,36 @@ class ReportInput:
 
     @property
     def has_verdicts(self) -> bool:
-        return any("verdict" in row for row in self.rows)
+        return any(row.outcome is not None for row in self.rows)
 
 
-def status(row: dict[str, Any]) -> str:
-    verdict = row.get("verdict")
-    if verdict is None:
-        return "measured" if row.get("converted") else "not converted"
-    if verdict.startswith("FAIL"):
-        return "fail"
-    if verdict.startswith("unsupported"):
-        return "unsupported"
-    return "stale" if "stale" in verdict else "pass"
-
-
-def ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def ordered(rows: list[ReportRow]) -> list[ReportRow]:
     """Rows needing attention first; otherwise in the order given (model by model)."""
-    return sorted(rows, key=lambda r: STATUSES[status(r)][0])
+    return sorted(rows, key=lambda r: r.status.rank)
 
 
-def counts(report: ReportInput) -> list[tuple[str, int]]:
+def counts(report: ReportInput) -> list[tuple[Outcome, int]]:
     """(status, how many) in reading order, zero counts left out."""
-    tally: dict[str, int] = {}
+    tally: dict[Outcome, int] = {}
     for row in report.rows:
-        tally[status(row)] = tally.get(status(row), 0) + 1
+        tally[row.status] = tally.get(row.status, 0) + 1
     missing = [m for m in report.missing if m.ran]
     if missing:
-        tally["missing"] = tally.get("missing", 0) + len(missing)
-    return sorted(tally.items(), key=lambda item: STATUSES[item[0]][0])
+        tally[Outcome.MISSING] = tally.get(Outcome.MISSING, 0) + len(missing)
+    return sorted(tally.items(), key=lambda item: item[0].rank)
 
 
 def headline(report: ReportInput) -> str:
-    parts = [f"{n} {STATUSES[s][1]}" for s, n in counts(report)]
+    parts = [f"{n} {s.label}" for s, n in counts(report)]
     return ", ".join(parts) or "no results"
 
 
-def attention(report: ReportInput) -> list[tuple[str, str, str, str]]:
+def attention(report: ReportInput) -> list[tuple[Outcome, str, str, str]]:
     """(status, model, recipe, why) for every result a person must look at."""
-    items = [(status(r), r["model"], r["recipe"], _why(r, report.changes or []))
-             for r in ordered(report.rows) if status(r) in ATTENTION]
-    items += [("missing", m.model, m.recipe, m.reason) for m in report.missing if m.ran]
-    return sorted(items, key=lambda item: (STATUSES[item[0]][0], item[1], item[2]))
+    items = [(r.status, r.result.model, r.result.recipe, _why(r, report.changes or []))
+             for r in ordered(report.rows) if r.status.needs_attention]
+    items += [(Outcome.MISSING, m.model, m.recipe, m.reason) for m in report.missing if m.ran]
+    return sorted(items, key=lambda item: (item[0].rank, item[1], item[2]))
 
 
 def not_run(report: ReportInput) -> str:
@@ -110,13 +122,12 @@ def _change_text(change: dict[str, Any]) -> str:
     return f"{change['metric']} {change['baseline']} -> {change['now']} ({change['change']})"
 
 
-def _why(row: dict[str, Any], changes: list[dict[str, Any]]) -> str:
+def _why(row: ReportRow, changes: list[dict[str, Any]]) -> str:
     """The verdict, the error, and what regressed against the baseline."""
     moved = [_change_text(c) for c in changes
-             if (c["model"], c["recipe"]) == (row["model"], row["recipe"])
+             if (c["model"], c["recipe"]) == row.result.key
              and c["status"] in ("regression", "missing", "unusable")]
-    parts = (row.get("verdict") or "", row.get("error") or "",
-             "; ".join(row.get("reasons") or []), "; ".join(moved))
+    parts = (row.verdict, row.result.error or "", "; ".join(row.reasons), "; ".join(moved))
     return " — ".join(part for part in parts if part)
 
 
@@ -124,8 +135,8 @@ def not_judged(report: ReportInput) -> list[tuple[str, list[str]]]:
     """Comparisons this run could not make, grouped: (what and why, [model x recipe])."""
     groups: dict[str, list[str]] = {}
     for row in report.rows:
-        for what in row.get("skipped") or []:
-            groups.setdefault(what, []).append(f"{row['model']} x {row['recipe']}")
+        for what in row.skipped:
+            groups.setdefault(what, []).append(f"{row.result.model} x {row.result.recipe}")
     return sorted(groups.items())
 
 
@@ -137,11 +148,10 @@ def _num(pattern: str):
     return fmt
 
 
-def _latency(row: dict[str, Any]) -> str:
-    ratio = row.get("latency_ratio")
-    if ratio is None:
+def _latency(row: ResultRow) -> str:
+    if row.latency is None:
         return ""
-    low, high = row.get("latency_ratio_low"), row.get("latency_ratio_high")
+    ratio, low, high = row.latency.ratio, row.latency.low, row.latency.high
     return f"{ratio:.2f} ({low:.2f}-{high:.2f})" if low is not None and high is not None \
         else f"{ratio:.2f}"
 
@@ -151,63 +161,67 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _clusters_note(row: dict[str, Any]) -> str:
+def _clusters_note(row: ResultRow) -> str:
     """Clustered recipes: distinct values per output channel of the weights (a note, not a
     column: only these rows have it, and the table must stay narrow)."""
-    if row.get("clusters_max") is None:
+    if row.clusters is None or row.clusters.max is None:
         return ""
-    return (f"{row['clusters_max']} values per channel (max; mean over tensors "
-            f"{row['clusters_mean']:.1f})")
+    return (f"{row.clusters.max} values per channel (max; mean over tensors "
+            f"{row.clusters.mean:.1f})")
 
 
-def _is_accuracy(row: dict[str, Any]) -> bool:
-    return row.get("metric", "accuracy") == "accuracy"
-
-
-def _tflm(row: dict[str, Any]) -> str:
+def _tflm(row: ResultRow) -> str:
     """TFLM: the arena KiB where the file runs there, "no" where it does not (why is under
     the check), "" when not measured; a promised target is starred."""
-    loads, arena = row.get("tflm_loads"), row.get("tflm_arena_bytes")
+    if row.targets is None:
+        return ""
+    loads, arena = row.targets.tflm_loads, row.targets.tflm_arena_bytes
     cell = "" if loads is None else "no" if not loads else \
         f"{arena / 1024:.1f}" if arena else "yes"
-    return f"{cell}*" if cell and "tflm" in (row.get("targets") or ()) else cell
+    return f"{cell}*" if cell and row.targets.tflm else cell
 
 
-def _parity(row: dict[str, Any]) -> str:
+def _parity(row: ResultRow) -> str:
     """XNNPACK vs reference kernels: top-1 agreement, largest difference in quanta."""
-    agreement, quanta = row.get("kernel_agreement"), row.get("kernel_max_quanta")
-    if agreement is None:
+    if row.targets is None or row.targets.kernel_agreement is None:
         return ""
-    return f"{agreement:.3f}" + (f"/{quanta}q" if quanta is not None else "")
+    quanta = row.targets.kernel_max_quanta
+    return f"{row.targets.kernel_agreement:.3f}" + (f"/{quanta}q" if quanta is not None else "")
 
 
-def _verdict_cell(row: dict[str, Any]) -> str:
-    return row.get("verdict") or STATUSES[status(row)][1]
+def _note(row: ResultRow) -> str:
+    """The error, else why TFLM refused the file, else the clustering."""
+    tflm_error = row.targets.tflm_error if row.targets and row.targets.declared else None
+    return _short(row.error or tflm_error or _clusters_note(row))
 
 
-# Results table: header -> cell function, in reading order.
+def _kib(value: int | None) -> float | None:
+    return value / 1024 if value else None
+
+
+# Results table: header -> cell function of the result, in reading order.
 RESULT_COLUMNS = {
-    "model": lambda r: r["model"],
-    "recipe": lambda r: r["recipe"],
-    "verdict": _verdict_cell,
+    "model": lambda r: r.model,
+    "recipe": lambda r: r.recipe,
     # A model scored by another metric shows it by name, its loss in the metric's units.
-    "accuracy": lambda r: _num("{:.4f}")(r.get("accuracy")) if _is_accuracy(r)
-    else f"{r['metric']} {_num('{:.4g}')(r.get('score'))}",
-    "drop (pts)": lambda r: _num("{:+.2f}")(r.get("accuracy_drop_pts")) if _is_accuracy(r)
-    else _num("{:+.4g}")(r.get("metric_loss")),
-    "agree": lambda r: _num("{:.3f}")(r.get("float_agreement")),
-    "SQNR dB": lambda r: _num("{:.1f}")(r.get("output_sqnr_db")),
-    "KB": lambda r: _num("{:.1f}")(r["size_bytes"] / 1024 if r.get("size_bytes") else None),
-    "size x": lambda r: _num("{:.2f}")(r.get("size_ratio")),
-    "gzip x": lambda r: _num("{:.2f}")(r.get("gzip_ratio")),
-    "sparsity": lambda r: _num("{:.3f}")(r.get("sparsity")),
-    "peak KiB": lambda r: _num("{:.0f}")(r["peak_memory_bytes"] / 1024
-                                         if r.get("peak_memory_bytes") else None),
+    "accuracy": lambda r: _num("{:.4f}")(r.accuracy) if r.is_accuracy
+    else f"{r.metric} {_num('{:.4g}')(r.score)}",
+    "drop (pts)": lambda r: _num("{:+.2f}")(r.accuracy_drop_pts) if r.is_accuracy
+    else _num("{:+.4g}")(r.metric_loss),
+    "agree": lambda r: _num("{:.3f}")(r.float_agreement),
+    "SQNR dB": lambda r: _num("{:.1f}")(r.output_sqnr_db),
+    "KB": lambda r: _num("{:.1f}")(_kib(r.size_bytes)),
+    "size x": lambda r: _num("{:.2f}")(r.size_ratio),
+    "gzip x": lambda r: _num("{:.2f}")(r.gzip_ratio),
+    "sparsity": lambda r: _num("{:.3f}")(r.sparsity),
+    "peak KiB": lambda r: _num("{:.0f}")(_kib(r.peak_memory)),
     "latency x (95% CI)": _latency,
     "targets": lambda r: " ".join(filter(None, (_tflm(r), _parity(r)))),
-    "note": lambda r: _short(r.get("error") or (r.get("tflm_error") if r.get("targets")
-                                                else None) or _clusters_note(r)),
+    "note": _note,
 }
+# The verdict column reads the verdict, the others the result.
+VERDICT_COLUMN = "verdict"
+COLUMNS = ("model", "recipe", VERDICT_COLUMN, *tuple(RESULT_COLUMNS)[2:])
 # The compact Markdown table leaves out what only the page needs.
 COMPACT_COLUMNS = ("model", "recipe", "verdict", "accuracy", "drop (pts)", "agree", "size x",
                    "gzip x", "sparsity", "latency x (95% CI)", "targets", "note")
@@ -220,9 +234,15 @@ TARGETS_LEGEND = ("targets: the tensor arena in KiB the file used on TensorFlow 
                   "output difference in quanta (first test rows).")
 
 
-def results_frame(rows: list[dict[str, Any]], columns=tuple(RESULT_COLUMNS)) -> pd.DataFrame:
+def _cell(name: str, row: ReportRow) -> str:
+    if name == VERDICT_COLUMN:
+        return row.verdict or row.status.label
+    return RESULT_COLUMNS[name](row.result)
+
+
+def results_frame(rows: list[ReportRow], columns: tuple[str, ...] = COLUMNS) -> pd.DataFrame:
     """Display strings, one row per result, attention first."""
-    records = [{name: RESULT_COLUMNS[name](row) for name in columns} for row in ordered(rows)]
+    records = [{name: _cell(name, row) for name in columns} for row in ordered(rows)]
     return pd.DataFrame(records, columns=list(columns))
 
 
@@ -236,10 +256,10 @@ def changes_frame(changes: list[dict[str, Any]], *, only_notable: bool = False) 
                         columns=columns)
 
 
-def slower_than_float(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows whose whole 95 % latency interval lies above the float model's time."""
-    return [r for r in rows
-            if r.get("latency_ratio") is not None and (r.get("latency_ratio_low") or 0) > 1.0]
+def slower_than_float(rows: list[ReportRow]) -> list[ResultRow]:
+    """Results whose whole 95 % latency interval lies above the float model's time."""
+    return [r.result for r in rows
+            if r.result.latency is not None and (r.result.latency.low or 0) > 1.0]
 
 
 def run_details(meta: dict[str, Any]) -> list[tuple[str, str]]:

@@ -11,10 +11,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import newuser
+import pytest
 
 pytestmark = pytest.mark.tf
 

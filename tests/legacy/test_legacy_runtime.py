@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compressgate.compat.legacy import agreement
 from compressgate.compat.runtime_versions import judge, requirement
 from compressgate.measure import flatbuffer, litert
 from compressgate.project import config
 from compressgate.project.models import Dataset
 from compressgate.recipes import default_recipes
+from compressgate.workflows.legacy import agreement
 
 if os.environ.get("COMPRESSGATE_LEGACY_ENV"):  # the legacy tox env: never skip
     import tflite_runtime.interpreter as legacy

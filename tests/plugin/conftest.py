@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import pytest
@@ -6,8 +5,6 @@ import pytest
 # Imported here, before any in-process pytester run, so the conversion worker it keeps
 # (with TensorFlow loaded) outlives each run's sys.modules snapshot and serves them all.
 import compressgate.pipeline.isolation  # noqa: F401
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 @pytest.fixture(scope="session")

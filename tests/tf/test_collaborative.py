@@ -49,10 +49,10 @@ def test_clustering_leaves_at_most_n_values_per_channel(runner, name):
     recipe = short(name, cluster={"number_of_clusters": CLUSTERS},
                    promise={"max_clusters": CLUSTERS})
     row = runner.row(MODEL, recipe)
-    assert row["converted"], row["error"]
-    assert 2 <= row["clusters_max"] <= CLUSTERS, row["clusters_max"]
+    assert row.converted, row.error
+    assert 2 <= row.clusters.max <= CLUSTERS, row.clusters.max
     assert not rules.check_size(row, recipe.promise).failed
-    assert row["accuracy_drop_pts"] < 5.0
+    assert row.accuracy_drop_pts < 5.0
     # The same metric on the float model: far more values, so the promise has teeth.
     reference = runner.outcome(MODEL, "float").tflite
     assert clusters.count(flatbuffer.kernels(reference)).max > 2 * CLUSTERS

@@ -5,7 +5,7 @@ import outlier
 import pytest
 
 from compressgate.diagnosis.collect import collect
-from compressgate.diagnosis.report import write
+from compressgate.diagnosis.report import diagnose_note, write
 from compressgate.gate import rules
 from compressgate.gate.session import GateSession, Settings
 from compressgate.measure import flatbuffer
@@ -57,10 +57,10 @@ def test_keep_float_list_keeps_that_layer_float_in_ptq(runner):
     row = runner.row(MODEL, mixed("ptq_int8_keep_wide", keep_float=["wide"]))
     out = runner.outcome(MODEL, mixed("ptq_int8_keep_wide", keep_float=["wide"]))
     assert float_fully_connected(out.tflite) == (1, 3)
-    assert row["kept_float"] == ["wide"]
-    assert {"QUANTIZE", "DEQUANTIZE"} <= set(row["ops"])
-    assert (row["input_dtype"], row["output_dtype"]) == ("int8", "int8")
-    assert row["accuracy_drop_pts"] < 2.0
+    assert row.kept_float == ("wide",)
+    assert {"QUANTIZE", "DEQUANTIZE"} <= set(row.ops)
+    assert (row.input_dtype, row.output_dtype) == ("int8", "int8")
+    assert row.accuracy_drop_pts < 2.0
 
 
 def test_keep_float_list_keeps_that_layer_float_in_qat(runner):
@@ -77,12 +77,12 @@ def test_keep_float_list_keeps_that_layer_float_in_qat(runner):
 def test_keep_float_auto_fixes_the_planted_failure(runner):
     plain = runner.row(MODEL, "ptq_int8")
     promise = runner.recipe(MODEL, "ptq_int8").promise
-    assert rules.check_accuracy(plain, promise).failed, plain["accuracy_drop_pts"]
+    assert rules.check_accuracy(plain, promise).failed, plain.accuracy_drop_pts
     recipe = mixed("ptq_int8_auto", keep_float="auto")
     fixed = runner.row(MODEL, recipe)
-    assert fixed["kept_float"] == ["wide"]
-    assert not rules.check_accuracy(fixed, recipe.promise).failed, fixed["accuracy_drop_pts"]
-    assert fixed["size_bytes"] > plain["size_bytes"]  # the float layer's cost
+    assert fixed.kept_float == ("wide",)
+    assert not rules.check_accuracy(fixed, recipe.promise).failed, fixed.accuracy_drop_pts
+    assert fixed.size_bytes > plain.size_bytes  # the float layer's cost
     search = runner.outcome(MODEL, recipe).search
     assert search["ranking"][0] == "wide" and search["fits"]
     assert [s["kept_float"] for s in search["steps"]] == [(), ("wide",)]
@@ -90,15 +90,16 @@ def test_keep_float_auto_fixes_the_planted_failure(runner):
 
 def test_unknown_layer_fails_that_result_with_one_line(runner):
     row = runner.row(MODEL, mixed("ptq_int8_typo", keep_float=["wdie"]))
-    assert not row["converted"]
-    assert row["error"] == (f"model {MODEL!r}, recipe ptq_int8_typo: keep_float names unknown "
+    assert not row.converted
+    assert row.error == (f"model {MODEL!r}, recipe ptq_int8_typo: keep_float names unknown "
                             "layer 'wdie' (the model's layers: hidden, wide, dropout, head)")
 
 
 def test_gate_accuracy_failure_names_the_worst_layer(fixtures, tmp_path):
     session = GateSession(Settings(config=fixtures / "manifest.json",
                                    baselines=tmp_path / "baselines",
-                                   reports=tmp_path / "reports", recipes=("ptq_int8",)))
+                                   reports=tmp_path / "reports", recipes=("ptq_int8",)),
+                          diagnoser=diagnose_note)
     session._runner = Runner(session.specs, ResultCache(fixtures / "cache"))
     outcome = session.run_check(MODEL, "ptq_int8", "accuracy")
     assert outcome.failed
@@ -130,6 +131,6 @@ def test_tensorboard_gets_pruning_summaries_and_fit_logs(fixtures, tmp_path, mon
 
 def test_layer_without_ops_fails_that_result_with_one_line(runner):
     row = runner.row(MODEL, mixed("ptq_int8_dropout", keep_float=["dropout"]))
-    assert not row["converted"]
-    assert row["error"].startswith(f"model {MODEL!r}, recipe ptq_int8_dropout: keep_float "
+    assert not row.converted
+    assert row.error.startswith(f"model {MODEL!r}, recipe ptq_int8_dropout: keep_float "
                                    "layer 'dropout' has no op of its own")

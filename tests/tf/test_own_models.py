@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import newuser
 import numpy as np
 import pytest
 
@@ -16,9 +17,6 @@ from compressgate.project.metrics import Metric
 from compressgate.project.models import Dataset, ModelSpec
 from compressgate.project.sources import Source
 from compressgate.recipes import get_recipe
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import newuser
 
 pytestmark = pytest.mark.tf
 

@@ -10,6 +10,7 @@ verdicts do not depend on the machine that recorded the baselines.
 import pytest
 
 from compressgate.gate import rules
+from compressgate.gate.latency import LatencyReference, check_latency
 
 pytestmark = pytest.mark.tf
 MODEL = "digits_cnn"
@@ -33,7 +34,7 @@ def reference(session, base: str, recipe) -> rules.Reference:
     return rules.Reference(stored.metrics, stored.machine(session.machine_class),
                           session.machine_class, side,
                           build_changes=session.build_changes(stored),
-                          changed_inputs=tuple(k for k, v in row["inputs"].items()
+                          changed_inputs=tuple(k for k, v in row.inputs.items()
                                                if stored.inputs.get(k) != v),
                           finetuned=recipe.needs_finetune)
 
@@ -66,7 +67,7 @@ def test_optimization_switched_off_fails_size(session):
                                               ("scaled_calibration", 0.01)])
 def test_bad_calibration_fails_accuracy(session, fault, scale):
     recipe, row = planted(session, "ptq_int8", fault, {"calibration_scale": scale})
-    assert rules.check_accuracy(row, recipe.promise).failed, row["accuracy_drop_pts"]
+    assert rules.check_accuracy(row, recipe.promise).failed, row.accuracy_drop_pts
     verdict = rules.check_baseline(row, reference(session, "ptq_int8", recipe),
                                   session.settings.tolerances)
     assert "accuracy" in failed_metrics(verdict), verdict.table()
@@ -93,7 +94,7 @@ def test_perturbed_weights_fail_only_the_comparison_with_the_accepted_file(sessi
     # digits_cnn: float 0.9825 -> 0.9825, int8 0.9825 -> 0.98), so the absolute checks
     # pass; only the outputs, compared side by side with the accepted file, move.
     recipe, row = planted(session, base, "perturbed", {"perturb_weights": 0.05})
-    assert row["inputs"] == session.runner.row(MODEL, base)["inputs"]
+    assert row.inputs == session.runner.row(MODEL, base).inputs
     promise = session.promise(MODEL, base)
     assert not rules.check_accuracy(row, promise).failed
     assert not rules.check_size(row, promise).failed
@@ -113,8 +114,8 @@ def test_a_slower_runtime_fails_against_this_machine_class_record(session):
     tol, interval = session.settings.tolerances, healthy.ratio_interval()
 
     def judge(name, pairs):
-        return rules.check_latency(MODEL, name, pairs, recipe.promise, healthy.ratio, tol,
-                                  baseline_interval=interval)
+        return check_latency(MODEL, name, pairs, recipe.promise,
+                                  LatencyReference(healthy.ratio, interval), tol)
 
     measured = [session.runner.latency(MODEL, recipe) for _ in range(2)]
     slow = [judge(recipe.name, pairs) for pairs in measured]
@@ -140,9 +141,10 @@ def test_a_slower_artifact_fails_side_by_side_on_any_machine(session):
     recipe, _ = planted(session, "ptq_int8", "int16_graph", {"quantization": "int16x8"})
     pairs = session.runner.latency(MODEL, recipe)
     side = session.runner.latency_against(MODEL, recipe, accepted)
-    verdict = rules.check_latency(MODEL, recipe.name, pairs, recipe.promise, None,
-                                 session.settings.tolerances, side=side)
+    verdict = check_latency(MODEL, recipe.name, pairs, recipe.promise,
+                                 LatencyReference(side=side), session.settings.tolerances)
     assert failed_metrics(verdict) == {"time vs accepted"}, verdict.table()
     same = session.runner.latency_against(MODEL, "ptq_int8", accepted)
-    assert not rules.check_latency(MODEL, "ptq_int8", pairs, recipe.promise, None,
-                                  session.settings.tolerances, side=same).failed
+    assert not check_latency(MODEL, "ptq_int8", pairs, recipe.promise,
+                                  LatencyReference(side=same),
+                                  session.settings.tolerances).failed

@@ -26,8 +26,8 @@ def converter_min_runtime(tflite: bytes) -> str:
 
 def test_dynamic_range_needs_a_newer_runtime_than_declared(session):
     row = session.runner.row(MODEL, "ptq_dynamic")
-    assert ["FULLY_CONNECTED", 12] in row["op_versions"]
-    assert row["min_runtime"] == "2.17.0"
+    assert ["FULLY_CONNECTED", 12] in row.op_versions
+    assert row.min_runtime == "2.17.0"
     promise = dataclasses.replace(session.promise(MODEL, "ptq_dynamic"), min_runtime="2.14")
     verdict = rules.check_conversion(row, promise)
     assert verdict.failed

@@ -1,22 +1,19 @@
 """Target checks on real conversions: an op TFLM lacks fails with the op named, a larger
 intermediate tensor fails the arena check, and the fixtures' rows carry the figures."""
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import make_data
 
-from compressgate.gate import rules
+from compressgate.gate import targets as targets_rules
 from compressgate.gate.records import Status
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure import targets
+from compressgate.pipeline.record import ResultRow, TargetFigures
 from compressgate.project.models import Dataset
 from compressgate.recipes import get_recipe
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tiny import make_data
+from compressgate.tolerances import Tolerances
 
 pytestmark = pytest.mark.tf
 ARENA = targets.ARENA_FIGURE
@@ -44,12 +41,12 @@ def int8_file(layers) -> bytes:
 def judged(tflite: bytes, accepted: dict | None = None):
     data = make_data()
     figures = targets.measure(tflite, data["x_test"][:40], data["y_test"][:40])
-    row = {"model": "tiny", "recipe": "ptq_int8", "converted": True, "accuracy": 0.5,
-           "targets": ["tflm"], **figures}
+    row = ResultRow("tiny", "ptq_int8", True, accuracy=0.5,
+                    targets=TargetFigures.from_dict({"targets": ["tflm"], **figures}))
     # FULLY_CONNECTED + SOFTMAX models differ from the reference kernels by 1 quantum on
     # TFLM (measured here and on tabular_mlp): the tolerance the fixture states.
     promise = replace(INT8.promise, max_tflm_quanta=1)
-    verdict = rules.check_targets(row, promise, accepted or {}, Tolerances())
+    verdict = targets_rules.check_targets(row, promise, accepted or {}, Tolerances())
     return row, {r.metric: r for r in verdict.rows}, verdict
 
 
@@ -65,9 +62,9 @@ def test_an_op_tflm_lacks_fails_with_the_op_named():
                 keras.layers.Dense(3, activation="softmax")]
 
     row, rows, verdict = judged(int8_file(top_k))
-    assert verdict.failed and row["tflm_loads"] is False
+    assert verdict.failed and row.targets.tflm_loads is False
     assert rows["runs on TFLM"].note == "op TOPK_V2 is not in TFLM's op resolver"
-    assert row["kernel_agreement"] is not None  # LiteRT itself runs it
+    assert row.targets.kernel_agreement is not None  # LiteRT itself runs it
 
 
 def test_a_larger_intermediate_tensor_fails_the_arena_check():
@@ -83,11 +80,12 @@ def test_a_larger_intermediate_tensor_fails_the_arena_check():
 def test_every_fixture_row_has_its_parity_and_int8_rows_their_arena(session):
     for recipe in ("float", "ptq_dynamic", "ptq_int8"):
         row = session.row("tabular_mlp", recipe)
-        assert 0.9 <= row["kernel_agreement"] <= 1.0, row
-        assert row["target_rows"] == min(targets.ROWS, row["test_rows"])
-    assert session.row("tabular_mlp", "ptq_dynamic")["tflm_loads"] is False
+        assert 0.9 <= row.targets.kernel_agreement <= 1.0, row
+        assert row.targets.rows == min(targets.ROWS, row.test_rows)
+    assert session.row("tabular_mlp", "ptq_dynamic").targets.tflm_loads is False
     int8 = session.row("tabular_mlp", "ptq_int8")
     stored = session._load("tabular_mlp", "ptq_int8")
-    assert int8[ARENA] == stored.metrics[ARENA] and int8["tflm_accuracy"] is not None
+    assert int8.targets.tflm_arena_bytes == stored.metrics[ARENA]
+    assert int8.targets.tflm_accuracy is not None
     assert not session.run_check("tabular_mlp", "ptq_int8", "targets").failed
-    assert np.isclose(int8["tflm_ref_agreement"], 1.0)
+    assert np.isclose(int8.targets.tflm_ref_agreement, 1.0)

@@ -8,20 +8,23 @@ import numpy as np
 import pytest
 
 from compressgate.gate import rules
-from compressgate.gate.tolerances import Tolerances
+from compressgate.gate.latency import LatencyReference, check_latency, ratio_exceeds
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide, rows_within
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise, get_recipe
+from compressgate.tolerances import Tolerances
 
 INT8 = get_recipe("ptq_int8").promise
 TOL = Tolerances()
 
 
 def row(**overrides):
-    return {"model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
+    return ResultRow.from_dict({
+            "model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
             "accuracy": 0.99, "float_accuracy": 0.99, "accuracy_drop_pts": 0.0,
             "size_bytes": 1000, "size_ratio": 4.0, "gzip_bytes": 900, "gzip_ratio": 4.0,
             "sparsity": 0.5, "input_dtype": "int8", "output_dtype": "int8", "float_ops": [],
-            "test_rows": 400, "peak_memory_bytes": 1_000_000} | overrides
+            "test_rows": 400, "peak_memory_bytes": 1_000_000} | overrides)
 
 
 METRICS = {"accuracy": 0.99, "size_bytes": 1000, "gzip_bytes": 900, "sparsity": 0.5}
@@ -216,8 +219,8 @@ def jitter(center, spread, n=42, seed=0):
 
 
 def latency(p, base=1.0, interval=None, **kwargs):
-    verdict = rules.check_latency("m", "r", p, INT8, base, TOL, baseline_interval=interval,
-                                 **kwargs)
+    verdict = check_latency("m", "r", p, INT8, LatencyReference(base, interval, **kwargs),
+                                 TOL)
     return status(verdict, "latency_ratio")
 
 
@@ -240,12 +243,13 @@ def test_the_limit_counts_from_the_edge_of_the_recorded_interval():
 
 def test_latency_significance_limit_is_strict():
     p = pairs(jitter(1.3, 0.01, n=12), n=12)
-    _, pvalue = rules.ratio_exceeds(p, 1.15, TOL.alpha)
+    _, pvalue = ratio_exceeds(p, 1.15, TOL.alpha)
     at = Tolerances(alpha=pvalue)
     above = Tolerances(alpha=pvalue * 1.0001)
-    check = rules.check_latency
-    assert status(check("m", "r", p, INT8, 1.0, at), "latency_ratio") == "pass"
-    assert status(check("m", "r", p, INT8, 1.0, above), "latency_ratio") == "regression"
+    check = check_latency
+    recorded = LatencyReference(1.0)
+    assert status(check("m", "r", p, INT8, recorded, at), "latency_ratio") == "pass"
+    assert status(check("m", "r", p, INT8, recorded, above), "latency_ratio") == "regression"
 
 
 def test_the_default_alpha_and_tolerance_are_pinned():
@@ -261,8 +265,9 @@ def test_faster_latency_beyond_tolerance_marks_the_record_stale():
 
 
 def test_no_record_for_this_machine_class_is_skipped_with_the_way_to_add_it():
-    verdict = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
-                                 machine_class="x86_64 avx2", hint="tox -e gate -- --x")
+    verdict = check_latency("m", "r", pairs(1.0), INT8,
+                                 LatencyReference(machine_class="x86_64 avx2"), TOL,
+                                 hint="tox -e gate -- --x")
     row_ = next(r for r in verdict.rows if r.metric == "latency_ratio")
     assert row_.status == "skipped" and "x86_64 avx2" in row_.note
     assert row_.note.endswith("record it with: tox -e gate -- --x")
@@ -271,8 +276,8 @@ def test_no_record_for_this_machine_class_is_skipped_with_the_way_to_add_it():
 @pytest.mark.parametrize(("center", "verdict"), [(1.16, "regression"), (1.14, "pass"),
                                                  (1 / 1.16, "improved")])
 def test_side_by_side_time_against_the_accepted_file(center, verdict):
-    checked = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
-                                 side=pairs(jitter(center, 0.002)))
+    checked = check_latency("m", "r", pairs(1.0), INT8,
+                                 LatencyReference(side=pairs(jitter(center, 0.002))), TOL)
     assert status(checked, "time vs accepted") == verdict
     headroom = next(r.headroom for r in checked.rows if r.metric == "time vs accepted")
     assert headroom == pytest.approx(1 - math.log(center) / math.log(1.15), abs=0.01)
@@ -284,7 +289,7 @@ def test_a_regression_timed_on_a_busy_machine_is_not_judged():
                          others_running=0.4)
     busy = LatencyPairs(quiet.reference_ms, quiet.candidate_ms, others_running=0.5)
     assert latency(quiet) == "regression"
-    verdict = rules.check_latency("m", "r", busy, INT8, 1.0, TOL)
+    verdict = check_latency("m", "r", busy, INT8, LatencyReference(1.0), TOL)
     row_ = next(r for r in verdict.rows if r.metric == "latency_ratio")
     assert row_.status == "skipped" and not verdict.failed
     assert "machine busy while timing (0.5 other runnable tasks on average)" in row_.note
@@ -299,14 +304,15 @@ def test_a_regression_timed_on_a_busy_machine_is_not_judged():
     # A pass on a busy machine stays a pass; only a would-be failure is withheld.
     assert latency(LatencyPairs(quiet.reference_ms, quiet.reference_ms,
                                 others_running=3.0)) == "pass"
-    side = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL, side=busy)
+    side = check_latency("m", "r", pairs(1.0), INT8, LatencyReference(side=busy), TOL)
     assert status(side, "time vs accepted") == "skipped"
 
 
 @pytest.mark.parametrize(("identical", "verdict"), [(True, "pass"), (False, "skipped")])
 def test_an_identical_artifact_is_said_by_a_flag_not_by_its_note(identical, verdict):
-    checked = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
-                                 side_note="any wording", side_identical=identical)
+    checked = check_latency(
+        "m", "r", pairs(1.0), INT8,
+        LatencyReference(side_note="any wording", side_identical=identical), TOL)
     assert status(checked, "time vs accepted") == verdict
 
 
@@ -324,7 +330,8 @@ def _busy(center, others=2.0):
 
 def test_a_busy_regression_keeps_its_row_and_says_the_load_exactly():
     def ratio_row(p):
-        return next(r for r in rules.check_latency("m", "r", p, INT8, 1.0, TOL).rows
+        return next(r for r in check_latency("m", "r", p, INT8, LatencyReference(1.0),
+                                                   TOL).rows
                     if r.metric == "latency_ratio")
 
     rows = [ratio_row(_busy(2.31)), ratio_row(_busy(2.29)), ratio_row(_busy(2.29, None))]
@@ -347,8 +354,8 @@ def test_a_busy_regression_keeps_its_row_and_says_the_load_exactly():
 
 def test_the_busy_limit_is_twice_the_limit_in_the_side_by_side_time_too():
     def side_status(center):
-        checked = rules.check_latency("m", "r", pairs(1.0), INT8, None, TOL,
-                                      side=_busy(center))
+        checked = check_latency("m", "r", pairs(1.0), INT8,
+                                      LatencyReference(side=_busy(center)), TOL)
         return status(checked, "time vs accepted")
 
     assert (side_status(2.31), side_status(2.29)) == ("regression", "skipped")
@@ -368,7 +375,8 @@ def test_the_busy_limit_uses_the_configured_alpha():
     busy = LatencyPairs(p.reference_ms, p.candidate_ms, others_running=1.0)
 
     def verdict(alpha):
-        checked = rules.check_latency("m", "r", busy, INT8, 1.0, Tolerances(alpha=alpha))
+        checked = check_latency("m", "r", busy, INT8, LatencyReference(1.0),
+                                      Tolerances(alpha=alpha))
         return status(checked, "latency_ratio")
 
     assert (verdict(0.1), verdict(0.01)) == ("regression", "skipped")

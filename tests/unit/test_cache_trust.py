@@ -33,7 +33,7 @@ def entry(make_runner):
     """The cache entry of MODEL x RECIPE after a first run computed it."""
     runner = make_runner()
     first = runner.row(MODEL, RECIPE)
-    assert not first["cached"]
+    assert not first.cached
     key = runner.cache_key(MODEL, runner.recipe(MODEL, RECIPE))
     return runner.cache.directory / key, first
 
@@ -48,9 +48,9 @@ def edit_record(entry_dir: Path, edit) -> None:
 def test_an_intact_entry_is_reused_and_measured_again(make_runner, entry):
     _, first = entry
     again = make_runner().row(MODEL, RECIPE)
-    assert again["cached"]
-    assert {k: again[k] for k in ("accuracy", "size_bytes", "gzip_bytes", "tflite_sha256")} \
-        == {k: first[k] for k in ("accuracy", "size_bytes", "gzip_bytes", "tflite_sha256")}
+    assert again.cached
+    figures = ("accuracy", "size_bytes", "gzip_bytes", "tflite_sha256")
+    assert [getattr(again, k) for k in figures] == [getattr(first, k) for k in figures]
 
 
 def test_an_edited_record_decides_nothing(make_runner, entry):
@@ -61,10 +61,10 @@ def test_an_edited_record_decides_nothing(make_runner, entry):
                                   top1=[0] * len(doc["measurement"]["top1"]))
     edit_record(entry_dir, flatter)
     row = make_runner().row(MODEL, RECIPE)
-    assert row["cached"]  # the file is the recorded one: reused, but measured from it
-    assert (row["accuracy"], row["size_bytes"], row["gzip_bytes"]) == \
-        (first["accuracy"], TFLITE.stat().st_size, first["gzip_bytes"])
-    assert row["accuracy"] < 1.0
+    assert row.cached  # the file is the recorded one: reused, but measured from it
+    assert (row.accuracy, row.size_bytes, row.gzip_bytes) == \
+        (first.accuracy, TFLITE.stat().st_size, first.gzip_bytes)
+    assert row.accuracy < 1.0
 
 
 def test_a_swapped_file_is_refused_and_computed_again(make_runner, entry):
@@ -74,17 +74,17 @@ def test_a_swapped_file_is_refused_and_computed_again(make_runner, entry):
     with pytest.warns(CacheEntryRefused, match=r"model.tflite does not hash to its record's "
                                                r"sha256 [0-9a-f]{12}\.\.\.; computing it again"):
         row = runner.row(MODEL, RECIPE)
-    assert not row["cached"] and row["tflite_sha256"] == first["tflite_sha256"]
+    assert not row.cached and row.tflite_sha256 == first.tflite_sha256
     # The recomputed result replaced the bad entry.
     assert (entry_dir / "model.tflite").read_bytes() == TFLITE.read_bytes()
-    assert make_runner().row(MODEL, RECIPE)["cached"]
+    assert make_runner().row(MODEL, RECIPE).cached
 
 
 def test_a_record_without_a_file_digest_is_refused(make_runner, entry):
     entry_dir, _ = entry
     edit_record(entry_dir, lambda doc: doc.pop("_tflite_sha256"))
     with pytest.warns(CacheEntryRefused, match="its record names no sha256 for model.tflite"):
-        assert not make_runner().row(MODEL, RECIPE)["cached"]
+        assert not make_runner().row(MODEL, RECIPE).cached
 
 
 def test_a_file_swapped_with_its_digest_is_measured_as_the_file_it_is(make_runner, entry):
@@ -96,8 +96,8 @@ def test_a_file_swapped_with_its_digest_is_measured_as_the_file_it_is(make_runne
     edit_record(entry_dir, lambda doc: doc.update(
         _tflite_sha256=hashlib.sha256(swapped).hexdigest()))
     row = make_runner().row(MODEL, RECIPE)
-    assert row["cached"] and row["size_bytes"] == len(swapped) != first["size_bytes"]
-    assert row["tflite_sha256"] == hashlib.sha256(swapped).hexdigest()
+    assert row.cached and row.size_bytes == len(swapped) != first.size_bytes
+    assert row.tflite_sha256 == hashlib.sha256(swapped).hexdigest()
 
 
 def test_a_refused_entry_warns_once_per_run(tmp_path):

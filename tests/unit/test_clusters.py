@@ -9,6 +9,7 @@ import pytest
 from compressgate import Recipe, UserInputError, get_recipe
 from compressgate.gate import rules
 from compressgate.measure import clusters, flatbuffer
+from compressgate.pipeline.record import ClusterFigures, ResultRow
 from compressgate.recipes import COLLABORATIVE_RECIPES, Clustering, Promise, default_recipes
 from compressgate.report import view
 
@@ -50,9 +51,12 @@ def test_kernels_refuse_a_file_that_is_not_tflite():
 def test_max_clusters_promise_gates_the_measured_count():
     promise = Promise(max_clusters=16)
     base = {"model": "m", "recipe": "cluster", "size_ratio": 1.0, "gzip_ratio": 3.0}
-    assert not rules.check_size(base | {"clusters_max": 16}, promise).failed
-    assert rules.check_size(base | {"clusters_max": 17}, promise).failed  # clustering lost
-    assert rules.check_size(base, promise).failed  # nothing counted cannot pass
+    def size(**clusters):
+        return rules.check_size(ResultRow.from_dict(base | clusters), promise)
+
+    assert not size(clusters_max=16).failed
+    assert size(clusters_max=17).failed  # clustering lost
+    assert size().failed  # nothing counted cannot pass
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -89,10 +93,10 @@ def test_collaborative_recipes_are_opt_in():
 
 
 def test_clustered_rows_note_their_values_per_channel():
-    plain = {"model": "m", "recipe": "ptq_int8", "converted": True}
-    clustered = plain | {"recipe": "cluster", "clusters_max": 16, "clusters_mean": 15.25}
-    notes = dict(zip(*view.results_frame([plain, clustered])[["recipe", "note"]].T.values,
-                     strict=True))
+    plain = ResultRow("m", "ptq_int8", True)
+    clustered = ResultRow("m", "cluster", True, clusters=ClusterFigures(16, 15.25))
+    frame = view.results_frame([view.ReportRow(plain), view.ReportRow(clustered)])
+    notes = dict(zip(*frame[["recipe", "note"]].T.values, strict=True))
     assert notes == {"ptq_int8": "",
                      "cluster": "16 values per channel (max; mean over tensors 15.2)"}
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from compressgate.errors import UserInputError
 from compressgate.gate.session import GateSession, Settings
 from compressgate.project import config
-from compressgate.project.init import render
 from compressgate.project.metrics import Metric
+from compressgate.workflows.init import render
 
 
 def write(tmp_path, text, name="compressgate.toml"):

@@ -7,8 +7,7 @@ import math
 import pytest
 
 from compressgate import Recipe, UserInputError, get_recipe
-from compressgate.diagnosis.analysis import (
-    Diagnosis,
+from compressgate.backends.analysis import (
     Step,
     candidates,
     layer_of,
@@ -22,10 +21,11 @@ from compressgate.diagnosis.analysis import (
     tensor_errors,
     without_ops,
 )
-from compressgate.diagnosis.collect import collect
+from compressgate.diagnosis.collect import Diagnosis, collect
 from compressgate.diagnosis.report import csv_text, markdown, summary_line, write
 from compressgate.gate.session import GateSession, Settings
 from compressgate.pipeline.cache import key
+from compressgate.pipeline.record import ResultRow
 
 LAYERS = ["up_sampling2d", "conv2d", "conv2d_1", "dense", "dense_1"]
 
@@ -183,8 +183,8 @@ def sample_diagnosis(**extra):
     tensors = tensor_errors(rows, LAYERS)
     fields = {"layers": tuple(rank(tensors)), "tensors": tuple(tensors),
               "sparsity": (("m/dense/MatMul", 100, 80),),
-              "row": {"accuracy": 0.5, "float_accuracy": 0.98, "accuracy_drop_pts": 48.0,
-                      "size_bytes": 1234}}
+              "row": ResultRow("m", "ptq_int8", True, accuracy=0.5, float_accuracy=0.98,
+                               accuracy_drop_pts=48.0, size_bytes=1234)}
     return Diagnosis("m", "ptq_int8", **{**fields, **extra})
 
 
@@ -230,7 +230,7 @@ class StubRunner:
         return self._outcome
 
     def row(self, model, recipe):
-        return {"model": model, "recipe": recipe.name}
+        return ResultRow(model, recipe.name, converted=False)
 
     def spec(self, model):
         return model
@@ -247,7 +247,7 @@ def test_collect_records_what_failed_and_keeps_the_rest():
                    debugger=broken)
     assert diag.problems == ("m x ptq_int8: not converted (converter failed: LSTM)",
                              "model m, recipe ptq_int8: debugger cannot handle it")
-    assert diag.row == {"model": "m", "recipe": "ptq_int8"}
+    assert diag.row == ResultRow("m", "ptq_int8", converted=False)
 
     def working(spec, recipe, data):
         return [stat("m/dense/MatMul", 4.0, 0.05, "FULLY_CONNECTED")], LAYERS
@@ -272,9 +272,8 @@ class GateRunner:
         return get_recipe(name)
 
     def row(self, model, recipe):
-        return {"model": model, "recipe": recipe, "converted": True, "error": None,
-                "accuracy": 0.9, "float_accuracy": 0.9 + self.drop / 100,
-                "accuracy_drop_pts": self.drop}
+        return ResultRow(model, recipe, True, accuracy=0.9,
+                         float_accuracy=0.9 + self.drop / 100, accuracy_drop_pts=self.drop)
 
 
 @pytest.mark.parametrize("drop", [0.5, 5.0])

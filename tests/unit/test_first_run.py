@@ -128,7 +128,7 @@ def test_a_missing_model_or_data_file_is_named_once(tmp_path):
 
 
 def test_init_adds_the_ignore_entries_a_project_lacks_once(tmp_path):
-    from compressgate.project.init import IGNORED, ignore
+    from compressgate.workflows.init import IGNORED, ignore
 
     gitignore = tmp_path / ".gitignore"
     gitignore.write_text("*.pyc\n.compressgate_cache/")  # no newline at the end
@@ -144,7 +144,7 @@ def test_init_adds_the_ignore_entries_a_project_lacks_once(tmp_path):
 
 
 def test_init_says_what_it_left_out_and_why():
-    from compressgate.project.init import plan
+    from compressgate.workflows.init import plan
 
     info = {"qat_error": "Layer conv1d is not supported", "recurrent": ["lstm"], "lstm": True}
     chosen, left_out = plan(info, ["float", "ptq_int8", "ptq_int16x8", "qat_int8"])

@@ -4,6 +4,7 @@ import json
 
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
+from compressgate.pipeline.record import LatencyFigures, ResultRow
 from compressgate.report.gate_run import summary_lines, write_reports
 
 
@@ -44,13 +45,15 @@ def test_updates_to_one_file_from_two_checks_are_merged(tmp_path):
 
 
 def test_rows_get_this_runs_latency(tmp_path):
-    row = {"model": "m", "recipe": "r", "converted": True, "accuracy": 0.9}
-    records = [record("conversion", row=row),
-               record("latency", latency={"latency_ratio": 0.5})]
+    row = ResultRow("m", "r", True, accuracy=0.9)
+    latency = LatencyFigures(0.5, 0.4, 0.6, 1.0, 2.0, 42, 0.0)
+    records = [record("conversion", row=row.to_dict()),
+               record("latency", latency=latency.to_dict())]
     write_reports(records, Settings(reports=tmp_path))
     rows = json.loads((tmp_path / "summary.json").read_text())["results"]
-    assert rows == [row | {"latency_ratio": 0.5, "verdict": "pass", "reasons": [],
-                           "skipped": []}]
+    assert rows == [row.with_latency(latency).to_dict()
+                    | {"verdict": "pass", "reasons": [], "skipped": []}]
+    assert rows[0]["latency_ratio"] == 0.5
     assert "| m | r | pass |" in (tmp_path / "summary.md").read_text()
     assert not (tmp_path / "baseline-diff.md").exists()
 

@@ -103,13 +103,13 @@ def cached(runner, recipe):
 def test_a_segfault_in_a_parallel_worker_fails_that_case_only(runner):
     runner.precompute([(MODEL, "float"), (MODEL, SEGV), (MODEL, "ptq_dynamic")], jobs=2)
     crashed = runner.row(MODEL, SEGV)
-    assert crashed["converted"] is False
-    assert crashed["error"] == f"worker crashed: signal SIGSEGV; {isolation.NATIVE_HINT}"
+    assert crashed.converted is False
+    assert crashed.error == f"worker crashed: signal SIGSEGV; {isolation.NATIVE_HINT}"
     verdict = rules.check_conversion(crashed, SEGV.promise)
-    assert verdict.failed and verdict.rows[0].note == crashed["error"]
+    assert verdict.failed and verdict.rows[0].note == crashed.error
     for healthy in ("float", "ptq_dynamic"):
         row = runner.row(MODEL, healthy)
-        assert row["converted"] and row["accuracy"] > 0.9 and row["peak_memory_bytes"] > 0
+        assert row.converted and row.accuracy > 0.9 and row.peak_memory > 0
         assert cached(runner, healthy)
     assert not cached(runner, SEGV)  # a crash may be transient: computed again next run
 

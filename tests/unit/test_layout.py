@@ -1,7 +1,7 @@
-"""The package layout's rules: imports point one way, only the TensorFlow backend's
-environment imports TensorFlow; the typed check record and the one list-of-names reader."""
+"""The package layout's rules: packages ranked along the data flow (import-linter's
+contracts in pyproject.toml), only the TensorFlow backend's environment imports
+TensorFlow; the typed check record and the one list-of-names reader."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,37 +9,39 @@ import pytest
 
 from compressgate.cli.main import parser
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.pipeline.record import ResultRow
 from compressgate.project.config import names
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def import_graph():
-    spec = importlib.util.spec_from_file_location("import_graph",
-                                                  ROOT / "scripts" / "import_graph.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def lint(config: Path) -> bool:
+    """Whether the import-linter contracts in ``config`` are kept (no cache: a fresh graph)."""
+    from importlinter import configuration
+    from importlinter.application.use_cases import lint_imports
+
+    configuration.configure()  # what the lint-imports command does first
+    return lint_imports(config_filename=str(config), cache_dir=None, no_logo=True)
 
 
-def test_imports_have_no_cycle_and_only_the_backend_env_imports_tensorflow():
-    graph = import_graph()
-    edges, external = graph.graph(ROOT / "compressgate")
-    assert graph.cycles(edges) == []
-    users = sorted(m for m, found in external.items() if found & set(graph.TENSORFLOW))
-    assert users == ["compressgate.backends.tf.env"]
+def test_packages_import_only_those_ranked_below_them_and_only_env_imports_tensorflow():
+    assert lint(ROOT / "pyproject.toml")
 
 
-def test_the_graph_finds_a_cycle(tmp_path):
-    package = tmp_path / "pkg"
+def test_the_ranking_catches_an_upward_import_even_a_lazy_one(tmp_path, monkeypatch):
+    package = tmp_path / "ranked"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "a.py").write_text("def f():\n    from pkg import b\n")  # a lazy import counts
-    (package / "b.py").write_text("import pkg.a\nimport tensorflow\n")
-    graph = import_graph()
-    edges, external = graph.graph(package)
-    assert graph.cycles(edges) == [["pkg.a", "pkg.b"]]
-    assert external["pkg.b"] == {"tensorflow"}
+    (package / "high.py").write_text("import ranked.low\n")
+    (package / "low.py").write_text("def f():\n    from ranked import high\n")
+    config = tmp_path / ".importlinter"
+    config.write_text("[importlinter]\nroot_package = ranked\n\n"
+                      "[importlinter:contract:ranking]\nname = ranking\ntype = layers\n"
+                      "containers = ranked\nlayers =\n    high\n    low\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert not lint(config)
+    (package / "low.py").write_text("")
+    assert lint(config)
 
 
 def verdict():
@@ -52,7 +54,7 @@ def verdict():
 def test_a_check_record_survives_the_json_trip_to_the_controller():
     record = CheckRecord.of(verdict(), message="text", refused=None,
                             update=Update("b/m/r.json", "updated", [("a", "1", "2", "+1 %")]),
-                            row={"model": "m"})
+                            row=ResultRow("m", "r", converted=False))
     back = CheckRecord.from_dict(json.loads(json.dumps(record.to_dict())))
     assert back == record
     assert (back.failed, back.regressions, back.stale) == (True, ["accuracy"], ["size_bytes"])

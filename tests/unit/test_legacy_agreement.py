@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from compressgate.compat.legacy import agreement
+from compressgate.workflows.legacy import agreement
 
 REF = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]], dtype=np.float32)
 

@@ -10,8 +10,8 @@ import pytest
 from compressgate import Recipe, UserInputError, default_recipes, get_recipe
 from compressgate.gate.session import GateSession, Settings
 from compressgate.project import config
-from compressgate.project.init import render
 from compressgate.recipes import LITERT_QUANTIZER_RECIPES, ChannelPruning, Pruning
+from compressgate.workflows.init import render
 
 LQ = [r.name for r in LITERT_QUANTIZER_RECIPES]
 

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 from compressgate.gate import baselines, rules
 from compressgate.gate.session import GateSession, Settings
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure import memory
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import get_recipe
+from compressgate.tolerances import Tolerances
 
 TFLITE = Path(__file__).resolve().parent.parent / "data" / "tabular_mlp_ptq_int8.tflite"
 M = baselines.MEMORY_FIGURE
@@ -33,10 +34,11 @@ def test_a_model_litert_refuses_is_reported_not_raised():
 
 
 def row(**overrides):
-    return {"model": "m", "recipe": "r", "converted": True, "accuracy": 0.9, "size_bytes": 10,
+    return ResultRow.from_dict({
+            "model": "m", "recipe": "r", "converted": True, "accuracy": 0.9, "size_bytes": 10,
             "gzip_bytes": 9, "sparsity": 0.0, "accuracy_drop_pts": 0.5, "size_ratio": 4.0,
             "gzip_ratio": 4.0, "float_accuracy": 0.905, "input_dtype": "int8",
-            "output_dtype": "int8", "float_ops": [], M: 1_000_000} | overrides
+            "output_dtype": "int8", "float_ops": [], M: 1_000_000} | overrides)
 
 
 BASE = {"accuracy": 0.9, "size_bytes": 10, "gzip_bytes": 9, "sparsity": 0.0, M: 1_000_000}

@@ -10,6 +10,7 @@ from compressgate.cli.main import main
 from compressgate.gate import shards
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Settings
+from compressgate.pipeline.record import ResultRow
 from compressgate.report.gate_run import write_reports
 from compressgate.report.merge import merge
 
@@ -19,8 +20,7 @@ ENV = {"tensorflow": "2.21.0", "python": "3.11.9", "machine": "x86_64 avx512 vnn
 
 def records_for(case, failed=False):
     model, recipe = case
-    row = {"model": model, "recipe": recipe, "converted": True, "accuracy": 0.9,
-           "size_bytes": 1000}
+    row = ResultRow(model, recipe, True, accuracy=0.9, size_bytes=1000)
     return [CheckRecord(model, recipe, "conversion", False, row=row),
             CheckRecord(model, recipe, "accuracy", failed, message="drop" if failed else "",
                         reasons=["accuracy: drop 3 pts"] if failed else [])]
@@ -36,7 +36,8 @@ def write_shard(directory: Path, index: int, count: int = 2, *, env=ENV, exit_st
     summary = {"schema": 1, "shard": str(shard), "cases": [list(c) for c in mine],
                "all_cases": [list(c) for c in all_cases], "update": "none",
                "environment": env, "exit_status": exit_status,
-               "machine_class": env["machine"], "results": [r.row for r in records if r.row]}
+               "machine_class": env["machine"],
+               "results": [r.row.to_dict() for r in records if r.row]}
     directory.mkdir(parents=True)
     (directory / "summary.json").write_text(json.dumps(summary))
     (directory / "checks.json").write_text(json.dumps(

@@ -17,7 +17,7 @@ def test_builtin_recipes_cover_the_issue():
 
 def test_importing_compressgate_does_not_import_tensorflow():
     # In a fresh interpreter: this test process may have imported TensorFlow already.
-    code = ("import sys, compressgate, compressgate.gate.plugin, compressgate.gate.session, "
+    code = ("import sys, compressgate, compressgate.plugin, compressgate.gate.session, "
             "compressgate.cli.main, compressgate.cli.commands, compressgate.gate.rules; "
             "sys.exit('tensorflow' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
@@ -66,7 +66,7 @@ def test_register_refuses_silent_redefinition():
 
 def test_an_opt_in_recipe_is_registered_but_not_in_the_default_list():
     from compressgate import default_recipes
-    from compressgate.recipes import _OPT_IN, _REGISTRY
+    from compressgate.recipes.registry import _OPT_IN, _REGISTRY
 
     recipe = Recipe("optin_probe", quantization="dynamic")
     try:

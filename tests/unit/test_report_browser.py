@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 from test_report_pages import make_row, not_converted
 
+from compressgate.gate.records import Outcome
 from compressgate.report.summary import write_summary
-from compressgate.report.view import Missing
+from compressgate.report.view import Missing, ReportRow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -41,11 +42,11 @@ def chromium(*args, tmp_path):
 
 @pytest.fixture
 def page(tmp_path):
-    rows = [make_row(recipe="float", accuracy=0.96, size=4000, latency_ratio=None,
-                     verdict="pass"),
-            make_row(recipe="ptq_int8", verdict="pass"),
-            make_row(recipe="prune", accuracy=0.90, verdict="FAIL: accuracy"),
-            {**not_converted(), "verdict": "unsupported (xfail)"}]
+    rows = [ReportRow(make_row(recipe="float", accuracy=0.96, size=4000, latency_ratio=None),
+                      Outcome.PASS, "pass"),
+            ReportRow(make_row(recipe="ptq_int8"), Outcome.PASS, "pass"),
+            ReportRow(make_row(recipe="prune", accuracy=0.90), Outcome.FAIL, "FAIL: accuracy"),
+            ReportRow(not_converted(), Outcome.UNSUPPORTED, "unsupported (xfail)")]
     changes = [{"model": "digits", "recipe": "prune", "metric": "accuracy", "baseline": "0.95",
                 "now": "0.9", "change": "-5.00 pts", "status": "regression", "note": ""}]
     write_summary(tmp_path / "reports", rows, {"source": "pytest gate"}, changes=changes,

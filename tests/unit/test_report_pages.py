@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compressgate.gate.records import CheckRecord
+from compressgate.gate.records import CheckRecord, Outcome
 from compressgate.gate.session import Settings
 from compressgate.measure.litert import class_accuracy
 from compressgate.measure.machine import machine_class, this_machine
+from compressgate.pipeline.record import ResultRow
 from compressgate.report import plots
 from compressgate.report.gate_run import write_reports
 from compressgate.report.summary import write_summary
-from compressgate.report.view import Missing
+from compressgate.report.view import Missing, ReportRow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -31,12 +32,16 @@ def make_row(model="digits", recipe="ptq_int8", accuracy=0.95, size=1000, **extr
         "latency_ratio": 1.2, "latency_ratio_low": 1.1, "latency_ratio_high": 1.3,
         "class_accuracy": {"0": 1.0, "1": 0.9}, "float_class_accuracy": {"0": 1.0, "1": 0.92},
     }
-    return row | extra
+    return ResultRow.from_dict(row | extra)
 
 
 def not_converted(model="digits", recipe="qat_int8", error="tfmot cannot quantize LSTM"):
-    return {"model": model, "recipe": recipe, "converted": False, "error": error,
-            "latency_ratio": None}
+    return ResultRow(model, recipe, converted=False, error=error)
+
+
+def measured(*results):
+    """Rows as ``compressgate run`` reports them: figures, no verdict."""
+    return [ReportRow(r) for r in results]
 
 
 def images(page):
@@ -44,9 +49,9 @@ def images(page):
 
 
 def test_page_is_self_contained_with_tables_and_three_plots(tmp_path):
-    rows = [make_row(recipe="float", accuracy=0.96, size=4000, latency_ratio=None,
-                     class_accuracy={"0": 1.0, "1": 0.92}),
-            make_row(), make_row(recipe="ptq_float16", accuracy=0.96, size=2000)]
+    rows = measured(make_row(recipe="float", accuracy=0.96, size=4000, latency_ratio=None,
+                             class_accuracy={"0": 1.0, "1": 0.92}),
+                    make_row(), make_row(recipe="ptq_float16", accuracy=0.96, size=2000))
     write_summary(tmp_path, rows, {"source": "compressgate run", "created": "now"})
     page = (tmp_path / "index.html").read_text()
     pngs = images(page)
@@ -59,8 +64,9 @@ def test_page_is_self_contained_with_tables_and_three_plots(tmp_path):
 
 def test_user_strings_are_escaped_in_page_and_markdown(tmp_path):
     evil = "<script>alert(1)</script>|$x$"
-    rows = [make_row(model=evil, recipe="float", latency_ratio=None), make_row(model=evil),
-            not_converted(model=evil, error="bad <b>op</b>\nsecond line")]
+    rows = measured(make_row(model=evil, recipe="float", latency_ratio=None),
+                    make_row(model=evil),
+                    not_converted(model=evil, error="bad <b>op</b>\nsecond line"))
     write_summary(tmp_path, rows, {"source": "pytest <gate>"})
     page = (tmp_path / "index.html").read_text()
     assert "<script>" not in page and "<b>op</b>" not in page and "<gate>" not in page
@@ -74,10 +80,11 @@ def test_user_strings_are_escaped_in_page_and_markdown(tmp_path):
 
 
 def test_failures_and_missing_come_first_and_the_rest_is_still_written(tmp_path):
-    rows = [make_row(recipe="ptq_int8", verdict="pass"),
-            make_row(recipe="prune", verdict="FAIL: accuracy, baseline"),
-            make_row(recipe="float", verdict="pass", latency_ratio=None),
-            {**not_converted(recipe="qat_int8"), "verdict": "unsupported (xfail)"}]
+    rows = [ReportRow(make_row(recipe="ptq_int8"), Outcome.PASS, "pass"),
+            ReportRow(make_row(recipe="prune"), Outcome.FAIL, "FAIL: accuracy, baseline"),
+            ReportRow(make_row(recipe="float", latency_ratio=None), Outcome.PASS, "pass"),
+            ReportRow(not_converted(recipe="qat_int8"), Outcome.UNSUPPORTED,
+                      "unsupported (xfail)")]
     missing = [Missing("digits", "prune_2by4", "conversion: LiteRT cannot load the model")]
     write_summary(tmp_path, rows, {"source": "pytest gate"}, changes=[], missing=missing)
     page = (tmp_path / "index.html").read_text()
@@ -104,7 +111,7 @@ def test_failures_and_missing_come_first_and_the_rest_is_still_written(tmp_path)
 
 
 def test_nothing_to_plot_gives_notes_not_errors(tmp_path):
-    write_summary(tmp_path, [not_converted()], {"source": "compressgate run"},
+    write_summary(tmp_path, measured(not_converted()), {"source": "compressgate run"},
                   missing=[Missing("m", "r", "no result")])
     page = (tmp_path / "index.html").read_text()
     assert images(page) == []
@@ -117,7 +124,7 @@ def test_nothing_to_plot_gives_notes_not_errors(tmp_path):
 
 
 def test_csv_keeps_per_class_accuracy_as_json(tmp_path):
-    write_summary(tmp_path, [make_row()], {})
+    write_summary(tmp_path, measured(make_row()), {})
     csv = (tmp_path / "summary.csv").read_text()
     assert '"{""0"": 1.0, ""1"": 0.9}"' in csv
 
@@ -125,7 +132,7 @@ def test_csv_keeps_per_class_accuracy_as_json(tmp_path):
 def test_csv_writes_nested_fields_as_json_and_op_lists_as_text(tmp_path):
     row = make_row(op_versions=[["CONV_2D", 3], ["FULLY_CONNECTED", 12]],
                    ops=["CONV_2D", "FULLY_CONNECTED"])
-    write_summary(tmp_path, [row], {})
+    write_summary(tmp_path, measured(row), {})
     frame = pd.read_csv(tmp_path / "summary.csv")
     assert json.loads(frame["op_versions"][0]) == [["CONV_2D", 3], ["FULLY_CONNECTED", 12]]
     assert frame["ops"][0] == "CONV_2D FULLY_CONNECTED"

@@ -1,7 +1,8 @@
 """The tflite_sha256 row of the baseline check: pure rule and the session's update flow."""
 
-from compressgate.compat.reproducibility import check_row
 from compressgate.gate.baselines import ARTIFACT_FIGURE as METRIC
+from compressgate.pipeline.record import ResultRow
+from compressgate.workflows.reproducibility import check_row
 
 ENV = {"tensorflow": "2.21.0", "python": "3.11.7", "cpu": "AMD EPYC"}
 SHA = "a" * 64
@@ -9,7 +10,7 @@ HINT = "pytest --compressgate-update=missing"
 
 
 def row(sha=SHA, cached=False):
-    return {METRIC: sha, "cached": cached}
+    return ResultRow("m", "r", True, cached=cached, tflite_sha256=sha)
 
 
 def test_identical_bytes_pass_and_say_whether_this_run_converted():

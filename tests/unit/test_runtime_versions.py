@@ -14,6 +14,7 @@ from compressgate.compat.runtime_versions import (
 )
 from compressgate.errors import UserInputError
 from compressgate.gate import rules
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise, get_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,9 +118,8 @@ def test_promise_validates_min_runtime():
 
 
 def _row(op_versions):
-    return {"model": "m", "recipe": "ptq_dynamic", "converted": True, "error": None,
-            "input_dtype": "float32", "output_dtype": "float32", "float_ops": [],
-            "op_versions": op_versions}
+    return ResultRow("m", "ptq_dynamic", True, input_dtype="float32", output_dtype="float32",
+                     op_versions=op_versions)
 
 
 def test_the_conversion_check_enforces_a_declared_min_runtime():

@@ -10,6 +10,7 @@ import pytest
 
 from compressgate.gate.session import GateSession, Settings
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import get_recipe
 
 TFLITE = b"TFL3 accepted file"
@@ -44,7 +45,7 @@ class FakeRunner:
         pass
 
     def row(self, model, recipe):
-        return dict(self._row)
+        return ResultRow.from_dict(self._row)
 
     def recipe(self, model, name):
         return get_recipe(name)

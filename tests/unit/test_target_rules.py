@@ -12,11 +12,12 @@ import pytest
 from test_session import ROW, path
 from test_session import make as make
 
-from compressgate.gate import rules
+from compressgate.gate import targets as targets_rules
 from compressgate.gate.records import Status
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure import litert, targets, tflm
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Recipe, declared_targets, get_recipe
+from compressgate.tolerances import Tolerances
 
 ARENA = targets.ARENA_FIGURE
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +30,9 @@ INT8_PROMISE = get_recipe("ptq_int8").promise
 
 
 def judge(row=None, promise=INT8_PROMISE, accepted=None, **changes):
-    return rules.check_targets({**(row or TARGET_ROW), **changes}, promise,
-                               accepted if accepted is not None else {ARENA: 10_000},
-                               Tolerances())
+    return targets_rules.check_targets(
+        ResultRow.from_dict({**(row or TARGET_ROW), **changes}), promise,
+        accepted if accepted is not None else {ARENA: 10_000}, Tolerances())
 
 
 def by_metric(verdict):
@@ -173,7 +174,7 @@ def test_without_tflite_micro_the_rest_is_measured(monkeypatch):
 
 
 def test_reports_show_where_each_result_runs_its_arena_and_parity(tmp_path):
-    from test_report_pages import make_row
+    from test_report_pages import make_row, measured
 
     from compressgate.report.summary import write_summary
 
@@ -183,7 +184,7 @@ def test_reports_show_where_each_result_runs_its_arena_and_parity(tmp_path):
                      kernel_agreement=0.9975, kernel_max_quanta=12),
             make_row(recipe="ptq_dynamic", targets=[], tflm_loads=False,
                      tflm_error="hybrid models", kernel_agreement=1.0)]
-    write_summary(tmp_path, rows, {"source": "compressgate run", "created": "now"})
+    write_summary(tmp_path, measured(*rows), {"source": "compressgate run", "created": "now"})
     summary = (tmp_path / "summary.md").read_text()
     lines = {line.split(" | ")[1]: line for line in summary.splitlines()
              if line.startswith("| digits |")}
@@ -209,7 +210,7 @@ def test_init_says_which_targets_the_model_meets(tmp_path, found, promise, said)
     from test_config import write as write_config
 
     from compressgate.project import config
-    from compressgate.project.init import render
+    from compressgate.workflows.init import render
 
     text = render(name="m", model="m.keras", data="m.npz", info=INFO,
                   recipes=["float", "ptq_int8"], targets=found)
@@ -221,8 +222,9 @@ def test_init_says_which_targets_the_model_meets(tmp_path, found, promise, said)
         judged = {**TARGET_ROW, "tflm_loads": found["tflm_loads"],
                   "tflm_error": found["tflm_error"], "tflm_max_quanta": found["tflm_max_quanta"]}
         recipe = spec.recipe(get_recipe("ptq_int8"))
-        assert not rules.check_targets({**judged, "targets": list(declared_targets(recipe))},
-                                       recipe.promise, {ARENA: 10_000}, Tolerances()).failed
+        judged["targets"] = list(declared_targets(recipe))
+        assert not targets_rules.check_targets(ResultRow.from_dict(judged), recipe.promise,
+                                       {ARENA: 10_000}, Tolerances()).failed
 
 
 def test_a_broken_target_promise_prints_the_override_that_accepts_it(make):

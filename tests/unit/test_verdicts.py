@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from compressgate.gate import baselines, rules
-from compressgate.gate.tolerances import Tolerances
+from compressgate.gate.latency import LatencyReference, check_latency
 from compressgate.measure.stats import LatencyPairs
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise, get_recipe
+from compressgate.tolerances import Tolerances
 
 INT8 = get_recipe("ptq_int8").promise
 
@@ -20,7 +22,7 @@ def row(**overrides):
         "gzip_bytes": 800, "float_gzip_bytes": 3600, "gzip_ratio": 4.5, "sparsity": 0.0,
         "input_dtype": "int8", "output_dtype": "int8", "float_ops": [],
     }
-    return base | overrides
+    return ResultRow.from_dict(base | overrides)
 
 
 def baseline(**overrides):
@@ -114,28 +116,29 @@ def pairs(ratio, n=41, noise=0.01, seed=1):
 
 def test_latency_regression_needs_tolerance_and_significance():
     tol = Tolerances()
-    assert statuses(rules.check_latency("m", "r", pairs(0.5), INT8, 0.5, tol))[
+    assert statuses(check_latency("m", "r", pairs(0.5), INT8, LatencyReference(0.5), tol))[
         "latency_ratio"] == "pass"
-    assert statuses(rules.check_latency("m", "r", pairs(1.0), INT8, 0.5, tol))[
+    assert statuses(check_latency("m", "r", pairs(1.0), INT8, LatencyReference(0.5), tol))[
         "latency_ratio"] == "regression"
     # 10 % worse is inside the 15 % tolerance: not a regression however significant.
-    assert statuses(rules.check_latency("m", "r", pairs(0.55), INT8, 0.5, tol))[
+    assert statuses(check_latency("m", "r", pairs(0.55), INT8, LatencyReference(0.5), tol))[
         "latency_ratio"] == "pass"
-    assert statuses(rules.check_latency("m", "r", pairs(0.3), INT8, 0.5, tol))[
+    assert statuses(check_latency("m", "r", pairs(0.3), INT8, LatencyReference(0.5), tol))[
         "latency_ratio"] == "improved"
 
 
 def test_latency_noise_is_not_a_regression():
     noisy = pairs(0.6, noise=0.3, n=15)
-    verdict = rules.check_latency("m", "r", noisy, INT8, 0.5, Tolerances())
+    verdict = check_latency("m", "r", noisy, INT8, LatencyReference(0.5), Tolerances())
     assert not verdict.failed
 
 
 def test_faster_than_float_requirement():
     promise = Promise(faster_than_float=True)
-    assert not rules.check_latency("m", "r", pairs(0.7), promise, None, Tolerances()).failed
-    assert rules.check_latency("m", "r", pairs(1.0, noise=0.05), promise, None,
-                              Tolerances()).failed
+    assert not check_latency("m", "r", pairs(0.7), promise, LatencyReference(),
+                                  Tolerances()).failed
+    assert check_latency("m", "r", pairs(1.0, noise=0.05), promise,
+                              LatencyReference(), Tolerances()).failed
 
 
 def test_absolute_failures_block_recording():

@@ -37,11 +37,11 @@ from compressgate.backends.tf.keep_float import check_keep_float, convert_keep_f
 from compressgate.backends.tf.loading import load_model, model_info
 from compressgate.errors import UserInputError
 from compressgate.project.models import Dataset, ModelSpec
-from compressgate.recipes import Recipe
+from compressgate.recipes import REFERENCE, Recipe
 
 TENSORBOARD_ENV = "COMPRESSGATE_TENSORBOARD"
 # The float recipe's conversion: the input of litert-quantizer recipes.
-_FLOAT = Recipe("float", optimize=False)
+_FLOAT = Recipe(REFERENCE, optimize=False)
 
 
 def _compile_like(model, source, learning_rate: float) -> None:

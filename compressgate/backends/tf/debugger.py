@@ -9,6 +9,7 @@ import io
 
 import numpy as np
 
+from compressgate.backends import analysis
 from compressgate.backends.protocol import RecipeUnsupported
 from compressgate.backends.tf.env import (
     converter_reason,
@@ -20,7 +21,6 @@ from compressgate.backends.tf.env import (
 )
 from compressgate.backends.tf.loading import layer_names, load_model
 from compressgate.backends.tf.recurrent import for_conversion
-from compressgate.diagnosis import analysis
 from compressgate.errors import UserInputError
 from compressgate.measure import flatbuffer
 from compressgate.project.models import Dataset, ModelSpec

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from compressgate.backends import analysis
 from compressgate.backends.tf.debugger import debugger, denylist, layer_statistics
 from compressgate.backends.tf.env import (
     calibrated_model,
     quantize_calibrated,
 )
 from compressgate.backends.tf.loading import layer_names
-from compressgate.diagnosis import analysis
 from compressgate.measure import litert
 from compressgate.project.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe

@@ -17,7 +17,12 @@ import numpy as np
 from compressgate.errors import UserInputError
 from compressgate.project.models import Dataset
 from compressgate.project.sources import Source
-from compressgate.recipes import DEFAULT_TFLM_QUANTA, LITERT_QUANTIZER_RECIPES, default_recipes
+from compressgate.recipes import (
+    DEFAULT_TFLM_QUANTA,
+    LITERT_QUANTIZER_RECIPES,
+    REFERENCE,
+    default_recipes,
+)
 
 GATE_TEST = '''"""The compressgate release gate (written by `compressgate init`).
 
@@ -52,7 +57,7 @@ def plan(info: dict[str, Any], recipes: list[str] | None) -> tuple[list[str], li
     if recipes:
         chosen = list(recipes)
     elif tflite:
-        chosen = ["float", *(r.name for r in LITERT_QUANTIZER_RECIPES)]
+        chosen = [REFERENCE, *(r.name for r in LITERT_QUANTIZER_RECIPES)]
     else:
         chosen = [r.name for r in default_recipes()]
     left_out = []

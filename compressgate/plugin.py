@@ -21,14 +21,20 @@ from typing import Any, NoReturn
 
 import pytest
 
+from compressgate.diagnosis.report import diagnose_note
 from compressgate.errors import BaselineError, UserInputError
 from compressgate.gate import shards
 from compressgate.gate.records import CheckRecord
-from compressgate.gate.session import UPDATE_MODES, Case, GateSession, Settings
+from compressgate.gate.session import Case, GateSession, Settings
+from compressgate.gate.update import UPDATE_MODES
+from compressgate.pipeline.record import LatencyFigures
 
 _SESSION = pytest.StashKey[GateSession]()
 _SETTINGS = pytest.StashKey[Settings]()
 _PROPERTY = "compressgate"
+# What a gate item checks, [model, recipe, check]: reports carry it even when the check
+# failed before it could record itself.
+_CASE_PROPERTY = "compressgate-case"
 LATENCY_GROUP = "compressgate-latency"
 
 _OPTIONS = {  # option -> (ini key, help)
@@ -139,7 +145,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _session(config: pytest.Config) -> GateSession:
     if _SESSION not in config.stash:
         try:
-            session = GateSession(config.stash[_SETTINGS])
+            session = GateSession(config.stash[_SETTINGS], diagnoser=diagnose_note)
             session.check_sources()
             config.stash[_SESSION] = session
         except UserInputError as exc:
@@ -204,7 +210,7 @@ class Check:
             extra["row"] = self.session.row(self.model, self.recipe)
         if self.check == "latency":
             pairs = self.session.latency(self.model, self.recipe)
-            extra["latency"] = pairs.to_dict() if pairs is not None else None
+            extra["latency"] = LatencyFigures.of(pairs)
         _record(self._node, outcome.record(**extra))
         if outcome.failed:
             pytest.fail(outcome.message(), pytrace=False)
@@ -239,10 +245,8 @@ def compressgate_session(request: pytest.FixtureRequest) -> GateSession:
 
 
 def _unrecorded(report: pytest.TestReport) -> CheckRecord:
-    """An error record for a gate item that failed without a verdict, named from its id
-    (``model-recipe-check``; recipe and check names hold no ``-``)."""
-    param = report.nodeid.rpartition("[")[2].rstrip("]")
-    model, recipe, check = [*param.rsplit("-", 2), "?", "?", "?"][:3]
+    """An error record for a gate item that failed without a verdict."""
+    model, recipe, check = dict(report.user_properties).get(_CASE_PROPERTY, ("?", "?", "?"))
     crash = getattr(report.longrepr, "reprcrash", None)
     message = crash.message if crash is not None else \
         (str(report.longrepr).strip().splitlines() or ["no details"])[-1]
@@ -257,6 +261,14 @@ class _Collector:
         self.config = config
         self.records: list[CheckRecord] = []
         self.written: list[Path] = []
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            param = callspec.params.get("_compressgate_param") if callspec else None
+            if isinstance(param, tuple):  # not an empty parameter set's NOTSET
+                case, check = param
+                item.user_properties.append((_CASE_PROPERTY, [case.model, case.recipe, check]))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         recorded = False

@@ -11,20 +11,16 @@ from types import SimpleNamespace
 
 import pytest
 
+from compressgate.diagnosis.report import diagnose_note
 from compressgate.errors import UserInputError
 from compressgate.gate import baselines as bl
 from compressgate.gate import rules
 from compressgate.gate.records import CheckRecord, Row, Update, Verdict
-from compressgate.gate.session import (
-    Case,
-    CheckOutcome,
-    GateSession,
-    Settings,
-    diagnose_note,
-)
-from compressgate.gate.tolerances import Tolerances
+from compressgate.gate.session import Case, CheckOutcome, GateSession, Settings
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import get_recipe
+from compressgate.tolerances import Tolerances
 
 R = "ptq_int8"
 INPUTS = {"model": "m" * 64, "data": "d" * 64, "recipe": "r" * 32}
@@ -70,7 +66,8 @@ class Runner:
     def row(self, model, recipe):
         key = self._key(model, recipe)
         self.calls.append(("row", model, recipe))
-        return {"tflite_sha256": hashlib.sha256(self.tflite[key]).hexdigest(), **self.rows[key]}
+        return ResultRow.from_dict({"tflite_sha256": hashlib.sha256(self.tflite[key]).hexdigest(),
+                                    **self.rows[key]})
 
     def recipe(self, model, name):
         assert model in ("m", "n"), model
@@ -166,7 +163,8 @@ def test_every_case_and_its_float_reference_are_computed_once_up_front(project):
     session = project(runner, recipes=(), jobs=3)
     session.row("m", R)
     session.row("n", R)
-    assert runner.calls[0] == ("precompute", [("m", "float"), ("m", R), ("n", "float"),
+    # The float references first: every drop and ratio is measured against them.
+    assert runner.calls[0] == ("precompute", [("m", "float"), ("n", "float"), ("m", R),
                                               ("n", R)], 3)
     assert runner.count("precompute") == 1
 
@@ -174,8 +172,8 @@ def test_every_case_and_its_float_reference_are_computed_once_up_front(project):
 def test_rows_and_latency_are_cached_per_case(project):
     runner = Runner()
     session = project(runner)
-    assert session.row("m", R)["accuracy"] == 0.97
-    assert session.row("n", R)["accuracy"] == 0.95
+    assert session.row("m", R).accuracy == 0.97
+    assert session.row("n", R).accuracy == 0.95
     session.row("m", R)
     assert runner.count("row") == 2
     assert session.latency("m", R).ratio == pytest.approx(0.5)
@@ -227,26 +225,24 @@ def test_an_accuracy_failure_and_only_it_gets_a_diagnosis_note(project, tmp_path
     assert calls == []
     failed = session.run_check("n", R, "accuracy").verdict
     assert calls == [(session, "n", R)]
-    assert failed.rows == rules.check_accuracy(runner.rows[("n", R)],
+    assert failed.rows == rules.check_accuracy(ResultRow.from_dict(runner.rows[("n", R)]),
                                                get_recipe(R).promise).rows
     # The diagnosis first, then the lines that would accept the drop on purpose.
     assert failed.notes[0] == "worst layers: dense" and len(failed.notes) == 2
     assert '"max_drop_pts": 3.01' in failed.notes[1]
 
 
-def test_only_the_real_runner_is_diagnosed_by_default(project):
+def test_only_a_session_given_a_diagnoser_explains_a_failure(project):
     runner = Runner(rows={("n", R): make_row("n", accuracy_drop_pts=3.0)})
     stand_in = GateSession(project().settings, runner=runner)
     notes = stand_in.run_check("n", R, "accuracy").verdict.notes
     assert len(notes) == 1 and notes[0].startswith("to accept the measured figure")
-    real = GateSession(project().settings)   # the runner is built lazily: swap it here
-    real._runner = runner
+    real = GateSession(project().settings, runner=runner, diagnoser=diagnose_note)
     notes = real.run_check("n", R, "accuracy").verdict.notes
     assert len(notes) == 2 and notes[0].startswith("diagnosis failed: ")
 
 
 def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
-    import compressgate.diagnosis.collect
     import compressgate.diagnosis.report
 
     written = []
@@ -254,7 +250,7 @@ def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
         assert isinstance(runner, Runner)
         return "diag", model, recipe
 
-    monkeypatch.setattr(compressgate.diagnosis.collect, "collect", collect)
+    monkeypatch.setattr(compressgate.diagnosis.report, "collect", collect)
     monkeypatch.setattr(compressgate.diagnosis.report, "summary_line",
                         lambda diag: f"worst layers of {diag[1]} x {diag[2]}: dense")
 
@@ -274,12 +270,12 @@ def test_diagnose_note_points_at_the_report(project, monkeypatch, tmp_path):
 
 
 def test_a_failing_diagnosis_never_hides_the_verdict(project, monkeypatch):
-    import compressgate.diagnosis.collect
+    import compressgate.diagnosis.report
 
     def broken(runner, model, recipe):
         raise RuntimeError("x" * 300)
 
-    monkeypatch.setattr(compressgate.diagnosis.collect, "collect", broken)
+    monkeypatch.setattr(compressgate.diagnosis.report, "collect", broken)
     assert diagnose_note(project(), "n", R) == "diagnosis failed: RuntimeError: " + "x" * 200
 
 

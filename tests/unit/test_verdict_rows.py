@@ -3,16 +3,20 @@ measured against what, the tolerance text, the status and the note a user reads,
 headroom the reports plot. Written against the mutants that ``tox -e mutation`` found
 surviving the other unit tests (see README "Testing"). No TensorFlow, no timing."""
 
+import dataclasses
 import math
 
 import pytest
 
 from compressgate.gate import baselines, rules
+from compressgate.gate.baselines import UPDATE_MISSING
+from compressgate.gate.latency import LatencyReference, check_latency
 from compressgate.gate.records import CheckRecord, Row, Update, Verdict
 from compressgate.gate.rules import Reference
-from compressgate.gate.tolerances import Tolerances
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise
+from compressgate.tolerances import Tolerances
 
 TOL = Tolerances()
 SHA_NEW = "0123456789abcdef" * 4
@@ -20,11 +24,12 @@ SHA_OLD = "fedcba9876543210" * 4
 
 
 def row(**overrides):
-    return {"model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
+    return ResultRow.from_dict({
+            "model": "m", "recipe": "ptq_int8", "converted": True, "error": None,
             "accuracy": 0.97, "float_accuracy": 0.98, "accuracy_drop_pts": 1.0,
             "size_bytes": 1000, "size_ratio": 4.0, "gzip_bytes": 800, "gzip_ratio": 4.5,
             "sparsity": 0.5, "input_dtype": "int8", "output_dtype": "int8",
-            "float_ops": []} | overrides
+            "float_ops": []} | overrides)
 
 
 METRICS = {"accuracy": 0.97, "size_bytes": 1000, "gzip_bytes": 800, "sparsity": 0.5}
@@ -148,23 +153,24 @@ def test_no_result_reads_as_not_converted_under_its_own_check(check):
     empty = row(accuracy_drop_pts=None, size_ratio=None)
     assert check(empty, Promise()) == Verdict("m", "ptq_int8", name, (
         Row("converted", False, True, "-", "fail", "no result"),))
-    assert check(empty | {"error": "OOM"}, Promise()).rows[0].note == "OOM"
+    assert check(dataclasses.replace(empty, error="OOM"), Promise()).rows[0].note == "OOM"
 
 
 def custom(**overrides):
-    return row(metric="mae", metric_loss=0.02, max_loss=0.05, score=0.123456789,
-               float_score=0.1, higher_is_better=False, metric_tolerance=0.05) | overrides
+    return row(**{"metric": "mae", "metric_loss": 0.02, "max_loss": 0.05, "score": 0.123456789,
+                  "float_score": 0.1, "higher_is_better": False, "metric_tolerance": 0.05}
+               | overrides)
 
 
 def test_a_custom_metric_is_judged_in_its_own_units_with_its_direction():
     verdict = rules.check_accuracy(custom(), Promise())
     assert verdict == Verdict("m", "ptq_int8", "accuracy", (
         Row("mae loss", 0.02, 0.05, "< limit", "pass",
-            "0.123457 vs float 0.1, lower is better"),))
+            "0.123457 vs float 0.1, lower is better", key="metric_loss"),))
     higher = rules.check_accuracy(custom(metric="r2", higher_is_better=True, metric_loss=0.05),
                                  Promise())
     assert higher.rows == (Row("r2 loss", 0.05, 0.05, "< limit", "fail",
-                               "0.123457 vs float 0.1, higher is better"),)
+                               "0.123457 vs float 0.1, higher is better", key="metric_loss"),)
     missing = rules.check_accuracy(custom(metric_loss=None, error="no score"), Promise())
     assert missing == Verdict("m", "ptq_int8", "accuracy", (
         Row("converted", False, True, "-", "fail", "no score"),))
@@ -534,8 +540,10 @@ CI = "95% CI 0.510-0.570, n=9"
 NO_PROMISE = Promise()
 
 
-def latency(p=FAST, promise=NO_PROMISE, base=None, tol=TOL, **kwargs):
-    return rules.check_latency("m", "ptq_int8", p, promise, base, tol, **kwargs)
+def latency(p=FAST, promise=NO_PROMISE, base=None, tol=TOL, hint=UPDATE_MISSING,
+            interval=None, **reference):
+    return check_latency("m", "ptq_int8", p, promise,
+                               LatencyReference(base, interval, **reference), tol, hint)
 
 
 def test_no_model_to_time():
@@ -590,17 +598,17 @@ def test_latency_ratio_without_a_record_or_from_another_class():
 def test_latency_ratio_against_this_machine_class_record():
     # Recorded 0.5 with interval 0.48-0.52: a regression needs the ratio significantly
     # above 0.52 * 1.15 = 0.598, an improvement below 0.48 / 1.15 = 0.417.
-    verdict = latency(base=0.5, baseline_interval=(0.48, 0.52))
+    verdict = latency(base=0.5, interval=(0.48, 0.52))
     assert verdict == Verdict("m", "ptq_int8", "latency", (
         Row("latency_ratio", pytest.approx(0.54), 0.5, "<= 0.598, p < 0.01", "pass",
             f"p=1, {CI}",
             headroom=pytest.approx(1 - math.log(0.54 / 0.5) / math.log(0.598 / 0.5))),),
         ("float 1.0000 ms, ptq_int8 0.5400 ms per inference",))
     slow = latency(pairs(0.66, 0.67, 0.68, 0.69, 0.70, 0.71, 0.72, 0.73, 0.74), base=0.5,
-                   baseline_interval=(0.48, 0.52)).rows[0]
+                   interval=(0.48, 0.52)).rows[0]
     assert (slow.status, slow.note) == ("regression", "p=0.002, 95% CI 0.670-0.730, n=9")
     fast = latency(pairs(0.30, 0.31, 0.32, 0.33, 0.34, 0.35, 0.36, 0.37, 0.38), base=0.5,
-                   baseline_interval=(0.48, 0.52)).rows[0]
+                   interval=(0.48, 0.52)).rows[0]
     assert (fast.status, fast.note) == ("improved", "p=0.002, 95% CI 0.310-0.370, n=9")
     # Without a recorded interval the record itself is the edge: 0.5 * 1.15 = 0.575.
     assert latency(base=0.5).rows[0].tolerance == "<= 0.575, p < 0.01"

@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 
 INDEX = "index.json"
-# The runtime the legacy environment pins (tflite-runtime's last release).
-LEGACY_RUNTIME = "2.14"
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,12 @@
-"""Recipes are data: a small typed config per recipe, in a registry users can extend.
-
-A recipe describes *what* to do to a float Keras model (quantize, fine-tune with QAT,
-prune); the TensorFlow backend decides *how*. Every field takes part in the cache key,
-so changing a recipe re-runs exactly the results it determines.
-"""
+"""What a recipe is: its typed fields (``Recipe`` and the settings it nests), what it
+promises (``Promise``), and their validation; the float reference every recipe is
+measured against (``REFERENCE``, ``with_reference``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
@@ -20,6 +18,15 @@ Criterion = Literal["l1", "bn_gamma"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
 # Runtimes a promise may name besides LiteRT (compressgate.measure.targets runs them).
 TARGETS = ("tflm",)
+# The recipe every drop and ratio is measured against: the float conversion.
+REFERENCE = "float"
+
+
+def with_reference(cases: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(model, recipe) ``cases`` after each model's float reference, each once: what
+    must be computed for their rows (every drop and ratio is against the reference)."""
+    cases = list(cases)
+    return list(dict.fromkeys([(model, REFERENCE) for model, _ in cases] + cases))
 CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
 # What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
 # (tfmot's collaborative optimization schemes).
@@ -294,7 +301,7 @@ class Recipe:
 
     @property
     def is_reference(self) -> bool:
-        return self.name == "float"
+        return self.name == REFERENCE
 
     @property
     def needs_keras(self) -> bool:
@@ -486,126 +493,3 @@ def _check_litert(recipe: Recipe) -> None:
 def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:
     if not ok:
         raise UserInputError(f"recipe field {field_name}: expected {expected}, got {got!r}")
-
-
-_INT8_IO = {"io_dtype": "int8", "integer_only": True}
-
-BUILTIN_RECIPES: tuple[Recipe, ...] = (
-    Recipe("float", "Reference conversion, no optimization.", optimize=False,
-           promise=Promise(io_dtype="float32")),
-    Recipe("ptq_dynamic", "Dynamic-range PTQ: int8 weights, float activations.",
-           quantization="dynamic", promise=Promise(min_size_ratio=3.0, io_dtype="float32")),
-    Recipe("ptq_float16", "Float16 weights.", quantization="float16",
-           promise=Promise(min_size_ratio=1.9, io_dtype="float32")),
-    Recipe("ptq_int8", "Full-integer PTQ, per-channel weights, int8 input and output.",
-           quantization="int8", promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
-    Recipe("ptq_int16x8", "int16 activations, int8 weights.", quantization="int16x8",
-           promise=Promise(min_size_ratio=3.0, io_dtype="float32")),
-    Recipe("qat_int8", "Quantization-aware training, then full-integer conversion.",
-           quantization="int8", qat=True, finetune=FineTune(epochs=2, learning_rate=1e-4),
-           promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
-    Recipe("prune", "Magnitude pruning 50 % -> 80 %, stripped, float.", prune=Pruning(),
-           finetune=FineTune(epochs=6, learning_rate=5e-4),
-           promise=Promise(min_gzip_ratio=1.5, io_dtype="float32")),
-    Recipe("prune_int8", "Magnitude pruning, then full-integer PTQ.", quantization="int8",
-           prune=Pruning(), finetune=FineTune(epochs=6, learning_rate=5e-4),
-           promise=Promise(min_gzip_ratio=8.0, **_INT8_IO)),
-    Recipe("prune_2by4", "Structured 2:4 sparsity (tfmot's sparsity_m_by_n), float.",
-           prune=Pruning(initial_sparsity=0.5, final_sparsity=0.5, structure="2by4"),
-           finetune=FineTune(epochs=4, learning_rate=5e-4),
-           promise=Promise(min_gzip_ratio=1.3, io_dtype="float32")),
-)
-
-# litert-quantizer (the optional extra compressgate[litert]) on the float .tflite.
-LITERT_QUANTIZER_RECIPES: tuple[Recipe, ...] = (
-    Recipe("lq_int4_weight_only", "litert-quantizer: int4 channelwise weights, "
-           "dequantized to float at run time (weight_only_wi4_afp32).",
-           litert_recipe="weight_only_wi4_afp32",
-           promise=Promise(min_size_ratio=4.0, io_dtype="float32")),
-    Recipe("lq_int8_dynamic", "litert-quantizer: int8 channelwise weights, activations "
-           "quantized at run time (dynamic_wi8_afp32).", litert_recipe="dynamic_wi8_afp32",
-           promise=Promise(min_size_ratio=3.0, io_dtype="float32")),
-    Recipe("lq_int8_static", "litert-quantizer: int8 weights and activations calibrated "
-           "on the calibration split (static_wi8_ai8).", litert_recipe="static_wi8_ai8",
-           promise=Promise(min_size_ratio=3.0, io_dtype="int8")),
-)
-
-_REGISTRY: dict[str, Recipe] = {r.name: r for r in BUILTIN_RECIPES}
-# Registered, but run only where a config names them: each adds cold time to every
-# gate that runs "all recipes", and some need optional packages.
-_OPT_IN: set[str] = set()
-
-
-def register_recipe(recipe: Recipe, *, replace: bool = False, opt_in: bool = False) -> Recipe:
-    """Add a recipe to the registry (``replace=True`` to redefine an existing name).
-
-    ``opt_in=True`` keeps it out of the default recipe list (:func:`default_recipes`):
-    it runs only where a config or a command names it.
-    """
-    if recipe.name in _REGISTRY and not replace:
-        raise UserInputError(f"recipe {recipe.name!r} is already registered (pass replace=True)")
-    _REGISTRY[recipe.name] = recipe
-    if opt_in:
-        _OPT_IN.add(recipe.name)
-    else:
-        _OPT_IN.discard(recipe.name)
-    return recipe
-
-
-def get_recipe(name: str) -> Recipe:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UserInputError(
-            f"unknown recipe {name!r} (expected one of {', '.join(_REGISTRY)})"
-        ) from None
-
-
-def registered_recipes() -> list[Recipe]:
-    """Every recipe a config may name, opt-in ones included."""
-    return list(_REGISTRY.values())
-
-
-def default_recipes() -> list[Recipe]:
-    """The recipes a model runs when neither it nor the project lists its own."""
-    return [r for r in _REGISTRY.values() if r.name not in _OPT_IN]
-
-
-# Collaborative optimization (tfmot's prune- and cluster-preserving QAT, clustering):
-# opt-in, each fine-tunes once or twice. Every stage fine-tunes with ``finetune``.
-_PRUNE_FINETUNE = FineTune(epochs=6, learning_rate=5e-4)
-_CLUSTER_FINETUNE = FineTune(epochs=3, learning_rate=1e-4)
-COLLABORATIVE_RECIPES: tuple[Recipe, ...] = (
-    Recipe("pqat_int8", "Magnitude pruning, then prune-preserving QAT, full integer.",
-           quantization="int8", qat=True, qat_preserve="sparsity", prune=Pruning(),
-           finetune=_PRUNE_FINETUNE, promise=Promise(min_gzip_ratio=8.0, **_INT8_IO)),
-    Recipe("cluster", "Weight clustering, 16 clusters per kernel, stripped, float.",
-           cluster=Clustering(), finetune=_CLUSTER_FINETUNE,
-           promise=Promise(min_gzip_ratio=2.5, max_clusters=16, io_dtype="float32")),
-    Recipe("cluster_int8", "Weight clustering, then full-integer PTQ.", quantization="int8",
-           cluster=Clustering(), finetune=_CLUSTER_FINETUNE,
-           promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
-                           **_INT8_IO)),
-    Recipe("cqat_int8", "Weight clustering, then cluster-preserving QAT, full integer.",
-           quantization="int8", qat=True, qat_preserve="clusters", cluster=Clustering(),
-           finetune=_CLUSTER_FINETUNE,
-           promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
-                           **_INT8_IO)),
-)
-for _recipe in (*LITERT_QUANTIZER_RECIPES, *COLLABORATIVE_RECIPES):
-    register_recipe(_recipe, opt_in=True)
-
-# Structured channel pruning, opt-in: each fine-tunes (the QAT variant twice). 70 % as
-# in the articles: on the digits fixtures it measured drops of 0.25-0.75 points (50 %:
-# 0-1.25) with int8 files a quarter smaller than at 50 %.
-_CHANNELS_70 = ChannelPruning(fraction=0.7)
-register_recipe(Recipe(
-    "channel_prune_int8", "Channel pruning (70 % of the hidden channels), fine-tune, "
-    "then full-integer PTQ: a narrower dense model.", quantization="int8",
-    channel_prune=_CHANNELS_70, finetune=FineTune(epochs=6, learning_rate=5e-4),
-    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
-register_recipe(Recipe(
-    "channel_prune_qat_int8", "Channel pruning and fine-tune, then QAT and full-integer "
-    "conversion.", quantization="int8", qat=True, channel_prune=_CHANNELS_70,
-    finetune=FineTune(epochs=6, learning_rate=5e-4),
-    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)

@@ -17,12 +17,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from compressgate.gate.baselines import ARTIFACT_FIGURE, environment_changes
+from compressgate.gate.baselines import environment_changes
 from compressgate.gate.records import Row, Status
 from compressgate.gate.rules import Reference, identity_row
+from compressgate.pipeline.record import ResultRow
 
 
-def check_row(row: dict[str, Any], metrics: dict[str, Any], env_now: dict[str, str],
+def check_row(row: ResultRow, metrics: dict[str, Any], env_now: dict[str, str],
               env_then: dict[str, str], create_hint: str) -> Row:
     """The ``tflite_sha256`` row of the baseline check (see ``gate.rules.identity_row``): bytes
     are compared only on the build (versions, Python, machine class) that recorded them."""
@@ -62,8 +63,8 @@ def compare_with_baselines(fresh: dict[str, str | None], directory: Path) -> int
         if sha is None or stored is None:
             print(f"{name}: {'not converted' if sha is None else 'no baseline'}")
             continue
-        verdict = check_row({ARTIFACT_FIGURE: sha}, stored.metrics, env, stored.environment,
-                            "the gate's --compressgate-update=missing")
+        verdict = check_row(ResultRow(model, recipe, True, tflite_sha256=sha), stored.metrics,
+                            env, stored.environment, f"the gate's {baselines.UPDATE_MISSING}")
         changed += verdict.status == Status.REGRESSION and verdict.expected is not None
         print(f"{name}: {verdict.status} {verdict.measured} vs {verdict.expected} "
               f"{verdict.note}")

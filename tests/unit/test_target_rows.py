@@ -1,15 +1,16 @@
 """The targets check row by row: every row's metric, figures, limit, status and note, so
-that a changed word, limit or branch of ``rules.check_targets`` fails a test (the mutants
+that a changed word, limit or branch of ``targets_rules.check_targets`` fails a test (the mutants
 the verdict-level tests of test_target_rules.py left alive). No TensorFlow."""
 
 from dataclasses import replace
 
 import pytest
 
-from compressgate.gate import rules
+from compressgate.gate import targets as targets_rules
 from compressgate.gate.records import Row, Status
-from compressgate.gate.tolerances import Tolerances
+from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise
+from compressgate.tolerances import Tolerances
 
 ARENA = "tflm_arena_bytes"
 ROW = {"model": "m", "recipe": "r", "converted": True, "targets": ["tflm"],
@@ -22,7 +23,7 @@ PROMISE = Promise(max_arena_kib=10.0, min_kernel_agreement=0.995)
 
 def rows(row=None, promise=PROMISE, accepted=None, tol=None):
     tol = Tolerances() if tol is None else tol
-    verdict = rules.check_targets({**ROW, **(row or {})}, promise,
+    verdict = targets_rules.check_targets(ResultRow.from_dict({**ROW, **(row or {})}), promise,
                                   {ARENA: 10_000, "tflm_version": "v2"}
                                   if accepted is None else accepted, tol, hint="make gate")
     assert (verdict.model, verdict.recipe, verdict.check) == ("m", "r", "targets")
@@ -117,11 +118,13 @@ def test_the_arena_without_an_accepted_figure_or_from_another_tflm():
 def test_a_row_without_tflm_not_converted_or_unmeasured():
     got, _ = rows({"targets": []})
     assert [r[0] for r in got] == ["kernel agreement"]
-    verdict = rules.check_targets({**ROW, "converted": False, "error": "boom"}, PROMISE, {},
+    verdict = targets_rules.check_targets(
+        ResultRow.from_dict({**ROW, "converted": False, "error": "boom"}), PROMISE, {},
                                   Tolerances())
     assert [(r.metric, r.status, r.note) for r in verdict.rows] == [
         ("converted", Status.FAIL, "boom")]
-    verdict = rules.check_targets({**ROW, "targets_error": "child died"}, PROMISE, {},
+    verdict = targets_rules.check_targets(
+        ResultRow.from_dict({**ROW, "targets_error": "child died"}), PROMISE, {},
                                   Tolerances())
     assert verdict.rows == (Row("target measurement", None, "measured", "-", Status.FAIL,
                                 "child died"),)

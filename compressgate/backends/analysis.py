@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from compressgate.errors import UserInputError
@@ -80,21 +80,6 @@ class Search:
         kept float that do not bring the drop within budget cost size and fix nothing
         (a bad input range, for one, stays in the int8 input's scale)."""
         return self.steps[-1] if self.fits else self.steps[0]
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """Everything the diagnosis report shows; ``problems`` are one-line reasons for what
-    could not be diagnosed (the rest of the report is still written)."""
-
-    model: str
-    recipe: str
-    layers: tuple[LayerError, ...] = ()
-    tensors: tuple[TensorError, ...] = ()
-    sparsity: tuple[tuple[str, int, int], ...] = ()  # (weight tensor, elements, zeros)
-    row: dict[str, Any] = field(default_factory=dict)
-    search: Search | None = None
-    problems: tuple[str, ...] = ()
 
 
 def layers_in(tensor: str, layer_names: Sequence[str]) -> list[str]:

@@ -1,0 +1,47 @@
+"""Recipes are data: a small typed config per recipe, in a registry users can extend.
+
+A recipe describes *what* to do to a float Keras model (quantize, fine-tune with QAT,
+prune); the TensorFlow backend decides *how*. Every field takes part in the cache key,
+so changing a recipe re-runs exactly the results it determines. The schema and its
+validation (``schema``), the registry (``registry``) and the recipes shipped
+(``catalogue``, registered on import).
+"""
+
+from compressgate.recipes.catalogue import (
+    BUILTIN_RECIPES,
+    COLLABORATIVE_RECIPES,
+    LITERT_QUANTIZER_RECIPES,
+)
+from compressgate.recipes.registry import (
+    default_recipes,
+    get_recipe,
+    register_recipe,
+    registered_recipes,
+)
+from compressgate.recipes.schema import (
+    DEFAULT_TFLM_QUANTA,
+    LITERT_RECIPES,
+    REFERENCE,
+    TARGET_PROMISES,
+    TARGETS,
+    ChannelPruning,
+    Clustering,
+    Criterion,
+    FineTune,
+    KeepFloat,
+    Promise,
+    Pruning,
+    Quantization,
+    Recipe,
+    Structure,
+    declared_targets,
+    with_reference,
+)
+
+__all__ = [
+    "BUILTIN_RECIPES", "COLLABORATIVE_RECIPES", "DEFAULT_TFLM_QUANTA", "LITERT_QUANTIZER_RECIPES",
+    "LITERT_RECIPES", "REFERENCE", "TARGETS", "TARGET_PROMISES", "ChannelPruning",
+    "Clustering", "Criterion", "FineTune", "KeepFloat", "Promise", "Pruning", "Quantization",
+    "Recipe", "Structure", "declared_targets", "default_recipes", "get_recipe",
+    "register_recipe", "registered_recipes", "with_reference",
+]
