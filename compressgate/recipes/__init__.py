@@ -24,6 +24,7 @@ from compressgate.recipes.schema import (
     REFERENCE,
     TARGET_PROMISES,
     TARGETS,
+    Candidate,
     ChannelPruning,
     Clustering,
     Criterion,
@@ -40,7 +41,7 @@ from compressgate.recipes.schema import (
 
 __all__ = [
     "BUILTIN_RECIPES", "COLLABORATIVE_RECIPES", "DEFAULT_TFLM_QUANTA", "LITERT_QUANTIZER_RECIPES",
-    "LITERT_RECIPES", "REFERENCE", "TARGETS", "TARGET_PROMISES", "ChannelPruning",
+    "LITERT_RECIPES", "REFERENCE", "TARGETS", "TARGET_PROMISES", "Candidate", "ChannelPruning",
     "Clustering", "Criterion", "FineTune", "KeepFloat", "Promise", "Pruning", "Quantization",
     "Recipe", "Structure", "declared_targets", "default_recipes", "get_recipe",
     "register_recipe", "registered_recipes", "with_reference",

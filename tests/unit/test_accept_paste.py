@@ -6,6 +6,7 @@ with the user's fields, and the same figures pass. No TensorFlow."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
@@ -37,7 +38,7 @@ class SpecRunner(FakeRunner):
     (``specs``: the session's, set once the session is made)."""
 
     def row(self, model, recipe):
-        return {**super().row(model, recipe), "recipe": recipe}
+        return dataclasses.replace(super().row(model, recipe), recipe=recipe)
 
     def recipe(self, model, name):
         return self.specs[model].recipe(get_recipe(name))

@@ -166,7 +166,7 @@ def _float_tflite() -> bytes:
 
 
 def test_init_refuses_a_quantized_file_as_the_model_and_names_candidates(tmp_path):
-    from compressgate.project.init import write
+    from compressgate.workflows.init import write
 
     model = tmp_path / "model_int8.tflite"
     model.write_bytes(INT8.read_bytes())
