@@ -8,9 +8,11 @@ tolerance is a regression; getting better beyond it passes but marks the baselin
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from compressgate.gate import envelope
 from compressgate.gate.baselines import ARENA_FIGURE, ARTIFACT_FIGURE, MEMORY_FIGURE
 from compressgate.gate.records import Row, Status, Verdict, fmt
 from compressgate.gate.tolerances import Tolerances
@@ -389,7 +391,8 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
                   side: LatencyPairs | None = None, side_note: str = "",
                   side_identical: bool = False,
                   machine_class: str = "", hint: str = "--compressgate-update=missing",
-                  ) -> Verdict:
+                  processes: Sequence[LatencyPairs] = (),
+                  recorded_processes: Sequence[float] = ()) -> Verdict:
     """Latency from this run's interleaved pairs, two ways.
 
     Side by side (any machine): the new file against the accepted one (``side``:
@@ -401,7 +404,8 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
     than the tolerance, counted from the edge of its recorded 95 % interval, *and* the
     per-pair difference significant (exact sign test, p < alpha). This catches a slower
     runtime (the same file, slower kernels). Without a record for this class it is
-    skipped, with a note saying how to add it.
+    skipped, with a note saying how to add it. A record made from several processes
+    (``recorded_processes``) is judged by ``envelope`` on this run's ``processes``.
 
     ``side_identical``: the new file is the accepted one (same bytes, same speed), said
     in ``side_note``. A regression timed while other tasks competed for the machine is
@@ -439,6 +443,9 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
         rows.append(Row("latency_ratio", ratio, None, "-", Status.SKIPPED,
                         f"no latency record for machine class {where}: a slower runtime "
                         f"would go unseen here; record it with: {hint}", missing=True))
+    elif recorded_processes and processes:
+        rows.append(envelope.row(recorded_processes, processes, factor, tol.alpha,
+                                 busy_factor=BUSY_FACTOR))
     else:
         b_low, b_high = baseline_interval or (baseline_ratio, baseline_ratio)
         upper, lower = max(b_high, baseline_ratio) * factor, min(b_low, baseline_ratio) / factor
