@@ -1,9 +1,11 @@
 """The recipe/float latency ratio against a record that spans processes.
 
-A record holds the per-process median ratios of ``RECORD_PROCESSES`` processes; a run
-measures the ratio in ``RUN_PROCESSES`` processes (the gate's own and fresh ones). The
-ratio can fall into one of several modes per process, so the record's processes are an
-envelope, not one interval. The rule, two-level:
+A record holds the per-process median ratios of ``RECORD_PROCESSES`` processes (the
+recording one and fresh ones). The ratio can fall into one of several modes per
+process, so the record's processes are an envelope, not one interval. A run measures
+the ratio in its own process; only when that lies beyond the envelope does it measure
+fresh processes too (``RUN_PROCESSES`` in all, more to make a regression significant).
+The rule, two-level:
 
 - **pairs within a process**: a process counts as beyond the envelope when its pairs are
   significantly (exact sign test, p < alpha) above the envelope's top times
@@ -32,7 +34,8 @@ from compressgate.measure.stats import LatencyPairs, ratio_below, ratio_exceeds
 
 # Processes a class record is made from (the recording process and fresh ones).
 RECORD_PROCESSES = 5
-# Processes a passing run spends per latency check: its own and one fresh one.
+# Processes a run spends on a latency check whose first process lies beyond the envelope
+# (its own and one fresh one); within it, the gate's own process is all it spends.
 RUN_PROCESSES = 2
 
 
@@ -52,9 +55,15 @@ def processes_needed(recorded: int, alpha: float) -> int:
 
 def runs_for(recorded: Sequence[float], measure: Callable[[int], tuple[LatencyPairs, ...]],
              factor: float, alpha: float) -> tuple[LatencyPairs, ...]:
-    """The processes a judgement needs: ``measure(n)`` gives ``n`` processes in all
-    (measuring only those it lacks); ``RUN_PROCESSES``, or enough to make a regression
-    significant when every one so far is beyond the envelope."""
+    """The processes a judgement needs, measured one step at a time (``measure(n)`` gives
+    ``n`` processes in all, measuring only those it lacks): the first (the gate's own)
+    alone when it lies within the envelope, since a verdict needs every process beyond
+    it; else ``RUN_PROCESSES``, and enough to make a regression significant when every
+    one so far is beyond."""
+    runs = measure(1)
+    first = judge(recorded, runs, factor, alpha)
+    if first.status == Status.PASS and not first.needs_more:
+        return runs
     runs = measure(RUN_PROCESSES)
     if judge(recorded, runs, factor, alpha).needs_more:
         runs = measure(processes_needed(len(recorded), alpha))

@@ -392,7 +392,7 @@ def test_missing_mode_records_input_digests_a_baseline_lacks(make):
     assert json.loads(path(make).read_text())["inputs"] == ROW["inputs"]
 
 
-def test_a_record_spans_processes_and_a_run_spends_two(make):
+def test_a_record_spans_processes_and_a_run_spends_fresh_ones_only_beyond_it(make):
     recording = make("missing")
     recording._runner.modes = [0.5, 0.7]  # fresh processes alternate between two modes
     run_all(recording)
@@ -403,11 +403,16 @@ def test_a_record_spans_processes_and_a_run_spends_two(make):
                                                               abs=0.001)
     assert (figures["latency_ratio_low"], figures["latency_ratio_high"]) == (
         figures[baselines.PROCESS_FIGURE][0], figures[baselines.PROCESS_FIGURE][-1])
-    # The slow mode in this process and the fresh one: within the envelope, one fresh
-    # process spent.
+    # The slow mode in this process: within the envelope, no fresh process spent.
     slow_mode = make(ratio=0.7)
     outcome = slow_mode.run_check("m", "ptq_int8", "latency")
-    assert not outcome.failed and slow_mode._runner.fresh == 1, outcome.message()
+    assert not outcome.failed and slow_mode._runner.fresh == 0, outcome.message()
+    # Beyond it here, within it in a fresh process: two processes, a pass.
+    flipped = make(ratio=0.7 * 1.3)
+    flipped._runner.modes = [0.5]
+    outcome = flipped.run_check("m", "ptq_int8", "latency")
+    assert not outcome.failed and flipped._runner.fresh == 1, outcome.message()
+    assert "2 processes" in outcome.message()
     # Slower than both modes by more than the tolerance: 4 processes, then confirmed.
     slower = make(ratio=0.7 * 1.3)
     outcome = slower.run_check("m", "ptq_int8", "latency")
