@@ -220,3 +220,18 @@ def test_a_child_that_cannot_load_the_model_is_one_line():
     assert str(raised.value) == (
         "latency process failed: compressgate.errors.UserInputError: model: LiteRT cannot "
         "load the model: The model is not a valid Flatbuffer buffer")
+
+
+def test_the_baseline_diff_shows_the_recorded_processes(tmp_path):
+    path = tmp_path / "m" / "r.json"
+    env = {"tensorflow": "2.21.0", "machine": "cls"}
+    rng = np.random.default_rng(8)
+    first = envelope.record([process(rng, r, spread=0.001) for r in (1.0, 1.1, 1.0, 1.0, 1.1)])
+    old, _ = baselines.update(path, "m", "r", baselines.Change(machine=first), env)
+    assert old is None
+    second = envelope.record([process(rng, 1.2, spread=0.001) for _ in range(5)])
+    before, after = baselines.update(path, "m", "r", baselines.Change(machine=second), env)
+    rows = {name: (a, b) for name, a, b, _ in baselines.diff_rows(before, after)}
+    a, b = rows[f"{baselines.PROCESS_FIGURE} [cls]"]
+    assert a.split() == [str(r) for r in first[baselines.PROCESS_FIGURE]]
+    assert b.split() == [str(r) for r in second[baselines.PROCESS_FIGURE]]
