@@ -483,8 +483,7 @@ class GateSession:
         else:
             verdict = self._annotate(verdict, stored)
         change, missing = None, pairs is not None and base_ratio is None
-        if pairs is not None and self._wants_update(verdict, missing=missing) and not (
-                self.settings.update == "missing" and base_ratio is not None):
+        if pairs is not None and self._wants_update(verdict, missing=missing):
             # Only a record about to be written spends the fresh processes it is made of.
             runs = self.latency_runs(model, recipe, envelope.RECORD_PROCESSES)
             change = baselines.Change(machine=envelope.record(runs))
