@@ -137,8 +137,9 @@ def test_a_slower_runtime_fails_against_a_record_that_spans_processes(session):
     # fails, unless the machine was busy, where the verdict is withheld and says so.
     recipe, _ = planted(session, "ptq_int8", "slow_kernel", {"repeat_invoke": 1.3})
     healthy = session.runner.latency(MODEL, "ptq_int8")
-    spread = envelope.record([healthy, *session.runner.latency_processes(
-        MODEL, "ptq_int8", envelope.RECORD_PROCESSES - 1)])[baselines.PROCESS_FIGURE]
+    recorded = [healthy, *session.runner.latency_processes(MODEL, "ptq_int8",
+                                                           envelope.RECORD_PROCESSES - 1)]
+    spread = envelope.record(recorded)[baselines.PROCESS_FIGURE]
     tol = session.settings.tolerances
     first, fresh = session.runner.latency(MODEL, recipe), []
 
@@ -150,6 +151,10 @@ def test_a_slower_runtime_fails_against_a_record_that_spans_processes(session):
     verdict = rules.check_latency(MODEL, recipe.name, first, recipe.promise, healthy.ratio,
                                   tol, processes=runs, recorded_processes=spread)
     row = next(r for r in verdict.rows if r.metric == "latency_ratio")
+    if any(run.busy for run in recorded):
+        # Contention widens the recorded envelope itself (measured at load average 12:
+        # 0.73-1.32 for a ratio near 1), so a 1.3x fault may lie within it.
+        pytest.skip(f"machine busy while recording: envelope {spread}; {row.note}")
     if any(run.busy for run in runs):
         assert row.status in ("regression", "skipped"), verdict.table()
     else:
