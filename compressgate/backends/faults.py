@@ -1,22 +1,27 @@
-"""TEST KNOB: a backend that crashes, aborts or hangs on chosen recipes.
+"""TEST KNOBS: a backend that crashes, aborts or hangs on chosen recipes, and a
+per-process latency mode.
 
 It proves that a run survives a conversion that kills or wedges its process (a segfault
 in a kernel, a converter that never returns) without needing a real native bug. The gate
 never uses it; tests pass ``functools.partial(FaultyBackend, {"recipe": "segfault"})`` as
 a ``Runner``'s ``backend_factory``. Every other recipe goes to the TensorFlow backend,
 or, with ``canned``, returns that ``.tflite`` file as is (no TensorFlow: fast tests).
+
+``process_slowdown`` emulates a model whose latency ratio falls into one of two modes
+per process (measured on seq_rnn's int8 LSTM on an Intel avx512_fp16 class: 6.6-7.3
+or 9.3-9.6, chosen per process), so the gate's cross-process latency rule can be tested
+on any machine. It stays importable without TensorFlow or scipy: measuring children use it.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-from compressgate.backends.protocol import Artifact
 
 Fault = Literal["segfault", "abort", "hang"]
 
@@ -34,6 +39,18 @@ def trigger(fault: Fault) -> None:
     raise ValueError(f"unknown fault {fault!r}")
 
 
+# Drawn once per process: the mode a process is in, as ASLR or placement would pick it.
+_PROCESS_DRAW = random.Random(f"{os.getpid()}-{time.time_ns()}").random()
+
+
+def process_slowdown(factor: float | None) -> float:
+    """TEST KNOB (recipe field ``process_slowdown``): ``factor`` in about half of all
+    processes, 1 in the others; the same answer for the whole life of one process."""
+    if not factor or factor == 1:
+        return 1.0
+    return float(factor) if _PROCESS_DRAW < 0.5 else 1.0
+
+
 @dataclass(frozen=True)
 class FaultyBackend:
     """The TensorFlow backend, except that ``faults[recipe name]`` fires instead."""
@@ -46,6 +63,8 @@ class FaultyBackend:
         if fault is not None:
             trigger(fault)
         if self.canned is not None:
+            from compressgate.backends.protocol import Artifact
+
             return Artifact(self.canned.read_bytes())
         from compressgate.backends import tf
 

@@ -55,6 +55,10 @@ MEMORY_FIGURE = memory.METRIC
 ARENA_FIGURE = targets.ARENA_FIGURE
 TFLM_VERSION = "tflm_version"
 LATENCY_FIGURES = ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
+# A latency record made from several processes (``compressgate.gate.envelope``) also
+# holds their median ratios; ``LATENCY_FIGURES`` are then their median, lowest and
+# highest, which an older compressgate reads as a record from one process.
+PROCESS_FIGURE = "latency_process_ratios"
 # Figures that depend on the machine: stored per machine class.
 MACHINE_FIGURES = (*LATENCY_FIGURES, MEMORY_FIGURE)
 # Numeric figures a baseline may record, with the precision they are stored at.
@@ -221,6 +225,7 @@ def load(path: Path, model: str, recipe: str) -> Baseline | None:
         if not isinstance(figures, dict):
             raise BaselineError(f"{path}: machines.{cls} must be an object")
         _check_numbers(path, f"machines.{cls}", figures)
+        _check_processes(path, f"machines.{cls}", figures.get(PROCESS_FIGURE, [1.0]))
     return Baseline(path, model, recipe, metrics, env, inputs, machines)
 
 
@@ -229,6 +234,13 @@ def _check_numbers(path: Path, where: str, figures: dict[str, Any]) -> None:
         value = figures.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise BaselineError(f"{path}: {where}.{name} must be a number")
+
+
+def _check_processes(path: Path, where: str, ratios: Any) -> None:
+    if not isinstance(ratios, list) or not ratios or not all(
+            isinstance(r, int | float) and not isinstance(r, bool) and r > 0 for r in ratios):
+        raise BaselineError(f"{path}: {where}.{PROCESS_FIGURE} must be a non-empty list "
+                            "of positive numbers")
 
 
 @dataclass(frozen=True)
@@ -299,6 +311,8 @@ def _flat(baseline: Baseline | None) -> dict[str, Any]:
     for cls, figures in baseline.machines.items():
         out.update({f"{k} [{cls}]": v for k, v in _round(figures).items()
                     if k in METRIC_DIGITS})
+        if PROCESS_FIGURE in figures:
+            out[f"{PROCESS_FIGURE} [{cls}]"] = " ".join(map(str, figures[PROCESS_FIGURE]))
     return out
 
 

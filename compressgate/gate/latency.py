@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from compressgate.gate import envelope
 from compressgate.gate.baselines import UPDATE_MISSING
 from compressgate.gate.records import Row, Status, Verdict
 from compressgate.gate.rules import _headroom
@@ -34,11 +36,14 @@ class LatencyReference:
     # The new file is the accepted one: the same bytes run at the same speed.
     side_identical: bool = False
     machine_class: str = ""
+    # The per-process medians of a record made from several processes (``envelope``).
+    recorded_processes: tuple[float, ...] = ()
 
 
 def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: Promise,
                   reference: LatencyReference, tol: Tolerances,
-                  hint: str = UPDATE_MISSING) -> Verdict:
+                  hint: str = UPDATE_MISSING,
+                  processes: Sequence[LatencyPairs] = ()) -> Verdict:
     """Latency from this run's interleaved pairs, two ways.
 
     Side by side (any machine): the new file against the accepted one
@@ -50,7 +55,9 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
     than the tolerance, counted from the edge of its recorded 95 % interval, *and* the
     per-pair difference significant (exact sign test, p < alpha). This catches a slower
     runtime (the same file, slower kernels). Without a record for this class it is
-    skipped, with a note saying how to add it.
+    skipped, with a note saying how to add it. A record made from several processes
+    (``reference.recorded_processes``) is judged by ``envelope`` on this run's
+    ``processes``.
 
     ``reference.side_identical``: the new file is the accepted one (same bytes, same
     speed), said in ``reference.side_note``. A regression timed while other tasks
@@ -91,6 +98,9 @@ def check_latency(model: str, recipe: str, pairs: LatencyPairs | None, promise: 
         rows.append(Row("latency_ratio", ratio, None, "-", Status.SKIPPED,
                         f"no latency record for machine class {where}: a slower runtime "
                         f"would go unseen here; record it with: {hint}", missing=True))
+    elif reference.recorded_processes and processes:
+        rows.append(envelope.row(reference.recorded_processes, processes, factor, tol.alpha,
+                                 busy_factor=BUSY_FACTOR))
     else:
         b_low, b_high = reference.interval or (baseline_ratio, baseline_ratio)
         upper, lower = max(b_high, baseline_ratio) * factor, min(b_low, baseline_ratio) / factor

@@ -14,7 +14,7 @@ from typing import Any
 
 from compressgate.backends import candidate
 from compressgate.errors import UserInputError
-from compressgate.gate import baselines, rules, shards, update
+from compressgate.gate import baselines, envelope, rules, shards, update
 from compressgate.gate import latency as latency_rules
 from compressgate.gate import targets as targets_rules
 from compressgate.gate.accept import accepting, override_hint, promised
@@ -124,6 +124,9 @@ class GateSession:
         self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
         self._sides: dict[tuple[str, str], tuple[SideBySide | None, str]] = {}
         self._side_latency: dict[tuple[str, str], Any] = {}
+        # Latency pairs timed in fresh processes, per case (a ratio's mode can differ
+        # from one process to the next).
+        self._fresh_latency: dict[tuple[str, str], tuple] = {}
         # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes
         # ``compressgate.diagnosis.report.diagnose_note``; None: no explanation).
         self._diagnoser = diagnoser
@@ -226,7 +229,21 @@ class GateSession:
         if fresh or key not in self._latency:
             self._latency[key] = self.runner.latency(model, recipe,
                                                      pairs=self.settings.latency_pairs)
+            self._fresh_latency.pop(key, None)
         return self._latency[key]
+
+    def latency_runs(self, model: str, recipe: str, count: int) -> tuple:
+        """``count`` processes' latency pairs: this one's (``latency``) and fresh ones,
+        measured only as far as earlier calls have not (() when not converted)."""
+        first, key = self.latency(model, recipe), (model, recipe)
+        if first is None:
+            return ()
+        fresh = self._fresh_latency.get(key, ())
+        if len(fresh) < count - 1:
+            fresh += self.runner.latency_processes(model, recipe, count - 1 - len(fresh),
+                                                   pairs=self.settings.latency_pairs)
+            self._fresh_latency[key] = fresh
+        return (first, *fresh[:count - 1])
 
     def invoker(self, model: str, recipe: str):
         """(invoke, extra_info) for pytest-benchmark: one thread, one test row set."""
@@ -437,12 +454,19 @@ class GateSession:
         base_ratio = recorded.get("latency_ratio")
         interval = (recorded.get("latency_ratio_low", base_ratio),
                     recorded.get("latency_ratio_high", base_ratio)) if base_ratio else None
+        # A record from several processes is judged on several (``envelope``); an older
+        # one, from one process, as before.
+        spread, tol = tuple(recorded.get(baselines.PROCESS_FIGURE) or ()), self.tolerances(model)
 
         def judge(pairs, side, note, identical):
-            reference = latency_rules.LatencyReference(base_ratio, interval, side, note, identical,
-                                               self.machine_class)
+            runs = envelope.runs_for(spread, lambda n: self.latency_runs(model, recipe, n),
+                                     1 + tol.latency_pct / 100, tol.alpha) \
+                if spread and pairs is not None else ()
+            reference = latency_rules.LatencyReference(
+                base_ratio, interval, side, note, identical, self.machine_class, spread)
             return latency_rules.check_latency(model, recipe, pairs, self.promise(model, recipe),
-                                       reference, self.tolerances(model), self.create_hint())
+                                               reference, tol, self.create_hint(),
+                                               processes=runs)
 
         pairs = self.latency(model, recipe)
         side, note, identical = self.latency_against(model, recipe, stored)
@@ -464,14 +488,13 @@ class GateSession:
                 verdict.rows + self._missing(model, recipe, "latency").rows)
         else:
             verdict = self._annotate(verdict, stored)
-        change = None
-        if pairs is not None:
-            lat = pairs.to_dict()
-            change = baselines.Change(machine={k: lat[k] for k in baselines.LATENCY_FIGURES})
-            if self.settings.update == "missing" and base_ratio is not None:
-                change = None
-        return self._maybe_update(model, recipe, verdict, change,
-                                  missing=pairs is not None and base_ratio is None)
+        change, missing = None, pairs is not None and base_ratio is None
+        if pairs is not None and update.wanted(self.settings.update, verdict,
+                                                missing=missing):
+            # Only a record about to be written spends the fresh processes it is made of.
+            runs = self.latency_runs(model, recipe, envelope.RECORD_PROCESSES)
+            change = baselines.Change(machine=envelope.record(runs))
+        return self._maybe_update(model, recipe, verdict, change, missing=missing)
 
     def _missing(self, model: str, recipe: str, check: str) -> Verdict:
         path = self.baseline_path(model, recipe)
@@ -499,7 +522,7 @@ class GateSession:
                            + " (pass --compressgate-force to record it anyway)")
         old, new = baselines.update(self.baseline_path(model, recipe), model, recipe,
                                     change, self.env)
-        for cache in (self._accepted, self._sides, self._side_latency):
+        for cache in (self._accepted, self._sides, self._side_latency, self._fresh_latency):
             cache.pop((model, recipe), None)  # the accepted file may have changed
         reason = "created" if old is None else ("updated: was failing" if verdict.failed
                                                 else "updated")

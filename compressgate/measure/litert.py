@@ -150,6 +150,18 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
                         pairs: int = LATENCY_PAIRS, blocks: int = 6, warmup: int = 10,
                         min_sample_seconds: float = 0.002,
                         candidate_repeat: float = 1) -> LatencyPairs:
+    """``interleaved_times`` as ``LatencyPairs`` (see there)."""
+    from compressgate.measure.stats import LatencyPairs
+
+    return LatencyPairs(**interleaved_times(
+        reference, candidate, sample, pairs=pairs, blocks=blocks, warmup=warmup,
+        min_sample_seconds=min_sample_seconds, candidate_repeat=candidate_repeat))
+
+
+def interleaved_times(reference: bytes, candidate: bytes, sample: np.ndarray, *,
+                      pairs: int = 42, blocks: int = 6, warmup: int = 10,
+                      min_sample_seconds: float = 0.002,
+                      candidate_repeat: float = 1) -> dict:
     """Per-inference times of ``candidate`` and ``reference``, measured in alternating
     pairs at one thread, so machine load moves both alike and their ratio stays put.
 
@@ -160,9 +172,8 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
     interval instead of into a false alarm, while one odd instance moves few pairs.
     Each timed sample runs enough invokes to last ``min_sample_seconds``; pair order
     alternates (AB, BA) to cancel the advantage of going first.
+    Returns the fields of ``LatencyPairs`` (plain data: no scipy in a measuring child).
     """
-
-    from compressgate.measure.stats import LatencyPairs
 
     def timed(invoke, repeat: float, n: int) -> float:
         start = time.perf_counter()
@@ -196,5 +207,6 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
             running = other_runnable()  # between samples: never inside a timed one
             if running is not None:
                 others.append(running)
-    return LatencyPairs(tuple(ref_ms), tuple(cand_ms), invokes_per_sample=n,
-                        others_running=float(np.mean(others)) if others else None)
+    return {"reference_ms": tuple(ref_ms), "candidate_ms": tuple(cand_ms),
+            "invokes_per_sample": n,
+            "others_running": float(np.mean(others)) if others else None}

@@ -20,9 +20,11 @@ import numpy as np
 
 from compressgate import __version__
 from compressgate.backends import candidate, litert_quant
+from compressgate.backends.faults import process_slowdown
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
 from compressgate.measure import litert, memory, targets
+from compressgate.measure.processes import fresh_latency
 from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
 from compressgate.measure.tflm import version as tflm_version
 from compressgate.pipeline import isolation
@@ -46,7 +48,7 @@ from compressgate.recipes import (
 
 RESULT_FORMAT = 2
 # Recipe fields that plant faults (tests of the gate); not part of a result's inputs.
-FAULT_KNOBS = ("calibration_scale", "repeat_invoke", "perturb_weights")
+FAULT_KNOBS = ("calibration_scale", "repeat_invoke", "perturb_weights", "process_slowdown")
 
 
 def print_nothing(line: str) -> None:
@@ -285,12 +287,25 @@ class Runner:
         """Interleaved latency of ``recipe`` against ``float`` on one test row, or None
         when either did not convert. Never cached: it is a fact about this run."""
         resolved = self.recipe(model, recipe)
-        candidate, reference = self.outcome(model, resolved), self.outcome(model, REFERENCE)
-        if not (candidate.converted and reference.converted):
+        new, reference = self.outcome(model, resolved), self.outcome(model, REFERENCE)
+        if not (new.converted and reference.converted):
             return None
-        return litert.interleaved_latency(reference.tflite, candidate.tflite,
-                                           self.sample(model), pairs=pairs,
-                                           candidate_repeat=resolved.repeat_invoke)
+        return litert.interleaved_latency(
+            reference.tflite, new.tflite, self.sample(model), pairs=pairs,
+            candidate_repeat=resolved.repeat_invoke * process_slowdown(resolved.process_slowdown))
+
+    def latency_processes(self, model: str, recipe: str | Recipe, processes: int, *,
+                          pairs: int = 42) -> tuple[LatencyPairs, ...]:
+        """``latency`` measured in ``processes`` fresh processes, one after another (a
+        ratio can differ from one process to the next); () when either did not convert."""
+        resolved = self.recipe(model, recipe)
+        new, reference = self.outcome(model, resolved), self.outcome(model, REFERENCE)
+        if not (new.converted and reference.converted):
+            return ()
+        return fresh_latency(reference.tflite, new.tflite, self.sample(model),
+                             processes=processes, pairs=pairs,
+                             candidate_repeat=resolved.repeat_invoke,
+                             process_slowdown=resolved.process_slowdown)
 
     def sample(self, model: str) -> np.ndarray:
         """The one test row every latency figure is timed on."""

@@ -256,6 +256,9 @@ class Recipe:
     # Invokes per measured inference; >1 simulates a slower kernel (a latency fault):
     # 1.3 runs 30 % more invokes than it counts (the same file, slower "kernels").
     repeat_invoke: float = 1
+    # TEST KNOB: the recipe/float ratio falls into one of two modes per process, this
+    # much slower in about half of them (``backends.faults.process_slowdown``).
+    process_slowdown: float | None = None
     # Full-integer recipes: keep float32 model inputs and outputs (QUANTIZE/DEQUANTIZE at
     # the edges) for callers that feed floats; the promise's io_dtype says what is owed.
     float_io: bool | None = None
@@ -291,6 +294,8 @@ class Recipe:
                  "an integer >= 1", self.calibration_samples)
         _require(self.repeat_invoke >= 1, f"{self.name}: repeat_invoke", "a number >= 1",
                  self.repeat_invoke)
+        _require(self.process_slowdown is None or self.process_slowdown >= 1,
+                 f"{self.name}: process_slowdown", "a number >= 1", self.process_slowdown)
         _require(self.perturb_weights is None or self.perturb_weights >= 0,
                  f"{self.name}: perturb_weights", "a number >= 0", self.perturb_weights)
 
@@ -347,7 +352,8 @@ class Recipe:
 
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
-                   "channel_prune", "cluster", "qat_preserve", "candidate")
+                   "channel_prune", "cluster", "qat_preserve", "candidate",
+                   "process_slowdown")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output

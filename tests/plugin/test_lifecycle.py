@@ -46,7 +46,10 @@ def test_lifecycle_missing_create_clean_drift_update(gate):
     diff = (gate.reports / "baseline-diff.md").read_text()
     assert "tiny_mlp/ptq_int8.json (created)" in diff and "| accuracy |" in diff
     machines = json.loads(created["tiny_mlp/ptq_int8.json"])["machines"]
-    assert [sorted(m)[:2] for m in machines.values()] == [["fingerprint", "latency_ratio"]]
+    assert [sorted(m)[:3] for m in machines.values()] == [
+        ["fingerprint", "latency_process_ratios", "latency_ratio"]]
+    # The latency record spans processes: this one and fresh ones, one median each.
+    assert [len(m["latency_process_ratios"]) for m in machines.values()] == [5]
     assert (gate.baselines / "tiny_mlp" / "ptq_int8.tflite").read_bytes()[4:8] == b"TFL3"
 
     # 3. An unchanged tree passes and writes nothing.

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from compressgate.gate import baselines
 from compressgate.gate.session import GateSession, Settings
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
 from compressgate.pipeline.record import ResultRow
@@ -39,7 +40,7 @@ class FakeRunner:
     def __init__(self, row, ratio=0.5, tflite=TFLITE, side=None, side_ratio=1.0):
         self.tflite, self.side, self.side_ratio = tflite, side or {}, side_ratio
         self._row = {"tflite_sha256": hashlib.sha256(tflite).hexdigest(), **row}
-        self.ratio = ratio
+        self.ratio, self.fresh = ratio, 0
 
     def precompute(self, plan, jobs):
         pass
@@ -66,6 +67,14 @@ class FakeRunner:
 
     def latency_against(self, model, recipe, accepted, pairs=41):
         return _pairs(self.side_ratio, pairs)
+
+    def latency_processes(self, model, recipe, processes, pairs=41):
+        """Fresh processes: ``modes`` in turn if given, else the ratio given at
+        construction; one set of pairs each."""
+        self.fresh += processes
+        modes = getattr(self, "modes", None) or [self.ratio]
+        return tuple(_pairs(modes[(self.fresh - processes + i) % len(modes)], pairs)
+                     for i in range(processes))
 
 
 def _pairs(ratio, n):
@@ -437,3 +446,46 @@ def test_missing_mode_adds_no_sha256_made_by_another_build(make):
     assert "tflite_sha256" not in doc["metrics"]
     assert not path(make).with_suffix(".tflite").exists()
     assert not any(o.failed for o in run_all(make()).values())
+
+
+def test_a_record_spans_processes_and_a_run_spends_fresh_ones_only_beyond_it(make):
+    recording = make("missing")
+    recording._runner.modes = [0.5, 0.7]  # fresh processes alternate between two modes
+    run_all(recording)
+    figures = json.loads(path(make).read_text())["machines"][recording.machine_class]
+    # This process and 4 fresh ones: both modes in the record, its range their edges.
+    assert recording._runner.fresh == 4
+    assert figures[baselines.PROCESS_FIGURE] == pytest.approx([0.5, 0.5, 0.5, 0.7, 0.7],
+                                                              abs=0.001)
+    assert (figures["latency_ratio_low"], figures["latency_ratio_high"]) == (
+        figures[baselines.PROCESS_FIGURE][0], figures[baselines.PROCESS_FIGURE][-1])
+    # The slow mode in this process: within the envelope, no fresh process spent.
+    slow_mode = make(ratio=0.7)
+    outcome = slow_mode.run_check("m", "ptq_int8", "latency")
+    assert not outcome.failed and slow_mode._runner.fresh == 0, outcome.message()
+    # Beyond it here, within it in a fresh process: two processes, a pass.
+    flipped = make(ratio=0.7 * 1.3)
+    flipped._runner.modes = [0.5]
+    outcome = flipped.run_check("m", "ptq_int8", "latency")
+    assert not outcome.failed and flipped._runner.fresh == 1, outcome.message()
+    assert "2 processes" in outcome.message()
+    # Slower than both modes by more than the tolerance: 4 processes, then confirmed.
+    slower = make(ratio=0.7 * 1.3)
+    outcome = slower.run_check("m", "ptq_int8", "latency")
+    assert [r.metric for r in outcome.verdict.regressions] == ["latency_ratio"]
+    assert slower._runner.fresh == 2 * 3 and "4 processes" in outcome.message()
+
+
+def test_a_one_process_record_is_judged_as_before_without_fresh_processes(make):
+    run_all(make("missing"))
+    doc = json.loads(path(make).read_text())
+    figures = doc["machines"][make().machine_class]
+    del figures[baselines.PROCESS_FIGURE]
+    path(make).write_text(json.dumps(doc))
+    same = make()
+    assert not same.run_check("m", "ptq_int8", "latency").failed and same._runner.fresh == 0
+    slow = make(ratio=0.6)
+    assert slow.run_check("m", "ptq_int8", "latency").failed and slow._runner.fresh == 0
+    # "missing" moves nothing recorded: the one-process record stays as it is.
+    make("missing", ratio=0.6).run_check("m", "ptq_int8", "latency")
+    assert json.loads(path(make).read_text()) == doc

@@ -1,0 +1,87 @@
+"""Latency pairs timed in fresh processes, one after another.
+
+A latency ratio can fall into one of several modes per process (measured: seq_rnn's
+int8 LSTM on an Intel avx512_fp16 class gave 6.6-7.3 or 9.3-9.6 from one process to the
+next, each with a tight interval), so one process cannot describe a machine class. Each
+child here loads the two files, times the same interleaved pairs as the gate's own
+process (``litert.interleaved_times``) and prints them; the children run one at a time,
+so no child competes with another for the cores it is timed on. A child imports numpy
+and LiteRT only (no TensorFlow, no scipy): its start-up is a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from compressgate.measure.stats import LatencyPairs
+
+TIMEOUT = 300.0
+
+
+class ProcessError(RuntimeError):
+    """A measuring child failed or timed out (the line says which and why)."""
+
+
+def fresh_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *, processes: int,
+                  pairs: int = 42, candidate_repeat: float = 1,
+                  process_slowdown: float | None = None,
+                  timeout: float = TIMEOUT) -> tuple[LatencyPairs, ...]:
+    """``processes`` measurements of ``candidate`` against ``reference``, each in its own
+    fresh process, sequentially. ``process_slowdown`` is the test knob of
+    ``backends.faults`` (each child draws its own mode)."""
+    from compressgate.measure.stats import LatencyPairs
+
+    if processes <= 0:
+        return ()
+    with tempfile.TemporaryDirectory(prefix="compressgate-latency-") as scratch:
+        where = Path(scratch)
+        (where / "reference.tflite").write_bytes(reference)
+        (where / "candidate.tflite").write_bytes(candidate)
+        np.save(where / "sample.npy", np.asarray(sample, dtype=np.float32))
+        (where / "settings.json").write_text(json.dumps({
+            "pairs": pairs, "candidate_repeat": candidate_repeat,
+            "process_slowdown": process_slowdown}))
+        out = []
+        for _ in range(processes):
+            out.append(LatencyPairs(**_child(where, timeout)))
+    return tuple(out)
+
+
+def _child(where: Path, timeout: float) -> dict:
+    try:
+        proc = subprocess.run([sys.executable, "-m", "compressgate.measure.processes",
+                               str(where)], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ProcessError(f"latency process timed out after {timeout:g} s") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise ProcessError(f"latency process failed: {tail[:200]}")
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**doc, "reference_ms": tuple(doc["reference_ms"]),
+            "candidate_ms": tuple(doc["candidate_ms"])}
+
+
+def _measure_here(where: Path) -> dict:
+    """In the child: the interleaved pairs, as plain data."""
+    from compressgate.backends.faults import process_slowdown
+    from compressgate.measure.litert import interleaved_times
+
+    settings = json.loads((where / "settings.json").read_text())
+    repeat = settings["candidate_repeat"] * process_slowdown(settings["process_slowdown"])
+    return interleaved_times((where / "reference.tflite").read_bytes(),
+                             (where / "candidate.tflite").read_bytes(),
+                             np.load(where / "sample.npy"), pairs=settings["pairs"],
+                             candidate_repeat=repeat)
+
+
+if __name__ == "__main__":
+    print(json.dumps(_measure_here(Path(sys.argv[1]))), flush=True)
