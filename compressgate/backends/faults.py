@@ -16,7 +16,6 @@ on any machine. It stays importable without TensorFlow or scipy: measuring child
 from __future__ import annotations
 
 import os
-import random
 import signal
 import time
 from dataclasses import dataclass, field
@@ -37,18 +36,6 @@ def trigger(fault: Fault) -> None:
         while True:
             time.sleep(60)
     raise ValueError(f"unknown fault {fault!r}")
-
-
-# Drawn once per process: the mode a process is in, as ASLR or placement would pick it.
-_PROCESS_DRAW = random.Random(f"{os.getpid()}-{time.time_ns()}").random()
-
-
-def process_slowdown(factor: float | None) -> float:
-    """TEST KNOB (recipe field ``process_slowdown``): ``factor`` in about half of all
-    processes, 1 in the others; the same answer for the whole life of one process."""
-    if not factor or factor == 1:
-        return 1.0
-    return float(factor) if _PROCESS_DRAW < 0.5 else 1.0
 
 
 @dataclass(frozen=True)

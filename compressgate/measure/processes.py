@@ -12,9 +12,12 @@ and LiteRT only (no TensorFlow, no scipy): its start-up is a fraction of a secon
 from __future__ import annotations
 
 import json
+import os
+import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +39,7 @@ def fresh_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *, pro
                   timeout: float = TIMEOUT) -> tuple[LatencyPairs, ...]:
     """``processes`` measurements of ``candidate`` against ``reference``, each in its own
     fresh process, sequentially. ``process_slowdown`` is the test knob of
-    ``backends.faults`` (each child draws its own mode)."""
+    ``process_slowdown`` below (each child draws its own mode)."""
     from compressgate.measure.stats import LatencyPairs
 
     if processes <= 0:
@@ -72,7 +75,6 @@ def _child(where: Path, timeout: float) -> dict:
 
 def _measure_here(where: Path) -> dict:
     """In the child: the interleaved pairs, as plain data."""
-    from compressgate.backends.faults import process_slowdown
     from compressgate.measure.litert import interleaved_times
 
     settings = json.loads((where / "settings.json").read_text())
@@ -81,6 +83,18 @@ def _measure_here(where: Path) -> dict:
                              (where / "candidate.tflite").read_bytes(),
                              np.load(where / "sample.npy"), pairs=settings["pairs"],
                              candidate_repeat=repeat)
+
+
+# Drawn once per process: the mode a process is in, as ASLR or placement would pick it.
+_PROCESS_DRAW = random.Random(f"{os.getpid()}-{time.time_ns()}").random()
+
+
+def process_slowdown(factor: float | None) -> float:
+    """TEST KNOB (recipe field ``process_slowdown``): ``factor`` in about half of all
+    processes, 1 in the others; the same answer for the whole life of one process."""
+    if not factor or factor == 1:
+        return 1.0
+    return float(factor) if _PROCESS_DRAW < 0.5 else 1.0
 
 
 if __name__ == "__main__":

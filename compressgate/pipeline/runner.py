@@ -20,11 +20,10 @@ import numpy as np
 
 from compressgate import __version__
 from compressgate.backends import candidate, litert_quant
-from compressgate.backends.faults import process_slowdown
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
 from compressgate.measure import litert, memory, targets
-from compressgate.measure.processes import fresh_latency
+from compressgate.measure.processes import fresh_latency, process_slowdown
 from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
 from compressgate.measure.tflm import version as tflm_version
 from compressgate.pipeline import isolation

@@ -257,7 +257,7 @@ class Recipe:
     # 1.3 runs 30 % more invokes than it counts (the same file, slower "kernels").
     repeat_invoke: float = 1
     # TEST KNOB: the recipe/float ratio falls into one of two modes per process, this
-    # much slower in about half of them (``backends.faults.process_slowdown``).
+    # much slower in about half of them (``measure.processes.process_slowdown``).
     process_slowdown: float | None = None
     # Full-integer recipes: keep float32 model inputs and outputs (QUANTIZE/DEQUANTIZE at
     # the edges) for callers that feed floats; the promise's io_dtype says what is owed.

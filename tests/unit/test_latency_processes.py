@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compressgate.backends.faults import process_slowdown
 from compressgate.gate import baselines, envelope
 from compressgate.gate.latency import BUSY_FACTOR, LatencyReference, check_latency
 from compressgate.gate.records import Status
 from compressgate.measure.litert import interleaved_latency
-from compressgate.measure.processes import ProcessError, fresh_latency
+from compressgate.measure.processes import ProcessError, fresh_latency, process_slowdown
 from compressgate.measure.stats import LatencyPairs
 from compressgate.recipes import Promise, get_recipe
 from compressgate.tolerances import Tolerances
@@ -178,7 +177,7 @@ def test_the_knob_is_a_recipe_fault_field_outside_the_cache_key():
 
 def test_the_knob_draws_one_mode_per_process():
     # Nothing is timed here, so the processes may run at once.
-    code = ("from compressgate.backends.faults import process_slowdown as p; "
+    code = ("from compressgate.measure.processes import process_slowdown as p; "
             "print(p(1.5), p(1.5), p(None))")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
              for _ in range(16)]
