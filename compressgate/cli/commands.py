@@ -83,6 +83,8 @@ def init(args: argparse.Namespace) -> int:
         log(f"wrote {path}")
     if written.ignored:
         log(f".gitignore: added {', '.join(written.ignored)}")
+    for line in written.said:
+        log(line)
     for reason in written.left_out:
         log(f"left out {reason}")
     log("next: compressgate run; then pytest --compressgate-update=missing to record "
