@@ -309,16 +309,16 @@ def keras3_dense(directory: Path, name: str = "model.keras") -> None:
 
 
 def keras3_no_twin(directory: Path, name: str = "model.keras") -> None:
-    """Keras 3 ``model.keras`` + ``data.npz``: Dense layers around an RMSNormalization, a
-    layer Keras 3 has and tf_keras does not, on the tabular data."""
+    """Keras 3 ``model.keras`` + ``data.npz``: Dense layers around a ``keras.ops.tanh``
+    call in the Functional graph (an op node, which tf_keras has no layer for), on the
+    tabular data."""
     from compressgate.backends.tf.env import import_keras3
 
     keras = import_keras3()
     keras.utils.set_random_seed(7)
     splits = _tabular()
     inputs = keras.Input((20,))
-    h = keras.layers.Dense(64, activation="relu")(inputs)
-    h = keras.layers.RMSNormalization(name="rms")(h)
+    h = keras.ops.tanh(keras.layers.Dense(64)(inputs))
     outputs = keras.layers.Dense(3, activation="softmax")(h)
     _keras3_fit_and_save(directory, keras.Model(inputs, outputs), splits, epochs=15,
                          name=name)
