@@ -35,7 +35,7 @@ def dense(tmp_path_factory) -> Path:
 
     keras = import_keras3()
     keras.saving.load_model(directory / "model.keras").save(directory / "model.h5")
-    (directory / "build.py").write_text(
+    (directory / "keras3_source.py").write_text(
         "import keras\n\n\ndef model():\n"
         f"    return keras.saving.load_model({str(directory / 'model.keras')!r})\n")
     return directory
@@ -50,7 +50,7 @@ def test_keras3_keras_h5_and_function_sources_give_a_verified_twin(dense):
     # A Keras 3 .h5 is recognised as Keras 3 (it once failed with "cannot load as a
     # Keras 2 model (... 'batch_shape' ...)").
     assert kerasfile.keras3_version(dense / "model.h5").startswith("3.")
-    for text in ("model.keras", "model.h5", "build:model"):
+    for text in ("model.keras", "model.h5", "keras3_source:model"):
         loaded = backend.load_any(spec_for(dense, text))
         assert isinstance(loaded, keras3.Keras3Model) and loaded.blocker is None, text
         verified = keras3.verify(loaded, data.x_test)
@@ -63,16 +63,16 @@ def test_keras3_keras_h5_and_function_sources_give_a_verified_twin(dense):
 def test_digest_covers_the_keras3_models_weights(dense):
     from compressgate.backends import tf as backend
 
-    spec = spec_for(dense, "build:model")
+    spec = spec_for(dense, "keras3_source:model")
     first = backend.model_digest(spec)
     assert backend.model_digest(spec) == first
-    (dense / "changed.py").write_text(
+    (dense / "keras3_changed.py").write_text(
         "import keras\n\n\ndef model():\n"
         f"    m = keras.saving.load_model({str(dense / 'model.keras')!r})\n"
         "    w = m.layers[-1].get_weights()\n"
         "    m.layers[-1].set_weights([w[0] * 1.001, w[1]])\n"
         "    return m\n")
-    assert backend.model_digest(spec_for(dense, "changed:model")) != first
+    assert backend.model_digest(spec_for(dense, "keras3_changed:model")) != first
 
 
 def test_every_recipe_family_converts_on_the_twin(dense):
