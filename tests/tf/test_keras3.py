@@ -179,3 +179,21 @@ def test_a_layer_without_a_twin_is_named(tmp_path, monkeypatch, kind, named):
     if kind == "ops":  # the Keras 3 converter path, with the recipe's int8 settings
         artifact = backend.compress(spec, get_recipe("ptq_int8"), data)
         assert artifact.error is None and artifact.tflite
+
+
+def test_a_subclassed_keras3_model_is_one_line(tmp_path, monkeypatch):
+    from compressgate.backends import tf as backend
+    from compressgate.errors import UserInputError
+
+    (tmp_path / "keras3_subclassed.py").write_text(
+        "import keras\n\n\nclass Tiny(keras.Model):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.dense = keras.layers.Dense(2)\n\n"
+        "    def call(self, x):\n        return self.dense(x)\n\n\n"
+        "def model():\n    return Tiny()\n")
+    spec = spec_for(tmp_path, "keras3_subclassed:model")
+    with pytest.raises(UserInputError) as caught:
+        backend.load_any(spec)
+    assert str(caught.value) == (
+        "keras3_subclassed:model: a subclassed keras.Model (Tiny) has no layer graph; "
+        "compressgate takes Keras 3 Sequential and Functional models")

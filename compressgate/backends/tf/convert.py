@@ -28,6 +28,7 @@ from compressgate.backends.tf.env import (
     first_line,
     import_keras,
     import_tfmot,
+    is_keras3_model,
     make_converter,
     preserving_scheme,
     prunable,
@@ -311,7 +312,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        if not keras3.is_keras3_model(model):
+        if not is_keras3_model(model):
             model = recurrent.for_conversion(model, spec.static_batch, recipe)
         if recipe.keep_float is not None:
             mixed = convert_keep_float(model, recipe, data, spec)

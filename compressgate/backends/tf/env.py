@@ -77,6 +77,13 @@ def import_keras3():
     return keras
 
 
+def is_keras3_model(model) -> bool:
+    """Whether ``model`` is a Keras 3 ``keras.Model`` (a subclass in the user's module
+    too), not a tf_keras one; a Keras 3 model means Keras 3 is already imported."""
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, getattr(keras, "Model", ()))
+
+
 def import_tfmot():
     _import_tensorflow()
     import tensorflow_model_optimization as tfmot
@@ -245,7 +252,7 @@ def _converter_for(model):
     ``from_saved_model``: the variables are frozen; ``from_keras_model`` traces with
     tf_keras)."""
     tf = import_tf()
-    if type(model).__module__.split(".")[0] != "keras":
+    if not is_keras3_model(model):
         return tf.lite.TFLiteConverter.from_keras_model(model)
     import functools
     import shutil

@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from compressgate.backends.tf.env import first_line, import_keras, import_keras3, quiet
+from compressgate.backends.tf.env import (
+    first_line,
+    import_keras,
+    import_keras3,
+    quiet,
+)
 from compressgate.errors import UserInputError
 from compressgate.project import kerasfile
 
@@ -40,11 +45,6 @@ class Keras3Model:
     blocker: str | None = None
 
 
-def is_keras3_model(model) -> bool:
-    """Whether ``model`` is a Keras 3 ``keras.Model`` (not a tf_keras one)."""
-    return type(model).__module__.split(".")[0] == "keras"
-
-
 def load(path: Path, custom_objects: dict | None) -> Keras3Model:
     """The Keras 3 model saved at ``path``, with its twin; one line when it cannot load."""
     keras3 = import_keras3()
@@ -57,11 +57,14 @@ def load(path: Path, custom_objects: dict | None) -> Keras3Model:
 
 
 def with_twin(model, where: str) -> Keras3Model:
-    """``model`` with its tf_keras twin, or the first layer that has none."""
+    """``model`` with its tf_keras twin, or the first layer that has none; one line for
+    a subclassed model (no layer graph: no twin, and no input shape to convert at)."""
     kind = type(model).__name__
-    # A subclassed model has no config to rebuild (its get_config may raise).
-    config = {"class_name": kind, "config": model.get_config() if kind in
-              kerasfile.MODELS else {}}
+    if kind not in kerasfile.MODELS:
+        raise UserInputError(f"{where}: a subclassed keras.Model ({kind}) has no layer "
+                             "graph; compressgate takes Keras 3 Sequential and Functional "
+                             "models")
+    config = {"class_name": kind, "config": model.get_config()}
     blocker = kerasfile.twin_blocker(config, _has_twin)
     if blocker is not None:
         return Keras3Model(model, where, blocker=blocker)

@@ -16,6 +16,7 @@ from compressgate.backends.tf.env import (
     deterministic,
     first_line,
     import_keras,
+    is_keras3_model,
 )
 from compressgate.backends.tf.qat import quantize
 from compressgate.backends.tf.recurrent import recurrent_class, recurrent_layers
@@ -77,7 +78,7 @@ def load_any(source: Path | ModelSpec, custom_objects: dict | None = None):
 
 def _built_model(spec: ModelSpec):
     model = spec.model.call()
-    if keras3.is_keras3_model(model) and isinstance(model, keras3.import_keras3().Model):
+    if is_keras3_model(model):
         return keras3.with_twin(model, spec.model.text)
     if not isinstance(model, import_keras().Model):
         raise UserInputError(
