@@ -235,3 +235,90 @@ def mini_xception(path: Path):
         warnings.simplefilter("ignore")
         model.save(path)
     return model
+
+
+# -- Keras 3 models (``import keras``: what TensorFlow 2.21 installs as tf.keras) -------
+
+def _stripes(n: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy horizontal, vertical and diagonal stripes of random period and phase."""
+    y = rng.integers(0, 3, size=n)
+    i, j = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    period = rng.uniform(3.0, 6.0, (n, 1, 1))
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, 1))
+    axis = np.choose(y[:, None, None], [i[None], j[None], (i + j)[None]])
+    x = np.sin(2 * np.pi * axis / period + phase) + rng.normal(0, 0.4, (n, size, size))
+    return x.astype(np.float32)[..., None], y.astype(np.int64)
+
+
+def _keras3_fit_and_save(directory: Path, model, splits: dict[str, np.ndarray], *,
+                         epochs: int, learning_rate: float = 3e-3,
+                         name: str = "model.keras") -> None:
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(splits["x_train"], splits["y_train"], epochs=epochs, batch_size=32, verbose=0)
+    model.save(directory / name)
+    _save_npz(directory / "data.npz", splits)
+
+
+def keras3_conv_bn(directory: Path, name: str = "model.keras") -> None:
+    """Keras 3 ``model.keras`` + ``data.npz``: Conv2D + BatchNormalization +
+    GlobalAveragePooling2D + Dropout telling 16x16 stripe directions apart."""
+    from compressgate.backends.tf.env import import_keras3
+
+    keras = import_keras3()
+    keras.utils.set_random_seed(7)
+    x, y = _stripes(1300, 16, np.random.default_rng(7))
+    splits = _split(x, y, calib=200, test=300)
+    layers = keras.layers
+    inputs = keras.Input((16, 16, 1))
+    h = layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    h = layers.Activation("relu")(layers.BatchNormalization()(h))
+    h = layers.Conv2D(32, 3, strides=2, activation="relu")(h)
+    h = layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(h))
+    outputs = layers.Dense(3, activation="softmax")(h)
+    _keras3_fit_and_save(directory, keras.Model(inputs, outputs), splits, epochs=6, name=name)
+
+
+def _tabular() -> dict[str, np.ndarray]:
+    """Three classes in 20 features (scikit-learn's make_classification), standardized."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=1500, n_features=20, n_informative=10,
+                               n_classes=3, class_sep=1.5, random_state=7)
+    x = ((x - x.mean(0)) / x.std(0)).astype(np.float32)
+    return _split(x, y.astype(np.int64), calib=200, test=300)
+
+
+def keras3_dense(directory: Path, name: str = "model.keras") -> None:
+    """Keras 3 ``model.keras`` + ``data.npz``: a Dense-only Sequential on 20 tabular
+    features, three classes."""
+    from compressgate.backends.tf.env import import_keras3
+
+    keras = import_keras3()
+    keras.utils.set_random_seed(7)
+    splits = _tabular()
+    model = keras.Sequential([
+        keras.Input((20,)),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(32, activation="relu"),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    _keras3_fit_and_save(directory, model, splits, epochs=15, name=name)
+
+
+def keras3_no_twin(directory: Path, name: str = "model.keras") -> None:
+    """Keras 3 ``model.keras`` + ``data.npz``: Dense layers around a ``keras.ops.tanh``
+    call in the Functional graph (an op node, which tf_keras has no layer for), on the
+    tabular data."""
+    from compressgate.backends.tf.env import import_keras3
+
+    keras = import_keras3()
+    keras.utils.set_random_seed(7)
+    splits = _tabular()
+    inputs = keras.Input((20,))
+    h = keras.ops.tanh(keras.layers.Dense(64)(inputs))
+    outputs = keras.layers.Dense(3, activation="softmax")(h)
+    _keras3_fit_and_save(directory, keras.Model(inputs, outputs), splits, epochs=15,
+                         name=name)

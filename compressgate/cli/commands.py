@@ -41,6 +41,13 @@ def run(args: argparse.Namespace) -> int:
             f"{gate.project.path or Path.cwd()}: no models configured (run `compressgate "
             "init MODEL` to write a config, or pass --config)")
     cases = [(c.model, c.recipe) for c in gate.cases() if not c.unsupported]
+    for spec in gate.specs.values():
+        if spec.keras3_blocker:  # read from the file, without TensorFlow
+            log(f"model {spec.name}: Keras 3 model: {spec.keras3_blocker}; the converter "
+                "recipes convert the Keras 3 model itself")
+    for case in gate.cases():
+        if case.unsupported:  # pytest gates it as a strict xfail with this reason
+            log(f"left out {case.model} x {case.recipe}: {case.unsupported}")
     out = args.out or gate.project.reports
     if args.tensorboard is not None:
         from compressgate.backends.tf import use_tensorboard
@@ -86,6 +93,8 @@ def init(args: argparse.Namespace) -> int:
         log(f"wrote {path}")
     if written.ignored:
         log(f".gitignore: added {', '.join(written.ignored)}")
+    for line in written.said:
+        log(line)
     for reason in written.left_out:
         log(f"left out {reason}")
     log(f"next: compressgate run; then pytest {UPDATE_MISSING} to record "

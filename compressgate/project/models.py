@@ -6,6 +6,7 @@ the Keras model is the backend's job.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zipfile
 import zlib
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from compressgate.errors import UserInputError
+from compressgate.project import kerasfile
 from compressgate.project.metrics import Metric
 from compressgate.project.sources import Source
 from compressgate.recipes import Recipe, get_recipe
@@ -156,12 +158,28 @@ class ModelSpec:
 
     def unsupported(self, recipe: Recipe) -> str | None:
         """Why ``recipe`` cannot apply to this model (expected to fail to convert): the
-        config's ``unsupported``, or a recipe that needs Keras on a ``.tflite`` source."""
+        config's ``unsupported``, a recipe that needs Keras on a ``.tflite`` source, or
+        one that needs tf_keras on a Keras 3 file with a layer tf_keras cannot rebuild."""
         declared = self.recipe_overrides.get(recipe.name, {}).get("unsupported")
-        if declared or not (self.is_tflite and recipe.needs_keras):
+        if declared:
             return declared
-        return (f"unsupported for a .tflite source: {recipe.name} needs the Keras model "
-                "(the TF converter, QAT or pruning); litert-quantizer recipes (lq_*) apply")
+        if self.is_tflite and recipe.needs_keras:
+            return (f"unsupported for a .tflite source: {recipe.name} needs the Keras model "
+                    "(the TF converter, QAT or pruning); litert-quantizer recipes (lq_*) "
+                    "apply")
+        blocker = self.keras3_blocker if needs_tf_keras(recipe) else None
+        if blocker:
+            return (f"unsupported for this Keras 3 model: {recipe.name} needs tf_keras "
+                    f"(tfmot), and {blocker}; float, ptq_* and lq_* apply")
+        return None
+
+    @property
+    def keras3_blocker(self) -> str | None:
+        """The first layer of a Keras 3 model file that no tf_keras layer can rebuild
+        (read from the file, without TensorFlow); None for any other source."""
+        if self.model.is_function or self.is_tflite or not self.model.path.is_file():
+            return None
+        return _keras3_blocker(self.model.path, self.model.path.stat().st_mtime_ns)
 
     @property
     def data_path(self) -> Path:
@@ -206,6 +224,23 @@ class ModelSpec:
         for path in (self.model.path, self.data.path):
             digest.update(path_sha256(path).encode())
         return digest.hexdigest()
+
+
+def needs_tf_keras(recipe: Recipe) -> bool:
+    """Whether ``recipe`` needs a tf_keras model (tfmot's fine-tuning, or the layer
+    names of keep_float), not just a model the TF converter takes."""
+    return recipe.needs_finetune or recipe.keep_float is not None
+
+
+@functools.cache
+def _keras3_blocker(path: Path, mtime_ns: int) -> str | None:
+    """``ModelSpec.keras3_blocker`` for a file (``mtime_ns``: a rewritten file is read
+    again)."""
+    if not kerasfile.keras3_version(path):
+        return None
+    config = kerasfile.model_config(path)
+    return kerasfile.twin_blocker(config, kerasfile.tf_keras_layer_names().__contains__) \
+        if config else None
 
 
 def path_sha256(path: Path) -> str:

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from compressgate.errors import UserInputError
-from compressgate.project.models import Dataset
+from compressgate.project.models import Dataset, needs_tf_keras
 from compressgate.project.sources import Source
 from compressgate.recipes import (
     DEFAULT_TFLM_QUANTA,
     LITERT_QUANTIZER_RECIPES,
     REFERENCE,
     default_recipes,
+    get_recipe,
 )
 
 GATE_TEST = '''"""The compressgate release gate (written by `compressgate init`).
@@ -64,6 +65,11 @@ def plan(info: dict[str, Any], recipes: list[str] | None) -> tuple[list[str], li
     if tflite and not recipes:
         left_out.append("the TF converter's, QAT and pruning recipes: they need the Keras "
                         "model, not a .tflite")
+    blocker = info.get("keras3_blocker")
+    if blocker:  # a Keras 3 model without a faithful tf_keras twin
+        for recipe in [r for r in chosen if needs_tf_keras(get_recipe(r))]:
+            chosen.remove(recipe)
+            left_out.append(f"{recipe}: needs tf_keras (tfmot), and {blocker}")
     if qat_error and "qat_int8" in chosen:
         chosen.remove("qat_int8")
         left_out.append(f"qat_int8: tfmot cannot quantize-aware train this model: {qat_error}")
@@ -96,6 +102,7 @@ def render(*, name: str, model: str, data: str, info: dict[str, Any],
         f"[models.{name}]",
         f"# input {shape}, {info['output_units']} output units, {info['params']:,} parameters, "
         f"{len(info['layers'])} {'op kinds' if tflite else 'layers'}",
+        *([f"# {info['keras3']}"] if info.get("keras3") else []),
         f"model = {_toml(model)}",
         *([f"custom_objects = {_toml(custom_objects)}"] if custom_objects else []),
         "# .npz with x_train, y_train, x_calib, y_calib, x_test, y_test, or \"module:function\"",
@@ -202,7 +209,7 @@ def probe_targets(config_path: Path, name: str) -> dict[str, Any] | None:
     from compressgate.backends import tf as backend
     from compressgate.measure import targets
     from compressgate.project import config
-    from compressgate.recipes import declared_targets, get_recipe
+    from compressgate.recipes import declared_targets
 
     spec = config.load(config_path).specs[name]
     if not any(declared_targets(spec.resolve(r)) for r in spec.recipes or ()):
@@ -226,6 +233,8 @@ class Written:
     paths: list[Path]
     left_out: list[str]
     ignored: list[str]
+    # What init found about the model that decides its path (a Keras 3 model's twin).
+    said: list[str] = field(default_factory=list)
 
 
 def write(model_path: Path, *, data: Path | None, name: str | None, config_path: Path,
@@ -251,7 +260,8 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
         info["layers"] = info.pop("ops")
     else:
         objects = Source(custom_objects, Path.cwd()).call() if custom_objects else None
-        info = backend.describe(backend.load_model(model_path, objects))
+        loaded = backend.load_any(model_path, objects)
+        info = backend.describe(loaded)
     budget = None
     data_text = "data.npz"
     if data is not None:
@@ -262,6 +272,8 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
                            classification=not regression)
         if regression:
             budget = regression_budget(dataset.y_test)
+        if "keras3" in info:  # its tf_keras twin, compared with it on the test split
+            info.update(backend.verify_keras3(loaded, dataset.x_test))
         data_text = os.path.relpath(data, config_path.parent)
     def text(found: dict[str, Any] | None = None) -> str:
         return render(name=name, model=os.path.relpath(model_path, config_path.parent),
@@ -283,4 +295,5 @@ def write(model_path: Path, *, data: Path | None, name: str | None, config_path:
     ignored = ignore(gitignore)
     if ignored:
         written.append(gitignore)
-    return Written(written, plan(info, recipes)[1], ignored)
+    return Written(written, plan(info, recipes)[1], ignored,
+                   [info["keras3"]] if info.get("keras3") else [])

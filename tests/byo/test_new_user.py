@@ -124,14 +124,17 @@ def pasted_into(text: str, paste: str) -> str:
     return text
 
 
-def green_after_one_paste(directory: Path, why: str) -> subprocess.CompletedProcess:
+def green_after_one_paste(directory: Path, why: str,
+                          said: list | None = None) -> subprocess.CompletedProcess:
     """The README block; where the first pytest fails, only broken promises may fail: the
     override it prints is pasted once (``why`` filled in) and the block's pytest lines
-    run again. Returns the first pytest's result."""
+    run again. Returns the first pytest's result; ``said`` gets init's and run's."""
     lines = readme_block().strip().splitlines()
     for line in lines[:2]:  # init, run
         result = shell(line, directory)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        if said is not None:
+            said.append(result)
     first = shell(lines[2], directory)  # pytest --compressgate-update=missing
     if first.returncode != 0:
         assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
@@ -182,3 +185,41 @@ def test_bigru_classifier_green_after_one_conscious_edit(tmp_path):
     assert model["recipes"] == ["float", "ptq_dynamic", "ptq_int8"]
     rows = json.loads((tmp_path / "reports" / "summary.json").read_text())["results"]
     assert [r["recipe"] for r in rows if r["converted"]] == model["recipes"]
+
+
+@pytest.mark.parametrize("build", ["keras3_conv_bn", "keras3_dense", "keras3_no_twin"])
+def test_keras3_model_through_the_readme(tmp_path, build):
+    """A model saved by Keras 3 (what TensorFlow 2.21's tf.keras is): the README block
+    runs verbatim. With a verified tf_keras twin every recipe converts (QAT too); with a
+    layer tf_keras has no class for, init names it, leaves QAT out, and the converter
+    recipes convert the Keras 3 model itself."""
+    getattr(newuser, build)(tmp_path)
+    said: list[subprocess.CompletedProcess] = []
+    green_after_one_paste(tmp_path, "a small Keras 3 model: per-tensor overhead", said)
+    init, run = said
+    text = (tmp_path / "compressgate.toml").read_text()
+    if build == "keras3_no_twin":
+        blocker = "layer 'tanh' (a keras.ops call, Tanh) has no tf_keras twin"
+        assert f"model model: Keras 3 model: {blocker}" in run.stderr
+        said = (f"Keras 3 model: {blocker}; the converter recipes (float, ptq_*, lq_*) "
+                "convert the Keras 3 model itself")
+        expected = ["float", "ptq_dynamic", "ptq_int8"]
+        assert f"left out qat_int8: needs tf_keras (tfmot), and {blocker}" in init.stderr
+    else:
+        said = "Keras 3 model: tf_keras twin verified on 300 test rows: top-1 identical"
+        expected = ["float", "ptq_dynamic", "ptq_int8", "qat_int8"]
+        assert "# left out" not in text
+    assert said in init.stderr and said in text
+    assert tomllib.loads(text)["models"]["model"]["recipes"] == expected
+    rows = json.loads((tmp_path / "reports" / "summary.json").read_text())["results"]
+    assert sorted(r["recipe"] for r in rows if r["converted"]) == sorted(expected)
+    # The float reference is the user's Keras 3 model, not the twin.
+    assert next(r for r in rows if r["recipe"] == "float")["keras_agreement"] == 1.0
+    if build == "keras3_no_twin":
+        # Named for the recipes that need tf_keras: strict xfails, so the gate is green.
+        result = shell("pytest -q --compressgate-recipes=qat_int8,prune_int8 "
+                       "--compressgate-no-latency -rx", tmp_path)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert re.search(r"\b2 xfailed\b", result.stdout), result.stdout[-2000:]
+        assert result.stdout.count(f"needs tf_keras (tfmot), and {blocker}") >= 2, \
+            result.stdout[-2000:]

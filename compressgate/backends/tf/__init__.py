@@ -3,6 +3,7 @@
 
 - ``env``: the one module that imports TensorFlow and touches its private APIs;
 - ``loading``: Keras model files and ``module:function`` models, with one-line errors;
+- ``keras3``: Keras 3 models: their verified tf_keras twin, or why they have none;
 - ``convert``: recipe -> ``.tflite`` (QAT, pruning, conversion);
 - ``keep_float``: int8 with chosen layers kept float, and the ``auto`` search;
 - ``channel_prune``: a narrower model without the channels ``backends.channels`` drops;
@@ -18,8 +19,15 @@ from compressgate.backends.tf.convert import (
 )
 from compressgate.backends.tf.debugger import diagnose
 from compressgate.backends.tf.env import deterministic, versions
-from compressgate.backends.tf.loading import describe, load_model, model_digest, model_info
+from compressgate.backends.tf.loading import (
+    describe,
+    load_any,
+    load_model,
+    model_digest,
+    model_info,
+    verify_keras3,
+)
 
 __all__ = ["TENSORBOARD_ENV", "compress", "describe", "deterministic", "diagnose",
-           "load_model", "model_digest", "model_info", "tensorboard_dir", "use_tensorboard",
-           "versions"]
+           "load_any", "load_model", "model_digest", "model_info", "tensorboard_dir",
+           "use_tensorboard", "verify_keras3", "versions"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+import compressgate.backends.tf.keras3 as keras3
 import compressgate.backends.tf.qat as qat
 import compressgate.backends.tf.recurrent as recurrent
 from compressgate.backends import litert_quant, tflite_source
@@ -27,6 +28,7 @@ from compressgate.backends.tf.env import (
     first_line,
     import_keras,
     import_tfmot,
+    is_keras3_model,
     make_converter,
     preserving_scheme,
     prunable,
@@ -34,9 +36,9 @@ from compressgate.backends.tf.env import (
     with_batch,
 )
 from compressgate.backends.tf.keep_float import check_keep_float, convert_keep_float
-from compressgate.backends.tf.loading import load_model, model_info
+from compressgate.backends.tf.loading import load_any, model_info
 from compressgate.errors import UserInputError
-from compressgate.project.models import Dataset, ModelSpec
+from compressgate.project.models import Dataset, ModelSpec, needs_tf_keras
 from compressgate.recipes import REFERENCE, Recipe
 
 TENSORBOARD_ENV = "COMPRESSGATE_TENSORBOARD"
@@ -232,6 +234,25 @@ def _perturb(model, fraction: float) -> None:
                             .astype(w.dtype))
 
 
+def _keras3_model(source: keras3.Keras3Model, spec: ModelSpec, recipe: Recipe,
+                  data: Dataset):
+    """The model ``recipe`` runs on for a Keras 3 source: the twin once verified on the
+    test split, else the Keras 3 model itself for a converter-only recipe; for a recipe
+    that needs tf_keras without a faithful twin, the one line saying why (a str)."""
+    if source.twin is not None:
+        verified = keras3.verify(source, data.x_test, spec.static_batch)
+        if verified.mismatch is None:
+            return source.twin
+        if needs_tf_keras(recipe):
+            return verified.mismatch
+        return source.model
+    if needs_tf_keras(recipe):
+        return spec.unsupported(recipe) or (
+            f"model {spec.name!r}: {recipe.name} needs tf_keras (tfmot), and "
+            f"{source.blocker}")
+    return source.model
+
+
 def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     """Run ``recipe`` on a fresh copy of ``spec``'s model and convert it to ``.tflite``.
 
@@ -241,7 +262,15 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     if spec.is_tflite:  # no Keras model: the file is the float reference
         return tflite_source.compress(spec, recipe, data)
     deterministic()
-    model = load_model(spec)
+    loaded = load_any(spec)
+    reference = loaded
+    if isinstance(loaded, keras3.Keras3Model):
+        reference = loaded.model  # the float reference stays the user's own model
+        choice = _keras3_model(loaded, spec, recipe, data)
+        if isinstance(choice, str):
+            return Artifact(None, error=choice)
+        loaded = choice
+    model = loaded
     if recipe.perturb_weights:
         _perturb(model, recipe.perturb_weights)
     input_shape, num_classes = model_info(model)
@@ -255,8 +284,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             "is known")
     keras_top1 = None
     if recipe.is_reference and classification:
-        keras_top1 = np.argmax(model.predict(data.x_test, batch_size=spec.static_batch or 256,
-                                             verbose=0), axis=-1)
+        keras_top1 = np.argmax(reference.predict(
+            data.x_test, batch_size=spec.static_batch or 256, verbose=0), axis=-1)
     finetune_seconds = 0.0
     logs = tensorboard_dir(spec.name, recipe.name)
     mixed = None
@@ -283,7 +312,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        model = recurrent.for_conversion(model, spec.static_batch, recipe)
+        if not is_keras3_model(model):
+            model = recurrent.for_conversion(model, spec.static_batch, recipe)
         if recipe.keep_float is not None:
             mixed = convert_keep_float(model, recipe, data, spec)
             tflite = mixed.tflite

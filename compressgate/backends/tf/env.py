@@ -1,7 +1,7 @@
-"""The TensorFlow backend's environment: the one module that imports TensorFlow,
+"""The TensorFlow backend's environment: the one module that imports TensorFlow, Keras 3,
 tf-keras and tfmot, and the one that touches their private or experimental APIs.
 
-Imports are lazy (``import_tf``, ``import_keras``, ``import_tfmot``): importing
+Imports are lazy (``import_tf``, ``import_keras``, ``import_keras3``, ``import_tfmot``): importing
 compressgate never loads TensorFlow. Private APIs used here, each behind one function:
 tfmot's ``PruneRegistry._weight_names`` (``prunable``) and
 ``ClusteringRegistry._weight_names`` (``clusterable``), the converter's
@@ -65,6 +65,23 @@ def import_keras():
     # tf-keras warns on every load that the saved optimizer has no slot variables.
     absl.logging.set_verbosity(absl.logging.ERROR)
     return tf_keras
+
+
+def import_keras3():
+    """Keras 3 (``import keras``) on TensorFlow, for Keras 3 model sources: compressgate's
+    own models are tf_keras (``TF_USE_LEGACY_KERAS`` only redirects ``tf.keras``)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    _import_tensorflow()
+    import keras
+
+    return keras
+
+
+def is_keras3_model(model) -> bool:
+    """Whether ``model`` is a Keras 3 ``keras.Model`` (a subclass in the user's module
+    too), not a tf_keras one; a Keras 3 model means Keras 3 is already imported."""
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, getattr(keras, "Model", ()))
 
 
 def import_tfmot():
@@ -201,7 +218,7 @@ def preserving_scheme(preserve: str, *, sparsity: bool):
 def make_converter(model, recipe: Recipe, data: Dataset):
     """The converter ``recipe`` configures for ``model``, not yet run."""
     tf = import_tf()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = _converter_for(model)
     quant = recipe.quantization if recipe.optimize else "none"
     if recipe.optimize and (quant != "none" or recipe.qat):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -226,6 +243,33 @@ def make_converter(model, recipe: Recipe, data: Dataset):
     elif quant == "int16x8":
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return converter
+
+
+def _converter_for(model):
+    """The TF converter of a tf_keras model, or of a Keras 3 model through the path Keras
+    3's own LiteRT export takes (its ``ExportArchive`` written as a SavedModel, then
+    ``from_saved_model``: the variables are frozen; ``from_keras_model`` traces with
+    tf_keras)."""
+    tf = import_tf()
+    if not is_keras3_model(model):
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    import functools
+    import shutil
+    import weakref
+
+    keras = import_keras3()
+    directory = tempfile.mkdtemp(prefix="compressgate-keras3-")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", functools.partial(model.__call__, training=False),
+                         input_signature=[tf.TensorSpec(tuple(t.shape), t.dtype)
+                                          for t in model.inputs])
+    with quiet():
+        archive.write_out(directory, verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(directory)
+    # The converter reads the SavedModel again when it converts.
+    weakref.finalize(converter, shutil.rmtree, directory, ignore_errors=True)
     return converter
 
 

@@ -6,26 +6,39 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+import compressgate.backends.tf.keras3 as keras3
 from compressgate.backends.protocol import RecipeUnsupported
 from compressgate.backends.tf.env import (
     deterministic,
     first_line,
     import_keras,
+    is_keras3_model,
 )
 from compressgate.backends.tf.qat import quantize
 from compressgate.backends.tf.recurrent import recurrent_class, recurrent_layers
 from compressgate.errors import UserInputError
+from compressgate.project import kerasfile
 from compressgate.project.models import ModelSpec
 
 
 def load_model(source: Path | ModelSpec, custom_objects: dict | None = None):
-    """A fresh Keras 2 model from a path or a spec's source, or one clear line saying
-    why not."""
+    """A fresh Keras 2 model from a path or a spec's source (a Keras 3 model's tf_keras
+    twin), or one clear line saying why not."""
+    loaded = load_any(source, custom_objects)
+    if isinstance(loaded, keras3.Keras3Model):
+        if loaded.twin is None:
+            raise UserInputError(f"{loaded.where}: Keras 3 model: {loaded.blocker}")
+        return loaded.twin
+    return loaded
+
+
+def load_any(source: Path | ModelSpec, custom_objects: dict | None = None):
+    """A fresh tf_keras model, or a ``keras3.Keras3Model`` for a Keras 3 source (the
+    user's model and its twin), from a path or a spec's source."""
     if isinstance(source, ModelSpec):
         spec = source
         if spec.model.is_function:
@@ -34,18 +47,14 @@ def load_model(source: Path | ModelSpec, custom_objects: dict | None = None):
         if objects is not None and not isinstance(objects, dict):
             raise UserInputError(f"{spec.custom_objects.text}: expected a dict of custom "
                                  f"objects, got {type(objects).__name__}")
-        return load_model(spec.model.path, objects)
+        return load_any(spec.model.path, objects)
     path = source
     if not path.exists():
         raise UserInputError(f"{path}: model file not found")
-    keras3 = _keras3_version(path)
-    if keras3:
-        raise UserInputError(
-            f"{path}: saved by Keras {keras3}; compressgate needs a Keras 2 (tf-keras) model "
-            "(tfmot 0.8): re-save it with tf_keras, or point the config at a module:function "
-            "that builds it with tf_keras")
+    if kerasfile.keras3_version(path):
+        return keras3.load(path, custom_objects)
     keras = import_keras()
-    missing = [name for name in _custom_classes(path)
+    missing = [name for name in kerasfile.custom_classes(path)
                if name not in (custom_objects or {})
                and keras.saving.get_registered_object(name) is None]
     if missing:  # tf_keras would fail later with "'str' object is not callable"
@@ -67,61 +76,23 @@ def load_model(source: Path | ModelSpec, custom_objects: dict | None = None):
         raise UserInputError(f"{path}: cannot load as a Keras 2 model ({text[:200]})") from None
 
 
-def _archive_json(path: Path, member: str) -> dict | None:
-    """A JSON member of a ``.keras`` archive; None when absent or unreadable (a damaged
-    archive is left to ``load_model``, which names the problem)."""
-    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
-        return None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read(member))
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
-        return None
-
-
-def _keras3_version(path: Path) -> str | None:
-    """The Keras version a ``.keras`` archive records, when it is 3 or newer."""
-    version = str((_archive_json(path, "metadata.json") or {}).get("keras_version", ""))
-    return version if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 3 \
-        else None
-
-
-def _custom_classes(path: Path) -> list[str]:
-    """Classes a ``.keras`` archive's config names from outside Keras (custom layers)."""
-    config = _archive_json(path, "config.json")
-    if config is None:
-        return []
-    found: list[str] = []
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            module = node.get("module")
-            if isinstance(module, str) and "class_name" in node \
-                    and module.split(".")[0] not in ("keras", "tf_keras", "builtins"):
-                found.append(node.get("registered_name") or node["class_name"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(config)
-    return list(dict.fromkeys(found))
-
-
 def _built_model(spec: ModelSpec):
     model = spec.model.call()
+    if is_keras3_model(model):
+        return keras3.with_twin(model, spec.model.text)
     if not isinstance(model, import_keras().Model):
         raise UserInputError(
-            f"{spec.model.text}: expected a tf_keras Model, got {type(model).__module__}."
-            f"{type(model).__name__} (build it with tf_keras, not Keras 3)")
+            f"{spec.model.text}: expected a tf_keras or Keras 3 Model, got "
+            f"{type(model).__module__}.{type(model).__name__}")
     return model
 
 
 def model_digest(spec: ModelSpec) -> str:
     """sha256 over a built model's architecture and weights (for cache keys)."""
     deterministic()  # a function that initializes weights must give the same ones
-    model = load_model(spec)
+    model = load_any(spec)
+    if isinstance(model, keras3.Keras3Model):  # the user's model, not the twin
+        model = model.model
     digest = hashlib.sha256(json.dumps(model.get_config(), sort_keys=True,
                                        default=str).encode())
     for weight in model.get_weights():
@@ -135,7 +106,10 @@ def model_info(model) -> tuple[tuple, int]:
 
 
 def describe(model) -> dict:
-    """What ``compressgate init`` writes into a starter config about ``model``."""
+    """What ``compressgate init`` writes into a starter config about ``model`` (for a
+    ``keras3.Keras3Model``, see ``_describe_keras3``)."""
+    if isinstance(model, keras3.Keras3Model):
+        return _describe_keras3(model)
     layers = [{"name": layer.name, "class": type(layer).__name__,
                "params": int(layer.count_params())} for layer in model.layers]
     qat_error = None
@@ -152,6 +126,35 @@ def describe(model) -> dict:
             # Fused LSTM kernels have no 16x8 version (GRU/RNN convert unrolled).
             "lstm": any(recurrent_class(layer) == "LSTM" for layer in model.layers),
             "compiled": getattr(model, "loss", None) is not None}
+
+
+def _describe_keras3(source: keras3.Keras3Model) -> dict:
+    """``describe`` of a Keras 3 model: its twin's (Keras 3's own layers when it has
+    none), with the path it takes (``keras3``) and, when the recipes that need tf_keras
+    cannot apply, why (``keras3_blocker``)."""
+    if source.twin is not None:
+        info = describe(source.twin)
+    else:
+        model = source.model
+        info = {"input_shape": [None if d is None else int(d) for d in model.input_shape],
+                "output_units": int(model.output_shape[-1]),
+                "params": int(model.count_params()),
+                "layers": [{"name": layer.name, "class": type(layer).__name__,
+                            "params": int(layer.count_params())} for layer in model.layers],
+                "qat_error": None, "recurrent": [], "lstm": False,
+                "compiled": getattr(model, "loss", None) is not None}
+    return {**info, "keras3": keras3.describe_path(source, None),
+            "keras3_blocker": source.blocker}
+
+
+def verify_keras3(source, x_test) -> dict:
+    """What ``describe`` says of a Keras 3 model once its twin is compared with it on
+    ``x_test`` (nothing for any other model)."""
+    if not isinstance(source, keras3.Keras3Model) or source.twin is None:
+        return {}
+    verified = keras3.verify(source, x_test)
+    return {"keras3": keras3.describe_path(source, verified),
+            "keras3_blocker": verified.mismatch}
 
 
 def layer_names(model) -> list[str]:
