@@ -97,3 +97,15 @@ def test_one_parser_for_every_subcommand(argv):
     assert args.command == argv[0]
     if "--models" in argv:
         assert args.models == names(argv[argv.index("--models") + 1])
+
+
+def test_test_modules_have_unique_basenames():
+    """The test directories are not packages (rootdir imports): two modules of one
+    basename stop the whole collection, which a run of one directory never shows."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, clashes
