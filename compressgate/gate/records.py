@@ -205,6 +205,9 @@ class CheckRecord:
     expected: bool = False
     # The override that would accept a broken promise (see gate.accept).
     accept: dict[str, Any] | None = None
+    # The machine class whose records judged the machine-bound figures; set by a merge
+    # (its shards may run on different classes), empty in one run (the run's class).
+    machine_class: str = ""
 
     @classmethod
     def of(cls, verdict: Verdict, *, message: str, refused: str | None = None,

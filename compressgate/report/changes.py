@@ -72,9 +72,12 @@ def baseline_changes(rows: list[ReportRow], records: list[CheckRecord],
                      directory: Path, create_hint: str, *,
                      machine: str | None = None) -> list[dict[str, Any]]:
     """Change entries for every gated row (see the module docstring); machine-bound
-    figures are read from ``machine``'s record (default: this machine's class)."""
+    figures are read from the record of the class that judged the case (a merged
+    shard's ``CheckRecord.machine_class``), else ``machine``'s (default: this
+    machine's class)."""
     judged, updated = _judged(records), _updated(records)
-    here = machine or machine_class(this_machine())
+    default = machine or machine_class(this_machine())
+    judged_on = {r.key: r.machine_class for r in records if r.machine_class}
     entries = []
     for row in rows:
         model, recipe = row.result.key
@@ -95,7 +98,8 @@ def baseline_changes(rows: list[ReportRow], records: list[CheckRecord],
             entries.append(_entry(model, recipe, "baseline", "-", "-", "", "missing",
                                   f"no baseline; create it with: {create_hint}"))
             continue
-        # Machine-bound figures are compared with this machine class's record only.
+        # Machine-bound figures are compared with the judging class's record only.
+        here = judged_on.get((model, recipe), default)
         recorded = {**stored.metrics, **stored.machine(here)}
         now = {k: v for k, v in _shown(row.result).items() if v is not None and k in recorded}
         old = baselines.Baseline(path, model, recipe,

@@ -161,6 +161,7 @@ def render(report: ReportInput) -> str:
 <body>
 <h1>compressgate report</h1>
 <p class="sub">{escape(report.source)} &middot; {escape(str(report.meta.get("created", "")))}</p>
+{"".join(f'<p class="sub">{escape(line)}</p>' for line in view.machine_classes(report.meta))}
 {_banner(report)}
 <h2>Needs attention</h2>
 {_attention(report)}

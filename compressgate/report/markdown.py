@@ -33,6 +33,8 @@ def render(report: ReportInput) -> str:
     lines = [f"# compressgate: {view.headline(report)}", "",
              f"_{_cell(report.source)}, {_cell(report.meta.get('created', ''))}; "
              "plots and the full tables: `index.html`_", ""]
+    lines += [f"- {_cell(line)}" for line in view.machine_classes(report.meta)]
+    lines += [""] if view.machine_classes(report.meta) else []
     items = view.attention(report)
     lines.append("## Needs attention")
     lines.append("")

@@ -4,9 +4,14 @@ Each shard's gate writes ``summary.json`` (its rows, its shard ``K/N``, the case
 gates and every case of the project, the library versions and machine class, pytest's
 exit status) and ``checks.json`` (every check's record). The merge rebuilds the records,
 checks that the shards add up to one run (every shard present once, every case reported
-by exactly one shard, the same versions and machine class everywhere, no shard that
-stopped for a reason other than a failed check) and writes the reports through the same
-code as an unsharded run, so the rows and verdicts are the ones that run would give.
+by exactly one shard, the same library versions everywhere, no shard that stopped for
+a reason other than a failed check) and writes the reports through the same code as an
+unsharded run, so the rows and verdicts are the ones that run would give.
+
+The machine class may differ between shards (hosted runner pools mix CPU generations):
+each shard judged its machine-bound figures (latency, peak memory, the recording build's
+bytes) against its own class's records, so nothing needs the classes to agree. The
+merged reports say which class judged which case.
 """
 
 from __future__ import annotations
@@ -80,7 +85,7 @@ def read(directory: Path) -> ShardReport:
 
 def _agreement(reports: list[ShardReport]) -> list[str]:
     """Shards from one matrix: the same shard count and project, each shard once,
-    the same library versions and machine class."""
+    the same library versions (the machine class may differ: see the module)."""
     first, problems = reports[0], []
     seen: dict[int, ShardReport] = {}
     for report in reports:
@@ -99,14 +104,29 @@ def _agreement(reports: list[ShardReport]) -> list[str]:
                             f"(cases only here: {_names(extra) or 'none'}; only there: "
                             f"{_names(gone) or 'none'})")
         ours, theirs = first.meta.get("environment", {}), report.meta.get("environment", {})
-        for key in sorted(set(ours) | set(theirs)):
+        for key in sorted((set(ours) | set(theirs)) - {"machine"}):
             if ours.get(key) != theirs.get(key):
-                what = "machine class" if key == "machine" else f"{key} version"
-                problems.append(f"{what} differs: {ours.get(key)} in {first.name}, "
+                problems.append(f"{key} version differs: {ours.get(key)} in {first.name}, "
                                 f"{theirs.get(key)} in {report.name}")
     problems += [f"shard {i}/{first.shard.count}: no report given"
                  for i in range(1, first.shard.count + 1) if i not in seen]
     return problems
+
+
+def _class(report: ShardReport) -> str:
+    """The machine class a shard judged on (its environment's, as its baselines key it)."""
+    return str(report.meta.get("environment", {}).get("machine")
+               or report.meta.get("machine_class") or "unknown")
+
+
+def judged_on(reports: list[ShardReport]) -> dict[str, str]:
+    """Which class judged which shard's cases: ``{class: "shard 1/2: a x float, ..."}``."""
+    out: dict[str, list[str]] = {}
+    for report in reports:
+        cases = list(dict.fromkeys(r.key for r in report.records))
+        out.setdefault(_class(report), []).append(
+            f"shard {report.shard} ({len(cases)} cases: {_names(cases) or 'none'})")
+    return {cls: "; ".join(parts) for cls, parts in out.items()}
 
 
 def _names(cases: list[CaseKey]) -> str:
@@ -171,23 +191,27 @@ def merge(directories: list[Path], settings: Settings) -> Merged:
         return Merged([], problems or ["no shard reports given"], [])
     reports.sort(key=lambda r: r.shard.index)
     problems += _agreement(reports) + _completeness(reports)
-    records = [r for report in reports for r in report.records]
+    records = [replace(r, machine_class=r.machine_class or _class(report))
+               for report in reports for r in report.records]
     first = reports[0]
+    classes = list(dict.fromkeys(_class(r) for r in reports))
     update = next((r.meta["update"] for r in reports if r.meta.get("update", "none") != "none"),
                   "none")
     # Where the shards ran, not where the merge runs (run details, machine-bound changes).
     facts = {"source": f"pytest gate, {len(reports)} shards merged",
-             "machine_class": first.meta.get("machine_class"),
-             "machine": first.meta.get("machine"),
+             "machine_class": " + ".join(classes),
+             "judged_on": judged_on(reports),
+             **({"machine": first.meta.get("machine")} if len(classes) == 1 else {}),
              **({"versions": first.meta["versions"]} if "versions" in first.meta else {}),
-             "environment": first.meta.get("environment", {}),
+             "environment": {k: v for k, v in first.meta.get("environment", {}).items()
+                             if k != "machine" or len(classes) == 1},
              "shard": "1/1", "cases": [list(c) for c in first.all_cases],
              "all_cases": [list(c) for c in first.all_cases],
              "update": update,
              "exit_status": int(bool(problems) or any(r.failed and not r.expected
                                                       for r in records)),
              "shards": [{"directory": str(r.directory), "shard": str(r.shard),
-                         "created": r.meta.get("created"),
+                         "machine_class": _class(r), "created": r.meta.get("created"),
                          "exit_status": r.meta.get("exit_status")} for r in reports]}
     written = write_reports(records, replace(settings, update=update), first.all_cases,
                             facts=facts)

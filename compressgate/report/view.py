@@ -262,6 +262,15 @@ def slower_than_float(rows: list[ReportRow]) -> list[ResultRow]:
             if r.result.latency is not None and (r.result.latency.low or 0) > 1.0]
 
 
+def machine_classes(meta: dict[str, Any]) -> list[str]:
+    """``"class: shard K/N (cases)"`` per machine class, when a merge joined shards of
+    more than one class (empty otherwise: the run details name the one class)."""
+    judged = meta.get("judged_on") or {}
+    if len(judged) < 2:
+        return []
+    return [f"machine class {cls} judged {where}" for cls, where in judged.items()]
+
+
 def run_details(meta: dict[str, Any]) -> list[tuple[str, str]]:
     """(key, value) pairs of the run's metadata, nested dicts flattened."""
     items = []

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from compressgate.cli.main import main
+from compressgate.measure import machine
 
 pytestmark = pytest.mark.tf
 
@@ -26,29 +27,39 @@ def verdicts(directory):
                   for c in json.loads((directory / "checks.json").read_text()))
 
 
-def test_two_shards_merged_give_the_verdicts_and_rows_of_one_run(pytester, tiny_fixtures,
-                                                                 tmp_path):
+def test_two_shards_on_two_machine_classes_merged_give_the_verdicts_and_rows_of_one_run(
+        pytester, tiny_fixtures, tmp_path, monkeypatch):
+    """Shard 2 runs under a oneDNN ISA cap, which is part of the machine class (a hosted
+    pool that mixes CPU generations): each shard judges against its own class's record."""
     pytester.makepyfile(test_tiny_gate=GATE_TEST)
     baselines = tmp_path / "baselines"
 
-    def gate(reports, *args):
-        return pytester.runpytest_inprocess(
-            "-p", "no:cacheprovider", "--compressgate-no-latency",
-            "--compressgate-config", str(tiny_fixtures / "manifest.json"),
-            "--compressgate-baselines", str(baselines),
-            "--compressgate-reports", str(tmp_path / reports), "--compressgate-recipes",
-            RECIPES, *args)
+    def gate(reports, *args, cap=None):
+        with monkeypatch.context() as env:
+            if cap:  # the fingerprint is read once per process: read it anew
+                env.setenv("ONEDNN_MAX_CPU_ISA", cap)
+                env.setattr(machine, "_THIS", None)
+            return pytester.runpytest_inprocess(
+                "-p", "no:cacheprovider", "--compressgate-no-latency",
+                "--compressgate-config", str(tiny_fixtures / "manifest.json"),
+                "--compressgate-baselines", str(baselines),
+                "--compressgate-reports", str(tmp_path / reports), "--compressgate-recipes",
+                RECIPES, *args)
 
     gate("setup", "--compressgate-update=missing").assert_outcomes(passed=3 + 2 * 4)
+    # The second class records what it misses (its peak memory), nothing else moves.
+    gate("setup2", "--compressgate-update=missing", cap="SSE41").assert_outcomes(passed=11)
     gate("whole").assert_outcomes(passed=11)
     first = gate("shard1", "--compressgate-shard", "1/2")
-    second = gate("shard2", "--compressgate-shard", "2/2")
+    second = gate("shard2", "--compressgate-shard", "2/2", cap="SSE41")
     # Every check of a case in the same shard: float (3 checks) + one recipe (4), and the
     # other recipe (4); each shard computes the float reference it needs.
     assert sorted([first.parseoutcomes()["passed"], second.parseoutcomes()["passed"]]) == [4, 7]
     shard_one = json.loads((tmp_path / "shard1" / "summary.json").read_text())
     assert shard_one["shard"] == "1/2" and len(shard_one["all_cases"]) == 3
     assert len(shard_one["cases"]) == 2 and shard_one["exit_status"] == 0
+    capped = json.loads((tmp_path / "shard2" / "summary.json").read_text())["machine_class"]
+    assert capped.endswith("(oneDNN <= SSE41)") and capped != shard_one["machine_class"]
 
     merged = tmp_path / "merged"
     assert main(["merge", str(tmp_path / "shard2"), str(tmp_path / "shard1"), "--config",
@@ -56,7 +67,11 @@ def test_two_shards_merged_give_the_verdicts_and_rows_of_one_run(pytester, tiny_
                  "--out", str(merged)]) == 0
     assert rows(merged) == rows(tmp_path / "whole")
     assert verdicts(merged) == verdicts(tmp_path / "whole")
-    assert (merged / "index.html").exists() and (merged / "summary.md").exists()
+    summary = json.loads((merged / "summary.json").read_text())
+    assert set(summary["judged_on"]) == {shard_one["machine_class"], capped}
+    page = (merged / "summary.md").read_text().replace("\\<", "<")  # markdown's escape
+    assert f"machine class {capped} judged shard 2/2" in page
+    assert f"machine class {shard_one['machine_class']} judged shard 1/2" in page
 
 
 def test_a_bad_shard_is_a_usage_error(pytester, tiny_fixtures, monkeypatch):

@@ -97,19 +97,65 @@ def test_a_shard_that_stopped_short_leaves_its_cases_missing(tmp_path, settings)
         f"{mine[1][0]} x {mine[1][1]}: no result from any shard (shard 2/2 gates it)"]
 
 
-@pytest.mark.parametrize("key, now, line", [
-    ("tensorflow", "2.20.0", "tensorflow version differs: 2.21.0 in {one} (shard 1/2), "
-                             "2.20.0 in {two} (shard 2/2)"),
-    ("machine", "x86_64 avx2", "machine class differs: x86_64 avx512 vnni in {one} "
-                               "(shard 1/2), x86_64 avx2 in {two} (shard 2/2)"),
-])
-def test_shards_that_disagree_on_versions_or_machine_class_are_refused(tmp_path, settings,
-                                                                       key, now, line):
+def test_shards_that_disagree_on_library_versions_are_refused(tmp_path, settings):
     one = write_shard(tmp_path / "s1", 1)
-    two = write_shard(tmp_path / "s2", 2, env={**ENV, key: now})
+    two = write_shard(tmp_path / "s2", 2, env={**ENV, "tensorflow": "2.20.0"})
     merged = merge([one, two], settings)
-    assert merged.problems == [line.format(one=one, two=two)]
+    assert merged.problems == [f"tensorflow version differs: 2.21.0 in {one} (shard 1/2), "
+                               f"2.20.0 in {two} (shard 2/2)"]
     assert not merged.ok
+
+
+def test_shards_on_different_machine_classes_merge_and_say_which_class_judged_what(
+        tmp_path, settings):
+    avx2 = "x86_64 avx2"
+    one = write_shard(tmp_path / "s1", 1)
+    two = write_shard(tmp_path / "s2", 2, env={**ENV, "machine": avx2})
+    merged = merge([one, two], settings)
+    assert merged.ok and merged.problems == []
+    second = shards.select(CASES, shards.Shard(2, 2))
+    checks = json.loads((tmp_path / "merged" / "checks.json").read_text())
+    assert {(c["model"], c["recipe"]): c["machine_class"] for c in checks} == {
+        case: avx2 if case in second else ENV["machine"] for case in CASES}
+    summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert summary["machine_class"] == f"{ENV['machine']} + {avx2}"
+    assert [s["machine_class"] for s in summary["shards"]] == [ENV["machine"], avx2]
+    assert "machine" not in summary["environment"]
+    names = ", ".join(f"{m} x {r}" for m, r in second)
+    line = f"machine class {avx2} judged shard 2/2 ({len(second)} cases: {names})"
+    assert summary["judged_on"][avx2] == line.split(" judged ")[1]
+    assert f"- {line}" in (tmp_path / "merged" / "summary.md").read_text()
+    assert line in (tmp_path / "merged" / "index.html").read_text()
+
+
+def test_a_merged_case_is_compared_with_the_record_of_the_class_that_judged_it(
+        tmp_path, settings):
+    """Latency recorded for both classes: a shard's row is read against its own."""
+    from compressgate.gate import baselines
+    from compressgate.pipeline.record import LatencyFigures
+    from compressgate.report.changes import baseline_changes
+    from compressgate.report.gate_run import _rows
+
+    avx2 = "x86_64 avx2"
+    record = CheckRecord("a", "ptq_int8", "conversion", False, machine_class=avx2,
+                         row=ResultRow("a", "ptq_int8", True, accuracy=0.9, size_bytes=1000,
+                                       latency=LatencyFigures(0.4)))
+    directory = tmp_path / "baselines"
+    path = baselines.path_for(directory, "a", "ptq_int8")
+    path.parent.mkdir(parents=True)
+    path.write_text(baselines.Baseline(
+        path, "a", "ptq_int8", {"accuracy": 0.9, "size_bytes": 1000}, ENV,
+        machines={avx2: {"latency_ratio": 0.4},
+                  ENV["machine"]: {"latency_ratio": 1.2}}).to_json())
+    changes = baseline_changes(_rows([record]), [record], directory, "hint",
+                               machine=ENV["machine"])
+    assert [c for c in changes if c["metric"] == "latency_ratio"] == []
+    # Without the judging class it is read against the default class's record: moved.
+    unjudged = [CheckRecord("a", "ptq_int8", "conversion", False, row=record.row)]
+    changes = baseline_changes(_rows(unjudged), unjudged, directory, "hint",
+                               machine=ENV["machine"])
+    assert [(c["baseline"], c["now"]) for c in changes
+            if c["metric"] == "latency_ratio"] == [("1.2", "0.4")]
 
 
 def test_the_same_shard_twice_and_a_shard_of_another_matrix(tmp_path, settings):
