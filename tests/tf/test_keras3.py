@@ -3,6 +3,7 @@ for a model with a layer tf_keras has no class for, and the one line for each.""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -166,7 +167,10 @@ def test_a_layer_without_a_twin_is_named(tmp_path, monkeypatch, kind, named):
         np.float32) if p == "x" else rng.integers(0, 3, 40) for s in ("train", "calib",
                                                                        "test") for p in "xy"})
     spec = spec_for(tmp_path)
-    assert spec.keras3_blocker == named
+    # Keras numbers an ops layer by how many came before it in the process ('tanh_1').
+    assert re.fullmatch(re.escape(named).replace("'tanh'", r"'tanh(_\d+)?'"),
+                        spec.keras3_blocker)
+    named = spec.keras3_blocker
     assert spec.unsupported(get_recipe("qat_int8")) == (
         f"unsupported for this Keras 3 model: qat_int8 needs tf_keras (tfmot), and {named}; "
         "float, ptq_* and lq_* apply")
