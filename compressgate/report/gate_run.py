@@ -94,7 +94,10 @@ def write_reports(records: list[CheckRecord], settings: Settings,
     written.append(checks)
     if settings.update != "none":
         path = settings.reports / "baseline-diff.md"
-        write_text_atomic(path, baselines.diff_markdown(_updates(records)))
+        # A merge's records carry the class of the shard that wrote them.
+        written_on = {r.update.path: r.machine_class or meta["machine_class"]
+                      for r in records if r.update}
+        write_text_atomic(path, baselines.diff_markdown(_updates(records), written_on))
         written.append(path)
     return written
 

@@ -45,6 +45,8 @@ def test_lifecycle_missing_create_clean_drift_update(gate):
     assert sorted(created) == ["tiny_mlp/float.json", "tiny_mlp/ptq_int8.json"]
     diff = (gate.reports / "baseline-diff.md").read_text()
     assert "tiny_mlp/ptq_int8.json (created)" in diff and "| accuracy |" in diff
+    machine = json.loads((gate.reports / "summary.json").read_text())["machine_class"]
+    assert f"Written on machine class {machine}: " in diff and " figures in 2 files." in diff
     machines = json.loads(created["tiny_mlp/ptq_int8.json"])["machines"]
     assert [sorted(m)[:3] for m in machines.values()] == [
         ["fingerprint", "latency_process_ratios", "latency_ratio"]]
