@@ -22,7 +22,7 @@ from compressgate import __version__
 from compressgate.backends import candidate, litert_quant
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
-from compressgate.measure import coverage, litert, memory, targets
+from compressgate.measure import coverage, litert, memory, offload, targets
 from compressgate.measure.processes import fresh_latency, process_slowdown
 from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
 from compressgate.measure.tflm import version as tflm_version
@@ -307,6 +307,16 @@ class Runner:
                              processes=processes, pairs=pairs,
                              candidate_repeat=resolved.repeat_invoke,
                              process_slowdown=resolved.process_slowdown)
+
+    def where_time_goes(self, model: str, recipe: str | Recipe) -> str:
+        """One line: the ops XNNPACK left to the built-in kernels and the share of one
+        inference they take (``offload``), timed here; never cached."""
+        out = self.outcome(model, recipe)
+        if not out.converted:
+            return "not converted: nothing to time"
+        assert out.tflite is not None
+        cov = coverage.of_file(out.tflite, name=f"{model} x {out.recipe}")
+        return offload.describe(cov, *offload.builtin_time(out.tflite, self.sample(model), cov))
 
     def sample(self, model: str) -> np.ndarray:
         """The one test row every latency figure is timed on."""

@@ -59,3 +59,12 @@ def test_a_recipe_drifted_to_int16_activations_fails_naming_the_ops(runner):
     assert got.status == "regression" and verdict.failed
     assert "FULLY_CONNECTED 0 -> 2" in got.note and "QUANTIZE 0 -> 1" in got.note
     assert got.note.startswith("ops off XNNPACK: ")
+
+
+def test_where_the_time_goes_names_the_ops_off_xnnpack(runner):
+    drifted = runner.recipe(MODEL, "ptq_int16x8").with_overrides(
+        {"name": "ptq_int8_drifted_int16x8"})
+    assert "of invoke time in the 5 of 5 ops off XNNPACK (DEQUANTIZE 1, FULLY_CONNECTED 2, " \
+           "QUANTIZE 1, SOFTMAX 1)" in runner.where_time_goes(MODEL, drifted)
+    assert runner.where_time_goes(MODEL, "float") == \
+        "all 3 ops run on XNNPACK: the time is not in built-in kernels"

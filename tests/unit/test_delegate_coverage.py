@@ -5,6 +5,7 @@ import dataclasses
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from compressgate.gate import rules
@@ -126,3 +127,47 @@ def test_the_same_coverage_passes_and_fewer_ops_off_is_an_improvement():
 @pytest.mark.parametrize("new, accepted", [(None, ACCEPTED), (ACCEPTED, None)])
 def test_no_row_without_both_coverages(new, accepted):
     assert coverage_rows(new, accepted)[1] == []
+
+
+# -- where the time goes ------------------------------------------------------------------
+
+def test_the_ops_off_xnnpack_are_cut_out_and_compute_what_they_compute_in_the_file():
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from compressgate.measure import flatbuffer, litert, offload
+
+    data = TFLITE.read_bytes()
+    cov = coverage.of_file(data)
+    sub, inputs = offload.submodel(data, cov.builtin_nodes)
+    assert [op.name for op in flatbuffer.inspect(sub).ops] == ["SOFTMAX"]
+    whole = Interpreter(model_content=data, experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    whole.allocate_tensors()
+    inp, out = whole.get_input_details()[0], whole.get_output_details()[0]
+    sample = (np.arange(inp["shape"][-1], dtype=np.float32) / 10)[None]
+    whole.set_tensor(inp["index"], litert.quantize(sample, inp))
+    whole.invoke()
+    expected = whole.get_tensor(out["index"])
+    [fed] = offload.tensor_values(data, sample, inputs)
+    alone = Interpreter(model_content=sub)
+    alone.allocate_tensors()
+    alone.set_tensor(alone.get_input_details()[0]["index"], fed)
+    alone.invoke()
+    np.testing.assert_array_equal(
+        alone.get_tensor(alone.get_output_details()[0]["index"]), expected)
+
+    timed, why = offload.builtin_time(data, sample, cov, samples=3)
+    assert why == "" and timed.total_ms > 0 and timed.builtin_ms > 0
+    assert 0 < timed.share <= 1
+    assert offload.describe(cov, timed).startswith(
+        f"{timed.share:.0%} of invoke time in the 1 of 4 ops off XNNPACK (SOFTMAX 1)")
+
+
+def test_a_file_all_on_xnnpack_says_so_and_times_nothing():
+    cov = DelegateCoverage({"CONV_2D": 3}, {}, 1)
+    from compressgate.measure import offload
+
+    assert offload.builtin_time(b"not read", np.zeros((1, 2), np.float32), cov) == (
+        None, "every op runs on XNNPACK")
+    assert offload.describe(cov, None) == \
+        "all 3 ops run on XNNPACK: the time is not in built-in kernels"
