@@ -6,9 +6,10 @@ the same operators, tensors and weights, its inputs the tensors they read from t
 of the graph, fed with the values those tensors hold for the timed sample (taken from
 the whole file run on the built-in kernels with every tensor kept). The sub-model runs
 on the built-in kernels, as those ops do in the file; it is timed alternately with the
-whole file (XNNPACK on), and the share is the ratio of the medians. Timed alone, the ops
-miss the caches the rest of the graph warmed or cooled, so the share is an estimate:
-measured 98-101 % on files where XNNPACK took (almost) nothing.
+whole file (XNNPACK on), and the share is the median ratio of back-to-back pairs. Timed
+alone, the ops miss the caches the rest of the graph warmed or cooled, so the share is
+an estimate: measured 97-100 % on the fixtures' files where XNNPACK took nothing but a
+SOFTMAX or a STRIDED_SLICE.
 """
 
 from __future__ import annotations
@@ -26,15 +27,20 @@ from compressgate.measure.litert import quantize, ready_invoke
 
 @dataclass(frozen=True)
 class BuiltinTime:
-    """Median ms of the whole file (XNNPACK on) and of its built-in ops alone."""
+    """Median ms per inference of the whole file (XNNPACK on) and of its built-in ops
+    alone, and the median of their per-pair ratios."""
 
     total_ms: float
     builtin_ms: float
+    # Median of the per-pair ratios builtin/total (each pair timed back to back, so
+    # machine load moves both alike; measured: steadier than the ratio of medians or of
+    # fastest samples at load 5-6 on 2 cores).
+    pair_ratio: float = 0.0
 
     @property
     def share(self) -> float:
         """Fraction of an inference in the built-in ops (capped at 1: timing noise)."""
-        return min(self.builtin_ms / self.total_ms, 1.0) if self.total_ms > 0 else 0.0
+        return min(self.pair_ratio, 1.0)
 
 
 def _resolver_without_delegates():
@@ -103,19 +109,20 @@ def _sub_invoke(sub: bytes, values: list[np.ndarray]) -> Callable[[], None]:
 
 
 def builtin_time(tflite: bytes, sample: np.ndarray, cov: DelegateCoverage, *,
-                 samples: int = 15, min_sample_seconds: float = 0.002,
+                 samples: int = 24, blocks: int = 3, min_sample_seconds: float = 0.005,
                  ) -> tuple[BuiltinTime | None, str]:
     """(the whole file and its built-in ops timed alternately, why not measured).
-    ``sample`` is one input row with its batch dimension."""
+    ``sample`` is one input row with its batch dimension. The samples are spread over
+    ``blocks`` fresh pairs of interpreters: a time moves between interpreter instances
+    (see ``litert.interleaved_times``)."""
     if not cov.builtin_nodes:
         return None, "every op runs on XNNPACK"
     if cov.subgraphs > 1:
         return None, "the file has several subgraphs: its ops cannot be cut out"
     try:
         sub, inputs = submodel(tflite, cov.builtin_nodes)
-        sub_invoke = _sub_invoke(sub, tensor_values(tflite, sample, inputs))
-        whole = ready_invoke(tflite, sample)
-        sub_invoke()
+        values = tensor_values(tflite, sample, inputs)
+        _sub_invoke(sub, values)()
     except (ValueError, RuntimeError, IndexError) as exc:
         return None, f"the built-in ops could not be run alone: {str(exc).strip()[:160]}"
 
@@ -125,18 +132,22 @@ def builtin_time(tflite: bytes, sample: np.ndarray, cov: DelegateCoverage, *,
             invoke()
         return (time.perf_counter() - start) / n
 
-    for invoke in (whole, sub_invoke):
-        timed(invoke, 5)
-    n = max(1, math.ceil(min_sample_seconds / max(timed(whole, 3), 1e-7)))
     whole_s, sub_s = [], []
-    for i in range(samples):  # alternating order, as the latency pairs do
-        if i % 2 == 0:
-            whole_s.append(timed(whole, n))
-            sub_s.append(timed(sub_invoke, n))
-        else:
-            sub_s.append(timed(sub_invoke, n))
-            whole_s.append(timed(whole, n))
-    return BuiltinTime(float(np.median(whole_s)) * 1e3, float(np.median(sub_s)) * 1e3), ""
+    n = 1
+    for block in range(blocks):
+        whole, alone = ready_invoke(tflite, sample), _sub_invoke(sub, values)
+        for invoke in (whole, alone):
+            timed(invoke, 5)
+        if block == 0:
+            n = max(1, math.ceil(min_sample_seconds / max(timed(whole, 3), 1e-7)))
+        for i in range(max(1, samples // blocks)):  # alternating order, as latency pairs
+            first, second = (whole, alone) if i % 2 == 0 else (alone, whole)
+            a, b = timed(first, n), timed(second, n)
+            whole_s.append(a if first is whole else b)
+            sub_s.append(b if first is whole else a)
+    ratios = [b / a for a, b in zip(whole_s, sub_s, strict=True)]
+    return BuiltinTime(float(np.median(whole_s)) * 1e3, float(np.median(sub_s)) * 1e3,
+                       float(np.median(ratios))), ""
 
 
 def describe(cov: DelegateCoverage, timed: BuiltinTime | None, why: str = "") -> str:
