@@ -116,7 +116,7 @@ def of_nodes(nodes: list[dict[str, Any]], subgraphs: int = 1) -> DelegateCoverag
         builtin_nodes=tuple(int(n["index"]) for n in ops if int(n["index"]) not in taken))
 
 
-def of_interpreter(interp) -> DelegateCoverage:
+def of_interpreter(interp: Any) -> DelegateCoverage:
     """Coverage of an allocated LiteRT interpreter (delegates are applied on allocation)."""
     return of_nodes(interp._get_ops_details(), interp.num_subgraphs())
 

@@ -171,3 +171,13 @@ def test_a_file_all_on_xnnpack_says_so_and_times_nothing():
         None, "every op runs on XNNPACK")
     assert offload.describe(cov, None) == \
         "all 3 ops run on XNNPACK: the time is not in built-in kernels"
+
+
+def test_ops_that_cannot_be_cut_out_leave_the_share_unmeasured_and_say_why():
+    from compressgate.measure import offload
+
+    cov = DelegateCoverage({}, {"TOPK_V2": 1}, 0, builtin_nodes=(0,))
+    timed, why = offload.builtin_time(b"TFL3 not a model", np.zeros((1, 2), np.float32), cov)
+    assert timed is None and why.startswith("the built-in ops could not be run alone: ")
+    assert offload.describe(cov, timed, why).startswith(
+        "ops off XNNPACK (LiteRT's built-in kernels): TOPK_V2 1; share not measured: ")
