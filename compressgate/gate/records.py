@@ -78,6 +78,7 @@ LABEL_KEYS = {
     "agreement with accepted": "agreement_with_accepted",
     "output difference vs accepted": "output_difference_vs_accepted",
     "peak memory vs accepted": "peak_memory_vs_accepted",
+    "ops off XNNPACK": "ops_off_xnnpack",
     "faster than float": "faster_than_float",
     "time vs accepted": "latency_vs_accepted",
     "target measurement": "targets_error",

@@ -483,6 +483,10 @@ class GateSession:
                 said += (f"; vs accepted: first {first_side.ratio:.3f}, "
                          f"confirmation {side.ratio:.3f}")
             verdict = verdict.with_notes(said)
+        if pairs is not None and (verdict.failed or pairs.ratio > 1):
+            # Why it is slow: the ops XNNPACK did not take, and their share of the time.
+            verdict = verdict.with_notes(
+                "where the time goes: " + self.runner.where_time_goes(model, recipe))
         if stored is None:
             verdict = verdict.with_rows(
                 verdict.rows + self._missing(model, recipe, "latency").rows)

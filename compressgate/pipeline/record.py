@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compressgate.measure import litert, memory, targets
+from compressgate.measure.coverage import DelegateCoverage
 from compressgate.measure.stats import LatencyPairs
 from compressgate.recipes import REFERENCE
 
@@ -196,6 +197,8 @@ class ResultRow:
     op_versions: list[list[Any]] | None = None
     min_runtime: str | None = None
     clusters: ClusterFigures | None = None
+    # Which ops XNNPACK took and which run on the built-in kernels, on this machine.
+    coverage: DelegateCoverage | None = None
     test_rows: int | None = None
     # Digests of the model, data and recipe settings the file came from.
     inputs: dict[str, str] | None = None
@@ -260,6 +263,7 @@ class ResultRow:
             if any(getattr(self, k) is not None for k in _FILE):
                 doc.update({k: getattr(self, k) for k in _FILE})
             doc.update(self.clusters.to_dict() if self.clusters else {})
+            doc.update(self.coverage.to_dict() if self.coverage else {})
             doc.update({"test_rows": self.test_rows, "inputs": self.inputs})
         if self.float_size_bytes is not None:
             doc.update({k: getattr(self, k) for k in _REFERENCE})
@@ -284,7 +288,7 @@ class ResultRow:
         """A row from its flat dict (``to_dict``, ``summary.json``); keys it does not
         know (the verdict a report adds) are ignored, absent figures are None."""
         names = {f.name for f in dataclasses.fields(cls)} - {
-            "memory", "targets", "clusters", "latency"}
+            "memory", "targets", "clusters", "coverage", "latency"}
         values = {k: v for k, v in doc.items() if k in names}
         values.update({k: tuple(values[k]) for k in _TUPLES if values.get(k) is not None})
         if memory.METRIC in doc or "memory_error" in doc:
@@ -293,6 +297,7 @@ class ResultRow:
             values["targets"] = TargetFigures.from_dict(doc)
         if "clusters_max" in doc:
             values["clusters"] = ClusterFigures(doc["clusters_max"], doc.get("clusters_mean"))
+        values["coverage"] = DelegateCoverage.from_dict(doc)
         values["latency"] = LatencyFigures.from_dict(doc)
         values.setdefault("converted", False)
         return cls(**values)

@@ -101,8 +101,7 @@ def _results(report: ReportInput) -> str:
     outro = f'<p class="note" id="targets-legend">{escape(view.TARGETS_LEGEND)}</p>'
     outro += "" if not slower else (
         '<p class="note">Slower than float at one thread (measured, not tuned away): '
-        + escape(", ".join(f"{r.model} x {r.recipe} ({r.latency.ratio:.2f}x)"
-                           for r in slower if r.latency)) + ".</p>")
+        + escape(", ".join(view.slower_text(r) for r in slower if r.latency)) + ".</p>")
     skipped = view.not_run(report)
     if skipped:
         outro += f'<p class="note" id="not-run">{escape(skipped)}</p>'

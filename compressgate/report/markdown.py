@@ -81,8 +81,7 @@ def render(report: ReportInput) -> str:
     slower = view.slower_than_float(report.rows)
     if slower:
         lines.append("Slower than float at one thread (measured, not tuned away): "
-                     + ", ".join(f"{_cell(r.model)} x {_cell(r.recipe)} "
-                                 f"({r.latency.ratio:.2f}x)" for r in slower if r.latency))
+                     + ", ".join(_cell(view.slower_text(r)) for r in slower if r.latency))
         lines.append("")
     lines += ["<details><summary>Run details</summary>", ""]
     lines += [f"- {_cell(k)}: {_cell(v)}" for k, v in view.run_details(report.meta)]

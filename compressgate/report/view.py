@@ -189,10 +189,27 @@ def _parity(row: ResultRow) -> str:
     return f"{row.targets.kernel_agreement:.3f}" + (f"/{quanta}q" if quanta is not None else "")
 
 
+def off_xnnpack(row: ResultRow) -> str:
+    """The ops XNNPACK left to LiteRT's built-in kernels ("" when none, or not measured):
+    a note, not a column, so the table stays within the page."""
+    if row.coverage is None or row.coverage.all_delegated:
+        return ""
+    return "off XNNPACK: " + ", ".join(f"{op} {n}" for op, n in row.coverage.builtin.items())
+
+
+def slower_text(row: ResultRow) -> str:
+    """A result slower than float: its ratio, and the ops off XNNPACK that may explain it."""
+    assert row.latency is not None
+    off = off_xnnpack(row)
+    return f"{row.model} x {row.recipe} ({row.latency.ratio:.2f}x" + (f"; {off})" if off
+                                                                        else ")")
+
+
 def _note(row: ResultRow) -> str:
-    """The error, else why TFLM refused the file, else the clustering."""
+    """The error, else why TFLM refused the file, else the clustering, else the ops off
+    XNNPACK."""
     tflm_error = row.targets.tflm_error if row.targets and row.targets.declared else None
-    return _short(row.error or tflm_error or _clusters_note(row))
+    return _short(row.error or tflm_error or _clusters_note(row) or off_xnnpack(row))
 
 
 def _kib(value: int | None) -> float | None:
