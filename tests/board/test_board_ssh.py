@@ -98,8 +98,9 @@ def test_a_second_gate_waits_for_the_board_lock(loopback, tflite, x):
     finally:
         os.close(fd)
     assert list(loopback.tmp.iterdir()) == []
-    assert remote.measure(busy, {"new": tflite}, x, outputs=("new",)).outputs["new"].shape[0] \
-        == len(x)
+    # Released: a gate that waits as long as it takes (another test's gate may hold it).
+    again = remote.measure(loopback.host, {"new": tflite}, x, outputs=("new",))
+    assert again.outputs["new"].shape[0] == len(x)
 
 
 def litert_version() -> str:
