@@ -19,7 +19,11 @@ import io
 import json
 import os
 import platform
+import select
+import signal
+import stat
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from importlib import metadata
@@ -84,6 +88,26 @@ def versions() -> dict[str, str]:
             "ai-edge-litert": litert_version}
 
 
+def stop_when_gate_leaves() -> None:
+    """Stop this measurement (the process group: the board's shell, this child and its
+    children) once the gate's end of the connection is gone (ssh killed on timeout, the
+    gate cancelled): the board's lock is not held for a gate that will read nothing, and
+    the shell's trap removes the run directory at once. Watches stdout, the pipe or
+    socket to sshd, for an error or hang-up."""
+    fd = sys.stdout.fileno()
+    if not stat.S_ISFIFO(os.fstat(fd).st_mode) and not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        return  # a terminal or a file: nobody to lose
+    poller = select.poll()
+    poller.register(fd, select.POLLERR | select.POLLHUP)
+
+    def watch() -> None:
+        while not poller.poll(500):
+            pass
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="gate-watch").start()
+
+
 def measure_here(where: Path) -> dict[str, Any]:
     """Every figure the plan in ``where`` asks for, measured under the board's lock."""
     plan = json.loads((where / PLAN).read_text())
@@ -104,6 +128,7 @@ def measure_here(where: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    stop_when_gate_leaves()
     try:
         result = measure_here(Path(sys.argv[1]))
     except Busy as exc:
