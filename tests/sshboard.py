@@ -10,8 +10,8 @@ ai-edge-litert: the board runs the same measurement child as the gate.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -89,7 +89,8 @@ def loopback_board(directory: Path, name: str = "loopback") -> Iterator[Board]:
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_listening(port, server, directory / "sshd.log")
-        host = Host(name, f"{getpass.getuser()}@127.0.0.1", sys.executable, port=port,
+        user = pwd.getpwuid(os.getuid()).pw_name  # not $USER: the account sshd checks
+        host = Host(name, f"{user}@127.0.0.1", sys.executable, port=port,
                     identity=str(directory / "user_key"),
                     options=(f"UserKnownHostsFile={directory / 'known_hosts'}",
                              "StrictHostKeyChecking=yes", "LogLevel=ERROR"))
