@@ -1,6 +1,7 @@
 """The gate on a board: the tiny fixture gated end to end on a loopback-SSH board
 (``tests/sshboard.py``), and boards that cannot measure, each in one line."""
 
+import hashlib
 import json
 
 import pytest
@@ -66,8 +67,26 @@ def test_the_tiny_fixture_is_gated_on_a_loopback_board(gate, loopback):
     assert board["board"] == "loopback" and board["machine_class"] == board_class[0]
     # The same machine behind the loopback: the same kernels, the same outputs.
     assert board["output_agreement"] == 1.0 and board["output_max_quanta"] == 0
+    assert board["output_max_diff"] == 0
     assert board["latency"]["latency_ratio"] > 0 and board["peak_memory"] > 0
     assert not [s for s in row["skipped"] if s.startswith("device:")], row["skipped"]
+    assert list(loopback.tmp.iterdir()) == []
+
+    # An accepted file other than the new one (the same model, one byte longer, recorded
+    # as accepted): the board times the two side by side and measures both peaks.
+    artifact = gate.baselines / "tiny_mlp" / "ptq_int8.tflite"
+    artifact.write_bytes(artifact.read_bytes() + b"\0")
+    path = gate.baselines / "tiny_mlp" / "ptq_int8.json"
+    doc = json.loads(path.read_text())
+    doc["metrics"]["tflite_sha256"] = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    path.write_text(json.dumps(doc))
+    result = gate(boards, "-k", "device")
+    result.assert_outcomes(passed=1)
+    (record,) = json.loads((gate.reports / "checks.json").read_text())
+    (board,) = record["boards"]
+    assert board["latency_vs_accepted"]["latency_ratio"] > 0 and board["accepted_memory"] > 0
+    assert "board loopback: time vs accepted" in record["message"]
+    assert "both timed in this run" in record["message"]
     assert list(loopback.tmp.iterdir()) == []
 
 
