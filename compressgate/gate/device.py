@@ -123,3 +123,25 @@ def record(run: BoardRun) -> dict[str, Any] | None:
     if f.peak_memory is not None:
         figures[MEMORY_FIGURE] = f.peak_memory
     return figures
+
+
+# Recorded with a class's figures, describing them (never "missing" on their own).
+_ABOUT = ("fingerprint", "versions")
+_LATENCY = ("latency_ratio", "latency_ratio_low", "latency_ratio_high")
+
+
+def only_missing(classes: dict[str, dict[str, Any]],
+                 machines: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What ``--compressgate-update=missing`` records of the boards' ``classes``: the
+    figures their class does not have yet in ``machines`` (a recorded one never moves),
+    with the board's fingerprint and versions when a class is new."""
+    out = {}
+    for cls, figures in classes.items():
+        have = machines.get(cls, {})
+        # A ratio and its interval are one figure: recorded together or not at all.
+        held = set(have) | (set(_LATENCY) if "latency_ratio" in have else set())
+        new = {k: v for k, v in figures.items() if k not in held and k not in _ABOUT}
+        if new:
+            out[cls] = new | ({k: figures[k] for k in _ABOUT if k in figures}
+                              if not have else {})
+    return out

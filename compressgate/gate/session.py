@@ -541,6 +541,8 @@ class GateSession:
         classes = {run.figures.machine_class: figures for run in runs
                    if (figures := device.record(run)) is not None}
         missing = any(r.missing for r in verdict.rows)
+        if self.settings.update == "missing" and stored is not None:
+            classes = device.only_missing(classes, stored.machines)
         change = baselines.Change(classes=classes) if classes else None
         if stored is None:
             verdict = verdict.with_rows(

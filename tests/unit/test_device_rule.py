@@ -3,7 +3,7 @@ nothing not judged, and the board's figures carried to the reports."""
 
 import dataclasses
 
-from compressgate.gate.device import check_device, record
+from compressgate.gate.device import check_device, only_missing, record
 from compressgate.gate.records import CheckRecord, Status, Verdict
 from compressgate.measure.stats import LatencyPairs
 from compressgate.pipeline.boards import BoardRun
@@ -89,3 +89,13 @@ def test_board_figures_survive_the_row_and_the_record_json():
     assert ResultRow.from_dict(row.to_dict()).boards == (figures,)
     checked = CheckRecord.of(judge(run()), message="", boards=(figures,))
     assert CheckRecord.from_dict(checked.to_dict()).boards == (figures,)
+
+
+def test_update_missing_adds_a_board_class_and_moves_no_recorded_figure():
+    figures = record(run())
+    assert figures is not None
+    assert only_missing({CLASS: figures}, {}) == {CLASS: figures}
+    recorded = {CLASS: {"latency_ratio": 0.7, "fingerprint": {"arch": "aarch64"}}}
+    added = only_missing({CLASS: figures}, recorded)
+    assert added == {CLASS: {"peak_memory_bytes": 1_000_000}}
+    assert only_missing({CLASS: figures}, {CLASS: figures}) == {}
