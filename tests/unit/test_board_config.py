@@ -1,5 +1,7 @@
 """``[boards.NAME]``: the target devices a project gates on, read from its config."""
 
+from pathlib import Path
+
 import pytest
 
 from compressgate.errors import UserInputError
@@ -36,3 +38,15 @@ def test_a_bad_board_is_one_line_naming_the_key(tmp_path, text, expected):
         config.load(tmp_path)
     assert expected in str(info.value) and "\n" not in str(info.value)
     assert str(tmp_path / "compressgate.toml") in str(info.value)
+
+
+def test_the_readme_board_block_loads_with_every_option_set(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```toml\n[boards.pi5]")
+    block = readme[start + len("```toml\n"):readme.index("```", start + 3)]
+    # The commented options too: each is a valid setting.
+    (tmp_path / "compressgate.toml").write_text(block.replace("\n# ", "\n"))
+    host = config.load(tmp_path).boards["pi5"]
+    assert (host.ssh, host.python, host.port, host.lock_timeout) == (
+        "ci@pi5.local", "/opt/venv/bin/python", 22, 600)
+    assert host.identity == str(tmp_path / "keys" / "ci_ed25519")
