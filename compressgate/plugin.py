@@ -24,6 +24,7 @@ import pytest
 from compressgate.diagnosis.report import diagnose_note
 from compressgate.errors import BaselineError, UserInputError
 from compressgate.gate import shards
+from compressgate.gate.device import DEVICE_CHECK
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Case, GateSession, Settings
 from compressgate.gate.update import UPDATE_MODES
@@ -246,6 +247,9 @@ class Check:
         if self.check == "latency":
             pairs = self.session.latency(self.model, self.recipe)
             extra["latency"] = LatencyFigures.of(pairs)
+        if self.check == DEVICE_CHECK:
+            extra["boards"] = tuple(run.figures for run in
+                                    self.session.board_runs(self.model, self.recipe))
         _record(self._node, outcome.record(**extra))
         if outcome.failed:
             pytest.fail(outcome.message(), pytrace=False)

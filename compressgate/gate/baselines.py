@@ -256,6 +256,9 @@ class Change:
     # the baseline's ``environment`` (the build whose bytes ``tflite_sha256`` holds) move
     # to this build. Figures added to another build's record leave it as it is.
     records_build: bool = False
+    # Machine-bound figures of other classes (boards measured over SSH), each with the
+    # "fingerprint" and "versions" of the machine that measured them.
+    classes: dict[str, dict[str, Any]] | None = None
 
 
 def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
@@ -283,6 +286,8 @@ def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
             machines[cls] = {**machines.get(cls, {}), **change.machine,
                              "fingerprint": this_machine(),
                              "versions": {k: v for k, v in env.items() if k != "machine"}}
+        for cls, figures in (change.classes or {}).items():
+            machines[cls] = {**machines.get(cls, {}), **figures}
         if not metrics.get("converted", True):
             metrics = {k: metrics[k] for k in ("converted", "error") if k in metrics}
             machines = {}

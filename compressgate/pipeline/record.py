@@ -155,6 +155,48 @@ class LatencyFigures:
         return cls(**{name: doc.get(key) for name, key in LATENCY_KEYS.items()})
 
 
+@dataclass(frozen=True)
+class BoardFigures:
+    """What one board measured for a result (``compressgate.measure.remote``): the new
+    file on the board against the float reference and the accepted file, and its outputs
+    against this (CI) machine's; or, in ``error``, the one line saying why nothing."""
+
+    board: str
+    ssh: str
+    machine_class: str | None = None
+    cpu: str | None = None
+    # "ai-edge-litert 2.3.0, Python 3.11.7" on the board.
+    runtime: str | None = None
+    peak_memory: int | None = None
+    accepted_memory: int | None = None
+    memory_error: str | None = None
+    # New against float on the board, and new against accepted (both timed there).
+    latency: LatencyFigures | None = None
+    latency_vs_accepted: LatencyFigures | None = None
+    # The board's outputs of the new file against this machine's, on the test split.
+    rows: int | None = None
+    output_agreement: float | None = None
+    output_max_quanta: int | None = None
+    output_max_diff: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        for name in ("latency", "latency_vs_accepted"):
+            figures = getattr(self, name)
+            doc[name] = figures.to_dict() if figures is not None else None
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> BoardFigures:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in doc.items() if k in names}
+        for name in ("latency", "latency_vs_accepted"):
+            if values.get(name) is not None:
+                values[name] = LatencyFigures.from_dict(values[name])
+        return cls(**values)
+
+
 # Flat keys filled from the measurement of the recipe's file, in row order.
 _MEASURED = ("accuracy", "size_bytes", "gzip_bytes", "sparsity", "input_dtype",
              "output_dtype", "ops", "float_ops")
@@ -226,6 +268,8 @@ class ResultRow:
     # Mixed precision: the Keras layers kept float.
     kept_float: tuple[str, ...] | None = None
     latency: LatencyFigures | None = None
+    # The same file measured on the project's boards (the device check).
+    boards: tuple[BoardFigures, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -249,6 +293,9 @@ class ResultRow:
 
     def with_latency(self, latency: LatencyFigures | None) -> ResultRow:
         return dataclasses.replace(self, latency=latency)
+
+    def with_boards(self, boards: tuple[BoardFigures, ...]) -> ResultRow:
+        return dataclasses.replace(self, boards=boards)
 
     def to_dict(self) -> dict[str, Any]:
         """The flat row of ``summary.json`` (keys in the order the runner adds them)."""
@@ -281,6 +328,8 @@ class ResultRow:
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
         doc.update(self.latency.to_dict() if self.latency else {"latency_ratio": None})
+        if self.boards:
+            doc["boards"] = [board.to_dict() for board in self.boards]
         return {k: list(v) if k in _TUPLES and v is not None else v for k, v in doc.items()}
 
     @classmethod
@@ -288,7 +337,7 @@ class ResultRow:
         """A row from its flat dict (``to_dict``, ``summary.json``); keys it does not
         know (the verdict a report adds) are ignored, absent figures are None."""
         names = {f.name for f in dataclasses.fields(cls)} - {
-            "memory", "targets", "clusters", "coverage", "latency"}
+            "memory", "targets", "clusters", "coverage", "latency", "boards"}
         values = {k: v for k, v in doc.items() if k in names}
         values.update({k: tuple(values[k]) for k in _TUPLES if values.get(k) is not None})
         if memory.METRIC in doc or "memory_error" in doc:
@@ -299,5 +348,6 @@ class ResultRow:
             values["clusters"] = ClusterFigures(doc["clusters_max"], doc.get("clusters_mean"))
         values["coverage"] = DelegateCoverage.from_dict(doc)
         values["latency"] = LatencyFigures.from_dict(doc)
+        values["boards"] = tuple(BoardFigures.from_dict(b) for b in doc.get("boards") or ())
         values.setdefault("converted", False)
         return cls(**values)

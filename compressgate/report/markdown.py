@@ -75,6 +75,9 @@ def render(report: ReportInput) -> str:
         lines += [_cell(view.TARGETS_LEGEND), ""]
     else:
         lines.append("No result was recorded in this run.")
+    boards = view.boards_frame(report.rows)
+    if boards is not None:
+        lines += ["## On the boards", "", table(boards), _cell(view.BOARDS_LEGEND), ""]
     skipped = view.not_run(report)
     if skipped:
         lines += [_cell(skipped), ""]

@@ -263,6 +263,40 @@ def results_frame(rows: list[ReportRow], columns: tuple[str, ...] = COLUMNS) -> 
     return pd.DataFrame(records, columns=list(columns))
 
 
+BOARD_COLUMNS = ("model", "recipe", "board", "machine class", "x float", "x accepted",
+                 "peak KiB", "outputs vs CI")
+
+
+BOARDS_LEGEND = ("Measured on each board over SSH: x float and x accepted are the new "
+                 "file's latency ratios timed there side by side; outputs vs CI is the "
+                 "top-1 agreement (and largest difference in quanta) of the board's outputs "
+                 "with this machine's on the test split.")
+
+
+def boards_frame(rows: list[ReportRow]) -> pd.DataFrame | None:
+    """One line per result and board (``[boards.NAME]``): where it was measured, its
+    latency ratios, peak memory and output parity there, or why nothing (None: no
+    result was measured on a board)."""
+    def ratio(figures) -> str:
+        return "-" if figures is None else f"{figures.ratio:.3f}x"
+
+    records = []
+    for row in ordered(rows):
+        for b in row.result.boards:
+            where = f"{b.board} ({b.ssh})"
+            if b.error is not None:
+                records.append([row.result.model, row.result.recipe, where,
+                                f"not judged: {b.error}", "-", "-", "-", "-"])
+                continue
+            quanta = "" if b.output_max_quanta is None else f", {b.output_max_quanta}q"
+            records.append([row.result.model, row.result.recipe, where, b.machine_class or "-",
+                            ratio(b.latency), ratio(b.latency_vs_accepted),
+                            "-" if b.peak_memory is None else f"{b.peak_memory / 1024:.1f}",
+                            "-" if b.output_agreement is None
+                            else f"{b.output_agreement:.4f}{quanta}"])
+    return pd.DataFrame(records, columns=list(BOARD_COLUMNS)) if records else None
+
+
 def changes_frame(changes: list[dict[str, Any]], *, only_notable: bool = False) -> pd.DataFrame:
     """The change-vs-baseline entries as display strings, regressions first."""
     keep = [c for c in changes if not only_notable or c["status"] != "moved"]

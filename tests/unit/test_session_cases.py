@@ -205,7 +205,7 @@ def test_an_unknown_check_names_the_known_ones(project):
     with pytest.raises(UserInputError) as info:
         project().run_check("m", R, "speed")
     assert str(info.value) == ("unknown check 'speed' (expected one of ('conversion', "
-                               "'accuracy', 'size', 'baseline', 'latency', 'targets'))")
+                               "'accuracy', 'size', 'baseline', 'latency', 'targets', 'device'))")
 
 
 def test_absolute_checks_read_their_own_case(project):
