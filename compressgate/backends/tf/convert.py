@@ -17,6 +17,7 @@ import numpy as np
 
 import compressgate.backends.tf.keras3 as keras3
 import compressgate.backends.tf.qat as qat
+import compressgate.backends.tf.qat_start as qat_start
 import compressgate.backends.tf.recurrent as recurrent
 from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
@@ -87,6 +88,8 @@ def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     if recipe.qat_preserve is not None:
         scheme = preserving_scheme(recipe.qat_preserve, sparsity=recipe.prune is not None)
     q_model = qat.quantize(model, kept, scheme)
+    if recipe.qat_start == "calibrated":  # start from the pretrained float model
+        qat_start.prepare(q_model, data.x_calib[:recipe.calibration_samples])
     _compile_like(q_model, model, recipe.finetune.learning_rate)
     # Cluster-preserving QAT trains the centroids, not the kernels it rebuilds from them:
     # TensorFlow warns on every step that the kernels get no gradient.
