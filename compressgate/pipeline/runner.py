@@ -295,7 +295,8 @@ class Runner:
         return RecipeResult(model, recipe.name, artifact.tflite, None, m,
                             artifact.finetune_seconds, artifact.convert_seconds, agreement,
                             kept_float=getattr(artifact, "kept_float", None),
-                            search=getattr(artifact, "search", None))
+                            search=getattr(artifact, "search", None),
+                            finetuned_accuracy=getattr(artifact, "finetuned_accuracy", None))
 
     def latency(self, model: str, recipe: str | Recipe, *,
                 pairs: int = litert.LATENCY_PAIRS) -> LatencyPairs | None:
@@ -374,6 +375,8 @@ class Runner:
             fields["kept_float"] = tuple(out.kept_float)
         if out.fallback is not None:
             fields["fallback"] = out.fallback
+        if out.finetuned_accuracy is not None and r is not None and metric.is_accuracy:
+            fields["finetune_drop_pts"] = round((r.accuracy - out.finetuned_accuracy) * 100, 4)
         return ResultRow(model, out.recipe, out.converted, out.error, out.cached,
                          keras_agreement=out.keras_agreement,
                          latency=LatencyFigures.of(latency), **fields)

@@ -213,6 +213,12 @@ def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
             layer.momentum = momentum
 
 
+def _accuracy(model, data: Dataset) -> float:
+    """Top-1 accuracy of a Keras model on the test split."""
+    scores = model.predict(data.x_test, batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(scores, axis=-1) == data.y_test))
+
+
 def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
     if recipe.litert_recipe is not None:  # the float file, then litert-quantizer
         float_tflite = _convert(model, _FLOAT, data)
@@ -290,6 +296,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
         keras_top1 = np.argmax(reference.predict(
             data.x_test, batch_size=spec.static_batch or 256, verbose=0), axis=-1)
     finetune_seconds = 0.0
+    finetuned_accuracy = None
     logs = tensorboard_dir(spec.name, recipe.name)
     mixed = None
     if recipe.keep_float is not None:
@@ -310,6 +317,9 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
                 trainable = _prune(trainable, recipe, data, logs)
             if recipe.cluster is not None:
                 trainable = _cluster(trainable, recipe, data, logs)
+            stages = (recipe.channel_prune, recipe.prune, recipe.cluster)
+            if classification and any(stage is not None for stage in stages):
+                finetuned_accuracy = _accuracy(trainable, data)  # float, before QAT
             if recipe.qat:
                 trainable = _qat(trainable, recipe, data, logs)
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
@@ -328,4 +338,5 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
         return Artifact(None, error=error, finetune_seconds=finetune_seconds)
     return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
                     kept_float=mixed.kept if mixed else None,
-                    search=mixed.search if mixed else None)
+                    search=mixed.search if mixed else None,
+                    finetuned_accuracy=finetuned_accuracy)
