@@ -24,13 +24,18 @@ import pytest
 from compressgate.diagnosis.report import diagnose_note
 from compressgate.errors import BaselineError, UserInputError
 from compressgate.gate import shards
+from compressgate.gate.device import DEVICE_CHECK
 from compressgate.gate.records import CheckRecord
 from compressgate.gate.session import Case, GateSession, Settings
 from compressgate.gate.update import UPDATE_MODES
+from compressgate.measure.quiet import QuietPhase
 from compressgate.pipeline.record import LatencyFigures
 
 _SESSION = pytest.StashKey[GateSession]()
 _SETTINGS = pytest.StashKey[Settings]()
+_QUIET = pytest.StashKey[QuietPhase]()
+# The worker input key of the quiet phase's directory (see measure.quiet).
+_QUIET_INPUT = "compressgate_quiet"
 _PROPERTY = "compressgate"
 # What a gate item checks, [model, recipe, check]: reports carry it even when the check
 # failed before it could record itself.
@@ -136,10 +141,36 @@ def pytest_configure(config: pytest.Config) -> None:
         except UserInputError as exc:
             raise pytest.UsageError(f"compressgate: {exc}") from None
     config.pluginmanager.register(_Collector(config), "compressgate-collector")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get(_QUIET_INPUT):
+        config.stash[_QUIET] = QuietPhase(Path(workerinput[_QUIET_INPUT]))
+    elif workerinput is None and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_Workers(), "compressgate-workers")
     # Latency checks carry an xdist_group; xdist honours groups under --dist loadgroup,
     # which distributes everything else exactly like the default "load".
     if getattr(config.option, "dist", None) == "load":
         config.option.dist = "loadgroup"
+
+
+class _Workers:
+    """On an xdist controller: hands every worker the run's quiet phase, so latency is
+    timed while the gate's other workers wait (see ``measure.quiet``)."""
+
+    def __init__(self) -> None:
+        self.directory: Path | None = None
+
+    def pytest_configure_node(self, node) -> None:
+        if self.directory is None:
+            import tempfile
+
+            self.directory = Path(tempfile.mkdtemp(prefix="compressgate-quiet-"))
+        node.workerinput[_QUIET_INPUT] = str(self.directory)
+
+    def pytest_unconfigure(self) -> None:
+        if self.directory is not None:
+            import shutil
+
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _session(config: pytest.Config) -> GateSession:
@@ -193,8 +224,13 @@ class Check:
 
     def __call__(self) -> None:
         problem, of_this_case = None, False
+        quiet = self._node.config.stash.get(_QUIET, None)
         try:
-            outcome = self.session.run_check(self.model, self.recipe, self.check)
+            if quiet is None:
+                outcome = self.session.run_check(self.model, self.recipe, self.check)
+            else:
+                with quiet.timing() if self.check == "latency" else quiet.working():
+                    outcome = self.session.run_check(self.model, self.recipe, self.check)
         except BaselineError as exc:  # one case's file: the other cases are still judged
             problem, of_this_case = str(exc), True
         except UserInputError as exc:
@@ -211,6 +247,9 @@ class Check:
         if self.check == "latency":
             pairs = self.session.latency(self.model, self.recipe)
             extra["latency"] = LatencyFigures.of(pairs)
+        if self.check == DEVICE_CHECK:
+            extra["boards"] = tuple(run.figures for run in
+                                    self.session.board_runs(self.model, self.recipe))
         _record(self._node, outcome.record(**extra))
         if outcome.failed:
             pytest.fail(outcome.message(), pytrace=False)

@@ -34,6 +34,9 @@ class Diagnosis:
     row: ResultRow | None = None
     search: Search | None = None
     problems: tuple[str, ...] = ()
+    # The ops XNNPACK left to the built-in kernels and their share of the time ("": none
+    # measured).
+    time_goes: str = ""
 
 
 def _tf_debugger(spec, recipe: Recipe, data) -> tuple[list[dict], list[str]]:
@@ -100,6 +103,9 @@ def collect(runner, model: str, recipe: str | Recipe, *,
     if outcome is not None and outcome.tflite is not None:
         weights = flatbuffer.graph(outcome.tflite, name=f"{model} x {name}").weights
         sparsity = tuple((w.name, w.elements, w.zeros) for w in weights)
+    time_goes = ""
+    if row is not None and row.coverage is not None:
+        time_goes = runner.where_time_goes(model, resolved)
     return Diagnosis(model, name, tuple(analysis.rank(tensors)), tuple(tensors), sparsity,
                      row, _search(outcome.search if outcome is not None else None),
-                     tuple(problems))
+                     tuple(problems), time_goes)

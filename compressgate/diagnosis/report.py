@@ -52,6 +52,10 @@ def markdown(diag: Diagnosis) -> str:
                      f"{_or(row.accuracy_drop_pts, nan):.2f} pts), {row.size_bytes} bytes")
         if row.kept_float is not None:
             lines.append(f"- layers kept float: {', '.join(row.kept_float) or 'none'}")
+    if row is not None and row.coverage is not None:
+        lines.append(f"- delegate coverage: {row.coverage.describe()}")
+    if diag.time_goes:
+        lines.append(f"- where the time goes: {diag.time_goes}")
     lines += [f"- problem: {p}" for p in diag.problems]
     if diag.layers:
         lines += ["", "## Per-layer quantization error (worst first)", "",

@@ -256,6 +256,9 @@ class Change:
     # the baseline's ``environment`` (the build whose bytes ``tflite_sha256`` holds) move
     # to this build. Figures added to another build's record leave it as it is.
     records_build: bool = False
+    # Machine-bound figures of other classes (boards measured over SSH), each with the
+    # "fingerprint" and "versions" of the machine that measured them.
+    classes: dict[str, dict[str, Any]] | None = None
 
 
 def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
@@ -283,6 +286,8 @@ def update(path: Path, model: str, recipe: str, change: Change | dict[str, Any],
             machines[cls] = {**machines.get(cls, {}), **change.machine,
                              "fingerprint": this_machine(),
                              "versions": {k: v for k, v in env.items() if k != "machine"}}
+        for cls, figures in (change.classes or {}).items():
+            machines[cls] = {**machines.get(cls, {}), **figures}
         if not metrics.get("converted", True):
             metrics = {k: metrics[k] for k in ("converted", "error") if k in metrics}
             machines = {}
@@ -353,11 +358,28 @@ def _points(name: str) -> float:
     return 100.0 if leaf.endswith("accuracy") or leaf.endswith("agreement") else 0.0
 
 
-def diff_markdown(entries: list[tuple[str, str, list[tuple[str, str, str, str]]]]) -> str:
-    """A readable diff of baseline updates: per file, metric, old -> new, change."""
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def diff_markdown(entries: list[tuple[str, str, list[tuple[str, str, str, str]]]],
+                  written_on: dict[str, str] | None = None) -> str:
+    """A readable diff of baseline updates: per file, metric, old -> new, change.
+
+    ``written_on`` maps a file to the machine class whose run wrote it: the diff then
+    opens with one line per class, its figures and files (what a CI job summary shows
+    when a new runner class is recorded)."""
     if not entries:
         return "# Baseline changes\n\nNo baseline changed.\n"
     lines = ["# Baseline changes", ""]
+    if written_on:
+        tally: dict[str, list[int]] = {}
+        for path, _, rows in entries:
+            counts = tally.setdefault(written_on.get(path, "unknown"), [0, 0])
+            counts[0], counts[1] = counts[0] + len(rows), counts[1] + 1
+        lines += [f"Written on machine class {cls}: {_count(figures, 'figure')} in "
+                  f"{_count(files, 'file')}." for cls, (figures, files) in sorted(tally.items())]
+        lines.append("")
     for path, reason, rows in sorted(entries):
         lines += [f"## {path} ({reason})", "", "| metric | old | new | change |",
                   "|---|---|---|---|"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from compressgate.pipeline.record import LatencyFigures, ResultRow
+from compressgate.pipeline.record import BoardFigures, LatencyFigures, ResultRow
 
 
 class Status(StrEnum):
@@ -78,6 +78,7 @@ LABEL_KEYS = {
     "agreement with accepted": "agreement_with_accepted",
     "output difference vs accepted": "output_difference_vs_accepted",
     "peak memory vs accepted": "peak_memory_vs_accepted",
+    "ops off XNNPACK": "ops_off_xnnpack",
     "faster than float": "faster_than_float",
     "time vs accepted": "latency_vs_accepted",
     "target measurement": "targets_error",
@@ -201,6 +202,8 @@ class CheckRecord:
     # The result's summary row (conversion checks) and this run's latency (latency checks).
     row: ResultRow | None = None
     latency: LatencyFigures | None = None
+    # What the boards measured (device checks).
+    boards: tuple[BoardFigures, ...] = ()
     # A declared-unsupported recipe failing as expected (strict xfail).
     expected: bool = False
     # The override that would accept a broken promise (see gate.accept).
@@ -239,6 +242,7 @@ class CheckRecord:
             [self.update.path, self.update.reason, self.update.diff]
         doc["row"] = None if self.row is None else self.row.to_dict()
         doc["latency"] = None if self.latency is None else self.latency.to_dict()
+        doc["boards"] = [board.to_dict() for board in self.boards]
         return doc
 
     @classmethod
@@ -254,4 +258,5 @@ class CheckRecord:
             values["row"] = ResultRow.from_dict(values["row"])
         if values.get("latency") is not None:
             values["latency"] = LatencyFigures.from_dict(values["latency"])
+        values["boards"] = tuple(BoardFigures.from_dict(b) for b in values.get("boards") or ())
         return cls(**values)

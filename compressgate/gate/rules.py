@@ -29,6 +29,8 @@ CHECKS = ("conversion", "accuracy", "size", "baseline", "latency")
 TARGETS_CHECK = "targets"
 # Relative slack of "not worse by more than X" comparisons (float rounding, not tolerance).
 EPSILON = 1e-9
+# The baseline row on ops left to LiteRT's built-in kernels (XNNPACK did not take them).
+COVERAGE_ROW = "ops off XNNPACK"
 # The float conversion must predict what Keras predicts (float rounding may flip a tie).
 KERAS_AGREEMENT = 0.99
 
@@ -215,6 +217,7 @@ def check_baseline(row: ResultRow, reference: Reference | dict[str, Any],
                    allowed=tol.sparsity, tol_text=f"-{tol.sparsity}"),
     ]
     rows += _fidelity_rows(ref, tol)
+    rows += _coverage_rows(row, ref)
     if row.tflite_sha256 is not None:
         rows.append(identity_row(row, ref, hint))
     if row.memory is not None or MEMORY_FIGURE in ref.machine:
@@ -327,6 +330,30 @@ def _fidelity_rows(ref: Reference, tol: Tolerances) -> list[Row]:
                         "machine for the same inputs and versions", "<= limit",
                         _headroom(diff, tol.fidelity_output)))
     return rows
+
+
+def _coverage_rows(row: ResultRow, ref: Reference) -> list[Row]:
+    """Ops left to LiteRT's built-in kernels against the accepted file, both planned by
+    this run's interpreter on this machine: an op that XNNPACK took in the accepted file
+    (or that it lacked) and that the new file leaves off XNNPACK is a regression, judged
+    on any machine and whatever changed (a model change that adds an op XNNPACK cannot
+    run is what this row is for). Fewer ops off XNNPACK is an improvement."""
+    side, now = ref.side, row.coverage
+    if side is None or side.accepted_coverage is None or now is None:
+        return []
+    then = side.accepted_coverage
+    newly = now.newly_off(then)
+    fewer = then.newly_off(now)
+    status = Status.REGRESSION if newly else Status.IMPROVED if fewer else Status.PASS
+    if newly:
+        note = "ops off XNNPACK: " + ", ".join(f"{op} {a} -> {b}" for op, a, b in newly)
+    elif fewer:
+        note = "back on XNNPACK: " + ", ".join(f"{op} {was} -> {off}"
+                                               for op, off, was in fewer)
+    else:
+        note = now.describe()
+    return [Row(COVERAGE_ROW, now.off, then.off, "no op newly off", status,
+                f"{note} (the accepted file side by side, this run)")]
 
 
 def identity_row(row: ResultRow, ref: Reference, hint: str) -> Row:

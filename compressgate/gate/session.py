@@ -14,7 +14,7 @@ from typing import Any
 
 from compressgate.backends import candidate
 from compressgate.errors import UserInputError
-from compressgate.gate import baselines, envelope, rules, shards, update
+from compressgate.gate import baselines, device, envelope, rules, shards, update
 from compressgate.gate import latency as latency_rules
 from compressgate.gate import targets as targets_rules
 from compressgate.gate.accept import accepting, override_hint, promised
@@ -72,12 +72,16 @@ class Case:
     unsupported: str | None = None
     # The recipe promises a runtime besides LiteRT or a kernel parity (a targets check).
     targets: bool = False
+    # The project has boards to measure on (a device check, for every recipe but float).
+    boards: bool = False
 
     @property
     def checks(self) -> tuple[str, ...]:
         if self.unsupported:
             return ("conversion",)
         extra = (rules.TARGETS_CHECK,) if self.targets else ()
+        if self.boards and self.recipe != REFERENCE:
+            extra += (device.DEVICE_CHECK,)
         if self.recipe == REFERENCE:
             return ("conversion", "accuracy", "baseline", *extra)
         return (*rules.CHECKS, *extra)
@@ -127,6 +131,8 @@ class GateSession:
         # Latency pairs timed in fresh processes, per case (a ratio's mode can differ
         # from one process to the next).
         self._fresh_latency: dict[tuple[str, str], tuple] = {}
+        # What the project's boards measured, per case (``board_runs``).
+        self._boards: dict[tuple[str, str], tuple] = {}
         # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes
         # ``compressgate.diagnosis.report.diagnose_note``; None: no explanation).
         self._diagnoser = diagnoser
@@ -148,7 +154,8 @@ class GateSession:
                 reason = spec.unsupported(recipe)
                 judged = bool(declared_targets(recipe)) \
                     or recipe.promise.min_kernel_agreement is not None
-                cases.append(Case(spec.name, name, reason, judged))
+                cases.append(Case(spec.name, name, reason, judged,
+                                  bool(self.project.config.boards)))
         return cases
 
     def recipe_names(self, model: str) -> list[str]:
@@ -299,8 +306,10 @@ class GateSession:
             return self._check_latency(model, recipe)
         if check == rules.TARGETS_CHECK:
             return self._check_targets(model, recipe)
+        if check == device.DEVICE_CHECK:
+            return self._check_device(model, recipe)
         raise UserInputError(f"unknown check {check!r} (expected one of "
-                             f"{(*rules.CHECKS, rules.TARGETS_CHECK)})")
+                             f"{(*rules.CHECKS, rules.TARGETS_CHECK, device.DEVICE_CHECK)})")
 
     def _with_accept(self, model: str, recipe: str,
                      verdict: Verdict) -> tuple[Verdict, dict[str, Any] | None]:
@@ -483,6 +492,10 @@ class GateSession:
                 said += (f"; vs accepted: first {first_side.ratio:.3f}, "
                          f"confirmation {side.ratio:.3f}")
             verdict = verdict.with_notes(said)
+        if pairs is not None and (verdict.failed or pairs.ratio > 1):
+            # Why it is slow: the ops XNNPACK did not take, and their share of the time.
+            verdict = verdict.with_notes(
+                "where the time goes: " + self.runner.where_time_goes(model, recipe))
         if stored is None:
             verdict = verdict.with_rows(
                 verdict.rows + self._missing(model, recipe, "latency").rows)
@@ -495,6 +508,63 @@ class GateSession:
             runs = self.latency_runs(model, recipe, envelope.RECORD_PROCESSES)
             change = baselines.Change(machine=envelope.record(runs))
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
+
+    def board_runs(self, model: str, recipe: str) -> tuple:
+        """What each of the project's boards measured for the case (``BoardRun``s),
+        once per session; () when the file did not convert."""
+        from compressgate.pipeline import boards
+
+        key = (model, recipe)
+        if key not in self._boards:
+            self.prepare()
+            runs: tuple = ()
+            if self.runner.outcome(model, recipe).converted:
+                stored = self._load(model, recipe)
+                accepted = self.accepted(model, recipe, stored)[0] \
+                    if stored is not None and stored.metrics.get("converted", True) else None
+                runs = tuple(boards.measure(self.runner, model, recipe, host, accepted,
+                                            pairs=self.settings.latency_pairs,
+                                            latency=self.settings.latency)
+                             for host in self.project.boards.values())
+            self._boards[key] = runs
+        return self._boards[key]
+
+    def _check_device(self, model: str, recipe: str) -> CheckOutcome:
+        """The case on each board: outputs against this machine's, memory and latency
+        judged in the board's own class; its records go to the baseline's machines."""
+        row = self.row(model, recipe)
+        if not row.converted:
+            return CheckOutcome(rules._not_converted(row, device.DEVICE_CHECK))
+        stored = self._load(model, recipe)
+        _, side_note, identical = self._side_reason(model, recipe, stored)
+        runs = self.board_runs(model, recipe)
+        verdict = device.check_device(
+            model, recipe, runs, self.promise(model, recipe),
+            stored.machines if stored is not None else {}, self.tolerances(model),
+            self.create_hint(), side_note=side_note, side_identical=identical)
+        classes = {run.figures.machine_class: figures for run in runs
+                   if (figures := device.record(run)) is not None}
+        missing = any(r.missing for r in verdict.rows)
+        if self.settings.update == "missing" and stored is not None:
+            classes = device.only_missing(classes, stored.machines)
+        change = baselines.Change(classes=classes) if classes else None
+        if stored is None:
+            verdict = verdict.with_rows(
+                verdict.rows + self._missing(model, recipe, device.DEVICE_CHECK).rows)
+            missing = True
+        return self._maybe_update(model, recipe, verdict, change, missing=missing)
+
+    def _side_reason(self, model: str, recipe: str,
+                     stored: baselines.Baseline | None) -> tuple[bytes | None, str, bool]:
+        """(the accepted file, why it is not timed against the new one, identical)."""
+        if stored is None or not stored.metrics.get("converted", True):
+            return None, "", False
+        data, why = self.accepted(model, recipe, stored)
+        if data is None:
+            return None, f"{why}: a slower artifact cannot be timed against it here", False
+        if self.runner.outcome(model, recipe).tflite == data:
+            return data, "identical bytes to the accepted file: the same artifact", True
+        return data, "", False
 
     def _missing(self, model: str, recipe: str, check: str) -> Verdict:
         path = self.baseline_path(model, recipe)

@@ -42,6 +42,18 @@ def fresh_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *, pro
     ``process_slowdown`` below (each child draws its own mode)."""
     from compressgate.measure.stats import LatencyPairs
 
+    return tuple(LatencyPairs(**doc) for doc in fresh_times(
+        reference, candidate, sample, processes=processes, pairs=pairs,
+        candidate_repeat=candidate_repeat, process_slowdown=process_slowdown,
+        timeout=timeout))
+
+
+def fresh_times(reference: bytes, candidate: bytes, sample: np.ndarray, *, processes: int,
+                pairs: int = 42, candidate_repeat: float = 1,
+                process_slowdown: float | None = None,
+                timeout: float = TIMEOUT) -> tuple[dict, ...]:
+    """``fresh_latency`` as plain data (the fields of ``LatencyPairs``): what a board
+    measures, where scipy (``stats``) need not be installed."""
     if processes <= 0:
         return ()
     with tempfile.TemporaryDirectory(prefix="compressgate-latency-") as scratch:
@@ -52,10 +64,7 @@ def fresh_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *, pro
         (where / "settings.json").write_text(json.dumps({
             "pairs": pairs, "candidate_repeat": candidate_repeat,
             "process_slowdown": process_slowdown}))
-        out = []
-        for _ in range(processes):
-            out.append(LatencyPairs(**_child(where, timeout)))
-    return tuple(out)
+        return tuple(_child(where, timeout) for _ in range(processes))
 
 
 def _child(where: Path, timeout: float) -> dict:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
+
+if TYPE_CHECKING:
+    from compressgate.measure.coverage import DelegateCoverage
 
 ALPHA = 0.01
 # Mean other runnable tasks from which a latency measurement counts as taken on a busy
@@ -170,3 +174,5 @@ class SideBySide:
     accepted_score: float | None = None
     # Peak memory of the accepted file, measured like the new one (None: not measured).
     accepted_memory: int | None = None
+    # Which ops XNNPACK takes in the accepted file, on this machine (None: not measured).
+    accepted_coverage: DelegateCoverage | None = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compressgate.measure import litert, memory, targets
+from compressgate.measure.coverage import DelegateCoverage
 from compressgate.measure.stats import LatencyPairs
 from compressgate.recipes import REFERENCE
 
@@ -158,6 +159,48 @@ class LatencyFigures:
         return cls(**{name: doc.get(key) for name, key in LATENCY_KEYS.items()})
 
 
+@dataclass(frozen=True)
+class BoardFigures:
+    """What one board measured for a result (``compressgate.measure.remote``): the new
+    file on the board against the float reference and the accepted file, and its outputs
+    against this (CI) machine's; or, in ``error``, the one line saying why nothing."""
+
+    board: str
+    ssh: str
+    machine_class: str | None = None
+    cpu: str | None = None
+    # "ai-edge-litert 2.3.0, Python 3.11.7" on the board.
+    runtime: str | None = None
+    peak_memory: int | None = None
+    accepted_memory: int | None = None
+    memory_error: str | None = None
+    # New against float on the board, and new against accepted (both timed there).
+    latency: LatencyFigures | None = None
+    latency_vs_accepted: LatencyFigures | None = None
+    # The board's outputs of the new file against this machine's, on the test split.
+    rows: int | None = None
+    output_agreement: float | None = None
+    output_max_quanta: int | None = None
+    output_max_diff: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        for name in ("latency", "latency_vs_accepted"):
+            figures = getattr(self, name)
+            doc[name] = figures.to_dict() if figures is not None else None
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> BoardFigures:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in doc.items() if k in names}
+        for name in ("latency", "latency_vs_accepted"):
+            if values.get(name) is not None:
+                values[name] = LatencyFigures.from_dict(values[name])
+        return cls(**values)
+
+
 # Flat keys filled from the measurement of the recipe's file, in row order.
 _MEASURED = ("accuracy", "size_bytes", "gzip_bytes", "sparsity", "input_dtype",
              "output_dtype", "ops", "float_ops")
@@ -200,6 +243,8 @@ class ResultRow:
     op_versions: list[list[Any]] | None = None
     min_runtime: str | None = None
     clusters: ClusterFigures | None = None
+    # Which ops XNNPACK took and which run on the built-in kernels, on this machine.
+    coverage: DelegateCoverage | None = None
     test_rows: int | None = None
     # Digests of the model, data and recipe settings the file came from.
     inputs: dict[str, str] | None = None
@@ -232,6 +277,8 @@ class ResultRow:
     # fine-tunes alone (Keras, test split), before quantization and conversion.
     finetune_drop_pts: float | None = None
     latency: LatencyFigures | None = None
+    # The same file measured on the project's boards (the device check).
+    boards: tuple[BoardFigures, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -256,6 +303,9 @@ class ResultRow:
     def with_latency(self, latency: LatencyFigures | None) -> ResultRow:
         return dataclasses.replace(self, latency=latency)
 
+    def with_boards(self, boards: tuple[BoardFigures, ...]) -> ResultRow:
+        return dataclasses.replace(self, boards=boards)
+
     def to_dict(self) -> dict[str, Any]:
         """The flat row of ``summary.json`` (keys in the order the runner adds them)."""
         doc: dict[str, Any] = {k: getattr(self, k) for k in (
@@ -269,6 +319,7 @@ class ResultRow:
             if any(getattr(self, k) is not None for k in _FILE):
                 doc.update({k: getattr(self, k) for k in _FILE})
             doc.update(self.clusters.to_dict() if self.clusters else {})
+            doc.update(self.coverage.to_dict() if self.coverage else {})
             doc.update({"test_rows": self.test_rows, "inputs": self.inputs})
         if self.float_size_bytes is not None:
             doc.update({k: getattr(self, k) for k in _REFERENCE})
@@ -286,6 +337,8 @@ class ResultRow:
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
         doc.update(self.latency.to_dict() if self.latency else {"latency_ratio": None})
+        if self.boards:
+            doc["boards"] = [board.to_dict() for board in self.boards]
         return {k: list(v) if k in _TUPLES and v is not None else v for k, v in doc.items()}
 
     @classmethod
@@ -293,7 +346,7 @@ class ResultRow:
         """A row from its flat dict (``to_dict``, ``summary.json``); keys it does not
         know (the verdict a report adds) are ignored, absent figures are None."""
         names = {f.name for f in dataclasses.fields(cls)} - {
-            "memory", "targets", "clusters", "latency"}
+            "memory", "targets", "clusters", "coverage", "latency", "boards"}
         values = {k: v for k, v in doc.items() if k in names}
         values.update({k: tuple(values[k]) for k in _TUPLES if values.get(k) is not None})
         if memory.METRIC in doc or "memory_error" in doc:
@@ -302,6 +355,8 @@ class ResultRow:
             values["targets"] = TargetFigures.from_dict(doc)
         if "clusters_max" in doc:
             values["clusters"] = ClusterFigures(doc["clusters_max"], doc.get("clusters_mean"))
+        values["coverage"] = DelegateCoverage.from_dict(doc)
         values["latency"] = LatencyFigures.from_dict(doc)
+        values["boards"] = tuple(BoardFigures.from_dict(b) for b in doc.get("boards") or ())
         values.setdefault("converted", False)
         return cls(**values)

@@ -22,7 +22,7 @@ from compressgate import __version__
 from compressgate.backends import candidate, litert_quant
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
-from compressgate.measure import litert, memory, targets
+from compressgate.measure import coverage, litert, memory, offload, targets
 from compressgate.measure.processes import fresh_latency, process_slowdown
 from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
 from compressgate.measure.tflm import version as tflm_version
@@ -175,6 +175,8 @@ class Runner:
             fields["accepted_score"] = metric.score(data.y_test, old.astype(np.float32))
         if with_memory and not identical:
             fields["accepted_memory"] = memory.peak_memory(accepted)[0]
+        # The accepted file's coverage on this machine, in this run: judged on any machine.
+        fields["accepted_coverage"] = coverage.of_file(accepted, name=f"{model} accepted")
         return SideBySide(**fields)
 
     def latency_against(self, model: str, recipe: str | Recipe, accepted: bytes, *,
@@ -323,6 +325,16 @@ class Runner:
                              candidate_repeat=resolved.repeat_invoke,
                              process_slowdown=resolved.process_slowdown)
 
+    def where_time_goes(self, model: str, recipe: str | Recipe) -> str:
+        """One line: the ops XNNPACK left to the built-in kernels and the share of one
+        inference they take (``offload``), timed here; never cached."""
+        out = self.outcome(model, recipe)
+        if not out.converted:
+            return "not converted: nothing to time"
+        assert out.tflite is not None
+        cov = coverage.of_file(out.tflite, name=f"{model} x {out.recipe}")
+        return offload.describe(cov, *offload.builtin_time(out.tflite, self.sample(model), cov))
+
     def sample(self, model: str) -> np.ndarray:
         """The one test row every latency figure is timed on."""
         return self.data(model).x_test[:1].astype(np.float32)
@@ -351,6 +363,10 @@ class Runner:
             fields.update({"memory": self.memory(out), "targets": self.targets(model, recipe),
                            **file_fields(out.tflite),
                            "clusters": cluster_fields(out.tflite) if clustered else None,
+                           # Measured, never cached: which kernels XNNPACK takes may
+                           # depend on the machine (ISA) and the runtime.
+                           "coverage": coverage.of_file(out.tflite,
+                                                        name=f"{model} x {out.recipe}"),
                            "test_rows": len(m.top1) if m is not None else None,
                            "inputs": self.input_digests(model, recipe)})
         if r is not None:

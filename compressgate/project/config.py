@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from compressgate.errors import UserInputError
 from compressgate.measure.litert import LATENCY_PAIRS
+from compressgate.measure.remote import Host
 from compressgate.project.metrics import Metric
 from compressgate.project.models import NOT_FIELDS, ModelSpec
 from compressgate.project.sources import Source
@@ -85,6 +86,46 @@ class ModelConfig(BaseModel):
     _split = field_validator("recipes", mode="before")(names)
 
 
+class BoardConfig(BaseModel):
+    """A board the gate also measures on, over SSH (``[boards.NAME]``): key auth only."""
+
+    model_config = _STRICT
+
+    ssh: str = Field(description="user@host (options from ~/.ssh/config apply)")
+    python: str = Field(description="absolute path of a Python on the board with "
+                        "ai-edge-litert and numpy")
+    port: int | None = Field(None, ge=1, le=65535)
+    identity: str | None = Field(None, description="private key file (ssh -i)")
+    ssh_options: list[str] = Field([], description="more ssh -o options, e.g. "
+                                   "StrictHostKeyChecking=accept-new")
+    connect_timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(1800.0, gt=0, description="seconds for one measurement")
+    lock_timeout: float | None = Field(None, ge=0, description="seconds to wait for "
+                                       "another gate on the board (none: no limit)")
+
+    @field_validator("ssh")
+    @classmethod
+    def _destination(cls, value: str) -> str:
+        if not value.strip() or any(c.isspace() for c in value):
+            raise ValueError("expected user@host (no spaces)")
+        return value
+
+    @field_validator("python")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("expected the absolute path of the board's Python, "
+                             "e.g. /opt/venv/bin/python")
+        return value
+
+    def host(self, name: str, root: Path) -> Host:
+        identity = None if self.identity is None \
+            else str(root / Path(self.identity).expanduser())
+        return Host(name, self.ssh, self.python, port=self.port, identity=identity,
+                    options=tuple(self.ssh_options), connect_timeout=self.connect_timeout,
+                    timeout=self.timeout, lock_timeout=self.lock_timeout)
+
+
 class ProjectConfig(BaseModel):
     model_config = _STRICT
 
@@ -100,6 +141,8 @@ class ProjectConfig(BaseModel):
     command: str = "pytest"
     # Fail comparisons this machine cannot make instead of listing them as not judged.
     strict: bool = False
+    # Target devices measured over SSH besides this machine ("Gating on your device").
+    boards: dict[str, BoardConfig] = {}
     about: dict[str, Any] = {}
 
     _split = field_validator("recipes", mode="before")(names)
@@ -121,6 +164,12 @@ class Project:
     @property
     def reports(self) -> Path:
         return self.root / self.config.reports
+
+    @property
+    def boards(self) -> dict[str, Host]:
+        """The boards the gate measures on, by name (an identity file resolves against
+        the config file's directory)."""
+        return {name: board.host(name, self.root) for name, board in self.config.boards.items()}
 
 
 def find(directory: Path) -> Path | None:

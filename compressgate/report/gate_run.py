@@ -33,6 +33,7 @@ def _verdict(records: list[CheckRecord]) -> tuple[Outcome, str]:
 def _rows(records: list[CheckRecord]) -> list[ReportRow]:
     """Summary rows (from conversion checks) with this run's latency and verdict."""
     latency = {r.key: r.latency for r in records if r.latency}
+    boards = {r.key: r.boards for r in records if r.boards}
     rows = []
     for record in records:
         if record.row is not None:
@@ -40,7 +41,8 @@ def _rows(records: list[CheckRecord]) -> list[ReportRow]:
             mine = [r for r in records if r.key == key]
             outcome, verdict = _verdict(mine)
             rows.append(ReportRow(
-                record.row.with_latency(latency.get(key, record.row.latency)), outcome, verdict,
+                record.row.with_latency(latency.get(key, record.row.latency))
+                .with_boards(boards.get(key, record.row.boards)), outcome, verdict,
                 reasons=tuple(f"{r.check}: {why}" for r in mine if r.failed
                               for why in r.reasons if why),
                 skipped=tuple(f"{r.check}: {what}" for r in mine for what in r.skipped)))
@@ -94,7 +96,10 @@ def write_reports(records: list[CheckRecord], settings: Settings,
     written.append(checks)
     if settings.update != "none":
         path = settings.reports / "baseline-diff.md"
-        write_text_atomic(path, baselines.diff_markdown(_updates(records)))
+        # A merge's records carry the class of the shard that wrote them.
+        written_on = {r.update.path: r.machine_class or meta["machine_class"]
+                      for r in records if r.update}
+        write_text_atomic(path, baselines.diff_markdown(_updates(records), written_on))
         written.append(path)
     return written
 

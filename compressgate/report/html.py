@@ -101,8 +101,7 @@ def _results(report: ReportInput) -> str:
     outro = f'<p class="note" id="targets-legend">{escape(view.TARGETS_LEGEND)}</p>'
     outro += "" if not slower else (
         '<p class="note">Slower than float at one thread (measured, not tuned away): '
-        + escape(", ".join(f"{r.model} x {r.recipe} ({r.latency.ratio:.2f}x)"
-                           for r in slower if r.latency)) + ".</p>")
+        + escape(", ".join(view.slower_text(r) for r in slower if r.latency)) + ".</p>")
     skipped = view.not_run(report)
     if skipped:
         outro += f'<p class="note" id="not-run">{escape(skipped)}</p>'
@@ -144,6 +143,14 @@ def _not_judged(report: ReportInput) -> str:
             f'({sum(len(c) for _, c in groups)})</h2><ul class="attention">{lis}</ul>')
 
 
+def _boards(report: ReportInput) -> str:
+    frame = view.boards_frame(report.rows)
+    if frame is None:
+        return ""
+    return (f'<h2 id="boards">On the boards</h2>{_table(frame, {})}'
+            f'<p class="sub">{escape(view.BOARDS_LEGEND)}</p>')
+
+
 def _details(report: ReportInput) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>"
                     for k, v in view.run_details(report.meta))
@@ -168,6 +175,7 @@ def render(report: ReportInput) -> str:
 {_not_judged(report)}
 <h2 id="results">Results (model x recipe)</h2>
 {_results(report)}
+{_boards(report)}
 <h2 id="changes">Change against baselines</h2>
 {_changes(report)}
 <h2 id="plots">Plots</h2>

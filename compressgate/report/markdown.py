@@ -75,14 +75,16 @@ def render(report: ReportInput) -> str:
         lines += [_cell(view.TARGETS_LEGEND), ""]
     else:
         lines.append("No result was recorded in this run.")
+    boards = view.boards_frame(report.rows)
+    if boards is not None:
+        lines += ["## On the boards", "", table(boards), _cell(view.BOARDS_LEGEND), ""]
     skipped = view.not_run(report)
     if skipped:
         lines += [_cell(skipped), ""]
     slower = view.slower_than_float(report.rows)
     if slower:
         lines.append("Slower than float at one thread (measured, not tuned away): "
-                     + ", ".join(f"{_cell(r.model)} x {_cell(r.recipe)} "
-                                 f"({r.latency.ratio:.2f}x)" for r in slower if r.latency))
+                     + ", ".join(_cell(view.slower_text(r)) for r in slower if r.latency))
         lines.append("")
     lines += ["<details><summary>Run details</summary>", ""]
     lines += [f"- {_cell(k)}: {_cell(v)}" for k, v in view.run_details(report.meta)]

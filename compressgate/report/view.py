@@ -189,11 +189,27 @@ def _parity(row: ResultRow) -> str:
     return f"{row.targets.kernel_agreement:.3f}" + (f"/{quanta}q" if quanta is not None else "")
 
 
+def off_xnnpack(row: ResultRow) -> str:
+    """The ops XNNPACK left to LiteRT's built-in kernels ("" when none, or not measured):
+    a note, not a column, so the table stays within the page."""
+    if row.coverage is None or row.coverage.all_delegated:
+        return ""
+    return "off XNNPACK: " + ", ".join(f"{op} {n}" for op, n in row.coverage.builtin.items())
+
+
+def slower_text(row: ResultRow) -> str:
+    """A result slower than float: its ratio, and the ops off XNNPACK that may explain it."""
+    assert row.latency is not None
+    off = off_xnnpack(row)
+    return f"{row.model} x {row.recipe} ({row.latency.ratio:.2f}x" + (f"; {off})" if off
+                                                                        else ")")
+
+
 def _note(row: ResultRow) -> str:
-    """The error, else why TFLM refused the file, else the clustering; and a native-crash
-    fallback first (the figures are from that second run)."""
+    """The error, else why TFLM refused the file, else the clustering, else the ops off
+    XNNPACK; and a native-crash fallback first (the figures are from that second run)."""
     tflm_error = row.targets.tflm_error if row.targets and row.targets.declared else None
-    note = row.error or tflm_error or _clusters_note(row)
+    note = row.error or tflm_error or _clusters_note(row) or off_xnnpack(row)
     if row.fallback:
         crash = row.fallback.split(";")[0].removeprefix("worker crashed: ")
         note = f"oneDNN off: retried after {crash}" + (f"; {note}" if note else "")
@@ -249,6 +265,40 @@ def results_frame(rows: list[ReportRow], columns: tuple[str, ...] = COLUMNS) -> 
     """Display strings, one row per result, attention first."""
     records = [{name: _cell(name, row) for name in columns} for row in ordered(rows)]
     return pd.DataFrame(records, columns=list(columns))
+
+
+BOARD_COLUMNS = ("model", "recipe", "board", "machine class", "x float", "x accepted",
+                 "peak KiB", "outputs vs CI")
+
+
+BOARDS_LEGEND = ("Measured on each board over SSH: x float and x accepted are the new "
+                 "file's latency ratios timed there side by side; outputs vs CI is the "
+                 "top-1 agreement (and largest difference in quanta) of the board's outputs "
+                 "with this machine's on the test split.")
+
+
+def boards_frame(rows: list[ReportRow]) -> pd.DataFrame | None:
+    """One line per result and board (``[boards.NAME]``): where it was measured, its
+    latency ratios, peak memory and output parity there, or why nothing (None: no
+    result was measured on a board)."""
+    def ratio(figures) -> str:
+        return "-" if figures is None else f"{figures.ratio:.3f}x"
+
+    records = []
+    for row in ordered(rows):
+        for b in row.result.boards:
+            where = f"{b.board} ({b.ssh})"
+            if b.error is not None:
+                records.append([row.result.model, row.result.recipe, where,
+                                f"not judged: {b.error}", "-", "-", "-", "-"])
+                continue
+            quanta = "" if b.output_max_quanta is None else f", {b.output_max_quanta}q"
+            records.append([row.result.model, row.result.recipe, where, b.machine_class or "-",
+                            ratio(b.latency), ratio(b.latency_vs_accepted),
+                            "-" if b.peak_memory is None else f"{b.peak_memory / 1024:.1f}",
+                            "-" if b.output_agreement is None
+                            else f"{b.output_agreement:.4f}{quanta}"])
+    return pd.DataFrame(records, columns=list(BOARD_COLUMNS)) if records else None
 
 
 def changes_frame(changes: list[dict[str, Any]], *, only_notable: bool = False) -> pd.DataFrame:

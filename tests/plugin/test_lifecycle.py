@@ -45,6 +45,8 @@ def test_lifecycle_missing_create_clean_drift_update(gate):
     assert sorted(created) == ["tiny_mlp/float.json", "tiny_mlp/ptq_int8.json"]
     diff = (gate.reports / "baseline-diff.md").read_text()
     assert "tiny_mlp/ptq_int8.json (created)" in diff and "| accuracy |" in diff
+    machine = json.loads((gate.reports / "summary.json").read_text())["machine_class"]
+    assert f"Written on machine class {machine}: " in diff and " figures in 2 files." in diff
     machines = json.loads(created["tiny_mlp/ptq_int8.json"])["machines"]
     assert [sorted(m)[:3] for m in machines.values()] == [
         ["fingerprint", "latency_process_ratios", "latency_ratio"]]
@@ -137,7 +139,32 @@ def test_refuses_to_record_a_result_that_fails_the_absolute_checks(gate, tiny_fi
     assert (gate.baselines / "tiny_mlp" / "ptq_int8.json").exists()
 
 
-def test_xdist_gives_the_same_verdicts_as_a_serial_run(gate, pytester):
+TIMELINE = '''
+import json, os, time
+
+from compressgate.gate.session import GateSession
+
+_run_check = GateSession.run_check
+
+
+def run_check(self, model, recipe, check):
+    start = time.monotonic()
+    try:
+        return _run_check(self, model, recipe, check)
+    finally:
+        with open(os.environ["TIMELINE"], "a") as out:
+            out.write(json.dumps([os.environ.get("PYTEST_XDIST_WORKER", "main"), check,
+                                  start, time.monotonic()]) + "\\n")
+
+
+GateSession.run_check = run_check
+'''
+
+
+def test_xdist_gives_the_same_verdicts_as_a_serial_run(gate, pytester, monkeypatch,
+                                                      tmp_path):
+    """... and times latency while the other worker waits (measure.quiet): a conftest logs
+    every check's span; no check of the other worker overlaps a latency check."""
     gate("--compressgate-update=missing").assert_outcomes(passed=8)
     path = gate.baselines / "tiny_mlp" / "float.json"
     doc = json.loads(path.read_text())
@@ -145,6 +172,8 @@ def test_xdist_gives_the_same_verdicts_as_a_serial_run(gate, pytester):
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     serial = gate()
     serial.assert_outcomes(passed=7, failed=1)
+    pytester.makeconftest(TIMELINE)
+    monkeypatch.setenv("TIMELINE", str(tmp_path / "timeline.jsonl"))
     parallel = pytester.runpytest_subprocess(
         "-n", "2", "-p", "no:cacheprovider",
         "--compressgate-config", str(gate.fixtures / "manifest.json"),
@@ -154,6 +183,13 @@ def test_xdist_gives_the_same_verdicts_as_a_serial_run(gate, pytester):
     parallel.assert_outcomes(passed=7, failed=1)
     for result in (serial, parallel):
         result.stdout.fnmatch_lines(["*FAILED*tiny_mlp-float-baseline*"])
+    spans = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
+    assert {worker for worker, *_ in spans} == {"gw0", "gw1"}
+    latency = [s for s in spans if s[1] == "latency"]
+    assert len(latency) == 1
+    overlaps = [(timed, other) for timed in latency for other in spans
+                if other[0] != timed[0] and other[2] < timed[3] and timed[2] < other[3]]
+    assert overlaps == []
 
 
 def test_settings_from_pyproject(pytester, tiny_fixtures, tmp_path):
@@ -230,3 +266,25 @@ def test_the_plugin_counts_a_check_that_failed_before_recording(pytester, tiny_f
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors") == 3, outcomes  # float: conversion, accuracy, baseline
     result.stdout.fnmatch_lines(["3 checks: 3 failed*"])
+
+
+TIMELINE = '''
+import json, os, time
+
+from compressgate.gate.session import GateSession
+
+_run_check = GateSession.run_check
+
+
+def run_check(self, model, recipe, check):
+    start = time.monotonic()
+    try:
+        return _run_check(self, model, recipe, check)
+    finally:
+        with open(os.environ["TIMELINE"], "a") as out:
+            out.write(json.dumps([os.environ.get("PYTEST_XDIST_WORKER", "main"), check,
+                                  start, time.monotonic()]) + "\\n")
+
+
+GateSession.run_check = run_check
+'''

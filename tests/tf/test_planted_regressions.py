@@ -88,6 +88,19 @@ def test_int8_io_lost_to_float_fails_conversion(session):
     assert failed_metrics(verdict) == {"input_dtype", "output_dtype"}, verdict.table()
 
 
+def test_a_recipe_drifted_to_kernels_xnnpack_lacks_fails_naming_the_ops(session):
+    # int16 activations: the committed int8 recipe's file against a drift to int16x8,
+    # both planned by this run's interpreter, so it fails on any machine class.
+    recipe, row = planted(session, "ptq_int8", "int16x8", {"quantization": "int16x8",
+                                                           "promise": {"io_dtype": None}})
+    verdict = rules.check_baseline(row, reference(session, "ptq_int8", recipe),
+                                  session.settings.tolerances)
+    off = next(r for r in verdict.rows if r.metric == rules.COVERAGE_ROW)
+    assert off.status == "regression", verdict.table()
+    assert off.note.startswith("ops off XNNPACK: CONV_2D 0 -> 3"), off.note
+    assert "FULLY_CONNECTED 0 -> 2" in off.note
+
+
 @pytest.mark.parametrize("base", ["float", "ptq_int8"])
 def test_perturbed_weights_fail_only_the_comparison_with_the_accepted_file(session, base):
     # 5 % noise keeps accuracy within tolerance of the accepted file (measured on

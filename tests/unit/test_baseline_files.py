@@ -211,6 +211,19 @@ def test_diff_markdown_lists_each_file_with_its_reason():
     ])
 
 
+def test_diff_markdown_opens_with_what_each_machine_class_wrote():
+    entries = [("a/m/r.json", "created", [("size_bytes", "-", "1000", "new"),
+                                          ("gzip_bytes", "-", "900", "new")]),
+               ("b/m/r.json", "missing", [("latency_ratio", "-", "0.4", "new")]),
+               ("c/m/r.json", "missing", [("peak_memory_bytes", "-", "9", "new")])]
+    text = bl.diff_markdown(entries, {"a/m/r.json": "avx2", "b/m/r.json": "avx2",
+                                      "c/m/r.json": "vnni"})
+    assert text.splitlines()[2:5] == ["Written on machine class avx2: 3 figures in 2 files.",
+                                      "Written on machine class vnni: 1 figure in 1 file.",
+                                      ""]
+    assert text.endswith(bl.diff_markdown(entries).split("\n", 2)[2])
+
+
 def test_a_failed_conversion_never_keeps_an_artifact(tmp_path):
     path = bl.path_for(tmp_path, "m", "r")
     bl.update(path, "m", "r", bl.Change({"converted": False, "error": "boom"},

@@ -57,7 +57,9 @@ def test_github_only_a_push_to_the_default_branch_saves_the_result_cache():
     assert "tox -e gate" in run and '--compressgate-shard "$SHARD"' in run
     assert "tox -e merge" in " ".join(s.get("run", "") for s in steps(jobs["merge"]))
     summary = [s["run"] for s in steps(jobs["merge"]) if "GITHUB_STEP_SUMMARY" in s.get("run", "")]
-    assert summary == ['cat reports/summary.md >> "$GITHUB_STEP_SUMMARY"']
+    assert summary == ['cat reports/summary.md >> "$GITHUB_STEP_SUMMARY"\n'
+                       'if [ -f reports/baseline-diff.md ]; then cat reports/baseline-diff.md'
+                       ' >> "$GITHUB_STEP_SUMMARY"; fi\n']
     update = " ".join(s.get("run", "") for s in steps(jobs["update-baselines"]))
     assert '--compressgate-update="$UPDATE"' in update
 
@@ -73,3 +75,29 @@ def test_gitlab_merge_requests_only_pull_the_result_cache():
     assert doc["gate"]["artifacts"]["reports"]["junit"] == "reports/shard-*/junit.xml"
     assert '"$CI_NODE_INDEX/$CI_NODE_TOTAL"' in " ".join(doc["gate"]["script"])
     assert [r.get("when") for r in doc["update-baselines"]["rules"]] == ["manual"]
+
+
+def test_github_records_a_new_class_on_the_default_branch_only():
+    gate = load("github-actions.yml")["jobs"]["gate"]
+    record = gate["env"]["RECORD"]
+    assert "github.event_name == 'push'" in record and "default_branch" in record
+    assert "'--compressgate-update=missing'" in record  # adds figures, moves none
+    assert '"$SHARD" $RECORD' in " ".join(s.get("run", "") for s in steps(gate))
+    handed = [s for s in steps(gate) if s.get("with", {}).get("path") == "recorded/"]
+    assert [s["if"] for s in handed] == ["always() && env.RECORD != ''"]
+    assert handed[0]["with"]["name"] == "baselines-shard-${{ matrix.shard }}"
+    merge = steps(load("github-actions.yml")["jobs"]["merge"])
+    collected = [s for s in merge if s.get("with", {}).get("pattern") == "baselines-shard-*"]
+    assert collected and collected[0]["with"]["merge-multiple"] is True
+
+
+def test_gitlab_records_a_new_class_on_the_default_branch_only():
+    doc = load("gitlab-ci.yml")
+    assert doc["variables"]["RECORD"] == ""
+    recording = [(rule["if"], rule["variables"]["RECORD"]) for rule in doc["gate"]["rules"]
+                 if "RECORD" in rule.get("variables", {})]
+    assert recording == [('$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && '
+                          '$CI_COMMIT_REF_PROTECTED == "true"', "--compressgate-update=missing")]
+    assert '"$CI_NODE_INDEX/$CI_NODE_TOTAL" $RECORD' in " ".join(doc["gate"]["script"])
+    assert "recorded/" in doc["gate"]["artifacts"]["paths"]
+    assert "recorded/" in doc["merge"]["artifacts"]["paths"]

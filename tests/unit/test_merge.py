@@ -8,7 +8,7 @@ import pytest
 
 from compressgate.cli.main import main
 from compressgate.gate import shards
-from compressgate.gate.records import CheckRecord
+from compressgate.gate.records import CheckRecord, Update
 from compressgate.gate.session import Settings
 from compressgate.pipeline.record import ResultRow
 from compressgate.report.gate_run import write_reports
@@ -27,14 +27,19 @@ def records_for(case, failed=False):
 
 
 def write_shard(directory: Path, index: int, count: int = 2, *, env=ENV, exit_status=0,
-                failed=(), cases=None, all_cases=CASES) -> Path:
+                failed=(), cases=None, all_cases=CASES, update="none") -> Path:
     """A shard's summary.json and checks.json as its gate writes them (hand-made: the
-    report pages are not needed by the merge)."""
+    report pages are not needed by the merge). ``update`` "missing": every case records
+    its latency ratio."""
     shard = shards.Shard(index, count)
     mine = cases if cases is not None else shards.select(all_cases, shard)
     records = [r for case in mine for r in records_for(case, case in failed)]
+    if update != "none":
+        records += [CheckRecord(m, r, "latency", False, update=Update(
+            f"baselines/{m}/{r}.json", "missing", [("latency_ratio", "-", "0.5", "new")]))
+            for m, r in mine]
     summary = {"schema": 1, "shard": str(shard), "cases": [list(c) for c in mine],
-               "all_cases": [list(c) for c in all_cases], "update": "none",
+               "all_cases": [list(c) for c in all_cases], "update": update,
                "environment": env, "exit_status": exit_status,
                "machine_class": env["machine"],
                "results": [r.row.to_dict() for r in records if r.row]}
@@ -217,3 +222,19 @@ def test_a_shard_that_owns_no_case_still_counts(tmp_path, settings):
     assert shards.select(one_case, shards.Shard(2, 2)) == []
     merged = merge([one, empty], settings)
     assert merged.ok and merged.problems == []
+
+
+def test_records_made_by_shards_on_two_classes_are_one_diff_naming_each_class(
+        tmp_path, settings):
+    """The default-branch flow of the CI templates: every shard records what its class
+    lacks; the merged baseline-diff.md says which class wrote how much."""
+    avx2 = "x86_64 avx2"
+    one = write_shard(tmp_path / "s1", 1, update="missing")
+    two = write_shard(tmp_path / "s2", 2, env={**ENV, "machine": avx2}, update="missing")
+    assert merge([one, two], settings).ok
+    diff = (tmp_path / "merged" / "baseline-diff.md").read_text()
+    first, second = (len(shards.select(CASES, shards.Shard(k, 2))) for k in (1, 2))
+    assert diff.splitlines()[2:4] == [
+        f"Written on machine class {avx2}: {second} figures in {second} files.",
+        f"Written on machine class {ENV['machine']}: {first} figures in {first} files."]
+    assert diff.count("(missing)") == len(CASES)

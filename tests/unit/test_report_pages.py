@@ -225,3 +225,21 @@ def test_spread_labels_keep_order_and_gap_and_stay_near_their_points():
     assert sum(placed) / 4 == pytest.approx(sum(ys) / 4)
     # A far point is not pulled into the stack.
     assert spread_labels([*ys, 99.0], gap=0.2)[-1] == 99.0
+
+
+def test_the_ops_off_xnnpack_show_in_the_note_and_beside_a_result_slower_than_float(tmp_path):
+    off = {"xnnpack_ops": {}, "builtin_ops": {"CONV_2D": 3, "QUANTIZE": 1},
+           "delegate_partitions": 0, "subgraphs": 1, "builtin_nodes": [0, 1, 2, 3]}
+    rows = measured(make_row(recipe="ptq_int16x8", latency_ratio=26.0, latency_ratio_low=25.0,
+                             latency_ratio_high=27.0, **off),
+                    make_row(recipe="ptq_float16", latency_ratio=0.9, latency_ratio_low=0.8,
+                             latency_ratio_high=1.0, **off | {
+                                 "xnnpack_ops": {"CONV_2D": 3}, "builtin_ops": {}}))
+    write_summary(tmp_path, rows, {"source": "compressgate run"})
+    page = (tmp_path / "index.html").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    for text in (page, summary):
+        assert "digits x ptq_int16x8 (26.00x; off XNNPACK: CONV_2D 3, QUANTIZE 1)" in text
+        assert text.count("off XNNPACK") == 2  # the int16x8 note and sentence only
+    results = json.loads((tmp_path / "summary.json").read_text())["results"]
+    assert [r["builtin_ops"] for r in results] == [{"CONV_2D": 3, "QUANTIZE": 1}, {}]

@@ -31,6 +31,9 @@ class FakeBackend:
         return {"tensorflow": "2.21.0"}
 
 
+TIME_GOES = "98% of invoke time in the 1 of 4 ops off XNNPACK (UNIDIRECTIONAL_SEQUENCE_LSTM 1)"
+
+
 class FakeRunner:
     """A runner whose result is ``tflite`` with figures ``row``; the accepted file, run
     side by side, gives ``side`` (identical files give identical outputs)."""
@@ -67,6 +70,9 @@ class FakeRunner:
 
     def latency_against(self, model, recipe, accepted, pairs=41):
         return _pairs(self.side_ratio, pairs)
+
+    def where_time_goes(self, model, recipe):
+        return TIME_GOES
 
     def latency_processes(self, model, recipe, processes, pairs=41):
         """Fresh processes: ``modes`` in turn if given, else the ratio given at
@@ -206,6 +212,17 @@ def test_a_slower_artifact_fails_side_by_side_on_any_machine(make):
     assert "confirmation" in slow.message()
     same_speed = make(tflite=other, side_ratio=1.02).run_check("m", "ptq_int8", "latency")
     assert not same_speed.failed
+
+
+def test_a_latency_failure_says_where_the_time_goes(make):
+    run_all(make("missing"))
+    slow = make(ratio=0.9).run_check("m", "ptq_int8", "latency")
+    assert slow.failed and f"where the time goes: {TIME_GOES}" in slow.verdict.notes
+    fast = make(ratio=0.5).run_check("m", "ptq_int8", "latency")
+    assert not fast.failed and not any("where the time goes" in n for n in fast.verdict.notes)
+    # A result slower than float says it too, passing or not.
+    slower_than_float = make("missing", ratio=1.5).run_check("m", "ptq_int8", "latency")
+    assert any(TIME_GOES in n for n in slower_than_float.verdict.notes)
 
 
 def elsewhere(make):
