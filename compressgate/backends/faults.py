@@ -22,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Fault = Literal["segfault", "abort", "hang"]
+# "segfault_onednn": a segfault only while TensorFlow's oneDNN optimizations are on (as
+# the AVX-512 kernels' crashes in fine-tunes were); with TF_ENABLE_ONEDNN_OPTS=0 the
+# recipe runs.
+Fault = Literal["segfault", "abort", "hang", "segfault_onednn"]
 
 
 def trigger(fault: Fault) -> None:
@@ -47,7 +50,10 @@ class FaultyBackend:
 
     def compress(self, spec: Any, recipe: Any, data: Any) -> Any:
         fault = self.faults.get(recipe.name)
-        if fault is not None:
+        if fault == "segfault_onednn":
+            if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip() != "0":
+                trigger("segfault")
+        elif fault is not None:
             trigger(fault)
         if self.canned is not None:
             from compressgate.backends.protocol import Artifact

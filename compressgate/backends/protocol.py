@@ -28,6 +28,9 @@ class Artifact:
     # Mixed precision: the Keras layers kept float, and the auto search's steps.
     kept_float: tuple[str, ...] | None = None
     search: dict | None = None
+    # Accuracy on the test split of the float Keras model after the recipe's float
+    # fine-tunes (channel pruning, pruning, clustering), before QAT and conversion.
+    finetuned_accuracy: float | None = None
 
 
 class RecipeUnsupported(Exception):

@@ -40,6 +40,7 @@ TAIL_LINES = 4
 TAIL_CHARS = 200
 # oneDNN's AVX-512 kernels have aborted fine-tunes with glibc heap corruption
 # ("munmap_chunk(): invalid pointer"); either variable keeps TensorFlow off them.
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 NATIVE_HINT = ("if it recurs, run again with ONEDNN_MAX_CPU_ISA=AVX2 or "
                "TF_ENABLE_ONEDNN_OPTS=0 set (TensorFlow's oneDNN kernels)")
 
@@ -113,6 +114,34 @@ def failure_message(exc: BaseException, log_dir: str | None = None) -> str | Non
         timeout = exc.args[-1] if exc.args and isinstance(exc.args[-1], int | float) else None
         return f"timed out after {timeout:g} s" if timeout is not None else "timed out"
     return None
+
+
+def native_crash(failure: str) -> bool:
+    """Whether a failure line is a worker killed by a signal (native code), not an exit
+    code or a timeout."""
+    return failure.startswith("worker crashed: signal")
+
+
+def onednn_on() -> bool:
+    """Whether TensorFlow started here would use its oneDNN optimizations (its default)."""
+    return os.environ.get(ONEDNN_ENV, "").strip() != "0"
+
+
+def _without_onednn(fn: Callable[..., T], *args: Any) -> T:
+    """``fn`` in a fresh worker, TensorFlow's oneDNN optimizations off: the variable is
+    read once, when TensorFlow is imported, so it must not be imported yet."""
+    if "tensorflow" in sys.modules:
+        raise RuntimeError(f"{ONEDNN_ENV}=0 set too late: TensorFlow is already imported "
+                           "in this worker")
+    os.environ[ONEDNN_ENV] = "0"
+    return fn(*args)
+
+
+def without_onednn(fn: Callable[..., T], *args: Any) -> tuple[T | None, str | None]:
+    """``Workers.run`` of ``fn`` in a fresh worker of its own with oneDNN's
+    optimizations off (the other workers keep them)."""
+    with Workers(1) as workers:
+        return workers.run(_without_onednn, fn, *args)
 
 
 class Workers:

@@ -38,6 +38,10 @@ class RecipeResult:
     # Mixed precision: the Keras layers kept float, and the keep_float auto search.
     kept_float: tuple[str, ...] | None = None
     search: dict[str, Any] | None = None
+    # A fine-tune whose worker a signal killed, computed again with oneDNN off: why.
+    fallback: str | None = None
+    # The float Keras model's test accuracy after the float fine-tunes, before conversion.
+    finetuned_accuracy: float | None = None
 
     @property
     def converted(self) -> bool:
@@ -267,6 +271,11 @@ class ResultRow:
     float_class_accuracy: dict[Any, Any] | None = None
     # Mixed precision: the Keras layers kept float.
     kept_float: tuple[str, ...] | None = None
+    # Computed again with TensorFlow's oneDNN optimizations off after a native crash.
+    fallback: str | None = None
+    # Pruning / clustering / channel pruning: the float model's points lost by those
+    # fine-tunes alone (Keras, test split), before quantization and conversion.
+    finetune_drop_pts: float | None = None
     latency: LatencyFigures | None = None
     # The same file measured on the project's boards (the device check).
     boards: tuple[BoardFigures, ...] = ()
@@ -324,7 +333,7 @@ class ResultRow:
         if self.size_ratio is not None:
             doc.update({k: getattr(self, k) for k in _COMPARED})
         for name in ("keras_agreement", "class_accuracy", "float_class_accuracy",
-                     "kept_float"):
+                     "kept_float", "fallback", "finetune_drop_pts"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
         doc.update(self.latency.to_dict() if self.latency else {"latency_ratio": None})

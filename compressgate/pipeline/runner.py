@@ -243,11 +243,27 @@ class Runner:
 
     def _compute_isolated(self, model: str, recipe: Recipe) -> tuple[RecipeResult, bool]:
         """(result, whether it is a worker crash or timeout) of ``_compute``, run in
-        this process's worker (``isolation.shared``) when ``isolate`` is set."""
+        this process's worker (``isolation.shared``) when ``isolate`` is set. A
+        fine-tune whose worker a signal killed runs once more in a fresh worker with
+        TensorFlow's oneDNN optimizations off (their AVX-512 kernels have crashed
+        fine-tunes); the result says that it did."""
         if not self.isolate:
             return self._compute(model, recipe), False
-        result, failure = isolation.shared().run(_compute_alone, self.spec(model), recipe,
-                                                 self.backend_factory, self.log, _settings())
+        args = (_compute_alone, self.spec(model), recipe, self.backend_factory, self.log,
+                _settings())
+        result, failure = isolation.shared().run(*args)
+        if (failure is not None and recipe.needs_finetune and isolation.native_crash(failure)
+                and isolation.onednn_on()):
+            crash = failure.split(";")[0]
+            self.log(f"{model} x {recipe.name}: {crash}; once more in a fresh worker with "
+                     f"{isolation.ONEDNN_ENV}=0")
+            result, second = isolation.without_onednn(*args)
+            if second is not None:
+                failure = f"{failure}; again with {isolation.ONEDNN_ENV}=0: {second}"
+            else:
+                assert result is not None
+                return replace(result, fallback=f"{crash}; computed again in a fresh worker "
+                                                f"with {isolation.ONEDNN_ENV}=0"), False
         if failure is not None:
             return self._failed(model, recipe, failure), True
         assert result is not None
@@ -281,7 +297,8 @@ class Runner:
         return RecipeResult(model, recipe.name, artifact.tflite, None, m,
                             artifact.finetune_seconds, artifact.convert_seconds, agreement,
                             kept_float=getattr(artifact, "kept_float", None),
-                            search=getattr(artifact, "search", None))
+                            search=getattr(artifact, "search", None),
+                            finetuned_accuracy=getattr(artifact, "finetuned_accuracy", None))
 
     def latency(self, model: str, recipe: str | Recipe, *,
                 pairs: int = litert.LATENCY_PAIRS) -> LatencyPairs | None:
@@ -372,6 +389,10 @@ class Runner:
                 fields["float_class_accuracy"] = litert.class_accuracy(r.top1, labels)
         if out.kept_float is not None:
             fields["kept_float"] = tuple(out.kept_float)
+        if out.fallback is not None:
+            fields["fallback"] = out.fallback
+        if out.finetuned_accuracy is not None and r is not None and metric.is_accuracy:
+            fields["finetune_drop_pts"] = round((r.accuracy - out.finetuned_accuracy) * 100, 4)
         return ResultRow(model, out.recipe, out.converted, out.error, out.cached,
                          keras_agreement=out.keras_agreement,
                          latency=LatencyFigures.of(latency), **fields)
@@ -450,6 +471,9 @@ class Runner:
             for done, future in enumerate(as_completed(futures), 1):
                 model, recipe = futures[future]
                 result, failure = workers.outcome(future)  # re-raises a user error
+                if (failure is not None and recipe.needs_finetune
+                        and isolation.native_crash(failure) and isolation.onednn_on()):
+                    continue  # ``outcome`` retries it with oneDNN off
                 if failure is not None:
                     result = self._failed(model, recipe, failure)
                 assert result is not None

@@ -31,6 +31,11 @@ CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
 # What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
 # (tfmot's collaborative optimization schemes).
 QatPreserve = Literal["sparsity", "clusters"]
+# Where a QAT fine-tune starts: "calibrated" (every quantization range from the
+# calibration split, BatchNormalization frozen: the pretrained model as PTQ would
+# quantize it) or "tfmot" (tfmot's own start: ranges at [-6, 6] moving 0.1 % a step,
+# BatchNormalization statistics in training mode). See backends/tf/qat_start.py.
+QatStart = Literal["calibrated", "tfmot"]
 # Recipes of litert-quantizer 0.11 (``litert_quantizer.recipe``) that quantize a whole
 # model; tests/tf/test_litert_quantizer.py checks the package offers each. "static_*"
 # ones calibrate on the calibration split.
@@ -272,6 +277,8 @@ class Recipe:
     # Weight clustering (after pruning, before QAT), and what QAT preserves.
     cluster: Clustering | None = None
     qat_preserve: QatPreserve | None = None
+    # QAT recipes: "calibrated" unless set; None for recipes without QAT.
+    qat_start: QatStart | None = None
     # Quantize with litert-quantizer's recipe of this name (LITERT_RECIPES) instead of
     # the TF converter: the float .tflite (the float recipe's file) is its input.
     litert_recipe: str | None = None
@@ -284,6 +291,7 @@ class Recipe:
         _check_keep_float(self)
         _check_litert(self)
         _check_collaborative(self)
+        _check_qat_start(self)
         _require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
                  "letters, digits and underscores", self.name)
         _require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
@@ -353,7 +361,7 @@ class Recipe:
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
                    "channel_prune", "cluster", "qat_preserve", "candidate",
-                   "process_slowdown")
+                   "process_slowdown", "qat_start")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output
@@ -435,6 +443,18 @@ def _check_keep_float(recipe: Recipe) -> None:
     if recipe.promise.integer_only:
         object.__setattr__(recipe, "promise",
                            dataclasses.replace(recipe.promise, integer_only=False))
+
+
+def _check_qat_start(recipe: Recipe) -> None:
+    """A QAT recipe's ``qat_start`` is always set (so it enters the recipe's digest:
+    the bytes depend on it); a recipe without QAT has none."""
+    start = recipe.qat_start
+    _require(start is None or start in get_args(QatStart), f"{recipe.name}: qat_start",
+             f"one of {get_args(QatStart)}", start)
+    if not recipe.qat:  # an override that turned QAT off leaves nothing to start
+        object.__setattr__(recipe, "qat_start", None)
+    elif start is None:
+        object.__setattr__(recipe, "qat_start", "calibrated")
 
 
 def _check_collaborative(recipe: Recipe) -> None:

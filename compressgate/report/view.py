@@ -207,9 +207,13 @@ def slower_text(row: ResultRow) -> str:
 
 def _note(row: ResultRow) -> str:
     """The error, else why TFLM refused the file, else the clustering, else the ops off
-    XNNPACK."""
+    XNNPACK; and a native-crash fallback first (the figures are from that second run)."""
     tflm_error = row.targets.tflm_error if row.targets and row.targets.declared else None
-    return _short(row.error or tflm_error or _clusters_note(row) or off_xnnpack(row))
+    note = row.error or tflm_error or _clusters_note(row) or off_xnnpack(row)
+    if row.fallback:
+        crash = row.fallback.split(";")[0].removeprefix("worker crashed: ")
+        note = f"oneDNN off: retried after {crash}" + (f"; {note}" if note else "")
+    return _short(note)
 
 
 def _kib(value: int | None) -> float | None:

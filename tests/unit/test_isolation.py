@@ -143,3 +143,52 @@ def test_a_pool_pebble_gave_up_on_is_replaced_and_the_task_runs_again(monkeypatc
         broken = workers._pool
         assert workers.run(pow, 2, 5) == (32, None)
         assert len(calls) == 2 and workers._pool is not broken
+
+
+# --- a native crash in a fine-tune: once more with oneDNN off ------------------------
+
+ONEDNN = Recipe("planted_onednn_crash", quantization="int8", qat=True)
+PLAIN_CRASH = Recipe("planted_crash_without_finetune", quantization="dynamic")
+ALWAYS = Recipe("planted_crash_in_any_case", quantization="int8", qat=True)
+
+
+@pytest.fixture
+def onednn_runner(fixtures_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv(isolation.ONEDNN_ENV, raising=False)
+    specs = {MODEL: config.load(fixtures_dir / "manifest.json").specs[MODEL]}
+    faults = {ONEDNN.name: "segfault_onednn", PLAIN_CRASH.name: "segfault_onednn",
+              ALWAYS.name: "segfault"}
+    return Runner(specs, ResultCache(tmp_path / "cache"),
+                  backend_factory=partial(FaultyBackend, faults, TFLITE))
+
+
+FALLBACK = ("worker crashed: signal SIGSEGV; computed again in a fresh worker with "
+            "TF_ENABLE_ONEDNN_OPTS=0")
+
+
+def test_a_fine_tune_killed_by_a_signal_runs_again_with_onednn_off(onednn_runner):
+    row = onednn_runner.row(MODEL, ONEDNN)
+    assert row.converted and row.accuracy > 0.9
+    assert row.fallback == FALLBACK and row.to_dict()["fallback"] == FALLBACK
+    assert cached(onednn_runner, ONEDNN)  # a result like any other, its note kept
+    from compressgate.report.view import _note
+    assert _note(row).startswith("oneDNN off: retried after signal SIGSEGV")
+    # Only fine-tunes are retried; the crash line stays the failure of anything else.
+    plain = onednn_runner.row(MODEL, PLAIN_CRASH)
+    assert not plain.converted and plain.error.startswith("worker crashed: signal SIGSEGV")
+
+
+def test_a_parallel_run_leaves_the_retry_to_the_fresh_worker(onednn_runner):
+    onednn_runner.precompute([(MODEL, "float"), (MODEL, ONEDNN)], jobs=2)
+    assert onednn_runner.outcome(MODEL, ONEDNN).fallback == FALLBACK
+
+
+def test_a_retry_is_made_once_and_not_when_onednn_is_already_off(onednn_runner,
+                                                                monkeypatch):
+    crash = f"worker crashed: signal SIGSEGV; {isolation.NATIVE_HINT}"
+    twice = onednn_runner.outcome(MODEL, ALWAYS)
+    assert twice.error == f"{crash}; again with TF_ENABLE_ONEDNN_OPTS=0: {crash}"
+    assert not cached(onednn_runner, ALWAYS)
+    monkeypatch.setenv(isolation.ONEDNN_ENV, "0")
+    onednn_runner._results.clear()
+    assert onednn_runner.outcome(MODEL, ALWAYS).error == crash

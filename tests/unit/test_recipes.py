@@ -79,3 +79,17 @@ def test_an_opt_in_recipe_is_registered_but_not_in_the_default_list():
     finally:
         _REGISTRY.pop("optin_probe", None)
         _OPT_IN.discard("optin_probe")
+
+
+def test_qat_recipes_start_calibrated_and_say_so_in_their_settings():
+    qat = get_recipe("qat_int8")
+    assert qat.qat_start == "calibrated" and qat.settings()["qat_start"] == "calibrated"
+    assert get_recipe("channel_prune_qat_int8").qat_start == "calibrated"
+    assert qat.with_overrides({"qat_start": "tfmot"}).settings()["qat_start"] == "tfmot"
+    # Recipes without QAT have none, and their settings (digests, cache keys) are as before.
+    assert get_recipe("prune_int8").qat_start is None
+    assert "qat_start" not in get_recipe("ptq_int8").settings()
+    assert qat.with_overrides({"qat": False}).qat_start is None
+    with pytest.raises(UserInputError, match=r"qat_int8: qat_start: expected one of "
+                                             r"\('calibrated', 'tfmot'\), got 'warm'"):
+        qat.with_overrides({"qat_start": "warm"})

@@ -147,6 +147,19 @@ def test_accuracy_rows_against_float_and_keras():
     )
 
 
+@pytest.mark.parametrize(("lost", "said"), [(3.5, True), (1.25, False), (None, False)])
+def test_a_failed_drop_says_when_the_float_fine_tune_had_already_lost_it(lost, said):
+    failing = row(recipe="prune_int8", accuracy=0.90, float_accuracy=0.95,
+                  accuracy_drop_pts=5.0, finetune_drop_pts=lost)
+    note = rules.check_accuracy(failing, Promise(max_drop_pts=2.0)).rows[0].note
+    assert ("fine-tuning lost 3.50 pts before quantization" in note) is said
+    assert note.startswith("0.9000 vs float 0.9500")
+    # A drop within the promise never blames the fine-tune.
+    passing = dataclasses.replace(failing, accuracy_drop_pts=1.0)
+    assert "fine-tuning" not in rules.check_accuracy(passing, Promise()).rows[0].note
+    assert ResultRow.from_dict(failing.to_dict()).finetune_drop_pts == lost
+
+
 @pytest.mark.parametrize("check", [rules.check_accuracy, rules.check_size])
 def test_no_result_reads_as_not_converted_under_its_own_check(check):
     name = check.__name__.removeprefix("check_")

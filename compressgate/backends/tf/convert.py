@@ -17,6 +17,7 @@ import numpy as np
 
 import compressgate.backends.tf.keras3 as keras3
 import compressgate.backends.tf.qat as qat
+import compressgate.backends.tf.qat_start as qat_start
 import compressgate.backends.tf.recurrent as recurrent
 from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
@@ -87,6 +88,8 @@ def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     if recipe.qat_preserve is not None:
         scheme = preserving_scheme(recipe.qat_preserve, sparsity=recipe.prune is not None)
     q_model = qat.quantize(model, kept, scheme)
+    if recipe.qat_start == "calibrated":  # start from the pretrained float model
+        qat_start.prepare(q_model, data.x_calib[:recipe.calibration_samples])
     _compile_like(q_model, model, recipe.finetune.learning_rate)
     # Cluster-preserving QAT trains the centroids, not the kernels it rebuilds from them:
     # TensorFlow warns on every step that the kernels get no gradient.
@@ -210,6 +213,12 @@ def _recalibrate_batchnorm(model, x: np.ndarray) -> None:
             layer.momentum = momentum
 
 
+def _accuracy(model, data: Dataset) -> float:
+    """Top-1 accuracy of a Keras model on the test split."""
+    scores = model.predict(data.x_test, batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(scores, axis=-1) == data.y_test))
+
+
 def _convert(model, recipe: Recipe, data: Dataset) -> bytes:
     if recipe.litert_recipe is not None:  # the float file, then litert-quantizer
         float_tflite = _convert(model, _FLOAT, data)
@@ -287,6 +296,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
         keras_top1 = np.argmax(reference.predict(
             data.x_test, batch_size=spec.static_batch or 256, verbose=0), axis=-1)
     finetune_seconds = 0.0
+    finetuned_accuracy = None
     logs = tensorboard_dir(spec.name, recipe.name)
     mixed = None
     if recipe.keep_float is not None:
@@ -307,6 +317,9 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
                 trainable = _prune(trainable, recipe, data, logs)
             if recipe.cluster is not None:
                 trainable = _cluster(trainable, recipe, data, logs)
+            stages = (recipe.channel_prune, recipe.prune, recipe.cluster)
+            if classification and any(stage is not None for stage in stages):
+                finetuned_accuracy = _accuracy(trainable, data)  # float, before QAT
             if recipe.qat:
                 trainable = _qat(trainable, recipe, data, logs)
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
@@ -325,4 +338,5 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
         return Artifact(None, error=error, finetune_seconds=finetune_seconds)
     return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
                     kept_float=mixed.kept if mixed else None,
-                    search=mixed.search if mixed else None)
+                    search=mixed.search if mixed else None,
+                    finetuned_accuracy=finetuned_accuracy)

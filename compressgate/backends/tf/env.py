@@ -91,6 +91,14 @@ def import_tfmot():
     return tfmot
 
 
+def import_quant_ops():
+    """tfmot's fake-quantization ops module, through which all its quantizers go."""
+    import_tfmot()
+    from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+
+    return quant_ops
+
+
 def versions() -> dict[str, str]:
     """Versions of everything that determines a conversion."""
     from importlib.metadata import version
