@@ -212,6 +212,8 @@ def mini_xception(path: Path):
     """An untrained mini-Xception block (SeparableConv2D + BatchNorm + residual Add, a
     1x1 stride-2 Conv2D shortcut) saved as Keras 2 ``.h5``: loaded in a fresh session its
     layer names clash with those tfmot's QAT transforms generate."""
+    from xception import residual_module
+
     from compressgate.backends.tf.env import deterministic, import_keras
 
     deterministic(7)
@@ -221,14 +223,7 @@ def mini_xception(path: Path):
     x = layers.Conv2D(8, 3, use_bias=False)(inputs)
     x = layers.Activation("relu")(layers.BatchNormalization()(x))
     for filters in (16, 32):
-        shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
-        shortcut = layers.BatchNormalization()(shortcut)
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.Activation("relu")(layers.BatchNormalization()(x))
-        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-        x = layers.add([x, shortcut])
+        x = residual_module(layers, x, filters)
     x = layers.GlobalAveragePooling2D()(layers.Conv2D(7, 3, padding="same")(x))
     model = keras.Model(inputs, layers.Activation("softmax")(x))
     with warnings.catch_warnings():  # .h5 is legacy: that is the point

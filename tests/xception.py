@@ -32,6 +32,19 @@ def digits() -> dict[str, np.ndarray]:
             "y_calib": y[700:850], "x_test": x[850:], "y_test": y[850:]}
 
 
+def residual_module(layers, x, width: int):
+    """mini_XCEPTION's module: two SeparableConv2D + BatchNorm, max pooling, and a 1x1
+    stride-2 Conv2D + BatchNorm shortcut joined by Add."""
+    residual = layers.Conv2D(width, 1, strides=2, padding="same", use_bias=False)(x)
+    residual = layers.BatchNormalization()(residual)
+    x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False)(x)
+    x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    return layers.add([x, residual])
+
+
 def mini_xception(keras, filters: tuple[int, ...] = (8, 16)):
     """The mini_XCEPTION graph (its layer names as Keras gives them), narrowed."""
     layers = keras.layers
@@ -41,14 +54,7 @@ def mini_xception(keras, filters: tuple[int, ...] = (8, 16)):
     x = layers.Conv2D(4, 3, use_bias=False)(x)
     x = layers.Activation("relu")(layers.BatchNormalization()(x))
     for width in filters:
-        residual = layers.Conv2D(width, 1, strides=2, padding="same", use_bias=False)(x)
-        residual = layers.BatchNormalization()(residual)
-        x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False)(x)
-        x = layers.Activation("relu")(layers.BatchNormalization()(x))
-        x = layers.SeparableConv2D(width, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
-        x = layers.add([x, residual])
+        x = residual_module(layers, x, width)
     x = layers.Conv2D(CLASSES, 3, padding="same")(x)
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Activation("softmax", name="predictions")(x)

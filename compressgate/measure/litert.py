@@ -130,15 +130,23 @@ def class_accuracy(top1: tuple[int, ...] | np.ndarray, labels: np.ndarray) -> di
     return {str(c): float(np.mean(top1[labels == c] == c)) for c in np.unique(labels)}
 
 
-def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
-    """``Interpreter.invoke`` of a one-thread interpreter with ``sample`` already set."""
-    interp = interpreter(tflite, num_threads=num_threads)
+def set_input(interp, sample: np.ndarray, *, allocated: bool = True) -> None:
+    """Give ``interp`` the input ``sample`` (one row with its batch dimension), resized to
+    its shape and quantized as the input tensor says; allocates when it must."""
     inp = interp.get_input_details()[0]
     if tuple(inp["shape"]) != sample.shape:
         interp.resize_tensor_input(inp["index"], list(sample.shape))
+        allocated = False
+    if not allocated:
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
     interp.set_tensor(inp["index"], quantize(sample, inp))
+
+
+def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
+    """``Interpreter.invoke`` of a one-thread interpreter with ``sample`` already set."""
+    interp = interpreter(tflite, num_threads=num_threads)
+    set_input(interp, sample)
     return interp.invoke
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compressgate.measure.coverage import DelegateCoverage
-from compressgate.measure.litert import quantize, ready_invoke
+from compressgate.measure.litert import ready_invoke, set_input
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,7 @@ def tensor_values(tflite: bytes, sample: np.ndarray, tensors: list[int]) -> list
 
     interp = Interpreter(model_content=tflite, experimental_preserve_all_tensors=True,
                          experimental_op_resolver_type=_resolver_without_delegates())
-    inp = interp.get_input_details()[0]
-    if tuple(inp["shape"]) != sample.shape:
-        interp.resize_tensor_input(inp["index"], list(sample.shape))
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    interp.set_tensor(inp["index"], quantize(sample, inp))
+    set_input(interp, sample, allocated=False)
     interp.invoke()
     return [np.array(interp.get_tensor(t)) for t in tensors]
 

@@ -266,25 +266,3 @@ def test_the_plugin_counts_a_check_that_failed_before_recording(pytester, tiny_f
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors") == 3, outcomes  # float: conversion, accuracy, baseline
     result.stdout.fnmatch_lines(["3 checks: 3 failed*"])
-
-
-TIMELINE = '''
-import json, os, time
-
-from compressgate.gate.session import GateSession
-
-_run_check = GateSession.run_check
-
-
-def run_check(self, model, recipe, check):
-    start = time.monotonic()
-    try:
-        return _run_check(self, model, recipe, check)
-    finally:
-        with open(os.environ["TIMELINE"], "a") as out:
-            out.write(json.dumps([os.environ.get("PYTEST_XDIST_WORKER", "main"), check,
-                                  start, time.monotonic()]) + "\\n")
-
-
-GateSession.run_check = run_check
-'''
