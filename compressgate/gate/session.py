@@ -17,6 +17,7 @@ from compressgate.errors import UserInputError
 from compressgate.gate import baselines, device, envelope, rules, shards, update
 from compressgate.gate import latency as latency_rules
 from compressgate.gate import targets as targets_rules
+from compressgate.gate import threads as gate_threads
 from compressgate.gate.accept import accepting, override_hint, promised
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.update import UpdateMode
@@ -507,7 +508,16 @@ class GateSession:
             # Only a record about to be written spends the fresh processes it is made of.
             runs = self.latency_runs(model, recipe, envelope.RECORD_PROCESSES)
             change = baselines.Change(machine=envelope.record(runs))
-        return self._maybe_update(model, recipe, verdict, change, missing=missing)
+        outcome = self._maybe_update(model, recipe, verdict, change, missing=missing)
+        spec = self.specs.get(model)
+        at_threads = self.runner.threads(model, recipe) \
+            if spec is not None and len(spec.latency_threads) > 1 else ()
+        if not at_threads:
+            return outcome
+        # After the update: no record is kept per thread count, and no update settles
+        # outputs that depend on it.
+        return dataclasses.replace(outcome, verdict=outcome.verdict.with_rows(
+            outcome.verdict.rows + gate_threads.rows(at_threads)))
 
     def board_runs(self, model: str, recipe: str) -> tuple:
         """What each of the project's boards measured for the case (``BoardRun``s),

@@ -157,21 +157,23 @@ LATENCY_PAIRS = 42
 def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *,
                         pairs: int = LATENCY_PAIRS, blocks: int = 6, warmup: int = 10,
                         min_sample_seconds: float = 0.002,
-                        candidate_repeat: float = 1) -> LatencyPairs:
+                        candidate_repeat: float = 1, num_threads: int = 1) -> LatencyPairs:
     """``interleaved_times`` as ``LatencyPairs`` (see there)."""
     from compressgate.measure.stats import LatencyPairs
 
     return LatencyPairs(**interleaved_times(
         reference, candidate, sample, pairs=pairs, blocks=blocks, warmup=warmup,
-        min_sample_seconds=min_sample_seconds, candidate_repeat=candidate_repeat))
+        min_sample_seconds=min_sample_seconds, candidate_repeat=candidate_repeat,
+        num_threads=num_threads))
 
 
 def interleaved_times(reference: bytes, candidate: bytes, sample: np.ndarray, *,
                       pairs: int = 42, blocks: int = 6, warmup: int = 10,
                       min_sample_seconds: float = 0.002,
-                      candidate_repeat: float = 1) -> dict:
+                      candidate_repeat: float = 1, num_threads: int = 1) -> dict:
     """Per-inference times of ``candidate`` and ``reference``, measured in alternating
-    pairs at one thread, so machine load moves both alike and their ratio stays put.
+    pairs at one thread (or ``num_threads``), so machine load moves both alike and their
+    ratio stays put.
 
     ``sample`` is one input row with its batch dimension. The pairs are spread over
     ``blocks`` fresh pairs of interpreters: the ratio moves between interpreter instances
@@ -195,8 +197,8 @@ def interleaved_times(reference: bytes, candidate: bytes, sample: np.ndarray, *,
     per_block = max(1, math.ceil(pairs / blocks))
     n = 1
     for block in range(blocks):
-        runners = [(ready_invoke(reference, sample), 1),
-                   (ready_invoke(candidate, sample), candidate_repeat)]
+        runners = [(ready_invoke(reference, sample, num_threads), 1),
+                   (ready_invoke(candidate, sample, num_threads), candidate_repeat)]
         for invoke, repeat in runners:
             timed(invoke, repeat, warmup)
         if block == 0:  # one sample size for the whole measurement

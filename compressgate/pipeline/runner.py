@@ -23,9 +23,11 @@ from compressgate.backends import candidate, litert_quant
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
 from compressgate.measure import coverage, litert, memory, offload, targets
+from compressgate.measure import threads as thread_figures
 from compressgate.measure.processes import fresh_latency, process_slowdown
 from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
 from compressgate.measure.tflm import version as tflm_version
+from compressgate.measure.threads import ThreadRun
 from compressgate.pipeline import isolation
 from compressgate.pipeline.cache import ResultCache, key
 from compressgate.pipeline.record import (
@@ -311,6 +313,19 @@ class Runner:
         return litert.interleaved_latency(
             reference.tflite, new.tflite, self.sample(model), pairs=pairs,
             candidate_repeat=resolved.repeat_invoke * process_slowdown(resolved.process_slowdown))
+
+    def threads(self, model: str, recipe: str | Recipe) -> tuple[ThreadRun, ...]:
+        """The model's ``latency_threads`` beyond one: ``recipe`` against float at each,
+        and its outputs there against one thread's; () when there are none or either
+        did not convert. Never cached: the timing is a fact about this run."""
+        spec, resolved = self.spec(model), self.recipe(model, recipe)
+        new, reference = self.outcome(model, resolved), self.outcome(model, REFERENCE)
+        if not (new.converted and reference.converted):
+            return ()
+        return tuple(thread_figures.measure(reference.tflite, new.tflite, self.sample(model),
+                                            self.data(model).x_test, n,
+                                            batch=spec.static_batch)
+                     for n in spec.latency_threads if n != 1)
 
     def latency_processes(self, model: str, recipe: str | Recipe, processes: int, *,
                           pairs: int = 42) -> tuple[LatencyPairs, ...]:

@@ -13,7 +13,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -77,6 +77,9 @@ class ModelConfig(BaseModel):
     metric: str | MetricConfig = "accuracy"
     custom_objects: str | None = Field(None, description="module:function -> {name: object}")
     static_batch: int | None = Field(None, ge=1)
+    latency_threads: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="thread counts the model is deployed at, e.g. [1, 4]: the "
+        "latency check also times each and requires the outputs of one thread")
     recipes: list[str] | None = None
     recipe_overrides: dict[str, dict[str, Any]] = {}
     candidates: dict[str, CandidateConfig] = {}
@@ -238,6 +241,7 @@ def _spec(name: str, entry: ModelConfig, path: Path) -> ModelSpec:
         tolerances=entry.tolerances,
         origin=path,
         candidates=candidates,
+        latency_threads=tuple(sorted({1, *(entry.latency_threads or ())})),
     )
     for recipe in [*(entry.recipes or ()), *entry.recipe_overrides]:
         try:

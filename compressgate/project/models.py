@@ -146,6 +146,8 @@ class ModelSpec:
     # Files made by other pipelines, gated as this model's recipes (name -> recipe
     # carrying a ``Candidate``); always gated with the model's own recipes.
     candidates: dict[str, Recipe] = field(default_factory=dict)
+    # Thread counts the latency check times at (always 1; ``latency_threads``).
+    latency_threads: tuple[int, ...] = (1,)
 
     @property
     def model_path(self) -> Path:

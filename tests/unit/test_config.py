@@ -34,6 +34,13 @@ def error(tmp_path, text, name="compressgate.toml") -> str:
     return message
 
 
+def test_latency_threads_always_time_one_thread_and_each_count_once(tmp_path):
+    write(tmp_path, MODEL + "latency_threads = [4, 2, 4]\n")
+    assert config.load(directory=tmp_path).specs["m"].latency_threads == (1, 2, 4)
+    write(tmp_path, MODEL)
+    assert config.load(directory=tmp_path).specs["m"].latency_threads == (1,)
+
+
 def test_compressgate_toml_is_found_and_paths_resolve_against_it(tmp_path):
     write(tmp_path, MODEL + 'recipes = "float, ptq_int8"\n')
     project = config.load(directory=tmp_path)
@@ -66,6 +73,8 @@ def test_the_bundled_fixtures_load_through_the_same_path(fixtures_dir):
     (MODEL + "static_batch = 0\n", "models.m.static_batch: Input should be greater than or "
                                     "equal to 1, got 0"),
     (MODEL + "metrik = 'mae'\n", "models.m.metrik: Extra inputs are not permitted"),
+    (MODEL + "latency_threads = [1, 0]\n", "models.m.latency_threads.1: Input should be "
+                                          "greater than or equal to 1, got 0"),
     (MODEL + "metric = 'mae'\n", "models.m.metric: metric 'mae' needs max_loss"),
     (MODEL + "metric = { function = 'pkg.mod:score', max_loss = 1 }\n",
      "custom metric 'pkg.mod:score' needs higher_is_better"),
