@@ -1,8 +1,9 @@
-"""The gate's run state: settings, cases, checks, baseline updates and their records.
+"""The gate's run: settings, cases, checks, baseline updates and their records.
 
 The pytest plugin is a thin layer over ``GateSession``: it turns cases into test items,
 calls ``run_check`` for each, and prints what the session recorded. Every check returns
-a ``Verdict`` plus an optional baseline update; nothing here depends on pytest.
+a ``Verdict`` plus an optional baseline update; nothing here depends on pytest. What a
+case has measured, once per session, is its ``state`` (``compressgate.gate.state``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from compressgate.gate import latency as latency_rules
 from compressgate.gate import targets as targets_rules
 from compressgate.gate.accept import accepting, override_hint, promised
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.gate.state import CaseState
 from compressgate.gate.update import UpdateMode
 from compressgate.measure.litert import LATENCY_PAIRS
-from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
 from compressgate.pipeline.record import ResultRow
 from compressgate.project import config
@@ -121,16 +122,10 @@ class GateSession:
         self.project = config.load(settings.config)
         self.specs = self.project.specs
         self._runner = runner
-        self._latency: dict[tuple[str, str], Any] = {}
         self._env: dict[str, str] | None = None
         self._prepared = False
-        self._rows: dict[tuple[str, str], ResultRow] = {}
-        self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
-        self._sides: dict[tuple[str, str], tuple[SideBySide | None, str]] = {}
-        self._side_latency: dict[tuple[str, str], Any] = {}
-        # Latency pairs timed in fresh processes, per case (a ratio's mode can differ
-        # from one process to the next).
-        self._fresh_latency: dict[tuple[str, str], tuple] = {}
+        # What each case has measured or read, once however many checks read it.
+        self.state = CaseState(lambda: self.runner, self.prepare, settings.latency_pairs)
         # What the project's boards measured, per case (``board_runs``).
         self._boards: dict[tuple[str, str], tuple] = {}
         # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes
@@ -224,33 +219,12 @@ class GateSession:
 
     def row(self, model: str, recipe: str) -> ResultRow:
         """The case's summary row, computed once however many checks read it."""
-        key = (model, recipe)
-        if key not in self._rows:
-            self.prepare()
-            self._rows[key] = self.runner.row(model, recipe)
-        return self._rows[key]
+        return self.state.row(model, recipe)
 
     def latency(self, model: str, recipe: str, *, fresh: bool = False):
-        key = (model, recipe)
-        self.prepare()
-        if fresh or key not in self._latency:
-            self._latency[key] = self.runner.latency(model, recipe,
-                                                     pairs=self.settings.latency_pairs)
-            self._fresh_latency.pop(key, None)
-        return self._latency[key]
-
-    def latency_runs(self, model: str, recipe: str, count: int) -> tuple:
-        """``count`` processes' latency pairs: this one's (``latency``) and fresh ones,
-        measured only as far as earlier calls have not (() when not converted)."""
-        first, key = self.latency(model, recipe), (model, recipe)
-        if first is None:
-            return ()
-        fresh = self._fresh_latency.get(key, ())
-        if len(fresh) < count - 1:
-            fresh += self.runner.latency_processes(model, recipe, count - 1 - len(fresh),
-                                                   pairs=self.settings.latency_pairs)
-            self._fresh_latency[key] = fresh
-        return (first, *fresh[:count - 1])
+        """The case's latency pairs against the float reference, timed once (``fresh``:
+        again)."""
+        return self.state.latency(model, recipe, fresh=fresh)
 
     def invoker(self, model: str, recipe: str):
         """(invoke, extra_info) for pytest-benchmark: one thread, one test row set."""
@@ -349,29 +323,9 @@ class GateSession:
         library versions, Python, machine class."""
         return stored.build_changes(self.env)
 
-    def accepted(self, model: str, recipe: str,
-                 stored: baselines.Baseline) -> tuple[bytes | None, str]:
-        """(the accepted file, why not) for a stored baseline, read once per session."""
-        key = (model, recipe)
-        if key not in self._accepted:
-            self._accepted[key] = stored.accepted()
-        return self._accepted[key]
-
-    def side_by_side(self, model: str, recipe: str,
-                     stored: baselines.Baseline) -> tuple[SideBySide | None, str]:
-        """The accepted file measured in this run next to the new one (once per case)."""
-        key = (model, recipe)
-        if key not in self._sides:
-            data, why = self.accepted(model, recipe, stored)
-            side = None
-            if data is not None and self.runner.outcome(model, recipe).converted:
-                side = self.runner.side_by_side(model, recipe, data)
-            self._sides[key] = (side, why)
-        return self._sides[key]
-
     def reference(self, model: str, recipe: str, stored: baselines.Baseline) -> rules.Reference:
         row = self.row(model, recipe)
-        side, why = self.side_by_side(model, recipe, stored)
+        side, why = self.state.side_by_side(model, recipe, stored)
         now = row.inputs or {}
         changed = tuple(sorted(k for k in now if stored.inputs and stored.inputs.get(k) != now[k]))
         overrides = self.specs[model].recipe_overrides.get(recipe, {}) \
@@ -409,7 +363,7 @@ class GateSession:
             change = baselines.Change(metrics, row.inputs, memory, artifact,
                                       records_build=True)
             if have and stored is not None and self.settings.update == "missing":
-                at_hand = self.accepted(model, recipe, stored)[0] is not None
+                at_hand = self.state.accepted(model, recipe, stored)[0] is not None
                 change = update.only_missing(stored, change, self.machine_class,
                                              artifact_at_hand=at_hand,
                                              other_build=bool(self.build_changes(stored)))
@@ -443,19 +397,7 @@ class GateSession:
                         fresh: bool = False):
         """(pairs new vs accepted, note, identical): timed only when the accepted file
         differs; ``identical`` when it is the new file itself."""
-        if stored is None or not stored.metrics.get("converted", True):
-            return None, "", False
-        data, why = self.accepted(model, recipe, stored)
-        if data is None:
-            return None, f"{why}: a slower artifact cannot be timed against it here", False
-        outcome = self.runner.outcome(model, recipe)
-        if outcome.tflite == data:
-            return None, "identical bytes to the accepted file: the same artifact", True
-        key = (model, recipe)
-        if fresh or key not in self._side_latency:
-            self._side_latency[key] = self.runner.latency_against(
-                model, recipe, data, pairs=self.settings.latency_pairs)
-        return self._side_latency[key], "", False
+        return self.state.latency_against(model, recipe, stored, fresh=fresh)
 
     def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
         stored = self._load(model, recipe)
@@ -468,7 +410,7 @@ class GateSession:
         spread, tol = tuple(recorded.get(baselines.PROCESS_FIGURE) or ()), self.tolerances(model)
 
         def judge(pairs, side, note, identical):
-            runs = envelope.runs_for(spread, lambda n: self.latency_runs(model, recipe, n),
+            runs = envelope.runs_for(spread, lambda n: self.state.latency_runs(model, recipe, n),
                                      1 + tol.latency_pct / 100, tol.alpha) \
                 if spread and pairs is not None else ()
             reference = latency_rules.LatencyReference(
@@ -505,7 +447,7 @@ class GateSession:
         if pairs is not None and update.wanted(self.settings.update, verdict,
                                                 missing=missing):
             # Only a record about to be written spends the fresh processes it is made of.
-            runs = self.latency_runs(model, recipe, envelope.RECORD_PROCESSES)
+            runs = self.state.latency_runs(model, recipe, envelope.RECORD_PROCESSES)
             change = baselines.Change(machine=envelope.record(runs))
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
 
@@ -520,7 +462,7 @@ class GateSession:
             runs: tuple = ()
             if self.runner.outcome(model, recipe).converted:
                 stored = self._load(model, recipe)
-                accepted = self.accepted(model, recipe, stored)[0] \
+                accepted = self.state.accepted(model, recipe, stored)[0] \
                     if stored is not None and stored.metrics.get("converted", True) else None
                 runs = tuple(boards.measure(self.runner, model, recipe, host, accepted,
                                             pairs=self.settings.latency_pairs,
@@ -559,7 +501,7 @@ class GateSession:
         """(the accepted file, why it is not timed against the new one, identical)."""
         if stored is None or not stored.metrics.get("converted", True):
             return None, "", False
-        data, why = self.accepted(model, recipe, stored)
+        data, why = self.state.accepted(model, recipe, stored)
         if data is None:
             return None, f"{why}: a slower artifact cannot be timed against it here", False
         if self.runner.outcome(model, recipe).tflite == data:
@@ -592,8 +534,7 @@ class GateSession:
                            + " (pass --compressgate-force to record it anyway)")
         old, new = baselines.update(self.baseline_path(model, recipe), model, recipe,
                                     change, self.env)
-        for cache in (self._accepted, self._sides, self._side_latency, self._fresh_latency):
-            cache.pop((model, recipe), None)  # the accepted file may have changed
+        self.state.forget(model, recipe)  # the accepted file may have changed
         reason = "created" if old is None else ("updated: was failing" if verdict.failed
                                                 else "updated")
         diff = baselines.diff_rows(old, new)
