@@ -9,7 +9,7 @@ case has measured, once per session, is its ``state`` (``compressgate.gate.state
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ from compressgate.gate.accept import accepting, override_hint, promised
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.state import CaseState
 from compressgate.gate.update import UpdateMode
-from compressgate.measure.litert import LATENCY_PAIRS
 from compressgate.pipeline.cache import ResultCache
 from compressgate.pipeline.record import ResultRow
 from compressgate.project import config
@@ -40,29 +39,47 @@ _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.chec
                     "size": rules.check_size}
 
 
+# What a project without a config file sets: ``Settings`` takes its defaults from here,
+# so a default is written once (in ``ProjectConfig``).
+_UNSET = config.ProjectConfig()
+
 
 @dataclass(frozen=True)
 class Settings:
-    baselines: Path = Path("baselines")
+    """One gate run's settings: the project config's (``from_project``) with the command
+    line's over them, paths resolved."""
+
+    baselines: Path = Path(_UNSET.baselines)
     # The project config file, or a directory holding one (None: the current directory).
     config: Path | None = None
-    reports: Path | None = Path("reports")
+    reports: Path | None = Path(_UNSET.reports)
     models: tuple[str, ...] = ()
     recipes: tuple[str, ...] = ()
-    latency: bool = True
+    latency: bool = _UNSET.latency
     update: UpdateMode = "none"
     force: bool = False
-    tolerances: Tolerances = field(default_factory=Tolerances)
-    latency_pairs: int = LATENCY_PAIRS
-    # Worker processes that compute all results up front (1: compute lazily, per check).
+    tolerances: Tolerances = _UNSET.tolerances
+    latency_pairs: int = _UNSET.latency_pairs
+    # Worker processes that compute all results up front (1: compute lazily, per check;
+    # the config's unset ``jobs`` means one per core, which the caller decides).
     jobs: int = 1
     # How a person runs the gate, for the "create it with" hint.
-    command: str = "pytest"
+    command: str = _UNSET.command
     # A comparison that cannot be made here (no record for this machine class, no
     # accepted artifact) fails instead of being listed as not judged.
-    strict: bool = False
+    strict: bool = _UNSET.strict
     # Gate only this shard's cases (``compressgate merge`` puts the shards back together).
     shard: shards.Shard | None = None
+
+    @classmethod
+    def from_project(cls, project: config.Project, **given: Any) -> Settings:
+        """What ``project``'s config sets (its paths against its directory), with
+        ``given`` over it."""
+        found = project.config
+        return cls(**{"baselines": project.baselines, "reports": project.reports,
+                      "latency": found.latency, "tolerances": found.tolerances,
+                      "latency_pairs": found.latency_pairs, "command": found.command,
+                      "strict": found.strict, **given})
 
 
 @dataclass(frozen=True)
