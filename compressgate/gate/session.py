@@ -18,7 +18,7 @@ from compressgate.errors import UserInputError
 from compressgate.gate import baselines, device, envelope, rules, shards, update
 from compressgate.gate import latency as latency_rules
 from compressgate.gate import targets as targets_rules
-from compressgate.gate.accept import accepting, override_hint, promised
+from compressgate.gate.accept import with_accept
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
 from compressgate.gate.state import CaseState
 from compressgate.gate.update import UpdateMode
@@ -304,29 +304,7 @@ class GateSession:
 
     def _with_accept(self, model: str, recipe: str,
                      verdict: Verdict) -> tuple[Verdict, dict[str, Any] | None]:
-        """``verdict`` with the lines that would accept its broken promises, and what the
-        closing summary merges of them (None when no failed row is a promise)."""
-        accept = self._accept(model, recipe, verdict) if verdict.failed else None
-        if accept is None:
-            return verdict, None
-        verdict = verdict.with_notes(override_hint(
-            verdict, config=accept["path"], existing=accept["existing"]))
-        return verdict, {"model": model, "recipe": recipe, "config": accept["config"],
-                         "promise": accept["promise"], "override": accept["existing"]}
-
-    def _accept(self, model: str, recipe: str, verdict: Verdict) -> dict[str, Any] | None:
-        """Where and how a broken promise of ``verdict`` would be accepted (None when
-        no failed row is a promise)."""
-        fields = accepting(verdict)
-        if not fields:
-            return None
-        spec = self.specs.get(model)
-        # The whole override the file sets now: the printed one keeps all of it.
-        existing = spec.recipe_overrides.get(recipe) if spec else None
-        existing = existing if isinstance(existing, dict) else {}
-        path = spec.origin if spec is not None else None
-        return {"path": path, "config": str(path) if path else None, "existing": existing,
-                "promise": promised(existing, fields)}
+        return with_accept(model, recipe, verdict, self.specs.get(model))
 
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)
