@@ -142,7 +142,7 @@ class GateSession:
         self._env: dict[str, str] | None = None
         self._prepared = False
         # What each case has measured or read, once however many checks read it.
-        self.state = CaseState(lambda: self.runner, self.prepare, settings.latency_pairs)
+        self.state = CaseState(self)
         # What the project's boards measured, per case (``board_runs``).
         self._boards: dict[tuple[str, str], tuple] = {}
         # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes

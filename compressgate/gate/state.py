@@ -5,8 +5,7 @@ baseline update forgets what came from the old accepted file (``forget``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from compressgate.gate import baselines
 from compressgate.measure.stats import SideBySide
@@ -15,17 +14,24 @@ from compressgate.pipeline.record import ResultRow
 Key = tuple[str, str]
 
 
+class Session(Protocol):
+    """What the state reads of its session, each time it needs it: tests swap the runner
+    or the settings of a session already made."""
+
+    settings: Any
+
+    @property
+    def runner(self) -> Any: ...
+
+    def prepare(self) -> None:
+        """Compute every case up front, once."""
+
+
 class CaseState:
     """The per-case figures of one session, measured through its runner."""
 
-    def __init__(self, runner: Callable[[], Any], prepare: Callable[[], None],
-                 pairs: int) -> None:
-        """``runner`` returns the session's runner when asked (tests swap it for a stand-in
-        after the session is made); ``prepare`` computes every case up front, once;
-        ``pairs``: latency pairs per measurement."""
-        self._runner = runner
-        self._prepare = prepare
-        self._pairs = pairs
+    def __init__(self, session: Session) -> None:
+        self._session = session
         self._rows: dict[Key, ResultRow] = {}
         self._latency: dict[Key, Any] = {}
         # Latency pairs timed in fresh processes, per case (a ratio's mode can differ
@@ -37,19 +43,24 @@ class CaseState:
 
     @property
     def runner(self):
-        return self._runner()
+        return self._session.runner
+
+    @property
+    def _pairs(self) -> int:
+        """Latency pairs per measurement."""
+        return self._session.settings.latency_pairs
 
     def row(self, model: str, recipe: str) -> ResultRow:
         """The case's summary row, computed once however many checks read it."""
         key = (model, recipe)
         if key not in self._rows:
-            self._prepare()
+            self._session.prepare()
             self._rows[key] = self.runner.row(model, recipe)
         return self._rows[key]
 
     def latency(self, model: str, recipe: str, *, fresh: bool = False):
         key = (model, recipe)
-        self._prepare()
+        self._session.prepare()
         if fresh or key not in self._latency:
             self._latency[key] = self.runner.latency(model, recipe, pairs=self._pairs)
             self._fresh_latency.pop(key, None)
