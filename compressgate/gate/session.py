@@ -19,7 +19,7 @@ from compressgate.gate import baselines, device, envelope, rules, shards, update
 from compressgate.gate import latency as latency_rules
 from compressgate.gate import targets as targets_rules
 from compressgate.gate.accept import with_accept
-from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.gate.records import CheckOutcome, Row, Status, Update, Verdict
 from compressgate.gate.state import CaseState
 from compressgate.gate.update import UpdateMode
 from compressgate.pipeline.cache import ResultCache
@@ -105,30 +105,6 @@ class Case:
         return (*rules.CHECKS, *extra)
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
-    verdict: Verdict
-    update: Update | None = None
-    refused: str | None = None
-    # The override that would accept a broken promise (model, recipe, config, promise).
-    accept: dict[str, Any] | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.verdict.failed or self.refused is not None
-
-    def message(self) -> str:
-        text = self.verdict.table()
-        if self.refused:
-            text += f"\n  refused to record the baseline: {self.refused}"
-        return text
-
-    def record(self, **extra) -> CheckRecord:
-        """The typed record the reports read (``extra``: the row, this run's latency)."""
-        return CheckRecord.of(self.verdict, message=self.message(), refused=self.refused,
-                              update=self.update, accept=self.accept, **extra)
-
-
 class GateSession:
     """Runs checks for (model, recipe) cases against the baselines directory."""
 
@@ -143,8 +119,6 @@ class GateSession:
         self._prepared = False
         # What each case has measured or read, once however many checks read it.
         self.state = CaseState(self)
-        # What the project's boards measured, per case (``board_runs``).
-        self._boards: dict[tuple[str, str], tuple] = {}
         # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes
         # ``compressgate.diagnosis.report.diagnose_note``; None: no explanation).
         self._diagnoser = diagnoser
@@ -449,22 +423,7 @@ class GateSession:
     def board_runs(self, model: str, recipe: str) -> tuple:
         """What each of the project's boards measured for the case (``BoardRun``s),
         once per session; () when the file did not convert."""
-        from compressgate.pipeline import boards
-
-        key = (model, recipe)
-        if key not in self._boards:
-            self.prepare()
-            runs: tuple = ()
-            if self.runner.outcome(model, recipe).converted:
-                stored = self._load(model, recipe)
-                accepted = self.state.accepted(model, recipe, stored)[0] \
-                    if stored is not None and stored.metrics.get("converted", True) else None
-                runs = tuple(boards.measure(self.runner, model, recipe, host, accepted,
-                                            pairs=self.settings.latency_pairs,
-                                            latency=self.settings.latency)
-                             for host in self.project.boards.values())
-            self._boards[key] = runs
-        return self._boards[key]
+        return self.state.board_runs(model, recipe, lambda: self._load(model, recipe))
 
     def _check_device(self, model: str, recipe: str) -> CheckOutcome:
         """The case on each board: outputs against this machine's, memory and latency
@@ -473,7 +432,7 @@ class GateSession:
         if not row.converted:
             return CheckOutcome(rules._not_converted(row, device.DEVICE_CHECK))
         stored = self._load(model, recipe)
-        _, side_note, identical = self._side_reason(model, recipe, stored)
+        _, side_note, identical = self.state.side_reason(model, recipe, stored)
         runs = self.board_runs(model, recipe)
         verdict = device.check_device(
             model, recipe, runs, self.promise(model, recipe),
@@ -490,18 +449,6 @@ class GateSession:
                 verdict.rows + self._missing(model, recipe, device.DEVICE_CHECK).rows)
             missing = True
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
-
-    def _side_reason(self, model: str, recipe: str,
-                     stored: baselines.Baseline | None) -> tuple[bytes | None, str, bool]:
-        """(the accepted file, why it is not timed against the new one, identical)."""
-        if stored is None or not stored.metrics.get("converted", True):
-            return None, "", False
-        data, why = self.state.accepted(model, recipe, stored)
-        if data is None:
-            return None, f"{why}: a slower artifact cannot be timed against it here", False
-        if self.runner.outcome(model, recipe).tflite == data:
-            return data, "identical bytes to the accepted file: the same artifact", True
-        return data, "", False
 
     def _missing(self, model: str, recipe: str, check: str) -> Verdict:
         path = self.baseline_path(model, recipe)

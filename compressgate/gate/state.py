@@ -1,10 +1,12 @@
 """What a gate session keeps per case (model, recipe): the row every check reads, the
-latency pairs timed in this process and in fresh ones, and the accepted file with the
-figures measured against it. Each is computed once however many checks read it; a
-baseline update forgets what came from the old accepted file (``forget``)."""
+latency pairs timed in this process and in fresh ones, the accepted file with the
+figures measured against it, and what the project's boards measured. Each is computed
+once however many checks read it; a baseline update forgets what came from the old
+accepted file (``forget``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from compressgate.gate import baselines
@@ -19,6 +21,7 @@ class Session(Protocol):
     or the settings of a session already made."""
 
     settings: Any
+    project: Any
 
     @property
     def runner(self) -> Any: ...
@@ -40,6 +43,8 @@ class CaseState:
         self._accepted: dict[Key, tuple[bytes | None, str]] = {}
         self._sides: dict[Key, tuple[SideBySide | None, str]] = {}
         self._side_latency: dict[Key, Any] = {}
+        # What the project's boards measured (``board_runs``): kept across baseline updates.
+        self._boards: dict[Key, tuple] = {}
 
     @property
     def runner(self):
@@ -99,23 +104,52 @@ class CaseState:
             self._sides[key] = (side, why)
         return self._sides[key]
 
-    def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
-                        fresh: bool = False):
-        """(pairs new vs accepted, note, identical): timed only when the accepted file
-        differs; ``identical`` when it is the new file itself."""
+    def side_reason(self, model: str, recipe: str, stored: baselines.Baseline | None
+                    ) -> tuple[bytes | None, str, bool]:
+        """(the accepted file, why it is not timed against the new one, identical)."""
         if stored is None or not stored.metrics.get("converted", True):
             return None, "", False
         data, why = self.accepted(model, recipe, stored)
         if data is None:
             return None, f"{why}: a slower artifact cannot be timed against it here", False
-        outcome = self.runner.outcome(model, recipe)
-        if outcome.tflite == data:
-            return None, "identical bytes to the accepted file: the same artifact", True
+        if self.runner.outcome(model, recipe).tflite == data:
+            return data, "identical bytes to the accepted file: the same artifact", True
+        return data, "", False
+
+    def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
+                        fresh: bool = False):
+        """(pairs new vs accepted, note, identical): timed only when the accepted file
+        differs; ``identical`` when it is the new file itself."""
+        data, note, identical = self.side_reason(model, recipe, stored)
+        if data is None or identical:
+            return None, note, identical
         key = (model, recipe)
         if fresh or key not in self._side_latency:
             self._side_latency[key] = self.runner.latency_against(
                 model, recipe, data, pairs=self._pairs)
         return self._side_latency[key], "", False
+
+    def board_runs(self, model: str, recipe: str,
+                   load: Callable[[], baselines.Baseline | None]) -> tuple:
+        """What each of the project's boards measured for the case (``BoardRun``s), once;
+        () when the file did not convert. ``load`` reads the case's baseline."""
+        from compressgate.pipeline import boards
+
+        key = (model, recipe)
+        if key not in self._boards:
+            self._session.prepare()
+            runs: tuple = ()
+            if self.runner.outcome(model, recipe).converted:
+                stored = load()
+                accepted = self.accepted(model, recipe, stored)[0] \
+                    if stored is not None and stored.metrics.get("converted", True) else None
+                settings = self._session.settings
+                runs = tuple(boards.measure(self.runner, model, recipe, host, accepted,
+                                            pairs=settings.latency_pairs,
+                                            latency=settings.latency)
+                             for host in self._session.project.boards.values())
+            self._boards[key] = runs
+        return self._boards[key]
 
     def forget(self, model: str, recipe: str) -> None:
         """Drop what came from the case's accepted file: its baseline was rewritten."""
