@@ -108,13 +108,12 @@ def settings_from_config(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"compressgate: {exc}") from None
     latency = settings.latency and config.getini("compressgate_latency") \
         and not config.getoption("compressgate_no_latency")
-    return Settings(
-        baselines=path("baselines"), config=project.path or root,
+    return Settings.from_project(
+        project, baselines=path("baselines"), config=project.path or root,
         reports=path("reports"), models=tuple(project_config.names(option("models")) or ()),
         recipes=tuple(project_config.names(option("recipes")) or ()), latency=bool(latency),
         update=config.getoption("compressgate_update") or "none",
-        force=config.getoption("compressgate_force"), tolerances=settings.tolerances,
-        latency_pairs=settings.latency_pairs, command=settings.command,
+        force=config.getoption("compressgate_force"),
         strict=bool(config.getoption("compressgate_strict") or settings.strict),
         shard=shard,
         # Under xdist the workers already share the cores; each computes lazily.

@@ -151,8 +151,8 @@ def merge(args: argparse.Namespace) -> int:
     from compressgate.report.merge import merge as merge_reports
 
     project = config.load(args.config)
-    settings = Settings(baselines=args.baselines or project.baselines,
-                        reports=args.out or project.reports, command=project.config.command)
+    settings = Settings.from_project(project, baselines=args.baselines or project.baselines,
+                                     reports=args.out or project.reports)
     merged = merge_reports(args.shards, settings)
     for line in summary_lines(merged.records, merged.written):
         print(line)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from compressgate.gate.records import Verdict
+from compressgate.project.models import ModelSpec
 
 # Row key -> the promise field it is checked against.
 _PROMISE_FIELDS = {
@@ -159,6 +160,34 @@ def override_hint(verdict: Verdict, *, config: Path | None,
         "every field you set) and say why (nothing is loosened until you do):",
         *(f"    {x}" for x in override_lines(verdict.model, verdict.recipe, override,
                                              config))])
+
+
+def with_accept(model: str, recipe: str, verdict: Verdict,
+                spec: ModelSpec | None) -> tuple[Verdict, dict[str, Any] | None]:
+    """``verdict`` with the lines that would accept its broken promises, and what the
+    closing summary merges of them (None when no failed row is a promise). ``spec``: the
+    model's, whose config file and current override the lines are written for."""
+    accept = _accept(recipe, verdict, spec) if verdict.failed else None
+    if accept is None:
+        return verdict, None
+    verdict = verdict.with_notes(override_hint(
+        verdict, config=accept["path"], existing=accept["existing"]))
+    return verdict, {"model": model, "recipe": recipe, "config": accept["config"],
+                     "promise": accept["promise"], "override": accept["existing"]}
+
+
+def _accept(recipe: str, verdict: Verdict, spec: ModelSpec | None) -> dict[str, Any] | None:
+    """Where and how a broken promise of ``verdict`` would be accepted (None when
+    no failed row is a promise)."""
+    fields = accepting(verdict)
+    if not fields:
+        return None
+    # The whole override the file sets now: the printed one keeps all of it.
+    existing = spec.recipe_overrides.get(recipe) if spec else None
+    existing = existing if isinstance(existing, dict) else {}
+    path = spec.origin if spec is not None else None
+    return {"path": path, "config": str(path) if path else None, "existing": existing,
+            "promise": promised(existing, fields)}
 
 
 def accept_block(entries: list[dict[str, Any]]) -> list[str]:

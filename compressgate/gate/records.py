@@ -1,9 +1,9 @@
 """The typed records a gate check produces, from the rule to the report.
 
 A rule returns a ``Verdict`` (``Row``s with a ``Status``); the session adds the baseline
-``Update`` it wrote; the plugin turns each into one ``CheckRecord``, which travels to
-the controller as JSON (``to_dict`` / ``from_dict``: pytest-xdist passes only plain
-data) and is what the terminal summary and every report read.
+``Update`` it wrote (a ``CheckOutcome``); the plugin turns each into one ``CheckRecord``,
+which travels to the controller as JSON (``to_dict`` / ``from_dict``: pytest-xdist
+passes only plain data) and is what the terminal summary and every report read.
 """
 
 from __future__ import annotations
@@ -260,3 +260,30 @@ class CheckRecord:
             values["latency"] = LatencyFigures.from_dict(values["latency"])
         values["boards"] = tuple(BoardFigures.from_dict(b) for b in values.get("boards") or ())
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What a session's check returns: its verdict, the baseline update it wrote (or why
+    it refused to), and the override that would accept a broken promise."""
+
+    verdict: Verdict
+    update: Update | None = None
+    refused: str | None = None
+    # The override that would accept a broken promise (model, recipe, config, promise).
+    accept: dict[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict.failed or self.refused is not None
+
+    def message(self) -> str:
+        text = self.verdict.table()
+        if self.refused:
+            text += f"\n  refused to record the baseline: {self.refused}"
+        return text
+
+    def record(self, **extra) -> CheckRecord:
+        """The typed record the reports read (``extra``: the row, this run's latency)."""
+        return CheckRecord.of(self.verdict, message=self.message(), refused=self.refused,
+                              update=self.update, accept=self.accept, **extra)

@@ -1,14 +1,15 @@
-"""The gate's run state: settings, cases, checks, baseline updates and their records.
+"""The gate's run: settings, cases, checks, baseline updates and their records.
 
 The pytest plugin is a thin layer over ``GateSession``: it turns cases into test items,
 calls ``run_check`` for each, and prints what the session recorded. Every check returns
-a ``Verdict`` plus an optional baseline update; nothing here depends on pytest.
+a ``Verdict`` plus an optional baseline update; nothing here depends on pytest. What a
+case has measured, once per session, is its ``state`` (``compressgate.gate.state``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,10 @@ from compressgate.gate import baselines, device, envelope, rules, shards, update
 from compressgate.gate import latency as latency_rules
 from compressgate.gate import targets as targets_rules
 from compressgate.gate import threads as gate_threads
-from compressgate.gate.accept import accepting, override_hint, promised
-from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
+from compressgate.gate.accept import with_accept
+from compressgate.gate.records import CheckOutcome, Row, Status, Update, Verdict
+from compressgate.gate.state import CaseState
 from compressgate.gate.update import UpdateMode
-from compressgate.measure.litert import LATENCY_PAIRS
-from compressgate.measure.stats import SideBySide
 from compressgate.pipeline.cache import ResultCache
 from compressgate.pipeline.record import ResultRow
 from compressgate.project import config
@@ -40,29 +40,47 @@ _ABSOLUTE_CHECKS = {"conversion": rules.check_conversion, "accuracy": rules.chec
                     "size": rules.check_size}
 
 
+# What a project without a config file sets: ``Settings`` takes its defaults from here,
+# so a default is written once (in ``ProjectConfig``).
+_UNSET = config.ProjectConfig()
+
 
 @dataclass(frozen=True)
 class Settings:
-    baselines: Path = Path("baselines")
+    """One gate run's settings: the project config's (``from_project``) with the command
+    line's over them, paths resolved."""
+
+    baselines: Path = Path(_UNSET.baselines)
     # The project config file, or a directory holding one (None: the current directory).
     config: Path | None = None
-    reports: Path | None = Path("reports")
+    reports: Path | None = Path(_UNSET.reports)
     models: tuple[str, ...] = ()
     recipes: tuple[str, ...] = ()
-    latency: bool = True
+    latency: bool = _UNSET.latency
     update: UpdateMode = "none"
     force: bool = False
-    tolerances: Tolerances = field(default_factory=Tolerances)
-    latency_pairs: int = LATENCY_PAIRS
-    # Worker processes that compute all results up front (1: compute lazily, per check).
+    tolerances: Tolerances = _UNSET.tolerances
+    latency_pairs: int = _UNSET.latency_pairs
+    # Worker processes that compute all results up front (1: compute lazily, per check;
+    # the config's unset ``jobs`` means one per core, which the caller decides).
     jobs: int = 1
     # How a person runs the gate, for the "create it with" hint.
-    command: str = "pytest"
+    command: str = _UNSET.command
     # A comparison that cannot be made here (no record for this machine class, no
     # accepted artifact) fails instead of being listed as not judged.
-    strict: bool = False
+    strict: bool = _UNSET.strict
     # Gate only this shard's cases (``compressgate merge`` puts the shards back together).
     shard: shards.Shard | None = None
+
+    @classmethod
+    def from_project(cls, project: config.Project, **given: Any) -> Settings:
+        """What ``project``'s config sets (its paths against its directory), with
+        ``given`` over it."""
+        found = project.config
+        return cls(**{"baselines": project.baselines, "reports": project.reports,
+                      "latency": found.latency, "tolerances": found.tolerances,
+                      "latency_pairs": found.latency_pairs, "command": found.command,
+                      "strict": found.strict, **given})
 
 
 @dataclass(frozen=True)
@@ -88,30 +106,6 @@ class Case:
         return (*rules.CHECKS, *extra)
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
-    verdict: Verdict
-    update: Update | None = None
-    refused: str | None = None
-    # The override that would accept a broken promise (model, recipe, config, promise).
-    accept: dict[str, Any] | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.verdict.failed or self.refused is not None
-
-    def message(self) -> str:
-        text = self.verdict.table()
-        if self.refused:
-            text += f"\n  refused to record the baseline: {self.refused}"
-        return text
-
-    def record(self, **extra) -> CheckRecord:
-        """The typed record the reports read (``extra``: the row, this run's latency)."""
-        return CheckRecord.of(self.verdict, message=self.message(), refused=self.refused,
-                              update=self.update, accept=self.accept, **extra)
-
-
 class GateSession:
     """Runs checks for (model, recipe) cases against the baselines directory."""
 
@@ -122,18 +116,10 @@ class GateSession:
         self.project = config.load(settings.config)
         self.specs = self.project.specs
         self._runner = runner
-        self._latency: dict[tuple[str, str], Any] = {}
         self._env: dict[str, str] | None = None
         self._prepared = False
-        self._rows: dict[tuple[str, str], ResultRow] = {}
-        self._accepted: dict[tuple[str, str], tuple[bytes | None, str]] = {}
-        self._sides: dict[tuple[str, str], tuple[SideBySide | None, str]] = {}
-        self._side_latency: dict[tuple[str, str], Any] = {}
-        # Latency pairs timed in fresh processes, per case (a ratio's mode can differ
-        # from one process to the next).
-        self._fresh_latency: dict[tuple[str, str], tuple] = {}
-        # What the project's boards measured, per case (``board_runs``).
-        self._boards: dict[tuple[str, str], tuple] = {}
+        # What each case has measured or read, once however many checks read it.
+        self.state = CaseState(self)
         # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes
         # ``compressgate.diagnosis.report.diagnose_note``; None: no explanation).
         self._diagnoser = diagnoser
@@ -225,33 +211,12 @@ class GateSession:
 
     def row(self, model: str, recipe: str) -> ResultRow:
         """The case's summary row, computed once however many checks read it."""
-        key = (model, recipe)
-        if key not in self._rows:
-            self.prepare()
-            self._rows[key] = self.runner.row(model, recipe)
-        return self._rows[key]
+        return self.state.row(model, recipe)
 
     def latency(self, model: str, recipe: str, *, fresh: bool = False):
-        key = (model, recipe)
-        self.prepare()
-        if fresh or key not in self._latency:
-            self._latency[key] = self.runner.latency(model, recipe,
-                                                     pairs=self.settings.latency_pairs)
-            self._fresh_latency.pop(key, None)
-        return self._latency[key]
-
-    def latency_runs(self, model: str, recipe: str, count: int) -> tuple:
-        """``count`` processes' latency pairs: this one's (``latency``) and fresh ones,
-        measured only as far as earlier calls have not (() when not converted)."""
-        first, key = self.latency(model, recipe), (model, recipe)
-        if first is None:
-            return ()
-        fresh = self._fresh_latency.get(key, ())
-        if len(fresh) < count - 1:
-            fresh += self.runner.latency_processes(model, recipe, count - 1 - len(fresh),
-                                                   pairs=self.settings.latency_pairs)
-            self._fresh_latency[key] = fresh
-        return (first, *fresh[:count - 1])
+        """The case's latency pairs against the float reference, timed once (``fresh``:
+        again)."""
+        return self.state.latency(model, recipe, fresh=fresh)
 
     def invoker(self, model: str, recipe: str):
         """(invoke, extra_info) for pytest-benchmark: one thread, one test row set."""
@@ -314,29 +279,7 @@ class GateSession:
 
     def _with_accept(self, model: str, recipe: str,
                      verdict: Verdict) -> tuple[Verdict, dict[str, Any] | None]:
-        """``verdict`` with the lines that would accept its broken promises, and what the
-        closing summary merges of them (None when no failed row is a promise)."""
-        accept = self._accept(model, recipe, verdict) if verdict.failed else None
-        if accept is None:
-            return verdict, None
-        verdict = verdict.with_notes(override_hint(
-            verdict, config=accept["path"], existing=accept["existing"]))
-        return verdict, {"model": model, "recipe": recipe, "config": accept["config"],
-                         "promise": accept["promise"], "override": accept["existing"]}
-
-    def _accept(self, model: str, recipe: str, verdict: Verdict) -> dict[str, Any] | None:
-        """Where and how a broken promise of ``verdict`` would be accepted (None when
-        no failed row is a promise)."""
-        fields = accepting(verdict)
-        if not fields:
-            return None
-        spec = self.specs.get(model)
-        # The whole override the file sets now: the printed one keeps all of it.
-        existing = spec.recipe_overrides.get(recipe) if spec else None
-        existing = existing if isinstance(existing, dict) else {}
-        path = spec.origin if spec is not None else None
-        return {"path": path, "config": str(path) if path else None, "existing": existing,
-                "promise": promised(existing, fields)}
+        return with_accept(model, recipe, verdict, self.specs.get(model))
 
     def _load(self, model: str, recipe: str) -> baselines.Baseline | None:
         return baselines.load(self.baseline_path(model, recipe), model, recipe)
@@ -350,29 +293,9 @@ class GateSession:
         library versions, Python, machine class."""
         return stored.build_changes(self.env)
 
-    def accepted(self, model: str, recipe: str,
-                 stored: baselines.Baseline) -> tuple[bytes | None, str]:
-        """(the accepted file, why not) for a stored baseline, read once per session."""
-        key = (model, recipe)
-        if key not in self._accepted:
-            self._accepted[key] = stored.accepted()
-        return self._accepted[key]
-
-    def side_by_side(self, model: str, recipe: str,
-                     stored: baselines.Baseline) -> tuple[SideBySide | None, str]:
-        """The accepted file measured in this run next to the new one (once per case)."""
-        key = (model, recipe)
-        if key not in self._sides:
-            data, why = self.accepted(model, recipe, stored)
-            side = None
-            if data is not None and self.runner.outcome(model, recipe).converted:
-                side = self.runner.side_by_side(model, recipe, data)
-            self._sides[key] = (side, why)
-        return self._sides[key]
-
     def reference(self, model: str, recipe: str, stored: baselines.Baseline) -> rules.Reference:
         row = self.row(model, recipe)
-        side, why = self.side_by_side(model, recipe, stored)
+        side, why = self.state.side_by_side(model, recipe, stored)
         now = row.inputs or {}
         changed = tuple(sorted(k for k in now if stored.inputs and stored.inputs.get(k) != now[k]))
         overrides = self.specs[model].recipe_overrides.get(recipe, {}) \
@@ -410,7 +333,7 @@ class GateSession:
             change = baselines.Change(metrics, row.inputs, memory, artifact,
                                       records_build=True)
             if have and stored is not None and self.settings.update == "missing":
-                at_hand = self.accepted(model, recipe, stored)[0] is not None
+                at_hand = self.state.accepted(model, recipe, stored)[0] is not None
                 change = update.only_missing(stored, change, self.machine_class,
                                              artifact_at_hand=at_hand,
                                              other_build=bool(self.build_changes(stored)))
@@ -444,19 +367,7 @@ class GateSession:
                         fresh: bool = False):
         """(pairs new vs accepted, note, identical): timed only when the accepted file
         differs; ``identical`` when it is the new file itself."""
-        if stored is None or not stored.metrics.get("converted", True):
-            return None, "", False
-        data, why = self.accepted(model, recipe, stored)
-        if data is None:
-            return None, f"{why}: a slower artifact cannot be timed against it here", False
-        outcome = self.runner.outcome(model, recipe)
-        if outcome.tflite == data:
-            return None, "identical bytes to the accepted file: the same artifact", True
-        key = (model, recipe)
-        if fresh or key not in self._side_latency:
-            self._side_latency[key] = self.runner.latency_against(
-                model, recipe, data, pairs=self.settings.latency_pairs)
-        return self._side_latency[key], "", False
+        return self.state.latency_against(model, recipe, stored, fresh=fresh)
 
     def _check_latency(self, model: str, recipe: str) -> CheckOutcome:
         stored = self._load(model, recipe)
@@ -469,7 +380,7 @@ class GateSession:
         spread, tol = tuple(recorded.get(baselines.PROCESS_FIGURE) or ()), self.tolerances(model)
 
         def judge(pairs, side, note, identical):
-            runs = envelope.runs_for(spread, lambda n: self.latency_runs(model, recipe, n),
+            runs = envelope.runs_for(spread, lambda n: self.state.latency_runs(model, recipe, n),
                                      1 + tol.latency_pct / 100, tol.alpha) \
                 if spread and pairs is not None else ()
             reference = latency_rules.LatencyReference(
@@ -506,7 +417,7 @@ class GateSession:
         if pairs is not None and update.wanted(self.settings.update, verdict,
                                                 missing=missing):
             # Only a record about to be written spends the fresh processes it is made of.
-            runs = self.latency_runs(model, recipe, envelope.RECORD_PROCESSES)
+            runs = self.state.latency_runs(model, recipe, envelope.RECORD_PROCESSES)
             change = baselines.Change(machine=envelope.record(runs))
         outcome = self._maybe_update(model, recipe, verdict, change, missing=missing)
         spec = self.specs.get(model)
@@ -522,22 +433,7 @@ class GateSession:
     def board_runs(self, model: str, recipe: str) -> tuple:
         """What each of the project's boards measured for the case (``BoardRun``s),
         once per session; () when the file did not convert."""
-        from compressgate.pipeline import boards
-
-        key = (model, recipe)
-        if key not in self._boards:
-            self.prepare()
-            runs: tuple = ()
-            if self.runner.outcome(model, recipe).converted:
-                stored = self._load(model, recipe)
-                accepted = self.accepted(model, recipe, stored)[0] \
-                    if stored is not None and stored.metrics.get("converted", True) else None
-                runs = tuple(boards.measure(self.runner, model, recipe, host, accepted,
-                                            pairs=self.settings.latency_pairs,
-                                            latency=self.settings.latency)
-                             for host in self.project.boards.values())
-            self._boards[key] = runs
-        return self._boards[key]
+        return self.state.board_runs(model, recipe, lambda: self._load(model, recipe))
 
     def _check_device(self, model: str, recipe: str) -> CheckOutcome:
         """The case on each board: outputs against this machine's, memory and latency
@@ -546,7 +442,7 @@ class GateSession:
         if not row.converted:
             return CheckOutcome(rules._not_converted(row, device.DEVICE_CHECK))
         stored = self._load(model, recipe)
-        _, side_note, identical = self._side_reason(model, recipe, stored)
+        _, side_note, identical = self.state.side_reason(model, recipe, stored)
         runs = self.board_runs(model, recipe)
         verdict = device.check_device(
             model, recipe, runs, self.promise(model, recipe),
@@ -563,18 +459,6 @@ class GateSession:
                 verdict.rows + self._missing(model, recipe, device.DEVICE_CHECK).rows)
             missing = True
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
-
-    def _side_reason(self, model: str, recipe: str,
-                     stored: baselines.Baseline | None) -> tuple[bytes | None, str, bool]:
-        """(the accepted file, why it is not timed against the new one, identical)."""
-        if stored is None or not stored.metrics.get("converted", True):
-            return None, "", False
-        data, why = self.accepted(model, recipe, stored)
-        if data is None:
-            return None, f"{why}: a slower artifact cannot be timed against it here", False
-        if self.runner.outcome(model, recipe).tflite == data:
-            return data, "identical bytes to the accepted file: the same artifact", True
-        return data, "", False
 
     def _missing(self, model: str, recipe: str, check: str) -> Verdict:
         path = self.baseline_path(model, recipe)
@@ -602,8 +486,7 @@ class GateSession:
                            + " (pass --compressgate-force to record it anyway)")
         old, new = baselines.update(self.baseline_path(model, recipe), model, recipe,
                                     change, self.env)
-        for cache in (self._accepted, self._sides, self._side_latency, self._fresh_latency):
-            cache.pop((model, recipe), None)  # the accepted file may have changed
+        self.state.forget(model, recipe)  # the accepted file may have changed
         reason = "created" if old is None else ("updated: was failing" if verdict.failed
                                                 else "updated")
         diff = baselines.diff_rows(old, new)

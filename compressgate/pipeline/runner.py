@@ -2,7 +2,8 @@
 
 One ``Runner`` serves both ``compressgate run`` and the pytest gate: every model x recipe
 is compressed at most once per process (and once per cache key on disk), the float
-reference first, since every drop and ratio is measured against it.
+reference first, since every drop and ratio is measured against it. The row's figures
+are worked out in ``compressgate.pipeline.rows``.
 """
 
 from __future__ import annotations
@@ -25,20 +26,19 @@ from compressgate.errors import UserInputError
 from compressgate.measure import coverage, litert, memory, offload, targets
 from compressgate.measure import threads as thread_figures
 from compressgate.measure.processes import fresh_latency, process_slowdown
-from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome, sqnr_db
+from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome
 from compressgate.measure.tflm import version as tflm_version
 from compressgate.measure.threads import ThreadRun
 from compressgate.pipeline import isolation
 from compressgate.pipeline.cache import ResultCache, key
 from compressgate.pipeline.record import (
-    ClusterFigures,
     LatencyFigures,
     MemoryFigures,
     RecipeResult,
     ResultRow,
     TargetFigures,
 )
-from compressgate.project.metrics import Metric
+from compressgate.pipeline.rows import cluster_fields, file_fields, measured_fields
 from compressgate.project.models import Dataset, ModelSpec, path_sha256
 from compressgate.recipes import (
     REFERENCE,
@@ -358,22 +358,10 @@ class Runner:
             latency: LatencyPairs | None = None) -> ResultRow:
         """One result row: the recipe's figures and its ratios to the float reference."""
         out, ref = self.outcome(model, recipe), self.outcome(model, REFERENCE)
-        m, r = out.measurement, ref.measurement
-        metric = self.spec(model).metric
-        fields: dict[str, Any] = {
-            "finetune_seconds": round(out.finetune_seconds, 3),
-            "convert_seconds": round(out.convert_seconds, 3),
-            "metric": metric.name, **self._scores(model, metric, m, r),
-        }
-        if m is not None:
-            fields.update({
-                "accuracy": m.accuracy if metric.is_accuracy else None,
-                "size_bytes": m.size_bytes, "gzip_bytes": m.gzip_bytes,
-                "sparsity": round(m.sparsity, 6), "input_dtype": m.input_dtype,
-                "output_dtype": m.output_dtype, "ops": tuple(m.ops),
-                "float_ops": tuple(m.float_ops)})
+        fields = measured_fields(out, ref, self.spec(model).metric,
+                                 lambda: self.data(model).y_test)
         if out.converted:
-            resolved = self.recipe(model, recipe)
+            resolved, m = self.recipe(model, recipe), out.measurement
             clustered = resolved.cluster is not None or resolved.promise.max_clusters is not None
             fields.update({"memory": self.memory(out), "targets": self.targets(model, recipe),
                            **file_fields(out.tflite),
@@ -384,51 +372,9 @@ class Runner:
                                                         name=f"{model} x {out.recipe}"),
                            "test_rows": len(m.top1) if m is not None else None,
                            "inputs": self.input_digests(model, recipe)})
-        if r is not None:
-            fields.update({"float_accuracy": r.accuracy if metric.is_accuracy else None,
-                           "float_size_bytes": r.size_bytes, "float_gzip_bytes": r.gzip_bytes})
-        if m is not None and r is not None:
-            fields.update({
-                "accuracy_drop_pts": round((r.accuracy - m.accuracy) * 100, 4)
-                if metric.is_accuracy else None,
-                "size_ratio": round(r.size_bytes / m.size_bytes, 4),
-                "gzip_ratio": round(r.gzip_bytes / m.gzip_bytes, 4),
-                "float_agreement": float(np.mean(np.asarray(m.top1) == np.asarray(r.top1)))
-                if metric.is_accuracy else None,
-                "output_sqnr_db": None if out.recipe == REFERENCE or not m.outputs
-                else sqnr_db(np.asarray(r.outputs), np.asarray(m.outputs)),
-            })
-            if metric.is_accuracy:  # where errors land
-                labels = self.data(model).y_test
-                fields["class_accuracy"] = litert.class_accuracy(m.top1, labels)
-                fields["float_class_accuracy"] = litert.class_accuracy(r.top1, labels)
-        if out.kept_float is not None:
-            fields["kept_float"] = tuple(out.kept_float)
-        if out.fallback is not None:
-            fields["fallback"] = out.fallback
-        if out.finetuned_accuracy is not None and r is not None and metric.is_accuracy:
-            fields["finetune_drop_pts"] = round((r.accuracy - out.finetuned_accuracy) * 100, 4)
         return ResultRow(model, out.recipe, out.converted, out.error, out.cached,
                          keras_agreement=out.keras_agreement,
                          latency=LatencyFigures.of(latency), **fields)
-
-    def _scores(self, model: str, metric: Metric, m: litert.Measurement | None,
-                r: litert.Measurement | None) -> dict[str, Any]:
-        """The model's metric on the recipe and the float reference, and the loss."""
-        def score(x: litert.Measurement | None) -> float | None:
-            if x is None:
-                return None
-            if metric.is_accuracy:
-                return x.accuracy
-            return metric.score(self.data(model).y_test, np.asarray(x.outputs))
-
-        scores: dict[str, Any] = {"score": score(m), "float_score": score(r)}
-        if not metric.is_accuracy:
-            scores.update({"higher_is_better": metric.higher_is_better,
-                           "max_loss": metric.max_loss, "metric_tolerance": metric.tolerance})
-        if m is not None and r is not None:
-            scores["metric_loss"] = round(metric.loss(scores["float_score"], scores["score"]), 6)
-        return scores
 
     def targets(self, model: str, recipe: str | Recipe) -> TargetFigures:
         """The runtimes the recipe promises, and what LiteRT's reference kernels and TFLM
@@ -517,29 +463,6 @@ class Runner:
         self.phase_seconds = {"results": round(computed - start, 1),
                               "rows": round(time.perf_counter() - computed, 1)}
         return rows
-
-
-def file_fields(tflite: bytes | None) -> dict[str, Any]:
-    """The file's sha256 (reproducibility), its op versions and the oldest runtime that
-    loads them."""
-    from compressgate.compat import runtime_versions
-    from compressgate.measure import flatbuffer
-
-    if tflite is None:
-        return {}
-    ops = sorted({(op.name, op.version) for op in flatbuffer.inspect(tflite).ops})
-    return {"tflite_sha256": hashlib.sha256(tflite).hexdigest(),
-            "op_versions": [list(op) for op in ops],
-            "min_runtime": runtime_versions.requirement(ops).minimum}
-
-
-def cluster_fields(tflite: bytes) -> ClusterFigures:
-    """Distinct values per output channel of the weight tensors (max and mean over
-    tensors): clustering visible in the file, or its absence."""
-    from compressgate.measure import clusters, flatbuffer
-
-    counted = clusters.count(flatbuffer.kernels(tflite))
-    return ClusterFigures(counted.max, round(counted.mean, 2)) if counted else ClusterFigures()
 
 
 def _settings() -> dict[str, str]:

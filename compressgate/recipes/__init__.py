@@ -2,9 +2,9 @@
 
 A recipe describes *what* to do to a float Keras model (quantize, fine-tune with QAT,
 prune); the TensorFlow backend decides *how*. Every field takes part in the cache key,
-so changing a recipe re-runs exactly the results it determines. The schema and its
-validation (``schema``), the registry (``registry``) and the recipes shipped
-(``catalogue``, registered on import).
+so changing a recipe re-runs exactly the results it determines. The schema
+(``schema``) and how its fields are checked (``validation``), the registry
+(``registry``) and the recipes shipped (``catalogue``, registered on import).
 """
 
 from compressgate.recipes.catalogue import (

@@ -1,16 +1,17 @@
 """What a recipe is: its typed fields (``Recipe`` and the settings it nests), what it
-promises (``Promise``), and their validation; the float reference every recipe is
-measured against (``REFERENCE``, ``with_reference``)."""
+promises (``Promise``), and the rules each field keeps (checked with
+``compressgate.recipes.validation``); the float reference every recipe is measured
+against (``REFERENCE``, ``with_reference``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from compressgate.errors import UserInputError
+from compressgate.recipes.validation import check_types, deep_merge, from_dict, require
 
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
 Structure = Literal["unstructured", "2by4"]
@@ -21,12 +22,6 @@ TARGETS = ("tflm",)
 # The recipe every drop and ratio is measured against: the float conversion.
 REFERENCE = "float"
 
-
-def with_reference(cases: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(model, recipe) ``cases`` after each model's float reference, each once: what
-    must be computed for their rows (every drop and ratio is against the reference)."""
-    cases = list(cases)
-    return list(dict.fromkeys([(model, REFERENCE) for model, _ in cases] + cases))
 CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
 # What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
 # (tfmot's collaborative optimization schemes).
@@ -49,6 +44,13 @@ LITERT_RECIPES = (
 )
 
 
+def with_reference(cases: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(model, recipe) ``cases`` after each model's float reference, each once: what
+    must be computed for their rows (every drop and ratio is against the reference)."""
+    cases = list(cases)
+    return list(dict.fromkeys([(model, REFERENCE) for model, _ in cases] + cases))
+
+
 @dataclass(frozen=True)
 class FineTune:
     """A short fine-tune on the training split (QAT and pruning)."""
@@ -58,10 +60,10 @@ class FineTune:
     learning_rate: float = 1e-4
 
     def __post_init__(self) -> None:
-        _check_types(self, "finetune.")
-        _require(self.epochs >= 1, "finetune.epochs", "an integer >= 1", self.epochs)
-        _require(self.batch_size >= 1, "finetune.batch_size", "an integer >= 1", self.batch_size)
-        _require(self.learning_rate > 0, "finetune.learning_rate", "> 0", self.learning_rate)
+        check_types(self, "finetune.")
+        require(self.epochs >= 1, "finetune.epochs", "an integer >= 1", self.epochs)
+        require(self.batch_size >= 1, "finetune.batch_size", "an integer >= 1", self.batch_size)
+        require(self.learning_rate > 0, "finetune.learning_rate", "> 0", self.learning_rate)
 
 
 @dataclass(frozen=True)
@@ -87,21 +89,21 @@ class Pruning:
     recalibrate_batchnorm: bool = True
 
     def __post_init__(self) -> None:
-        _check_types(self, "prune.")
+        check_types(self, "prune.")
         for name in ("initial_sparsity", "final_sparsity"):
             value = getattr(self, name)
-            _require(0.0 <= value < 1.0, f"prune.{name}", "a fraction in [0, 1)", value)
-        _require(
+            require(0.0 <= value < 1.0, f"prune.{name}", "a fraction in [0, 1)", value)
+        require(
             self.initial_sparsity <= self.final_sparsity,
             "prune.initial_sparsity",
             "<= prune.final_sparsity",
             self.initial_sparsity,
         )
-        _require(0.0 <= self.begin < self.end <= 1.0, "prune.begin/end", "0 <= begin < end <= 1",
-                 (self.begin, self.end))
-        _require(self.frequency >= 1, "prune.frequency", "an integer >= 1", self.frequency)
-        _require(self.structure in get_args(Structure), "prune.structure",
-                 f"one of {get_args(Structure)}", self.structure)
+        require(0.0 <= self.begin < self.end <= 1.0, "prune.begin/end", "0 <= begin < end <= 1",
+                (self.begin, self.end))
+        require(self.frequency >= 1, "prune.frequency", "an integer >= 1", self.frequency)
+        require(self.structure in get_args(Structure), "prune.structure",
+                f"one of {get_args(Structure)}", self.structure)
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,13 @@ class ChannelPruning:
     recalibrate_batchnorm: bool = True
 
     def __post_init__(self) -> None:
-        _check_types(self, "channel_prune.")
-        _require(0.0 <= self.fraction < 1.0, "channel_prune.fraction", "a fraction in [0, 1)",
+        check_types(self, "channel_prune.")
+        require(0.0 <= self.fraction < 1.0, "channel_prune.fraction", "a fraction in [0, 1)",
                  self.fraction)
-        _require(self.criterion in get_args(Criterion), "channel_prune.criterion",
-                 f"one of {get_args(Criterion)}", self.criterion)
-        _require(self.multiple >= 1, "channel_prune.multiple", "an integer >= 1",
-                 self.multiple)
+        require(self.criterion in get_args(Criterion), "channel_prune.criterion",
+                f"one of {get_args(Criterion)}", self.criterion)
+        require(self.multiple >= 1, "channel_prune.multiple", "an integer >= 1",
+                self.multiple)
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,11 @@ class Clustering:
     init: CentroidInit = "kmeans_plus_plus"
 
     def __post_init__(self) -> None:
-        _check_types(self, "cluster.")
-        _require(self.number_of_clusters >= 2,
-                 "cluster.number_of_clusters", "an integer >= 2", self.number_of_clusters)
-        _require(self.init in get_args(CentroidInit), "cluster.init",
-                 f"one of {get_args(CentroidInit)}", self.init)
+        check_types(self, "cluster.")
+        require(self.number_of_clusters >= 2,
+                "cluster.number_of_clusters", "an integer >= 2", self.number_of_clusters)
+        require(self.init in get_args(CentroidInit), "cluster.init",
+                f"one of {get_args(CentroidInit)}", self.init)
 
 
 @dataclass(frozen=True)
@@ -191,9 +193,9 @@ class Promise:
     max_clusters: int | None = None
 
     def __post_init__(self) -> None:
-        _check_types(self, "promise.")
-        _require(self.max_clusters is None or self.max_clusters >= 1,
-                 "promise.max_clusters", "an integer >= 1 or none", self.max_clusters)
+        check_types(self, "promise.")
+        require(self.max_clusters is None or self.max_clusters >= 1,
+                "promise.max_clusters", "an integer >= 1 or none", self.max_clusters)
         if self.min_runtime is not None:
             from compressgate.compat.runtime_versions import parse_version
 
@@ -201,14 +203,14 @@ class Promise:
         if self.targets is not None:
             ok = isinstance(self.targets, list | tuple) and all(
                 t in TARGETS for t in self.targets)
-            _require(ok, "promise.targets", f"a list of {TARGETS}", self.targets)
+            require(ok, "promise.targets", f"a list of {TARGETS}", self.targets)
             object.__setattr__(self, "targets", tuple(self.targets))
         for name, low, high in (("max_arena_kib", 0, math.inf), ("max_tflm_quanta", 0, math.inf),
                                 ("min_kernel_agreement", 0, 1)):
             value = getattr(self, name)
             ok = value is None or (isinstance(value, int | float)
                                    and not isinstance(value, bool) and low <= value <= high)
-            _require(ok, f"promise.{name}", f"a number in [{low}, {high}]", value)
+            require(ok, f"promise.{name}", f"a number in [{low}, {high}]", value)
 
 
 @dataclass(frozen=True)
@@ -227,14 +229,14 @@ class Candidate:
     root: str = ""
 
     def __post_init__(self) -> None:
-        _check_types(self, "candidate.")
-        _require((self.file is None) != (self.build is None), "candidate",
-                 "exactly one of file or build", {"file": self.file, "build": self.build})
-        _require(self.build is None or "{out}" in self.build, "candidate.build",
-                 "a command containing {out} (the file it writes)", self.build)
-        _require(self.timeout > 0, "candidate.timeout", "a number of seconds > 0",
-                 self.timeout)
-        _require(isinstance(self.inputs, list | tuple) and all(
+        check_types(self, "candidate.")
+        require((self.file is None) != (self.build is None), "candidate",
+                "exactly one of file or build", {"file": self.file, "build": self.build})
+        require(self.build is None or "{out}" in self.build, "candidate.build",
+                "a command containing {out} (the file it writes)", self.build)
+        require(self.timeout > 0, "candidate.timeout", "a number of seconds > 0",
+                self.timeout)
+        require(isinstance(self.inputs, list | tuple) and all(
             isinstance(i, str) for i in self.inputs), "candidate.inputs",
             "a list of file paths", self.inputs)
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -287,25 +289,25 @@ class Recipe:
     candidate: Candidate | None = None
 
     def __post_init__(self) -> None:
-        _check_types(self, "")
+        check_types(self, "")
         _check_keep_float(self)
         _check_litert(self)
         _check_collaborative(self)
         _check_qat_start(self)
-        _require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
-                 "letters, digits and underscores", self.name)
-        _require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
-                 f"one of {get_args(Quantization)}", self.quantization)
-        _require(not self.qat or self.quantization == "int8", f"{self.name}: qat",
-                 "quantization='int8' (QAT converts to full integer)", self.quantization)
-        _require(self.calibration_samples >= 1, f"{self.name}: calibration_samples",
-                 "an integer >= 1", self.calibration_samples)
-        _require(self.repeat_invoke >= 1, f"{self.name}: repeat_invoke", "a number >= 1",
-                 self.repeat_invoke)
-        _require(self.process_slowdown is None or self.process_slowdown >= 1,
-                 f"{self.name}: process_slowdown", "a number >= 1", self.process_slowdown)
-        _require(self.perturb_weights is None or self.perturb_weights >= 0,
-                 f"{self.name}: perturb_weights", "a number >= 0", self.perturb_weights)
+        require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
+                "letters, digits and underscores", self.name)
+        require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
+                f"one of {get_args(Quantization)}", self.quantization)
+        require(not self.qat or self.quantization == "int8", f"{self.name}: qat",
+                "quantization='int8' (QAT converts to full integer)", self.quantization)
+        require(self.calibration_samples >= 1, f"{self.name}: calibration_samples",
+                "an integer >= 1", self.calibration_samples)
+        require(self.repeat_invoke >= 1, f"{self.name}: repeat_invoke", "a number >= 1",
+                self.repeat_invoke)
+        require(self.process_slowdown is None or self.process_slowdown >= 1,
+                f"{self.name}: process_slowdown", "a number >= 1", self.process_slowdown)
+        require(self.perturb_weights is None or self.perturb_weights >= 0,
+                f"{self.name}: perturb_weights", "a number >= 0", self.perturb_weights)
 
     @property
     def needs_finetune(self) -> bool:
@@ -352,11 +354,11 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "recipe") -> Recipe:
         """Build a recipe from plain data, naming any unknown or ill-typed field."""
-        return _from_dict(cls, data, where)
+        return from_dict(cls, data, where, _NESTED if cls is Recipe else None)
 
     def with_overrides(self, overrides: dict[str, Any], *, where: str = "recipe") -> Recipe:
         """A copy with (nested) fields replaced, validated like ``from_dict``."""
-        return _from_dict(Recipe, _deep_merge(self.to_dict(), overrides), where)
+        return from_dict(Recipe, deep_merge(self.to_dict(), overrides), where, _NESTED)
 
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
@@ -387,40 +389,10 @@ def declared_targets(recipe: Recipe) -> tuple[str, ...]:
         return recipe.promise.targets
     return ("tflm",) if recipe.promise.integer_only else ()
 
+
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
                             "channel_prune": ChannelPruning, "cluster": Clustering,
                             "candidate": Candidate}
-
-
-def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    if not isinstance(data, dict):
-        raise UserInputError(f"{where}: expected a table of fields, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UserInputError(
-            f"{where}: unknown field {unknown[0]!r} (expected one of {', '.join(sorted(known))})"
-        )
-    kwargs = {}
-    for key, value in data.items():
-        nested = _NESTED.get(key) if cls is Recipe else None
-        if nested is not None and isinstance(value, dict):
-            value = _from_dict(nested, value, f"{where}.{key}")
-        kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise UserInputError(f"{where}: {exc}") from None
-
-
-def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _check_keep_float(recipe: Recipe) -> None:
@@ -433,13 +405,13 @@ def _check_keep_float(recipe: Recipe) -> None:
     if value != "auto":
         ok = isinstance(value, list | tuple) and bool(value) and all(
             isinstance(v, str) and v for v in value)
-        _require(ok, where, '"auto" or a non-empty list of Keras layer names', value)
+        require(ok, where, '"auto" or a non-empty list of Keras layer names', value)
         object.__setattr__(recipe, "keep_float", tuple(value))
-    _require(recipe.quantization == "int8" and recipe.prune is None, where,
-             "an int8 PTQ or QAT recipe (quantization='int8', no pruning)",
-             (recipe.quantization, "pruned" if recipe.prune else "not pruned"))
-    _require(not (recipe.qat and value == "auto"), where,
-             "a list of layer names for QAT (auto needs a PTQ diagnosis)", value)
+    require(recipe.quantization == "int8" and recipe.prune is None, where,
+            "an int8 PTQ or QAT recipe (quantization='int8', no pruning)",
+            (recipe.quantization, "pruned" if recipe.prune else "not pruned"))
+    require(not (recipe.qat and value == "auto"), where,
+            "a list of layer names for QAT (auto needs a PTQ diagnosis)", value)
     if recipe.promise.integer_only:
         object.__setattr__(recipe, "promise",
                            dataclasses.replace(recipe.promise, integer_only=False))
@@ -449,8 +421,8 @@ def _check_qat_start(recipe: Recipe) -> None:
     """A QAT recipe's ``qat_start`` is always set (so it enters the recipe's digest:
     the bytes depend on it); a recipe without QAT has none."""
     start = recipe.qat_start
-    _require(start is None or start in get_args(QatStart), f"{recipe.name}: qat_start",
-             f"one of {get_args(QatStart)}", start)
+    require(start is None or start in get_args(QatStart), f"{recipe.name}: qat_start",
+            f"one of {get_args(QatStart)}", start)
     if not recipe.qat:  # an override that turned QAT off leaves nothing to start
         object.__setattr__(recipe, "qat_start", None)
     elif start is None:
@@ -462,44 +434,19 @@ def _check_collaborative(recipe: Recipe) -> None:
     where = f"{recipe.name}: qat_preserve"
     preserve = recipe.qat_preserve
     if preserve is not None:
-        _require(preserve in get_args(QatPreserve), where, f"one of {get_args(QatPreserve)}",
-                 preserve)
-        _require(recipe.qat, where, "qat=true (it chooses the QAT scheme)", recipe.qat)
-        _require(preserve != "sparsity" or recipe.prune is not None, where,
-                 "a prune stage to preserve (prune = {...})", preserve)
-        _require(preserve != "clusters" or recipe.cluster is not None, where,
-                 "a cluster stage to preserve (cluster = {...})", preserve)
+        require(preserve in get_args(QatPreserve), where, f"one of {get_args(QatPreserve)}",
+                preserve)
+        require(recipe.qat, where, "qat=true (it chooses the QAT scheme)", recipe.qat)
+        require(preserve != "sparsity" or recipe.prune is not None, where,
+                "a prune stage to preserve (prune = {...})", preserve)
+        require(preserve != "clusters" or recipe.cluster is not None, where,
+                "a cluster stage to preserve (cluster = {...})", preserve)
     if recipe.cluster is not None or preserve is not None:
-        _require(recipe.keep_float is None, f"{recipe.name}: keep_float",
-                 "none in a clustered or preserving-QAT recipe", recipe.keep_float)
-        _require(recipe.litert_recipe is None, f"{recipe.name}: litert_recipe",
-                 "none in a clustered or preserving-QAT recipe (it needs the Keras model)",
-                 recipe.litert_recipe)
-
-
-_SCALARS: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false",
-               "str": "a string"}
-
-
-def _check_types(obj: Any, prefix: str) -> None:
-    """Scalar fields must hold their declared type (``"1.4x"`` is not a number, ``1`` is
-    not a bool): a config value of the wrong type is one line naming the field, not a
-    TypeError in the middle of a run."""
-    for f in fields(obj):
-        declared = [t.strip() for t in str(f.type).split("|")]
-        kinds = [t for t in declared if t in _SCALARS]
-        if not kinds or any(t not in (*_SCALARS, "None") for t in declared):
-            continue  # Literal, tuple, nested dataclass: checked where they are used
-        value = getattr(obj, f.name)
-        if value is None and "None" in declared:
-            continue
-        ok = any(isinstance(value, _SCALARS[k]) for k in kinds) and (
-            not isinstance(value, bool) or "bool" in kinds)
-        expected = " or ".join(_TYPE_NAMES[k] for k in kinds)
-        _require(ok, f"{prefix}{f.name}", expected + (" (or unset)" if "None" in declared
-                                                        else ""), value)
+        require(recipe.keep_float is None, f"{recipe.name}: keep_float",
+                "none in a clustered or preserving-QAT recipe", recipe.keep_float)
+        require(recipe.litert_recipe is None, f"{recipe.name}: litert_recipe",
+                "none in a clustered or preserving-QAT recipe (it needs the Keras model)",
+                recipe.litert_recipe)
 
 
 def _check_litert(recipe: Recipe) -> None:
@@ -507,15 +454,11 @@ def _check_litert(recipe: Recipe) -> None:
     converter does (its input is the float ``.tflite``)."""
     if recipe.litert_recipe is None:
         return
-    _require(recipe.litert_recipe in LITERT_RECIPES, f"{recipe.name}: litert_recipe",
-             f"one of {', '.join(LITERT_RECIPES)}", recipe.litert_recipe)
-    _require(recipe.quantization == "none" and not recipe.qat and recipe.prune is None
-             and recipe.keep_float is None and recipe.channel_prune is None,
-             f"{recipe.name}: litert_recipe", "no quantization, qat, prune, channel_prune or "
-             "keep_float (litert-quantizer quantizes the float .tflite itself)",
-             recipe.litert_recipe)
+    require(recipe.litert_recipe in LITERT_RECIPES, f"{recipe.name}: litert_recipe",
+            f"one of {', '.join(LITERT_RECIPES)}", recipe.litert_recipe)
+    require(recipe.quantization == "none" and not recipe.qat and recipe.prune is None
+            and recipe.keep_float is None and recipe.channel_prune is None,
+            f"{recipe.name}: litert_recipe", "no quantization, qat, prune, channel_prune or "
+            "keep_float (litert-quantizer quantizes the float .tflite itself)",
+            recipe.litert_recipe)
 
-
-def _require(ok: bool, field_name: str, expected: str, got: Any) -> None:
-    if not ok:
-        raise UserInputError(f"recipe field {field_name}: expected {expected}, got {got!r}")

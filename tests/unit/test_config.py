@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,6 +117,22 @@ def test_a_model_may_carry_its_own_tolerances(tmp_path):
                                    tolerances=config.load(tmp_path).config.tolerances))
     assert session.tolerances("m").latency_pct == 30 and session.tolerances("m").size_pct == 1
     assert session.tolerances("n").size_pct == 2 and session.tolerances("n").latency_pct == 15
+
+
+def test_gate_settings_take_the_project_config_with_the_command_line_over_it(tmp_path):
+    write(tmp_path, 'command = "tox -e gate --"\nlatency_pairs = 12\nstrict = true\n'
+          'latency = false\nreports = "out"\n[tolerances]\nsize_pct = 2.0\n' + MODEL)
+    settings = Settings.from_project(config.load(tmp_path), strict=False)
+    assert (settings.command, settings.latency_pairs, settings.strict, settings.latency) \
+        == ("tox -e gate --", 12, False, False)
+    assert (settings.reports, settings.baselines) == (tmp_path / "out", tmp_path / "baselines")
+    assert settings.tolerances.size_pct == 2.0
+
+
+def test_gate_settings_default_to_what_a_project_without_a_config_sets(tmp_path):
+    assert Settings() == Settings.from_project(config.load(directory=tmp_path),
+                                               baselines=Path("baselines"),
+                                               reports=Path("reports"))
 
 
 def test_custom_metric_is_imported_from_the_config_directory(tmp_path):
