@@ -7,6 +7,9 @@
 - ``convert``: recipe -> ``.tflite`` (QAT, pruning, conversion);
 - ``keep_float``: int8 with chosen layers kept float, and the ``auto`` search;
 - ``channel_prune``: a narrower model without the channels ``backends.channels`` drops;
+- ``qat``: QuantizeConfigs for layers tfmot refuses; ``qat_start``: QAT from calibrated
+  ranges with BatchNorm frozen;
+- ``recurrent``: recurrent layers at a static batch, unrolled where int8 needs it;
 - ``debugger``: TFLite's ``QuantizationDebugger`` (per-layer error);
 - ``fixtures``: ``compressgate fixtures build``.
 """
