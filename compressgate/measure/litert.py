@@ -168,7 +168,7 @@ def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, 
 
 
 def interleaved_times(reference: bytes, candidate: bytes, sample: np.ndarray, *,
-                      pairs: int = 42, blocks: int = 6, warmup: int = 10,
+                      pairs: int = LATENCY_PAIRS, blocks: int = 6, warmup: int = 10,
                       min_sample_seconds: float = 0.002,
                       candidate_repeat: float = 1, num_threads: int = 1) -> dict:
     """Per-inference times of ``candidate`` and ``reference``, measured in alternating

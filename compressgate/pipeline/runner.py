@@ -328,7 +328,7 @@ class Runner:
                      for n in spec.latency_threads if n != 1)
 
     def latency_processes(self, model: str, recipe: str | Recipe, processes: int, *,
-                          pairs: int = 42) -> tuple[LatencyPairs, ...]:
+                          pairs: int = litert.LATENCY_PAIRS) -> tuple[LatencyPairs, ...]:
         """``latency`` measured in ``processes`` fresh processes, one after another (a
         ratio can differ from one process to the next); () when either did not convert."""
         resolved = self.recipe(model, recipe)
