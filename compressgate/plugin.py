@@ -151,12 +151,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = "loadgroup"
 
 
-def quiet_phase(config: pytest.Config) -> QuietPhase | None:
-    """The run's quiet phase on an xdist worker, else None: a suite that times things
-    beside other tests (a project's own, or compressgate's) holds it like the gate does."""
-    return config.stash.get(_QUIET, None)
-
-
 class _Workers:
     """On an xdist controller: hands every worker the run's quiet phase, so latency is
     timed while the gate's other workers wait (see ``measure.quiet``)."""
@@ -229,7 +223,7 @@ class Check:
 
     def __call__(self) -> None:
         problem, of_this_case = None, False
-        quiet = quiet_phase(self._node.config)
+        quiet = self._node.config.stash.get(_QUIET, None)
         try:
             if quiet is None:
                 outcome = self.session.run_check(self.model, self.recipe, self.check)
