@@ -268,7 +268,7 @@ class GateRunner:
     def precompute(self, plan, jobs):
         pass
 
-    def measure_memory(self, plan, jobs):
+    def measure_files(self, plan, jobs):
         pass
 
     def recipe(self, model, name):

@@ -74,7 +74,7 @@ class FakeRunner:
     def precompute(self, plan, jobs):
         pass
 
-    def measure_memory(self, plan, jobs):
+    def measure_files(self, plan, jobs):
         pass
 
     def row(self, model, recipe):
@@ -141,11 +141,44 @@ def test_each_file_is_measured_once_in_as_many_processes_at_a_time_as_jobs(monke
         return len(tflite), None
 
     monkeypatch.setattr(memory, "peak_memory", fake_peak)
-    runner = RealRunner({}, cache=None, isolate=False)
+    runner = RealRunner({}, cache=SimpleNamespace(get=lambda key: None), isolate=False)
+    monkeypatch.setattr(runner, "recipe", lambda m, r: r)
+    monkeypatch.setattr(runner, "cache_key", lambda m, r: r)
     monkeypatch.setattr(runner, "outcome", lambda m, r: SimpleNamespace(
         tflite=files[(m, r)], converted=files[(m, r)] is not None))
-    runner.measure_memory(list(files), jobs=2)
+    runner.measure_files(list(files), jobs=2)
     assert sorted(calls) == [b"a" * 64, b"f" * 64]  # "b" has "a"'s bytes; "bad" no file
     assert most[0] == 2
     assert runner.memory(runner.outcome("m", "b")).peak_bytes == 64
     assert len(calls) == 2  # the row reads the figure measured up front
+
+
+def test_cached_results_are_measured_again_jobs_at_a_time_before_the_rows(monkeypatch):
+    import threading
+    import time as clock
+
+    from compressgate.pipeline.runner import Runner as RealRunner
+
+    running, most, lock = [0], [0], threading.Lock()
+
+    def outcome(model, recipe):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        clock.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return SimpleNamespace(tflite=None, converted=False)
+
+    cached = {"a", "b", "c"}
+    runner = RealRunner({}, cache=SimpleNamespace(
+        get=lambda key: ({}, b"") if key in cached else None), isolate=False)
+    monkeypatch.setattr(runner, "recipe", lambda m, r: r)
+    monkeypatch.setattr(runner, "cache_key", lambda m, r: r)
+    monkeypatch.setattr(runner, "outcome", outcome)
+    runner.measure_files([("m", "a"), ("m", "b"), ("m", "c")], jobs=2)
+    assert most[0] == 2
+    most[0] = 0
+    cached.clear()  # not in the cache: computed one at a time, as the worker allows
+    runner.measure_files([("m", "a"), ("m", "b")], jobs=2)
+    assert most[0] == 1

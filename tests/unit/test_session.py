@@ -48,7 +48,7 @@ class FakeRunner:
     def precompute(self, plan, jobs):
         pass
 
-    def measure_memory(self, plan, jobs):
+    def measure_files(self, plan, jobs):
         pass
 
     def row(self, model, recipe):
