@@ -98,6 +98,7 @@ def drop(runner, recipe: str) -> float:
 
 
 def test_plain_int8_loses_more_than_the_promise_and_dfq_brings_it_back(runner):
+    assert drop(runner, "ptq_int8") > 2.0
     assert drop(runner, "ptq_int8_per_tensor") > 2.0
     assert drop(runner, "dfq_int8_per_tensor") < 2.0
     assert drop(runner, "dfq_int8") < 2.0
