@@ -217,3 +217,12 @@ def test_the_row_records_the_pairs_and_the_note_through_json():
     assert ResultRow.from_dict(ResultRow("m", "ptq_int8", converted=False).to_dict()).dfq is None
     cached = RecipeResult("m", "dfq_int8", None, "e", None, dfq=report).to_doc()
     assert RecipeResult.from_doc(json.loads(json.dumps(cached)), None).dfq == report
+
+
+@pytest.mark.parametrize("name", ["dfq_int8", "dfq_int8_per_tensor", "ptq_int8_per_tensor"])
+def test_diagnose_says_it_cannot_explain_the_dfq_and_per_tensor_recipes(name):
+    from compressgate.diagnosis.collect import debuggable
+
+    assert debuggable(get_recipe(name)).startswith(
+        f"recipe {name} is not the converter's plain per-channel int8 PTQ")
+    assert debuggable(get_recipe("ptq_int8")) is None
