@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from compressgate.recipes.datafree import DataFree, check_dfq
 from compressgate.recipes.validation import check_types, deep_merge, from_dict, require
 
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
@@ -287,10 +288,17 @@ class Recipe:
     # A file made elsewhere, gated as this recipe's (``quantization`` is what it is
     # declared to be); see ``Candidate``.
     candidate: Candidate | None = None
+    # Full-integer recipes: one weight scale per tensor instead of per output channel
+    # (the converter's ``_experimental_disable_per_channel``), as older int8 hardware
+    # and the DFQ paper's per-tensor results have it.
+    per_tensor: bool = False
+    # Data-free quantization before conversion (``DataFree``).
+    dfq: DataFree | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "")
         _check_keep_float(self)
+        check_dfq(self)
         _check_litert(self)
         _check_collaborative(self)
         _check_qat_start(self)
@@ -330,10 +338,13 @@ class Recipe:
         quantization debugger can explain layer by layer."""
         return (self.quantization == "int8" and not self.qat and self.prune is None
                 and self.litert_recipe is None and self.channel_prune is None
-                and self.cluster is None and self.candidate is None)
+                and self.cluster is None and self.candidate is None
+                and self.dfq is None and not self.per_tensor)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if not data["per_tensor"]:  # added later: old cache keys stay valid
+            del data["per_tensor"]
         for name in _OMIT_WHEN_NONE:  # fields added later: old cache keys stay valid
             if data[name] is None:
                 del data[name]
@@ -363,7 +374,7 @@ class Recipe:
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
                    "channel_prune", "cluster", "qat_preserve", "candidate",
-                   "process_slowdown", "qat_start")
+                   "process_slowdown", "qat_start", "dfq")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output
@@ -392,7 +403,7 @@ def declared_targets(recipe: Recipe) -> tuple[str, ...]:
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
                             "channel_prune": ChannelPruning, "cluster": Clustering,
-                            "candidate": Candidate}
+                            "candidate": Candidate, "dfq": DataFree}
 
 
 def _check_keep_float(recipe: Recipe) -> None:
