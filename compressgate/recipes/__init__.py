@@ -10,6 +10,7 @@ so changing a recipe re-runs exactly the results it determines. The schema
 from compressgate.recipes.catalogue import (
     BUILTIN_RECIPES,
     COLLABORATIVE_RECIPES,
+    LITERT_ALGORITHM_RECIPES,
     LITERT_QUANTIZER_RECIPES,
 )
 from compressgate.recipes.registry import (
@@ -20,6 +21,7 @@ from compressgate.recipes.registry import (
 )
 from compressgate.recipes.schema import (
     DEFAULT_TFLM_QUANTA,
+    LITERT_ALGORITHMS,
     LITERT_RECIPES,
     REFERENCE,
     TARGET_PROMISES,
@@ -40,9 +42,10 @@ from compressgate.recipes.schema import (
 )
 
 __all__ = [
-    "BUILTIN_RECIPES", "COLLABORATIVE_RECIPES", "DEFAULT_TFLM_QUANTA", "LITERT_QUANTIZER_RECIPES",
-    "LITERT_RECIPES", "REFERENCE", "TARGETS", "TARGET_PROMISES", "Candidate", "ChannelPruning",
-    "Clustering", "Criterion", "FineTune", "KeepFloat", "Promise", "Pruning", "Quantization",
+    "BUILTIN_RECIPES", "COLLABORATIVE_RECIPES", "DEFAULT_TFLM_QUANTA", "LITERT_ALGORITHMS",
+    "LITERT_ALGORITHM_RECIPES", "LITERT_QUANTIZER_RECIPES", "LITERT_RECIPES", "REFERENCE",
+    "TARGETS", "TARGET_PROMISES", "Candidate", "ChannelPruning", "Clustering", "Criterion",
+    "FineTune", "KeepFloat", "Promise", "Pruning", "Quantization",
     "Recipe", "Structure", "declared_targets", "default_recipes", "get_recipe",
     "register_recipe", "registered_recipes", "with_reference",
 ]
