@@ -12,6 +12,7 @@ from compressgate.recipes.catalogue import (
     BUILTIN_RECIPES,
     COLLABORATIVE_RECIPES,
     DFQ_RECIPES,
+    LITERT_ALGORITHM_RECIPES,
     LITERT_QUANTIZER_RECIPES,
 )
 from compressgate.recipes.registry import (
@@ -22,6 +23,7 @@ from compressgate.recipes.registry import (
 )
 from compressgate.recipes.schema import (
     DEFAULT_TFLM_QUANTA,
+    LITERT_ALGORITHMS,
     LITERT_RECIPES,
     REFERENCE,
     TARGET_PROMISES,
@@ -44,9 +46,10 @@ from compressgate.recipes.schema import (
 
 __all__ = [
     "BUILTIN_RECIPES", "COLLABORATIVE_RECIPES", "DEFAULT_TFLM_QUANTA", "DFQ_RECIPES",
-    "LITERT_QUANTIZER_RECIPES", "LITERT_RECIPES", "REFERENCE", "TARGETS", "TARGET_PROMISES",
-    "Candidate", "ChannelPruning", "Clustering", "Criterion", "DataFree", "FineTune",
-    "KeepFloat", "Promise", "Pruning", "Quantization", "Recipe", "Structure",
-    "declared_targets", "default_recipes", "get_recipe", "register_recipe",
-    "registered_recipes", "with_reference",
+    "LITERT_ALGORITHMS", "LITERT_ALGORITHM_RECIPES", "LITERT_QUANTIZER_RECIPES",
+    "LITERT_RECIPES", "REFERENCE", "TARGETS", "TARGET_PROMISES", "Candidate",
+    "ChannelPruning", "Clustering", "Criterion", "DataFree", "FineTune", "KeepFloat",
+    "Promise", "Pruning", "Quantization", "Recipe", "Structure", "declared_targets",
+    "default_recipes", "get_recipe", "register_recipe", "registered_recipes",
+    "with_reference",
 ]

@@ -58,6 +58,31 @@ LITERT_QUANTIZER_RECIPES: tuple[Recipe, ...] = (
            promise=Promise(min_size_ratio=3.0, io_dtype="int8")),
 )
 
+# litert-quantizer's weight algorithms beyond min-max, a way back when int8 loses
+# accuracy (issue 24): static int8 (the int8 file, as lq_int8_static) with MSE, OCTAV or
+# GPTQ weights, and int4 weight-only (as lq_int4_weight_only) with MSE or OCTAV. Not
+# proposed by ``compressgate init``: recovery recipes, tried when min-max loses.
+_STATIC_INT8 = {"litert_recipe": "static_wi8_ai8",
+                "promise": Promise(min_size_ratio=3.0, io_dtype="int8")}
+_INT4_WEIGHTS = {"litert_recipe": "weight_only_wi4_afp32",
+                 "promise": Promise(min_size_ratio=4.0, io_dtype="float32")}
+LITERT_ALGORITHM_RECIPES: tuple[Recipe, ...] = (
+    Recipe("lq_int8_mse", "litert-quantizer static_wi8_ai8, CONV_2D/DEPTHWISE_CONV_2D/"
+           "FULLY_CONNECTED weight scales by MSE.", litert_algorithm="mse", **_STATIC_INT8),
+    Recipe("lq_int8_octav", "litert-quantizer static_wi8_ai8, CONV_2D/DEPTHWISE_CONV_2D/"
+           "FULLY_CONNECTED weight clipping by OCTAV.", litert_algorithm="octav",
+           **_STATIC_INT8),
+    Recipe("lq_int8_gptq", "litert-quantizer static_wi8_ai8, FULLY_CONNECTED weights "
+           "rounded by GPTQ on the calibration split.", litert_algorithm="gptq",
+           **_STATIC_INT8),
+    Recipe("lq_int4_mse", "litert-quantizer weight_only_wi4_afp32, CONV_2D/"
+           "DEPTHWISE_CONV_2D/FULLY_CONNECTED weight scales by MSE.", litert_algorithm="mse",
+           **_INT4_WEIGHTS),
+    Recipe("lq_int4_octav", "litert-quantizer weight_only_wi4_afp32, CONV_2D/"
+           "DEPTHWISE_CONV_2D/FULLY_CONNECTED weight clipping by OCTAV.",
+           litert_algorithm="octav", **_INT4_WEIGHTS),
+)
+
 for _recipe in BUILTIN_RECIPES:
     register_recipe(_recipe)
 
@@ -82,7 +107,7 @@ COLLABORATIVE_RECIPES: tuple[Recipe, ...] = (
            promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
                            **_INT8_IO)),
 )
-for _recipe in (*LITERT_QUANTIZER_RECIPES, *COLLABORATIVE_RECIPES):
+for _recipe in (*LITERT_QUANTIZER_RECIPES, *LITERT_ALGORITHM_RECIPES, *COLLABORATIVE_RECIPES):
     register_recipe(_recipe, opt_in=True)
 
 # Structured channel pruning, opt-in: each fine-tunes (the QAT variant twice). 70 % as

@@ -45,6 +45,29 @@ LITERT_RECIPES = (
 )
 
 
+
+@dataclass(frozen=True)
+class LitertAlgorithm:
+    """A litert-quantizer weight algorithm a recipe may choose (``litert_algorithm``):
+    its key in ``algorithm_manager.AlgorithmName`` and the ops whose weights it
+    quantizes; every other op keeps the litert recipe's min-max. ``calibrates``: it reads
+    activations of the calibration split (GPTQ's Hessian)."""
+
+    key: str
+    ops: tuple[str, ...]
+    calibrates: bool = False
+
+
+_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# What litert-quantizer 0.11's algorithm_manager registers for each (read from the
+# installed package; the backend checks the installed one still has them).
+LITERT_ALGORITHMS: dict[str, LitertAlgorithm] = {
+    "mse": LitertAlgorithm("MSE", _WEIGHT_OPS),
+    "octav": LitertAlgorithm("OCTAV", _WEIGHT_OPS),
+    "gptq": LitertAlgorithm("GPTQ", ("FULLY_CONNECTED",), calibrates=True),
+}
+
+
 def with_reference(cases: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """(model, recipe) ``cases`` after each model's float reference, each once: what
     must be computed for their rows (every drop and ratio is against the reference)."""
@@ -285,6 +308,9 @@ class Recipe:
     # Quantize with litert-quantizer's recipe of this name (LITERT_RECIPES) instead of
     # the TF converter: the float .tflite (the float recipe's file) is its input.
     litert_recipe: str | None = None
+    # With ``litert_recipe``: the weight algorithm (LITERT_ALGORITHMS) for the ops it
+    # covers, instead of min-max; None: the litert recipe as it is.
+    litert_algorithm: str | None = None
     # A file made elsewhere, gated as this recipe's (``quantization`` is what it is
     # declared to be); see ``Candidate``.
     candidate: Candidate | None = None
@@ -374,7 +400,7 @@ class Recipe:
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
                    "channel_prune", "cluster", "qat_preserve", "candidate",
-                   "process_slowdown", "qat_start", "dfq")
+                   "process_slowdown", "qat_start", "dfq", "litert_algorithm")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output
@@ -463,6 +489,12 @@ def _check_collaborative(recipe: Recipe) -> None:
 def _check_litert(recipe: Recipe) -> None:
     """A litert-quantizer recipe names one of its recipes and does nothing the TF
     converter does (its input is the float ``.tflite``)."""
+    algorithm = recipe.litert_algorithm
+    if algorithm is not None:
+        require(algorithm in LITERT_ALGORITHMS, f"{recipe.name}: litert_algorithm",
+                f"one of {', '.join(LITERT_ALGORITHMS)}", algorithm)
+        require(recipe.litert_recipe is not None, f"{recipe.name}: litert_algorithm",
+                "a litert_recipe to apply it in (litert-quantizer runs it)", algorithm)
     if recipe.litert_recipe is None:
         return
     require(recipe.litert_recipe in LITERT_RECIPES, f"{recipe.name}: litert_recipe",
