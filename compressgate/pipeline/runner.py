@@ -300,7 +300,8 @@ class Runner:
                             artifact.finetune_seconds, artifact.convert_seconds, agreement,
                             kept_float=getattr(artifact, "kept_float", None),
                             search=getattr(artifact, "search", None),
-                            finetuned_accuracy=getattr(artifact, "finetuned_accuracy", None))
+                            finetuned_accuracy=getattr(artifact, "finetuned_accuracy", None),
+                            factorized=getattr(artifact, "factorized", None))
 
     def latency(self, model: str, recipe: str | Recipe, *,
                 pairs: int = litert.LATENCY_PAIRS) -> LatencyPairs | None:

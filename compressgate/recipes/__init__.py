@@ -28,8 +28,10 @@ from compressgate.recipes.schema import (
     ChannelPruning,
     Clustering,
     Criterion,
+    Distill,
     FineTune,
     KeepFloat,
+    LowRank,
     Promise,
     Pruning,
     Quantization,
@@ -42,7 +44,7 @@ from compressgate.recipes.schema import (
 __all__ = [
     "BUILTIN_RECIPES", "COLLABORATIVE_RECIPES", "DEFAULT_TFLM_QUANTA", "LITERT_QUANTIZER_RECIPES",
     "LITERT_RECIPES", "REFERENCE", "TARGETS", "TARGET_PROMISES", "Candidate", "ChannelPruning",
-    "Clustering", "Criterion", "FineTune", "KeepFloat", "Promise", "Pruning", "Quantization",
-    "Recipe", "Structure", "declared_targets", "default_recipes", "get_recipe",
-    "register_recipe", "registered_recipes", "with_reference",
+    "Clustering", "Criterion", "Distill", "FineTune", "KeepFloat", "LowRank", "Promise",
+    "Pruning", "Quantization", "Recipe", "Structure", "declared_targets", "default_recipes",
+    "get_recipe", "register_recipe", "registered_recipes", "with_reference",
 ]

@@ -1,5 +1,6 @@
 """The recipes compressgate ships: the default ones, then the opt-in litert-quantizer,
-collaborative-optimization and channel-pruning ones (registered in this order)."""
+collaborative-optimization, channel-pruning, distillation and low-rank ones (registered
+in this order)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from compressgate.recipes.schema import (
     REFERENCE,
     ChannelPruning,
     Clustering,
+    Distill,
     FineTune,
+    LowRank,
     Promise,
     Pruning,
     Recipe,
@@ -96,4 +99,26 @@ register_recipe(Recipe(
     "channel_prune_qat_int8", "Channel pruning and fine-tune, then QAT and full-integer "
     "conversion.", quantization="int8", qat=True, channel_prune=_CHANNELS_70,
     finetune=FineTune(epochs=6, learning_rate=5e-4),
+    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
+
+# Distillation (opt-in): the same fine-tunes, taught by the float model (Distill's
+# defaults, T = 4, alpha = 0.7). Channel-pruned students first: they lose the most.
+_DISTILL = Distill()
+register_recipe(Recipe(
+    "channel_prune_kd_int8", "Channel pruning, fine-tune distilled from the float model, "
+    "then full-integer PTQ.", quantization="int8", channel_prune=_CHANNELS_70,
+    finetune=FineTune(epochs=6, learning_rate=5e-4, distill=_DISTILL),
+    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
+register_recipe(Recipe(
+    "qat_kd_int8", "Quantization-aware training distilled from the float model, then "
+    "full-integer conversion.", quantization="int8", qat=True,
+    finetune=FineTune(epochs=2, learning_rate=1e-4, distill=_DISTILL),
+    promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
+
+# Low-rank (opt-in): SVD factors of Dense and 1x1 Conv2D kernels keeping 90 % of the
+# energy, a float fine-tune, then full-integer PTQ.
+register_recipe(Recipe(
+    "lowrank_int8", "Low-rank (SVD) factorization of Dense and 1x1 Conv2D kernels (90 % "
+    "of the energy), fine-tune, then full-integer PTQ.", quantization="int8",
+    lowrank=LowRank(), finetune=FineTune(epochs=4, learning_rate=5e-4),
     promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)

@@ -52,18 +52,71 @@ def with_reference(cases: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 @dataclass(frozen=True)
+class Distill:
+    """Knowledge distillation from the float model (the teacher) during a fine-tune.
+
+    The loss is ``(1 - alpha) * label_loss + alpha * T^2 * KL(softmax(t / T) ||
+    softmax(s / T))`` over teacher and student logits ``t``, ``s`` (Hinton et al. 2015:
+    the T^2 keeps the soft term's gradients the size of the label term's). ``alpha = 0``
+    is the plain fine-tune's label loss.
+    """
+
+    temperature: float = 4.0
+    alpha: float = 0.7
+
+    def __post_init__(self) -> None:
+        check_types(self, "finetune.distill.")
+        require(self.temperature > 0, "finetune.distill.temperature", "a number > 0",
+                self.temperature)
+        require(0.0 <= self.alpha <= 1.0, "finetune.distill.alpha", "a number in [0, 1]",
+                self.alpha)
+
+
+@dataclass(frozen=True)
 class FineTune:
-    """A short fine-tune on the training split (QAT and pruning)."""
+    """A short fine-tune on the training split (QAT and pruning), on the labels or, with
+    ``distill``, on the labels and the float model's outputs."""
 
     epochs: int = 3
     batch_size: int = 32
     learning_rate: float = 1e-4
+    distill: Distill | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "finetune.")
         require(self.epochs >= 1, "finetune.epochs", "an integer >= 1", self.epochs)
         require(self.batch_size >= 1, "finetune.batch_size", "an integer >= 1", self.batch_size)
         require(self.learning_rate > 0, "finetune.learning_rate", "> 0", self.learning_rate)
+        if isinstance(self.distill, dict):  # a table in a config (nested one level down)
+            object.__setattr__(self, "distill", from_dict(
+                Distill, self.distill, "recipe field finetune.distill"))
+        require(self.distill is None or isinstance(self.distill, Distill), "finetune.distill",
+                "a table {temperature, alpha} or none", self.distill)
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """Low-rank factorization: each Dense kernel (and 1x1 Conv2D kernel) ``W`` (m x n)
+    becomes two layers of rank r, ``(U_r S_r^1/2)(S_r^1/2 V_r^T)`` from its SVD.
+
+    r is the smallest rank keeping ``energy`` of the sum of squared singular values or,
+    when ``budget`` is set (it then decides instead), the largest whose r * (m + n)
+    parameters are at most ``budget`` of the layer's m * n. A layer whose factors would
+    not be smaller than its kernel stays whole (``compressgate.backends.lowrank``).
+    """
+
+    energy: float = 0.9
+    budget: float | None = None
+    # Layers producing a model output stay whole: the head decides the classes from few
+    # units, so factorizing it saves little and costs accuracy first.
+    skip_output: bool = True
+
+    def __post_init__(self) -> None:
+        check_types(self, "lowrank.")
+        require(0.0 < self.energy <= 1.0, "lowrank.energy", "a fraction in (0, 1]",
+                self.energy)
+        require(self.budget is None or 0.0 < self.budget < 1.0, "lowrank.budget",
+                "a fraction in (0, 1)", self.budget)
 
 
 @dataclass(frozen=True)
@@ -287,6 +340,8 @@ class Recipe:
     # A file made elsewhere, gated as this recipe's (``quantization`` is what it is
     # declared to be); see ``Candidate``.
     candidate: Candidate | None = None
+    # SVD factorization of Dense / 1x1 Conv2D kernels, then the fine-tune (``LowRank``).
+    lowrank: LowRank | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "")
@@ -294,6 +349,7 @@ class Recipe:
         _check_litert(self)
         _check_collaborative(self)
         _check_qat_start(self)
+        _check_finetune_stages(self)
         require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
                 "letters, digits and underscores", self.name)
         require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
@@ -312,7 +368,7 @@ class Recipe:
     @property
     def needs_finetune(self) -> bool:
         return (self.qat or self.prune is not None or self.channel_prune is not None
-                or self.cluster is not None)
+                or self.cluster is not None or self.lowrank is not None)
 
     @property
     def is_reference(self) -> bool:
@@ -330,7 +386,8 @@ class Recipe:
         quantization debugger can explain layer by layer."""
         return (self.quantization == "int8" and not self.qat and self.prune is None
                 and self.litert_recipe is None and self.channel_prune is None
-                and self.cluster is None and self.candidate is None)
+                and self.cluster is None and self.candidate is None
+                and self.lowrank is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -363,7 +420,7 @@ class Recipe:
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
                    "channel_prune", "cluster", "qat_preserve", "candidate",
-                   "process_slowdown", "qat_start")
+                   "process_slowdown", "qat_start", "lowrank")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output
@@ -374,7 +431,8 @@ DEFAULT_TFLM_QUANTA = 1
 
 TARGET_PROMISES = ("targets", "max_arena_kib", "max_tflm_quanta", "min_kernel_agreement")
 # Nested fields added later, dropped when None so old cache keys stay valid.
-_NESTED_OMIT_WHEN_NONE = {"promise": ("max_clusters", *TARGET_PROMISES)}
+_NESTED_OMIT_WHEN_NONE = {"promise": ("max_clusters", *TARGET_PROMISES),
+                          "finetune": ("distill",)}
 
 
 def declared_targets(recipe: Recipe) -> tuple[str, ...]:
@@ -392,7 +450,7 @@ def declared_targets(recipe: Recipe) -> tuple[str, ...]:
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
                             "channel_prune": ChannelPruning, "cluster": Clustering,
-                            "candidate": Candidate}
+                            "candidate": Candidate, "lowrank": LowRank}
 
 
 def _check_keep_float(recipe: Recipe) -> None:
@@ -427,6 +485,20 @@ def _check_qat_start(recipe: Recipe) -> None:
         object.__setattr__(recipe, "qat_start", None)
     elif start is None:
         object.__setattr__(recipe, "qat_start", "calibrated")
+
+
+def _check_finetune_stages(recipe: Recipe) -> None:
+    """Distillation needs a fine-tune to act in; a low-rank recipe rebuilds the Keras
+    model (no litert-quantizer input, no layers kept float by name)."""
+    require(recipe.finetune.distill is None or recipe.needs_finetune,
+            f"{recipe.name}: finetune.distill",
+            "a recipe that fine-tunes (qat, prune, channel_prune, cluster or lowrank)",
+            recipe.finetune.distill)
+    if recipe.lowrank is not None:
+        require(recipe.litert_recipe is None and recipe.keep_float is None
+                and recipe.candidate is None, f"{recipe.name}: lowrank",
+                "no litert_recipe, keep_float or candidate (it rebuilds the Keras model)",
+                recipe.lowrank)
 
 
 def _check_collaborative(recipe: Recipe) -> None:
