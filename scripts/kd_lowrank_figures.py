@@ -8,7 +8,7 @@ points 3 and 4).
 ``kd``: ``channel_prune_int8`` against ``channel_prune_kd_int8`` at the same epochs, and
 the distilled recipe at alpha = 0 (its loss is the label loss: the spread from the plain
 fine-tune is what a different random draw moves). ``lowrank``: ``lowrank_int8`` (and a
-budget variant) against ``ptq_int8``: size, drop, latency against float and against
+variant by retained energy) against ``ptq_int8``: size, drop, latency against float and against
 ``ptq_int8`` (interleaved pairs at one thread, in this process). Results are cached in
 ``$COMPRESSGATE_CACHE_DIR`` like any run.
 """
@@ -73,9 +73,10 @@ def lowrank(models: list[str], pairs: int, energy: float, budget: float) -> None
         ref, ptq = runner.outcome(model, "float"), runner.outcome(model, "ptq_int8")
         sample = runner.sample(model)
         recipes = [get_recipe("ptq_int8"),
-                   get_recipe("lowrank_int8").with_overrides({"lowrank": {"energy": energy}}),
+                   get_recipe("lowrank_int8").with_overrides({"lowrank": {"budget": budget}}),
                    get_recipe("lowrank_int8").with_overrides(
-                       {"name": "lowrank_budget_int8", "lowrank": {"budget": budget}})]
+                       {"name": "lowrank_energy_int8",
+                        "lowrank": {"energy": energy, "budget": None}})]
         for recipe in recipes:
             row, out = runner.row(model, recipe), runner.outcome(model, recipe)
             if not row.converted:

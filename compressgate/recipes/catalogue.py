@@ -115,10 +115,13 @@ register_recipe(Recipe(
     finetune=FineTune(epochs=2, learning_rate=1e-4, distill=_DISTILL),
     promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
 
-# Low-rank (opt-in): SVD factors of Dense and 1x1 Conv2D kernels keeping 90 % of the
-# energy, a float fine-tune, then full-integer PTQ.
+# Low-rank (opt-in): SVD factors of Dense and 1x1 Conv2D kernels holding a quarter of each
+# kernel's parameters, a float fine-tune, then full-integer PTQ. By budget, not energy:
+# 90 % of the energy kept digits_cnn's 1024x128 Dense at rank 101 (11 % fewer
+# parameters, size ratio 4.02 against ptq_int8's 3.76), the budget at rank 28 (7.33).
 register_recipe(Recipe(
-    "lowrank_int8", "Low-rank (SVD) factorization of Dense and 1x1 Conv2D kernels (90 % "
-    "of the energy), fine-tune, then full-integer PTQ.", quantization="int8",
-    lowrank=LowRank(), finetune=FineTune(epochs=4, learning_rate=5e-4),
+    "lowrank_int8", "Low-rank (SVD) factorization of Dense and 1x1 Conv2D kernels (a "
+    "quarter of each kernel's parameters), fine-tune, then full-integer PTQ.",
+    quantization="int8", lowrank=LowRank(budget=0.25),
+    finetune=FineTune(epochs=4, learning_rate=5e-4),
     promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)

@@ -101,7 +101,7 @@ def test_factors_reproduce_the_kernel_at_full_rank_and_are_the_best_lower_rank()
                                      "got '90%'"),
     ({"litert_recipe": "static_wi8_ai8", "quantization": "none"},
      "recipe field lowrank_int8: lowrank: expected no litert_recipe, keep_float or "
-     "candidate (it rebuilds the Keras model), got LowRank(energy=0.9, budget=None, "
+     "candidate (it rebuilds the Keras model), got LowRank(energy=0.9, budget=0.25, "
      "skip_output=True)"),
 ])
 def test_distill_and_lowrank_fields_fail_in_one_line_naming_the_field(fields, message):
@@ -125,8 +125,9 @@ def test_new_fields_stay_out_of_old_recipes_settings_and_enter_the_new_ones():
     assert kd.settings()["finetune"]["distill"] == {"temperature": 4.0, "alpha": 0.7}
     assert kd.settings() != get_recipe("channel_prune_int8").settings()
     assert get_recipe("lowrank_int8").settings()["lowrank"] == {
-        "energy": 0.9, "budget": None, "skip_output": True}
-    budget = get_recipe("lowrank_int8").with_overrides({"lowrank": {"budget": 0.3}})
+        "energy": 0.9, "budget": 0.25, "skip_output": True}
+    budget = get_recipe("lowrank_int8").with_overrides({"lowrank": {"budget": None}})
+    assert budget.lowrank.budget is None
     assert budget.settings() != get_recipe("lowrank_int8").settings()
     for recipe in (kd, budget, get_recipe("qat_kd_int8")):
         assert Recipe.from_dict(recipe.to_dict()) == recipe
