@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from compressgate.backends.equalization import DfqReport
 from compressgate.project.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
@@ -33,6 +34,8 @@ class Artifact:
     finetuned_accuracy: float | None = None
     # Low-rank recipes: each factorized layer and its rank.
     factorized: dict[str, int] | None = None
+    # Data-free quantization: what it equalized, absorbed and corrected.
+    dfq: DfqReport | None = None
 
 
 class RecipeUnsupported(Exception):

@@ -59,6 +59,10 @@ def debuggable(recipe: Recipe) -> str | None:
     if recipe.quantization != "int8":
         return f"recipe {recipe.name} is not full-integer int8 (quantization " \
                f"{recipe.quantization}): no per-layer quantization error to report"
+    if recipe.dfq is not None or recipe.per_tensor:
+        return f"recipe {recipe.name} is not the converter's plain per-channel int8 PTQ " \
+               "(data-free quantization or per-tensor weights): the quantization debugger " \
+               "explains that PTQ only"
     stages = [name for name, on in (("pruning", recipe.prune is not None),
                                     ("clustering", recipe.cluster is not None),
                                     ("QAT", recipe.qat)) if on]

@@ -1,6 +1,6 @@
 """The recipes compressgate ships: the default ones, then the opt-in litert-quantizer,
-collaborative-optimization, channel-pruning, distillation and low-rank ones (registered
-in this order)."""
+collaborative-optimization, channel-pruning, distillation, low-rank and data-free
+quantization ones (registered in this order)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from compressgate.recipes.schema import (
     REFERENCE,
     ChannelPruning,
     Clustering,
+    DataFree,
     Distill,
     FineTune,
     LowRank,
@@ -100,6 +101,24 @@ register_recipe(Recipe(
     "conversion.", quantization="int8", qat=True, channel_prune=_CHANNELS_70,
     finetune=FineTune(epochs=6, learning_rate=5e-4),
     promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
+
+# Data-free quantization (Nagel et al. 2019), opt-in: per-tensor weights lose what
+# per-channel ones keep when a layer's channel ranges differ by orders of magnitude;
+# equalization evens them out first. No fine-tune: the calibration split only.
+DFQ_RECIPES: tuple[Recipe, ...] = (
+    Recipe("ptq_int8_per_tensor", "Full-integer PTQ with one weight scale per tensor.",
+           quantization="int8", per_tensor=True,
+           promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
+    Recipe("dfq_int8", "Data-free quantization: BatchNorm folded, cross-layer "
+           "equalization, bias absorption and correction, then full-integer PTQ "
+           "(per-channel weights).", quantization="int8", dfq=DataFree(),
+           promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
+    Recipe("dfq_int8_per_tensor", "Data-free quantization, then full-integer PTQ with "
+           "one weight scale per tensor.", quantization="int8", per_tensor=True,
+           dfq=DataFree(), promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
+)
+for _recipe in DFQ_RECIPES:
+    register_recipe(_recipe, opt_in=True)
 
 # Distillation (opt-in): the same fine-tunes, taught by the float model (Distill's
 # defaults, T = 4, alpha = 0.7). Channel-pruned students first: they lose the most.

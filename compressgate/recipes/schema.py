@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from compressgate.recipes.datafree import DataFree, check_dfq
 from compressgate.recipes.validation import check_types, deep_merge, from_dict, require
 
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
@@ -340,12 +341,19 @@ class Recipe:
     # A file made elsewhere, gated as this recipe's (``quantization`` is what it is
     # declared to be); see ``Candidate``.
     candidate: Candidate | None = None
+    # Full-integer recipes: one weight scale per tensor instead of per output channel
+    # (the converter's ``_experimental_disable_per_channel``), as older int8 hardware
+    # and the DFQ paper's per-tensor results have it.
+    per_tensor: bool = False
+    # Data-free quantization before conversion (``DataFree``).
+    dfq: DataFree | None = None
     # SVD factorization of Dense / 1x1 Conv2D kernels, then the fine-tune (``LowRank``).
     lowrank: LowRank | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "")
         _check_keep_float(self)
+        check_dfq(self)
         _check_litert(self)
         _check_collaborative(self)
         _check_qat_start(self)
@@ -387,10 +395,13 @@ class Recipe:
         return (self.quantization == "int8" and not self.qat and self.prune is None
                 and self.litert_recipe is None and self.channel_prune is None
                 and self.cluster is None and self.candidate is None
+                and self.dfq is None and not self.per_tensor
                 and self.lowrank is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if not data["per_tensor"]:  # added later: old cache keys stay valid
+            del data["per_tensor"]
         for name in _OMIT_WHEN_NONE:  # fields added later: old cache keys stay valid
             if data[name] is None:
                 del data[name]
@@ -420,7 +431,7 @@ class Recipe:
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
                    "channel_prune", "cluster", "qat_preserve", "candidate",
-                   "process_slowdown", "qat_start", "lowrank")
+                   "process_slowdown", "qat_start", "dfq", "lowrank")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output
@@ -450,7 +461,8 @@ def declared_targets(recipe: Recipe) -> tuple[str, ...]:
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
                             "channel_prune": ChannelPruning, "cluster": Clustering,
-                            "candidate": Candidate, "lowrank": LowRank}
+                            "candidate": Candidate, "dfq": DataFree,
+                            "lowrank": LowRank}
 
 
 def _check_keep_float(recipe: Recipe) -> None:
