@@ -32,6 +32,8 @@ class Artifact:
     # Accuracy on the test split of the float Keras model after the recipe's float
     # fine-tunes (channel pruning, pruning, clustering), before QAT and conversion.
     finetuned_accuracy: float | None = None
+    # Low-rank recipes: each factorized layer and its rank.
+    factorized: dict[str, int] | None = None
     # Data-free quantization: what it equalized, absorbed and corrected.
     dfq: DfqReport | None = None
 

@@ -43,6 +43,8 @@ class RecipeResult:
     fallback: str | None = None
     # The float Keras model's test accuracy after the float fine-tunes, before conversion.
     finetuned_accuracy: float | None = None
+    # Low-rank recipes: each factorized layer and its rank.
+    factorized: dict[str, int] | None = None
     # Data-free quantization: what it equalized, absorbed and corrected.
     dfq: DfqReport | None = None
 
@@ -282,6 +284,8 @@ class ResultRow:
     # Pruning / clustering / channel pruning: the float model's points lost by those
     # fine-tunes alone (Keras, test split), before quantization and conversion.
     finetune_drop_pts: float | None = None
+    # Low-rank recipes: the layers factorized (Keras names) and the rank of each.
+    factorized: dict[str, int] | None = None
     # Data-free quantization: the pairs equalized (``first>second``), biases absorbed
     # and corrected, or the one line saying there was no pair.
     dfq: DfqReport | None = None
@@ -342,7 +346,7 @@ class ResultRow:
         if self.size_ratio is not None:
             doc.update({k: getattr(self, k) for k in _COMPARED})
         for name in ("keras_agreement", "class_accuracy", "float_class_accuracy",
-                     "kept_float", "fallback", "finetune_drop_pts"):
+                     "kept_float", "fallback", "finetune_drop_pts", "factorized"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
         doc.update(self.dfq.to_dict() if self.dfq else {})

@@ -25,8 +25,8 @@ def measured_fields(out: RecipeResult, ref: RecipeResult, metric: Metric,
                     labels: Labels) -> dict[str, Any]:
     """The row's fields that ``out``'s and the float reference ``ref``'s measurements
     give: seconds, scores, sizes, dtypes, ops, the drops and ratios between them, and
-    what the result says of its making (layers kept float, a fallback, the fine-tune's
-    own drop)."""
+    what the result says of its making (layers kept float, a fallback, the layers
+    factorized, the fine-tune's own drop)."""
     m, r = out.measurement, ref.measurement
     fields: dict[str, Any] = {
         "finetune_seconds": round(out.finetune_seconds, 3),
@@ -61,6 +61,8 @@ def measured_fields(out: RecipeResult, ref: RecipeResult, metric: Metric,
         fields["kept_float"] = tuple(out.kept_float)
     if out.fallback is not None:
         fields["fallback"] = out.fallback
+    if out.factorized is not None:
+        fields["factorized"] = dict(out.factorized)
     if out.dfq is not None:
         fields["dfq"] = out.dfq
     if out.finetuned_accuracy is not None and r is not None and metric.is_accuracy:

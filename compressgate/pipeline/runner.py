@@ -302,6 +302,7 @@ class Runner:
                             kept_float=getattr(artifact, "kept_float", None),
                             search=getattr(artifact, "search", None),
                             finetuned_accuracy=getattr(artifact, "finetuned_accuracy", None),
+                            factorized=getattr(artifact, "factorized", None),
                             dfq=getattr(artifact, "dfq", None))
 
     def latency(self, model: str, recipe: str | Recipe, *,

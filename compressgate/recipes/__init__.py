@@ -3,8 +3,8 @@
 A recipe describes *what* to do to a float Keras model (quantize, fine-tune with QAT,
 prune); the TensorFlow backend decides *how*. Every field takes part in the cache key,
 so changing a recipe re-runs exactly the results it determines. The schema
-(``schema``; data-free quantization's settings in ``datafree``) and how its fields are
-checked (``validation``), the registry
+(``schema``; the fine-tune stages' settings in ``stages``, data-free quantization's in
+``datafree``) and how its fields are checked (``validation``), the registry
 (``registry``) and the recipes shipped (``catalogue``, registered on import).
 """
 
@@ -33,8 +33,10 @@ from compressgate.recipes.schema import (
     Clustering,
     Criterion,
     DataFree,
+    Distill,
     FineTune,
     KeepFloat,
+    LowRank,
     Promise,
     Pruning,
     Quantization,
@@ -48,8 +50,8 @@ __all__ = [
     "BUILTIN_RECIPES", "COLLABORATIVE_RECIPES", "DEFAULT_TFLM_QUANTA", "DFQ_RECIPES",
     "LITERT_ALGORITHMS", "LITERT_ALGORITHM_RECIPES", "LITERT_QUANTIZER_RECIPES",
     "LITERT_RECIPES", "REFERENCE", "TARGETS", "TARGET_PROMISES", "Candidate",
-    "ChannelPruning", "Clustering", "Criterion", "DataFree", "FineTune", "KeepFloat",
-    "Promise", "Pruning", "Quantization", "Recipe", "Structure", "declared_targets",
-    "default_recipes", "get_recipe", "register_recipe", "registered_recipes",
-    "with_reference",
+    "ChannelPruning", "Clustering", "Criterion", "DataFree", "Distill", "FineTune",
+    "KeepFloat", "LowRank", "Promise", "Pruning", "Quantization", "Recipe", "Structure",
+    "declared_targets", "default_recipes", "get_recipe", "register_recipe",
+    "registered_recipes", "with_reference",
 ]

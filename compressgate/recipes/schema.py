@@ -12,18 +12,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from compressgate.recipes.datafree import DataFree, check_dfq
+from compressgate.recipes.stages import (  # noqa: F401 (re-exported: the schema's names)
+    CentroidInit,
+    ChannelPruning,
+    Clustering,
+    Criterion,
+    Distill,
+    FineTune,
+    LowRank,
+    Pruning,
+    Structure,
+)
 from compressgate.recipes.validation import check_types, deep_merge, from_dict, require
 
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
-Structure = Literal["unstructured", "2by4"]
-Criterion = Literal["l1", "bn_gamma"]
 KeepFloat = tuple[str, ...] | Literal["auto"] | None
 # Runtimes a promise may name besides LiteRT (compressgate.measure.targets runs them).
 TARGETS = ("tflm",)
 # The recipe every drop and ratio is measured against: the float conversion.
 REFERENCE = "float"
 
-CentroidInit = Literal["kmeans_plus_plus", "linear", "density_based", "random"]
 # What QAT keeps of an earlier stage: pruning's zeros or clustering's shared values
 # (tfmot's collaborative optimization schemes).
 QatPreserve = Literal["sparsity", "clusters"]
@@ -73,111 +81,6 @@ def with_reference(cases: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     must be computed for their rows (every drop and ratio is against the reference)."""
     cases = list(cases)
     return list(dict.fromkeys([(model, REFERENCE) for model, _ in cases] + cases))
-
-
-@dataclass(frozen=True)
-class FineTune:
-    """A short fine-tune on the training split (QAT and pruning)."""
-
-    epochs: int = 3
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-
-    def __post_init__(self) -> None:
-        check_types(self, "finetune.")
-        require(self.epochs >= 1, "finetune.epochs", "an integer >= 1", self.epochs)
-        require(self.batch_size >= 1, "finetune.batch_size", "an integer >= 1", self.batch_size)
-        require(self.learning_rate > 0, "finetune.learning_rate", "> 0", self.learning_rate)
-
-
-@dataclass(frozen=True)
-class Pruning:
-    """Magnitude pruning with a ``PolynomialDecay`` schedule.
-
-    ``begin``/``end`` are fractions of the fine-tune's steps: ending before the last step
-    leaves steps in which the network (and its BatchNorm statistics) adapts to the final
-    mask. ``frequency`` is in steps; tfmot's default of 100 would prune once or never on
-    the small fixture datasets.
-    """
-
-    initial_sparsity: float = 0.5
-    final_sparsity: float = 0.8
-    begin: float = 0.0
-    end: float = 0.6
-    frequency: int = 10
-    structure: Structure = "unstructured"
-    # Small first/last layers carry much of the accuracy and little of the size.
-    skip_first_and_last: bool = True
-    # Re-estimate BatchNorm moving statistics on the training split after pruning: the
-    # moving averages lag the pruned weights and can collapse inference accuracy.
-    recalibrate_batchnorm: bool = True
-
-    def __post_init__(self) -> None:
-        check_types(self, "prune.")
-        for name in ("initial_sparsity", "final_sparsity"):
-            value = getattr(self, name)
-            require(0.0 <= value < 1.0, f"prune.{name}", "a fraction in [0, 1)", value)
-        require(
-            self.initial_sparsity <= self.final_sparsity,
-            "prune.initial_sparsity",
-            "<= prune.final_sparsity",
-            self.initial_sparsity,
-        )
-        require(0.0 <= self.begin < self.end <= 1.0, "prune.begin/end", "0 <= begin < end <= 1",
-                (self.begin, self.end))
-        require(self.frequency >= 1, "prune.frequency", "an integer >= 1", self.frequency)
-        require(self.structure in get_args(Structure), "prune.structure",
-                f"one of {get_args(Structure)}", self.structure)
-
-
-@dataclass(frozen=True)
-class ChannelPruning:
-    """Structured pruning: remove whole output channels (Conv2D filters, Dense units)
-    and rebuild a narrower dense model, which runs faster, not just compresses better.
-
-    ``criterion`` ranks channels: ``"l1"`` by the L1 norm of the producing kernel,
-    ``"bn_gamma"`` by the |gamma| of the BatchNorm layers on the channel (L1 where there
-    is none). Layers joined by a residual ``Add`` keep the same channels; model outputs
-    keep all theirs. ``multiple`` rounds kept widths up (SIMD-friendly widths).
-    """
-
-    fraction: float = 0.5
-    # Measured on digits_dscnn, 50 % removed, before fine-tuning: BN gamma keeps 89 %
-    # test accuracy, kernel L1 51 % (float 99 %).
-    criterion: Criterion = "bn_gamma"
-    # As for Pruning: small first/last layers carry much of the accuracy.
-    skip_first_and_last: bool = True
-    multiple: int = 8
-    # The narrower model's BatchNorm statistics are those of the wide one: re-estimate.
-    recalibrate_batchnorm: bool = True
-
-    def __post_init__(self) -> None:
-        check_types(self, "channel_prune.")
-        require(0.0 <= self.fraction < 1.0, "channel_prune.fraction", "a fraction in [0, 1)",
-                 self.fraction)
-        require(self.criterion in get_args(Criterion), "channel_prune.criterion",
-                f"one of {get_args(Criterion)}", self.criterion)
-        require(self.multiple >= 1, "channel_prune.multiple", "an integer >= 1",
-                self.multiple)
-
-
-@dataclass(frozen=True)
-class Clustering:
-    """Weight clustering (tfmot's ``cluster_weights``): each clusterable kernel keeps
-    ``number_of_clusters`` shared values, fine-tuned, then ``strip_clustering``.
-
-    After pruning, clustering preserves the zeros (tfmot's ``preserve_sparsity``).
-    """
-
-    number_of_clusters: int = 16
-    init: CentroidInit = "kmeans_plus_plus"
-
-    def __post_init__(self) -> None:
-        check_types(self, "cluster.")
-        require(self.number_of_clusters >= 2,
-                "cluster.number_of_clusters", "an integer >= 2", self.number_of_clusters)
-        require(self.init in get_args(CentroidInit), "cluster.init",
-                f"one of {get_args(CentroidInit)}", self.init)
 
 
 @dataclass(frozen=True)
@@ -320,6 +223,8 @@ class Recipe:
     per_tensor: bool = False
     # Data-free quantization before conversion (``DataFree``).
     dfq: DataFree | None = None
+    # SVD factorization of Dense / 1x1 Conv2D kernels, then the fine-tune (``LowRank``).
+    lowrank: LowRank | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "")
@@ -328,6 +233,7 @@ class Recipe:
         _check_litert(self)
         _check_collaborative(self)
         _check_qat_start(self)
+        _check_finetune_stages(self)
         require(bool(self.name) and self.name.replace("_", "").isalnum(), "name",
                 "letters, digits and underscores", self.name)
         require(self.quantization in get_args(Quantization), f"{self.name}: quantization",
@@ -346,7 +252,7 @@ class Recipe:
     @property
     def needs_finetune(self) -> bool:
         return (self.qat or self.prune is not None or self.channel_prune is not None
-                or self.cluster is not None)
+                or self.cluster is not None or self.lowrank is not None)
 
     @property
     def is_reference(self) -> bool:
@@ -365,7 +271,8 @@ class Recipe:
         return (self.quantization == "int8" and not self.qat and self.prune is None
                 and self.litert_recipe is None and self.channel_prune is None
                 and self.cluster is None and self.candidate is None
-                and self.dfq is None and not self.per_tensor)
+                and self.dfq is None and not self.per_tensor
+                and self.lowrank is None)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -400,7 +307,7 @@ class Recipe:
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
                    "channel_prune", "cluster", "qat_preserve", "candidate",
-                   "process_slowdown", "qat_start", "dfq", "litert_algorithm")
+                   "process_slowdown", "qat_start", "dfq", "litert_algorithm", "lowrank")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output
@@ -411,7 +318,8 @@ DEFAULT_TFLM_QUANTA = 1
 
 TARGET_PROMISES = ("targets", "max_arena_kib", "max_tflm_quanta", "min_kernel_agreement")
 # Nested fields added later, dropped when None so old cache keys stay valid.
-_NESTED_OMIT_WHEN_NONE = {"promise": ("max_clusters", *TARGET_PROMISES)}
+_NESTED_OMIT_WHEN_NONE = {"promise": ("max_clusters", *TARGET_PROMISES),
+                          "finetune": ("distill",)}
 
 
 def declared_targets(recipe: Recipe) -> tuple[str, ...]:
@@ -429,7 +337,8 @@ def declared_targets(recipe: Recipe) -> tuple[str, ...]:
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
                             "channel_prune": ChannelPruning, "cluster": Clustering,
-                            "candidate": Candidate, "dfq": DataFree}
+                            "candidate": Candidate, "dfq": DataFree,
+                            "lowrank": LowRank}
 
 
 def _check_keep_float(recipe: Recipe) -> None:
@@ -464,6 +373,20 @@ def _check_qat_start(recipe: Recipe) -> None:
         object.__setattr__(recipe, "qat_start", None)
     elif start is None:
         object.__setattr__(recipe, "qat_start", "calibrated")
+
+
+def _check_finetune_stages(recipe: Recipe) -> None:
+    """Distillation needs a fine-tune to act in; a low-rank recipe rebuilds the Keras
+    model (no litert-quantizer input, no layers kept float by name)."""
+    require(recipe.finetune.distill is None or recipe.needs_finetune,
+            f"{recipe.name}: finetune.distill",
+            "a recipe that fine-tunes (qat, prune, channel_prune, cluster or lowrank)",
+            recipe.finetune.distill)
+    if recipe.lowrank is not None:
+        require(recipe.litert_recipe is None and recipe.keep_float is None
+                and recipe.candidate is None, f"{recipe.name}: lowrank",
+                "no litert_recipe, keep_float or candidate (it rebuilds the Keras model)",
+                recipe.lowrank)
 
 
 def _check_collaborative(recipe: Recipe) -> None:

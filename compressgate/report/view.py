@@ -161,6 +161,13 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _factorized_note(row: ResultRow) -> str:
+    """Low-rank recipes: each factorized layer and its rank."""
+    if not row.factorized:
+        return ""
+    return "low-rank: " + ", ".join(f"{name} r{rank}" for name, rank in row.factorized.items())
+
+
 def _clusters_note(row: ResultRow) -> str:
     """Clustered recipes: distinct values per output channel of the weights (a note, not a
     column: only these rows have it, and the table must stay narrow)."""
@@ -213,12 +220,12 @@ def _dfq_note(row: ResultRow) -> str:
 
 
 def _note(row: ResultRow) -> str:
-    """The error, else why TFLM refused the file, else the clustering, else what
-    data-free quantization equalized, else the ops off XNNPACK; and a native-crash
-    fallback first (the figures are from that second run)."""
+    """The error, else why TFLM refused the file, else the clustering, the layers
+    factorized or what data-free quantization equalized, else the ops off XNNPACK; and a
+    native-crash fallback first (the figures are from that second run)."""
     tflm_error = row.targets.tflm_error if row.targets and row.targets.declared else None
-    note = (row.error or tflm_error or _clusters_note(row) or _dfq_note(row)
-            or off_xnnpack(row))
+    note = (row.error or tflm_error or _clusters_note(row) or _factorized_note(row)
+            or _dfq_note(row) or off_xnnpack(row))
     if row.fallback:
         crash = row.fallback.split(";")[0].removeprefix("worker crashed: ")
         note = f"oneDNN off: retried after {crash}" + (f"; {note}" if note else "")

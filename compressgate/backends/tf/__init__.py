@@ -9,6 +9,8 @@
 - ``dfq``: data-free quantization (BatchNorm folding, equalization, bias absorption and
   correction) on the Keras layers, with ``backends.equalization``'s arithmetic;
 - ``channel_prune``: a narrower model without the channels ``backends.channels`` drops;
+- ``factorize``: Dense / 1x1 Conv2D layers split in the low-rank factors of
+  ``backends.lowrank``; ``distill``: the float model as teacher of a fine-tune;
 - ``qat``: QuantizeConfigs for layers tfmot refuses; ``qat_start``: QAT from calibrated
   ranges with BatchNorm frozen;
 - ``recurrent``: recurrent layers at a static batch, unrolled where int8 needs it;

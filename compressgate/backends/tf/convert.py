@@ -23,7 +23,9 @@ import compressgate.backends.tf.recurrent as recurrent
 from compressgate.backends import litert_quant, tflite_source
 from compressgate.backends.protocol import Artifact, RecipeUnsupported
 from compressgate.backends.tf.channel_prune import prune_channels
+from compressgate.backends.tf.distill import Teacher
 from compressgate.backends.tf.env import (
+    SEED,
     clusterable,
     converter_reason,
     deterministic,
@@ -37,6 +39,7 @@ from compressgate.backends.tf.env import (
     quiet,
     with_batch,
 )
+from compressgate.backends.tf.factorize import factorize_model
 from compressgate.backends.tf.keep_float import check_keep_float, convert_keep_float
 from compressgate.backends.tf.loading import load_any, model_info
 from compressgate.errors import UserInputError
@@ -53,6 +56,44 @@ def _compile_like(model, source, learning_rate: float) -> None:
     loss = getattr(source, "loss", None) or "sparse_categorical_crossentropy"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
                   metrics=["accuracy"])
+
+
+def _fit(model, source, recipe: Recipe, data: Dataset, callbacks: list,
+         teacher: Teacher | None) -> None:
+    """Compile ``model`` and fine-tune it on the training split: with ``source``'s loss
+    on the labels, or, distilling, with ``teacher``'s loss on the labels and its logits."""
+    finetune = recipe.finetune
+    y = data.y_train
+    if teacher is None:
+        _compile_like(model, source, finetune.learning_rate)
+    else:
+        model.compile(optimizer=import_keras().optimizers.Adam(finetune.learning_rate),
+                      loss=teacher.loss(), metrics=teacher.metrics())
+        y = teacher.targets(data.y_train)
+    model.fit(data.x_train, y, epochs=finetune.epochs, batch_size=finetune.batch_size,
+              shuffle=True, verbose=0, callbacks=callbacks)
+
+
+def _teacher(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Teacher | None:
+    """The float model's logits on the training split, from a fresh load of it (tfmot
+    wraps the student's layers in place, and the student may carry planted faults); None
+    without ``finetune.distill`` or when the model has no tf_keras form (the student's
+    stage says why). The seeds are reset after it, so the fine-tune draws as without."""
+    spec_distill = recipe.finetune.distill
+    if spec_distill is None:
+        return None
+    if not spec.metric.is_accuracy:
+        raise RecipeUnsupported(f"model {spec.name!r}: finetune.distill needs a "
+                                f"classification model (its metric is {spec.metric.name})")
+    loaded = load_any(spec)
+    model = loaded.twin if isinstance(loaded, keras3.Keras3Model) else loaded
+    if model is None:
+        return None
+    loss = getattr(model, "loss", None) or "sparse_categorical_crossentropy"
+    model = with_batch(model, None) if spec.static_batch else model
+    teacher = Teacher.of(model, data.x_train, spec_distill, loss, f"model {spec.name!r}")
+    import_keras().utils.set_random_seed(SEED)
+    return teacher
 
 
 def tensorboard_dir(model: str, recipe: str) -> Path | None:
@@ -83,7 +124,8 @@ def _tensorboard(logs: Path | None, *, pruning: bool = False) -> list:
     return callbacks
 
 
-def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None,
+         teacher: Teacher | None = None):
     kept = recipe.keep_float if isinstance(recipe.keep_float, tuple) else ()
     scheme = None
     if recipe.qat_preserve is not None:
@@ -91,17 +133,15 @@ def _qat(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     q_model = qat.quantize(model, kept, scheme)
     if recipe.qat_start == "calibrated":  # start from the pretrained float model
         qat_start.prepare(q_model, data.x_calib[:recipe.calibration_samples])
-    _compile_like(q_model, model, recipe.finetune.learning_rate)
     # Cluster-preserving QAT trains the centroids, not the kernels it rebuilds from them:
     # TensorFlow warns on every step that the kernels get no gradient.
     with quiet() if recipe.qat_preserve == "clusters" else contextlib.nullcontext():
-        q_model.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
-                    callbacks=_tensorboard(logs),
-                    batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0)
+        _fit(q_model, model, recipe, data, _tensorboard(logs), teacher)
     return q_model
 
 
-def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None,
+           teacher: Teacher | None = None):
     tfmot = import_tfmot()
     keras = import_keras()
     spec = recipe.prune
@@ -136,32 +176,39 @@ def _prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
         return layer
 
     pruned = keras.models.clone_model(model, clone_function=wrap)
-    _compile_like(pruned, model, recipe.finetune.learning_rate)
-    pruned.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
-               batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep(),
-                          *_tensorboard(logs, pruning=True)])
+    _fit(pruned, model, recipe, data, [tfmot.sparsity.keras.UpdatePruningStep(),
+                                       *_tensorboard(logs, pruning=True)], teacher)
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     if spec.recalibrate_batchnorm:
         _recalibrate_batchnorm(stripped, data.x_train)
     return stripped
 
 
-def _channel_prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+def _channel_prune(model, recipe: Recipe, data: Dataset, logs: Path | None = None,
+                   teacher: Teacher | None = None):
     """Remove channels (a narrower dense model), then fine-tune it in float."""
     spec = recipe.channel_prune
     assert spec is not None
     narrow = prune_channels(model, spec)
     if spec.recalibrate_batchnorm:
         _recalibrate_batchnorm(narrow, data.x_train)
-    _compile_like(narrow, model, recipe.finetune.learning_rate)
-    narrow.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
-               batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
-               callbacks=_tensorboard(logs))
+    _fit(narrow, model, recipe, data, _tensorboard(logs), teacher)
     return narrow
 
 
-def _cluster(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
+def _lowrank(model, recipe: Recipe, data: Dataset, logs: Path | None = None,
+             teacher: Teacher | None = None):
+    """Factorize Dense / 1x1 Conv2D kernels (``backends.tf.factorize``), then fine-tune
+    in float: (the model, factorized layer -> rank)."""
+    spec = recipe.lowrank
+    assert spec is not None
+    factorized = factorize_model(model, spec)
+    _fit(factorized.model, model, recipe, data, _tensorboard(logs), teacher)
+    return factorized.model, factorized.ranks
+
+
+def _cluster(model, recipe: Recipe, data: Dataset, logs: Path | None = None,
+             teacher: Teacher | None = None):
     """``cluster_weights`` on every layer tfmot clusters, fine-tune, ``strip_clustering``;
     after pruning, the zeros are kept (``preserve_sparsity``)."""
     tfmot = import_tfmot()
@@ -186,10 +233,7 @@ def _cluster(model, recipe: Recipe, data: Dataset, logs: Path | None = None):
     except (RuntimeError, ValueError) as exc:
         raise RecipeUnsupported(
             f"tfmot cannot cluster this model: {first_line(exc)}") from None
-    _compile_like(clustered, model, recipe.finetune.learning_rate)
-    clustered.fit(data.x_train, data.y_train, epochs=recipe.finetune.epochs,
-                  batch_size=recipe.finetune.batch_size, shuffle=True, verbose=0,
-                  callbacks=_tensorboard(logs))
+    _fit(clustered, model, recipe, data, _tensorboard(logs), teacher)
     stripped = api.strip_clustering(clustered)
     # The moving statistics lag the clustered kernels, as after pruning.
     _recalibrate_batchnorm(stripped, data.x_train)
@@ -298,6 +342,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             data.x_test, batch_size=spec.static_batch or 256, verbose=0), axis=-1)
     finetune_seconds = 0.0
     finetuned_accuracy = None
+    factorized = None
     logs = tensorboard_dir(spec.name, recipe.name)
     mixed = None
     equalized = None
@@ -309,21 +354,24 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     try:
         if recipe.needs_finetune:
             start = time.perf_counter()
+            teacher = _teacher(spec, recipe, data)
             # Fine-tune at a dynamic batch even when the model converts at a static one.
             trainable = with_batch(model, None) if spec.static_batch else model
-            # Narrow, prune, cluster, then QAT: each preserving stage keeps what came
-            # before.
+            # Narrow, factorize, prune, cluster, then QAT: each preserving stage keeps
+            # what came before.
             if recipe.channel_prune is not None:
-                trainable = _channel_prune(trainable, recipe, data, logs)
+                trainable = _channel_prune(trainable, recipe, data, logs, teacher)
+            if recipe.lowrank is not None:
+                trainable, factorized = _lowrank(trainable, recipe, data, logs, teacher)
             if recipe.prune is not None:
-                trainable = _prune(trainable, recipe, data, logs)
+                trainable = _prune(trainable, recipe, data, logs, teacher)
             if recipe.cluster is not None:
-                trainable = _cluster(trainable, recipe, data, logs)
-            stages = (recipe.channel_prune, recipe.prune, recipe.cluster)
+                trainable = _cluster(trainable, recipe, data, logs, teacher)
+            stages = (recipe.channel_prune, recipe.lowrank, recipe.prune, recipe.cluster)
             if classification and any(stage is not None for stage in stages):
                 finetuned_accuracy = _accuracy(trainable, data)  # float, before QAT
             if recipe.qat:
-                trainable = _qat(trainable, recipe, data, logs)
+                trainable = _qat(trainable, recipe, data, logs, teacher)
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
@@ -343,4 +391,5 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
                     kept_float=mixed.kept if mixed else None,
                     search=mixed.search if mixed else None,
-                    finetuned_accuracy=finetuned_accuracy, dfq=equalized)
+                    finetuned_accuracy=finetuned_accuracy, dfq=equalized,
+                    factorized=factorized)
