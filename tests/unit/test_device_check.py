@@ -170,6 +170,18 @@ def test_a_board_is_given_the_accepted_file_of_its_own_case(project, measured):
     session.board_runs("n", R)
     session.board_runs("m", R)
     assert [c.accepted for c in measured.calls] == [b"TFL3 n, accepted", b"TFL3 m, accepted"]
+    # Another recipe of the same model: its own accepted file too.
+    other = "ptq_dynamic"
+    runner = Runner(rows={("n", other): make_row("n", recipe=other)},
+                    tflite={("n", other): b"TFL3 n dynamic"})
+    data = b"TFL3 n dynamic, accepted"
+    bl.update(project.baselines / "n" / f"{other}.json", "n", other,
+              bl.Change({"converted": True, "tflite_sha256": hashlib.sha256(data).hexdigest()},
+                        artifact=data, records_build=True), project().env)
+    both = project(runner)
+    both.board_runs("n", R)
+    both.board_runs("n", other)
+    assert [c.accepted for c in measured.calls[-2:]] == [b"TFL3 n, accepted", data]
 
 
 def test_no_accepted_file_is_given_for_a_failed_conversions_baseline_only(project, measured):
@@ -178,6 +190,8 @@ def test_no_accepted_file_is_given_for_a_failed_conversions_baseline_only(projec
     project().board_runs("n", R)                    # an older record: no "converted" key
     assert measured.calls[-1].accepted == b"TFL3 n, accepted"
     accept(project, "m", metrics={"converted": False, "error": "old"})
+    # Even a file left beside a failed conversion's record is not given.
+    path(project, "m").with_suffix(".tflite").write_bytes(b"TFL3 m, by hand")
     project().board_runs("m", R)
     assert measured.calls[-1].accepted is None
     path(project).with_suffix(".tflite").unlink()

@@ -261,11 +261,13 @@ def test_missing_mode_adds_no_sha_to_a_record_of_another_build(project):
     project(runner, update="all").run_check("n", R, "baseline")
     doc = stored(project)
     del doc["metrics"][bl.ARTIFACT_FIGURE]
+    del doc["inputs"]                               # a figure to add: "missing" acts
     python = doc["environment"]["python"]
     doc["environment"].update(tensorflow="2.20.0", python="3.10.0")
     path(project).write_text(json.dumps(doc))
     outcome = project(runner, update="missing").run_check("n", R, "baseline")
     assert bl.ARTIFACT_FIGURE not in stored(project)["metrics"]
+    assert stored(project)["inputs"] == make_row("n")["inputs"]       # what it lacked
     sha = hashlib.sha256(b"TFL3 n").hexdigest()
     assert rows(outcome)[bl.ARTIFACT_FIGURE] == Row(
         bl.ARTIFACT_FIGURE, sha[:12], None, "identical", Status.INFO,
