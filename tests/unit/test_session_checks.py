@@ -365,3 +365,13 @@ def test_a_missing_candidate_names_the_file_that_declares_it(tmp_path):
         f"(set models.m.candidates.pt2e in {included})")
     (included.parent / "pt2e.tflite").write_bytes(b"TFL3")
     session.check_sources()
+
+
+def test_a_memory_record_with_no_memory_measured_now_fails_saying_so(project):
+    measured = Runner(rows={("n", R): make_row("n", peak_memory_bytes=1_000_000)})
+    project(measured, update="all").run_check("n", R, "baseline")
+    unmeasured = Runner()                           # this run measured no memory at all
+    assert unmeasured.row("n", R).memory is None
+    memory = rows(project(unmeasured).run_check("n", R, "baseline"))[bl.MEMORY_FIGURE]
+    assert (memory.measured, memory.expected, memory.status, memory.note) == (
+        None, 1_000_000, Status.FAIL, "not measured")
