@@ -265,9 +265,13 @@ def test_missing_mode_adds_no_sha_to_a_record_of_another_build(project):
     python = doc["environment"]["python"]
     doc["environment"].update(tensorflow="2.20.0", python="3.10.0")
     path(project).write_text(json.dumps(doc))
+    artifact = path(project).with_suffix(".tflite")
+    artifact.unlink()
     outcome = project(runner, update="missing").run_check("n", R, "baseline")
     assert bl.ARTIFACT_FIGURE not in stored(project)["metrics"]
     assert stored(project)["inputs"] == make_row("n")["inputs"]       # what it lacked
+    # Nor is this build's file put beside it as the accepted one: no sha would vouch for it.
+    assert not artifact.exists()
     sha = hashlib.sha256(b"TFL3 n").hexdigest()
     assert rows(outcome)[bl.ARTIFACT_FIGURE] == Row(
         bl.ARTIFACT_FIGURE, sha[:12], None, "identical", Status.INFO,
