@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from compressgate.backends.equalization import DfqReport
 from compressgate.project.models import Dataset, ModelSpec
 from compressgate.recipes import Recipe
 
@@ -31,6 +32,8 @@ class Artifact:
     # Accuracy on the test split of the float Keras model after the recipe's float
     # fine-tunes (channel pruning, pruning, clustering), before QAT and conversion.
     finetuned_accuracy: float | None = None
+    # Data-free quantization: what it equalized, absorbed and corrected.
+    dfq: DfqReport | None = None
 
 
 class RecipeUnsupported(Exception):

@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 from compressgate.backends.analysis import ROUNDING_RMSE_OVER_SCALE, offenders
+from compressgate.diagnosis.advice import RANGE_IMBALANCE
 from compressgate.diagnosis.collect import Diagnosis, collect
 from compressgate.files import write_text_atomic
 from compressgate.gate.session import GateSession
@@ -35,11 +36,27 @@ def _or(value: float | None, default: float) -> float:
 
 
 def summary_line(diag: Diagnosis, n: int = 3) -> str:
-    """The gate's one-line pointer at the worst layers."""
+    """The gate's one-line pointer at the worst layers, and the recipe to try."""
+    then = f"; {diag.advice.line()}" if diag.advice is not None else ""
     if not diag.layers:
-        return "diagnosis: " + ("; ".join(diag.problems) or "no per-layer statistics")
+        return "diagnosis: " + ("; ".join(diag.problems) or "no per-layer statistics") + then
     return (f"worst layers by RMSE/scale (QuantizationDebugger; rounding alone "
-            f"~{ROUNDING_RMSE_OVER_SCALE:.2f}): {offenders(diag.layers, n)}")
+            f"~{ROUNDING_RMSE_OVER_SCALE:.2f}): {offenders(diag.layers, n)}{then}")
+
+
+def _recovery(diag: Diagnosis, n: int = 5) -> list[str]:
+    """The recipe to try, and the float weights' channel-range imbalance behind it."""
+    lines = []
+    if diag.advice is not None:
+        lines += ["", "## Recovery recipe to try", "", f"{diag.advice.line()}."]
+    if diag.imbalances:
+        lines += ["", "## Weight channel-range imbalance (float model, most first)", "",
+                  f"Widest over narrowest output-channel range (max |w|); above "
+                  f"{RANGE_IMBALANCE:.0f}x the narrow channels lose their int8 steps.", "",
+                  "| layer or tensor | imbalance |", "|---|---|"]
+        lines += [f"| {where.replace('|', '/')} | {ratio:.3g}x |"
+                  for where, ratio in diag.imbalances[:n]]
+    return lines
 
 
 def markdown(diag: Diagnosis) -> str:
@@ -56,7 +73,12 @@ def markdown(diag: Diagnosis) -> str:
         lines.append(f"- delegate coverage: {row.coverage.describe()}")
     if diag.time_goes:
         lines.append(f"- where the time goes: {diag.time_goes}")
+    if diag.layers:
+        worst = diag.layers[0]
+        lines.append(f"- largest error: {worst.name} ({'/'.join(worst.ops)}), RMSE/scale "
+                     f"{worst.rmse_over_scale:.3g}")
     lines += [f"- problem: {p}" for p in diag.problems]
+    lines += _recovery(diag)
     if diag.layers:
         lines += ["", "## Per-layer quantization error (worst first)", "",
                   f"RMSE / scale is the error in quantization steps; rounding alone gives "

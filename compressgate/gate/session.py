@@ -208,6 +208,7 @@ class GateSession:
         self._prepared = True
         plan = with_reference((c.model, c.recipe) for c in self.cases() if not c.unsupported)
         self.runner.precompute(plan, self.settings.jobs)
+        self.runner.measure_files(plan, self.settings.jobs)
 
     def row(self, model: str, recipe: str) -> ResultRow:
         """The case's summary row, computed once however many checks read it."""

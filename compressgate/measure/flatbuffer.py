@@ -165,6 +165,12 @@ _CHANNEL_AXIS = {"CONV_2D": 0, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0, "CONV_
 def kernels(tflite: bytes, *, name: str = "model") -> list[tuple[np.ndarray, int | None]]:
     """Every constant weight tensor (rank >= 2) of every subgraph, shaped, with the axis of
     its output channels (None: unknown, count the tensor as a whole)."""
+    return [(values, axis) for _, values, axis in named_kernels(tflite, name=name)]
+
+
+def named_kernels(tflite: bytes, *,
+                  name: str = "model") -> list[tuple[str, np.ndarray, int | None]]:
+    """``kernels`` with each tensor's name first."""
     inspect(tflite, name=name)  # validates the flatbuffer, one clear line if it is bad
     model = _schema().Model.GetRootAs(tflite, 0)
     names = _builtin_names()
@@ -189,7 +195,33 @@ def kernels(tflite: bytes, *, name: str = "model") -> list[tuple[np.ndarray, int
             else:
                 axis = axis_of.get(index)
             shaped = values.reshape(shape) if int(np.prod(shape)) == values.size else values
-            out.append((shaped, axis if axis is not None and axis < shaped.ndim else None))
+            out.append((tensor.Name().decode(), shaped,
+                        axis if axis is not None and axis < shaped.ndim else None))
+    return out
+
+
+def misfit_buffers(tflite: bytes, *, name: str = "model") -> list[str]:
+    """Constant tensors whose buffer is not shape x element size bytes (a writer's bug:
+    LiteRT reads the first bytes as the tensor and runs garbage), as "name: N bytes for
+    M elements of type"."""
+    inspect(tflite, name=name)
+    model = _schema().Model.GetRootAs(tflite, 0)
+    out = []
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            kind = _NUMPY_TYPES.get(tensor.Type())
+            buffer = model.Buffers(tensor.Buffer())
+            if kind is None or buffer is None:
+                continue
+            # Inline data, or (files past 2 GB, litert-quantizer's) offset and size into
+            # the bytes after the flatbuffer.
+            size = buffer.DataLength() or (buffer.Size() if buffer.Offset() > 1 else 0)
+            elements = int(np.prod(tensor.ShapeAsNumpy())) if tensor.ShapeLength() else 1
+            if size and size != elements * np.dtype(kind).itemsize:
+                out.append(f"{tensor.Name().decode()}: {size} bytes for {elements} "
+                           f"{np.dtype(kind).name} elements")
     return out
 
 

@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from compressgate.backends.equalization import DfqReport
 from compressgate.measure import litert, memory, targets
 from compressgate.measure.coverage import DelegateCoverage
 from compressgate.measure.stats import LatencyPairs
@@ -42,6 +43,8 @@ class RecipeResult:
     fallback: str | None = None
     # The float Keras model's test accuracy after the float fine-tunes, before conversion.
     finetuned_accuracy: float | None = None
+    # Data-free quantization: what it equalized, absorbed and corrected.
+    dfq: DfqReport | None = None
 
     @property
     def converted(self) -> bool:
@@ -51,6 +54,7 @@ class RecipeResult:
         doc = dataclasses.asdict(self)
         doc.pop("tflite")
         doc.pop("cached")
+        doc["dfq"] = self.dfq.to_dict() if self.dfq is not None else None
         return doc
 
     @classmethod
@@ -60,8 +64,10 @@ class RecipeResult:
             m = litert.Measurement(**{k: tuple(v) if isinstance(v, list) else v
                                        for k, v in m.items()})
         kept = doc.get("kept_float")
+        dfq = doc.get("dfq")
         return cls(**{**doc, "measurement": m, "tflite": tflite, "cached": True,
-                      "kept_float": tuple(kept) if kept is not None else None})
+                      "kept_float": tuple(kept) if kept is not None else None,
+                      "dfq": DfqReport.from_dict(dfq) if dfq else None})
 
 
 @dataclass(frozen=True)
@@ -276,6 +282,9 @@ class ResultRow:
     # Pruning / clustering / channel pruning: the float model's points lost by those
     # fine-tunes alone (Keras, test split), before quantization and conversion.
     finetune_drop_pts: float | None = None
+    # Data-free quantization: the pairs equalized (``first>second``), biases absorbed
+    # and corrected, or the one line saying there was no pair.
+    dfq: DfqReport | None = None
     latency: LatencyFigures | None = None
     # The same file measured on the project's boards (the device check).
     boards: tuple[BoardFigures, ...] = ()
@@ -336,6 +345,7 @@ class ResultRow:
                      "kept_float", "fallback", "finetune_drop_pts"):
             if getattr(self, name) is not None:
                 doc[name] = getattr(self, name)
+        doc.update(self.dfq.to_dict() if self.dfq else {})
         doc.update(self.latency.to_dict() if self.latency else {"latency_ratio": None})
         if self.boards:
             doc["boards"] = [board.to_dict() for board in self.boards]
@@ -346,7 +356,7 @@ class ResultRow:
         """A row from its flat dict (``to_dict``, ``summary.json``); keys it does not
         know (the verdict a report adds) are ignored, absent figures are None."""
         names = {f.name for f in dataclasses.fields(cls)} - {
-            "memory", "targets", "clusters", "coverage", "latency", "boards"}
+            "memory", "targets", "clusters", "coverage", "latency", "boards", "dfq"}
         values = {k: v for k, v in doc.items() if k in names}
         values.update({k: tuple(values[k]) for k in _TUPLES if values.get(k) is not None})
         if memory.METRIC in doc or "memory_error" in doc:
@@ -357,6 +367,7 @@ class ResultRow:
             values["clusters"] = ClusterFigures(doc["clusters_max"], doc.get("clusters_mean"))
         values["coverage"] = DelegateCoverage.from_dict(doc)
         values["latency"] = LatencyFigures.from_dict(doc)
+        values["dfq"] = DfqReport.from_dict(doc)
         values["boards"] = tuple(BoardFigures.from_dict(b) for b in doc.get("boards") or ())
         values.setdefault("converted", False)
         return cls(**values)

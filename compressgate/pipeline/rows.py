@@ -61,6 +61,8 @@ def measured_fields(out: RecipeResult, ref: RecipeResult, metric: Metric,
         fields["kept_float"] = tuple(out.kept_float)
     if out.fallback is not None:
         fields["fallback"] = out.fallback
+    if out.dfq is not None:
+        fields["dfq"] = out.dfq
     if out.finetuned_accuracy is not None and r is not None and metric.is_accuracy:
         fields["finetune_drop_pts"] = round((r.accuracy - out.finetuned_accuracy) * 100, 4)
     return fields

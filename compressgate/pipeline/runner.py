@@ -12,7 +12,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,7 @@ class Runner:
     _fingerprints: dict[str, str] = field(default_factory=dict)
     _inputs: dict[str, dict[str, str]] = field(default_factory=dict)
     _backend: Backend | None = None
+    _memory: dict[str, MemoryFigures] = field(default_factory=dict)  # by the file's sha256
     # Compute each result in a worker process, so that a crash or hang in native code
     # fails that result only (see ``isolation``); the worker is reused across results.
     isolate: bool = True
@@ -300,7 +301,8 @@ class Runner:
                             artifact.finetune_seconds, artifact.convert_seconds, agreement,
                             kept_float=getattr(artifact, "kept_float", None),
                             search=getattr(artifact, "search", None),
-                            finetuned_accuracy=getattr(artifact, "finetuned_accuracy", None))
+                            finetuned_accuracy=getattr(artifact, "finetuned_accuracy", None),
+                            dfq=getattr(artifact, "dfq", None))
 
     def latency(self, model: str, recipe: str | Recipe, *,
                 pairs: int = litert.LATENCY_PAIRS) -> LatencyPairs | None:
@@ -403,10 +405,29 @@ class Runner:
                                         **figures})
 
     def memory(self, out: RecipeResult) -> MemoryFigures:
-        """Peak resident bytes of load + allocate + invoke, from a fresh process; never
-        cached (a fact about this machine, like latency)."""
-        peak, why = memory.peak_memory(out.tflite or b"")
-        return MemoryFigures(peak, why or None)
+        """Peak resident bytes of load + allocate + invoke, from a fresh process, once per
+        file and run; never kept in the result cache (a fact about this machine)."""
+        tflite = out.tflite or b""
+        digest = hashlib.sha256(tflite).hexdigest()
+        if digest not in self._memory:
+            peak, why = memory.peak_memory(tflite)
+            self._memory[digest] = MemoryFigures(peak, why or None)
+        return self._memory[digest]
+
+    def measure_files(self, plan: Iterable[tuple[str, str]], jobs: int) -> None:
+        """The outcome of every case of ``plan`` and the peak memory of its file, ``jobs``
+        at a time, before anything is timed. Neither figure moves with work beside it (a
+        latency pair would): LiteRT's invoke and zlib release the GIL, and a process's
+        own peak is its own."""
+        plan = list(plan)
+        cached = [(m, r) for m, r in plan
+                  if self.cache.get(self.cache_key(m, self.recipe(m, r))) is not None]
+        with ThreadPoolExecutor(max(1, jobs)) as pool:  # measured again from their files
+            list(pool.map(lambda case: self.outcome(*case), cached))
+        outs = {out.tflite: out for out in (self.outcome(m, r) for m, r in plan)
+                if out.converted}  # one file made by two recipes is measured once
+        with ThreadPoolExecutor(max(1, jobs)) as pool:  # each thread waits on a child
+            list(pool.map(self.memory, outs.values()))
 
     def precompute(self, plan: list[tuple[str, str]], jobs: int) -> None:
         """Compute the outcomes of ``plan`` in ``jobs`` worker processes.
@@ -453,6 +474,7 @@ class Runner:
         for i, (m, r) in enumerate(plan, 1):
             self.log(f"[{i}/{len(plan)}] {m} x {r}")
             self.outcome(m, r)
+        self.measure_files(wanted, jobs)
         computed = time.perf_counter()
         rows = []
         for m, r in wanted:

@@ -229,9 +229,10 @@ class ModelSpec:
 
 
 def needs_tf_keras(recipe: Recipe) -> bool:
-    """Whether ``recipe`` needs a tf_keras model (tfmot's fine-tuning, or the layer
-    names of keep_float), not just a model the TF converter takes."""
-    return recipe.needs_finetune or recipe.keep_float is not None
+    """Whether ``recipe`` needs a tf_keras model (tfmot's fine-tuning, the layer names
+    of keep_float, data-free quantization's layers), not just a model the TF converter
+    takes."""
+    return recipe.needs_finetune or recipe.keep_float is not None or recipe.dfq is not None
 
 
 @functools.cache

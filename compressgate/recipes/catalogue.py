@@ -1,5 +1,6 @@
 """The recipes compressgate ships: the default ones, then the opt-in litert-quantizer,
-collaborative-optimization and channel-pruning ones (registered in this order)."""
+collaborative-optimization, channel-pruning and data-free quantization ones (registered
+in this order)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from compressgate.recipes.schema import (
     REFERENCE,
     ChannelPruning,
     Clustering,
+    DataFree,
     FineTune,
     Promise,
     Pruning,
@@ -56,6 +58,31 @@ LITERT_QUANTIZER_RECIPES: tuple[Recipe, ...] = (
            promise=Promise(min_size_ratio=3.0, io_dtype="int8")),
 )
 
+# litert-quantizer's weight algorithms beyond min-max, a way back when int8 loses
+# accuracy (issue 24): static int8 (the int8 file, as lq_int8_static) with MSE, OCTAV or
+# GPTQ weights, and int4 weight-only (as lq_int4_weight_only) with MSE or OCTAV. Not
+# proposed by ``compressgate init``: recovery recipes, tried when min-max loses.
+_STATIC_INT8 = {"litert_recipe": "static_wi8_ai8",
+                "promise": Promise(min_size_ratio=3.0, io_dtype="int8")}
+_INT4_WEIGHTS = {"litert_recipe": "weight_only_wi4_afp32",
+                 "promise": Promise(min_size_ratio=4.0, io_dtype="float32")}
+LITERT_ALGORITHM_RECIPES: tuple[Recipe, ...] = (
+    Recipe("lq_int8_mse", "litert-quantizer static_wi8_ai8, CONV_2D/DEPTHWISE_CONV_2D/"
+           "FULLY_CONNECTED weight scales by MSE.", litert_algorithm="mse", **_STATIC_INT8),
+    Recipe("lq_int8_octav", "litert-quantizer static_wi8_ai8, CONV_2D/DEPTHWISE_CONV_2D/"
+           "FULLY_CONNECTED weight clipping by OCTAV.", litert_algorithm="octav",
+           **_STATIC_INT8),
+    Recipe("lq_int8_gptq", "litert-quantizer static_wi8_ai8, FULLY_CONNECTED weights "
+           "rounded by GPTQ on the calibration split.", litert_algorithm="gptq",
+           **_STATIC_INT8),
+    Recipe("lq_int4_mse", "litert-quantizer weight_only_wi4_afp32, CONV_2D/"
+           "DEPTHWISE_CONV_2D/FULLY_CONNECTED weight scales by MSE.", litert_algorithm="mse",
+           **_INT4_WEIGHTS),
+    Recipe("lq_int4_octav", "litert-quantizer weight_only_wi4_afp32, CONV_2D/"
+           "DEPTHWISE_CONV_2D/FULLY_CONNECTED weight clipping by OCTAV.",
+           litert_algorithm="octav", **_INT4_WEIGHTS),
+)
+
 for _recipe in BUILTIN_RECIPES:
     register_recipe(_recipe)
 
@@ -80,7 +107,7 @@ COLLABORATIVE_RECIPES: tuple[Recipe, ...] = (
            promise=Promise(min_size_ratio=3.5, min_gzip_ratio=4.0, max_clusters=16,
                            **_INT8_IO)),
 )
-for _recipe in (*LITERT_QUANTIZER_RECIPES, *COLLABORATIVE_RECIPES):
+for _recipe in (*LITERT_QUANTIZER_RECIPES, *LITERT_ALGORITHM_RECIPES, *COLLABORATIVE_RECIPES):
     register_recipe(_recipe, opt_in=True)
 
 # Structured channel pruning, opt-in: each fine-tunes (the QAT variant twice). 70 % as
@@ -97,3 +124,21 @@ register_recipe(Recipe(
     "conversion.", quantization="int8", qat=True, channel_prune=_CHANNELS_70,
     finetune=FineTune(epochs=6, learning_rate=5e-4),
     promise=Promise(min_size_ratio=3.5, **_INT8_IO)), opt_in=True)
+
+# Data-free quantization (Nagel et al. 2019), opt-in: per-tensor weights lose what
+# per-channel ones keep when a layer's channel ranges differ by orders of magnitude;
+# equalization evens them out first. No fine-tune: the calibration split only.
+DFQ_RECIPES: tuple[Recipe, ...] = (
+    Recipe("ptq_int8_per_tensor", "Full-integer PTQ with one weight scale per tensor.",
+           quantization="int8", per_tensor=True,
+           promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
+    Recipe("dfq_int8", "Data-free quantization: BatchNorm folded, cross-layer "
+           "equalization, bias absorption and correction, then full-integer PTQ "
+           "(per-channel weights).", quantization="int8", dfq=DataFree(),
+           promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
+    Recipe("dfq_int8_per_tensor", "Data-free quantization, then full-integer PTQ with "
+           "one weight scale per tensor.", quantization="int8", per_tensor=True,
+           dfq=DataFree(), promise=Promise(min_size_ratio=3.5, **_INT8_IO)),
+)
+for _recipe in DFQ_RECIPES:
+    register_recipe(_recipe, opt_in=True)

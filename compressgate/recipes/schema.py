@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from compressgate.recipes.datafree import DataFree, check_dfq
 from compressgate.recipes.validation import check_types, deep_merge, from_dict, require
 
 Quantization = Literal["none", "dynamic", "float16", "int8", "int16x8"]
@@ -42,6 +43,29 @@ LITERT_RECIPES = (
     "dynamic_wi8b64_afp32", "dynamic_wi4b64_afp32", "dynamic_wi2b64_afp32",
     "dynamic_wi8c_hr_afp32", "dynamic_wi4c_hr_afp32", "dynamic_wi2c_hr_afp32",
 )
+
+
+
+@dataclass(frozen=True)
+class LitertAlgorithm:
+    """A litert-quantizer weight algorithm a recipe may choose (``litert_algorithm``):
+    its key in ``algorithm_manager.AlgorithmName`` and the ops whose weights it
+    quantizes; every other op keeps the litert recipe's min-max. ``calibrates``: it reads
+    activations of the calibration split (GPTQ's Hessian)."""
+
+    key: str
+    ops: tuple[str, ...]
+    calibrates: bool = False
+
+
+_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# What litert-quantizer 0.11's algorithm_manager registers for each (read from the
+# installed package; the backend checks the installed one still has them).
+LITERT_ALGORITHMS: dict[str, LitertAlgorithm] = {
+    "mse": LitertAlgorithm("MSE", _WEIGHT_OPS),
+    "octav": LitertAlgorithm("OCTAV", _WEIGHT_OPS),
+    "gptq": LitertAlgorithm("GPTQ", ("FULLY_CONNECTED",), calibrates=True),
+}
 
 
 def with_reference(cases: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -284,13 +308,23 @@ class Recipe:
     # Quantize with litert-quantizer's recipe of this name (LITERT_RECIPES) instead of
     # the TF converter: the float .tflite (the float recipe's file) is its input.
     litert_recipe: str | None = None
+    # With ``litert_recipe``: the weight algorithm (LITERT_ALGORITHMS) for the ops it
+    # covers, instead of min-max; None: the litert recipe as it is.
+    litert_algorithm: str | None = None
     # A file made elsewhere, gated as this recipe's (``quantization`` is what it is
     # declared to be); see ``Candidate``.
     candidate: Candidate | None = None
+    # Full-integer recipes: one weight scale per tensor instead of per output channel
+    # (the converter's ``_experimental_disable_per_channel``), as older int8 hardware
+    # and the DFQ paper's per-tensor results have it.
+    per_tensor: bool = False
+    # Data-free quantization before conversion (``DataFree``).
+    dfq: DataFree | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "")
         _check_keep_float(self)
+        check_dfq(self)
         _check_litert(self)
         _check_collaborative(self)
         _check_qat_start(self)
@@ -330,10 +364,13 @@ class Recipe:
         quantization debugger can explain layer by layer."""
         return (self.quantization == "int8" and not self.qat and self.prune is None
                 and self.litert_recipe is None and self.channel_prune is None
-                and self.cluster is None and self.candidate is None)
+                and self.cluster is None and self.candidate is None
+                and self.dfq is None and not self.per_tensor)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if not data["per_tensor"]:  # added later: old cache keys stay valid
+            del data["per_tensor"]
         for name in _OMIT_WHEN_NONE:  # fields added later: old cache keys stay valid
             if data[name] is None:
                 del data[name]
@@ -363,7 +400,7 @@ class Recipe:
 
 _OMIT_WHEN_NONE = ("keep_float", "perturb_weights", "float_io", "litert_recipe",
                    "channel_prune", "cluster", "qat_preserve", "candidate",
-                   "process_slowdown", "qat_start")
+                   "process_slowdown", "qat_start", "dfq", "litert_algorithm")
 # Promise fields that judge where a file runs, not what it is: they change no byte, so
 # they are left out of cache keys and recorded recipe digests.
 # TFLM against LiteRT's reference kernels, when the promise says nothing: one output
@@ -392,7 +429,7 @@ def declared_targets(recipe: Recipe) -> tuple[str, ...]:
 
 _NESTED: dict[str, type] = {"prune": Pruning, "finetune": FineTune, "promise": Promise,
                             "channel_prune": ChannelPruning, "cluster": Clustering,
-                            "candidate": Candidate}
+                            "candidate": Candidate, "dfq": DataFree}
 
 
 def _check_keep_float(recipe: Recipe) -> None:
@@ -452,6 +489,12 @@ def _check_collaborative(recipe: Recipe) -> None:
 def _check_litert(recipe: Recipe) -> None:
     """A litert-quantizer recipe names one of its recipes and does nothing the TF
     converter does (its input is the float ``.tflite``)."""
+    algorithm = recipe.litert_algorithm
+    if algorithm is not None:
+        require(algorithm in LITERT_ALGORITHMS, f"{recipe.name}: litert_algorithm",
+                f"one of {', '.join(LITERT_ALGORITHMS)}", algorithm)
+        require(recipe.litert_recipe is not None, f"{recipe.name}: litert_algorithm",
+                "a litert_recipe to apply it in (litert-quantizer runs it)", algorithm)
     if recipe.litert_recipe is None:
         return
     require(recipe.litert_recipe in LITERT_RECIPES, f"{recipe.name}: litert_recipe",

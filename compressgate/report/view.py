@@ -205,11 +205,20 @@ def slower_text(row: ResultRow) -> str:
                                                                         else ")")
 
 
+def _dfq_note(row: ResultRow) -> str:
+    """Data-free quantization: the pairs it equalized, or why none."""
+    if row.dfq is None:
+        return ""
+    return row.dfq.note or f"dfq: {len(row.dfq.pairs)} pairs equalized"
+
+
 def _note(row: ResultRow) -> str:
-    """The error, else why TFLM refused the file, else the clustering, else the ops off
-    XNNPACK; and a native-crash fallback first (the figures are from that second run)."""
+    """The error, else why TFLM refused the file, else the clustering, else what
+    data-free quantization equalized, else the ops off XNNPACK; and a native-crash
+    fallback first (the figures are from that second run)."""
     tflm_error = row.targets.tflm_error if row.targets and row.targets.declared else None
-    note = row.error or tflm_error or _clusters_note(row) or off_xnnpack(row)
+    note = (row.error or tflm_error or _clusters_note(row) or _dfq_note(row)
+            or off_xnnpack(row))
     if row.fallback:
         crash = row.fallback.split(";")[0].removeprefix("worker crashed: ")
         note = f"oneDNN off: retried after {crash}" + (f"; {note}" if note else "")

@@ -13,6 +13,7 @@ from compressgate.gate.session import GateSession, Settings
 pytestmark = pytest.mark.tf
 
 
+@pytest.mark.timing
 def test_the_latency_check_times_each_thread_count_and_compares_outputs(tiny_fixtures,
                                                                         tmp_path):
     fixtures = shutil.copytree(tiny_fixtures, tmp_path / "fixtures")

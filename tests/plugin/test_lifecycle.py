@@ -31,6 +31,7 @@ def snapshot(directory):
             for p in sorted(directory.rglob("*.json"))}
 
 
+@pytest.mark.timing
 def test_lifecycle_missing_create_clean_drift_update(gate):
     # 1. No baselines: each baseline-backed check fails and says how to create it.
     result = gate()
@@ -161,6 +162,7 @@ GateSession.run_check = run_check
 '''
 
 
+@pytest.mark.timing
 def test_xdist_gives_the_same_verdicts_as_a_serial_run(gate, pytester, monkeypatch,
                                                       tmp_path):
     """... and times latency while the other worker waits (measure.quiet): a conftest logs

@@ -53,6 +53,20 @@ def test_debugger_table_names_the_crushed_layer(runner, tmp_path):
     assert "| wide | FULLY_CONNECTED |" in paths[0].read_text()
 
 
+def test_diagnose_names_keep_float_of_the_dominant_layer(runner):
+    """The recovery recipe on a real conversion: "wide" carries the error alone (its
+    outlier row is in every output channel, so its channel ranges are even: not a case
+    for equalization)."""
+    diag = collect(runner, MODEL, "ptq_int8")
+    assert diag.row.accuracy_drop_pts > runner.recipe(MODEL, "ptq_int8").promise.max_drop_pts
+    imbalances = dict(diag.imbalances)
+    assert set(imbalances) == {"hidden", "wide", "head"}  # float weights, by Keras layer
+    assert imbalances["wide"] < 2
+    assert (diag.advice.recipe, diag.advice.layer) == ("keep_float", "wide")
+    assert diag.advice.line().startswith('try keep_float = ["wide"]: wide has the largest '
+                                         "error (RMSE/scale ")
+
+
 def test_keep_float_list_keeps_that_layer_float_in_ptq(runner):
     row = runner.row(MODEL, mixed("ptq_int8_keep_wide", keep_float=["wide"]))
     out = runner.outcome(MODEL, mixed("ptq_int8_keep_wide", keep_float=["wide"]))

@@ -117,6 +117,7 @@ def test_perturbed_weights_fail_only_the_comparison_with_the_accepted_file(sessi
     assert "accuracy" not in failed_metrics(verdict), verdict.table()
 
 
+@pytest.mark.timing
 def test_a_slower_runtime_fails_against_this_machine_class_record(session):
     # The same file, 30 % more work per inference (a slower kernel after a runtime
     # upgrade): side by side sees identical bytes, the per-class ratio sees the slowdown.
@@ -147,6 +148,7 @@ def test_a_slower_runtime_fails_against_this_machine_class_record(session):
     assert not all(v.failed for v in verdicts), verdicts[-1].table()
 
 
+@pytest.mark.timing
 def test_a_slower_runtime_fails_against_a_record_that_spans_processes(session):
     # The same fault against a record of this class made the way the update flow makes
     # it (this process and fresh ones, one after another): every process of the slowed
@@ -179,6 +181,7 @@ def test_a_slower_runtime_fails_against_a_record_that_spans_processes(session):
         assert len(runs) == envelope.processes_needed(len(spread), tol.alpha)
 
 
+@pytest.mark.timing
 def test_a_slower_artifact_fails_side_by_side_on_any_machine(session):
     # The recipe drifted to 16-bit activations: no XNNPACK kernels, reference kernels
     # (measured 21x float on the AVX2 class, 40x on the VNNI class), and no record for

@@ -268,6 +268,9 @@ class GateRunner:
     def precompute(self, plan, jobs):
         pass
 
+    def measure_files(self, plan, jobs):
+        pass
+
     def recipe(self, model, name):
         return get_recipe(name)
 

@@ -186,6 +186,7 @@ def test_the_knob_draws_one_mode_per_process():
     assert {d[0] for d in draws} == {"1.0", "1.5"}, draws  # both modes (all one: 2^-15)
 
 
+@pytest.mark.timing
 def test_real_processes_recorded_and_judged_with_the_knob_raise_no_false_alarm():
     # Real children, one after another, on the same file against itself (ratio 1)
     # slowed 1.5x in about half of the processes: a record of 5 processes, then two

@@ -9,8 +9,15 @@ import pytest
 
 from compressgate import Recipe, UserInputError, default_recipes, get_recipe
 from compressgate.gate.session import GateSession, Settings
+from compressgate.pipeline.cache import key
 from compressgate.project import config
-from compressgate.recipes import LITERT_QUANTIZER_RECIPES, ChannelPruning, Pruning
+from compressgate.recipes import (
+    LITERT_ALGORITHM_RECIPES,
+    LITERT_ALGORITHMS,
+    LITERT_QUANTIZER_RECIPES,
+    ChannelPruning,
+    Pruning,
+)
 from compressgate.workflows.init import render
 
 LQ = [r.name for r in LITERT_QUANTIZER_RECIPES]
@@ -23,6 +30,50 @@ def test_litert_recipes_are_registered_opt_in():
     assert not get_recipe("lq_int8_static").needs_keras
     assert not get_recipe("lq_int8_static").is_int8_ptq  # no TF debugger for it
     assert get_recipe("ptq_int8").needs_keras and not get_recipe("float").needs_keras
+
+
+def test_algorithm_recipes_are_opt_in_data_on_two_litert_recipes():
+    chosen = {r.name: (r.litert_recipe, r.litert_algorithm) for r in LITERT_ALGORITHM_RECIPES}
+    assert chosen == {"lq_int8_mse": ("static_wi8_ai8", "mse"),
+                      "lq_int8_octav": ("static_wi8_ai8", "octav"),
+                      "lq_int8_gptq": ("static_wi8_ai8", "gptq"),
+                      "lq_int4_mse": ("weight_only_wi4_afp32", "mse"),
+                      "lq_int4_octav": ("weight_only_wi4_afp32", "octav")}
+    assert not set(chosen) & {r.name for r in default_recipes()}
+    assert all(get_recipe(n) == r for n, r in zip(chosen, LITERT_ALGORITHM_RECIPES,
+                                                   strict=True))
+    assert LITERT_ALGORITHMS["gptq"].ops == ("FULLY_CONNECTED",)
+    assert LITERT_ALGORITHMS["gptq"].calibrates and not LITERT_ALGORITHMS["mse"].calibrates
+    # The promises are those of the min-max recipes they vary.
+    assert get_recipe("lq_int8_mse").promise == get_recipe("lq_int8_static").promise
+    assert get_recipe("lq_int4_octav").promise == get_recipe("lq_int4_weight_only").promise
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"litert_recipe": "static_wi8_ai8", "litert_algorithm": "adaround"},
+     r"^recipe field x: litert_algorithm: expected one of mse, octav, gptq, got 'adaround'$"),
+    ({"litert_algorithm": "mse"},
+     r"^recipe field x: litert_algorithm: expected a litert_recipe to apply it in "
+     r"\(litert-quantizer runs it\), got 'mse'$"),
+    ({"litert_recipe": "static_wi8_ai8", "litert_algorithm": 3},
+     r"^recipe field litert_algorithm: expected a string \(or unset\), got 3$"),
+])
+def test_a_bad_litert_algorithm_is_one_line(fields, expected):
+    with pytest.raises(UserInputError, match=expected):
+        Recipe("x", **fields)
+
+
+def test_the_algorithm_enters_the_cache_key_only_when_set():
+    static = get_recipe("lq_int8_static")
+    assert "litert_algorithm" not in static.to_dict()  # old keys stay valid
+    variants = [static, *(static.with_overrides({"litert_algorithm": a})
+                          for a in LITERT_ALGORITHMS)]
+    assert len({key(r.settings()) for r in variants}) == 4
+    mse = get_recipe("lq_int8_mse")
+    assert mse.to_dict()["litert_algorithm"] == "mse"
+    assert Recipe.from_dict(mse.to_dict()) == mse
+    assert get_recipe("lq_int8_mse").with_overrides({"litert_algorithm": None}).to_dict() == \
+        static.with_overrides({"name": "lq_int8_mse", "description": mse.description}).to_dict()
 
 
 def test_an_unknown_litert_recipe_is_one_line_naming_the_choices():

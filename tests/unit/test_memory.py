@@ -74,6 +74,9 @@ class FakeRunner:
     def precompute(self, plan, jobs):
         pass
 
+    def measure_files(self, plan, jobs):
+        pass
+
     def row(self, model, recipe):
         return row(model="m", recipe="ptq_int8", **{M: 2_000_000})
 
@@ -114,3 +117,68 @@ def test_old_baseline_without_memory_is_not_judged_until_recorded_and_keeps_its_
     assert [figures[M] for figures in doc["machines"].values()] == [2_000_000]
     again = session(tmp_path, "none").run_check("m", "ptq_int8", "baseline")
     assert memory_row(again.verdict).status == "pass"
+
+
+def test_each_file_is_measured_once_in_as_many_processes_at_a_time_as_jobs(monkeypatch):
+    import threading
+    import time as clock
+
+    from compressgate.pipeline.runner import Runner as RealRunner
+
+    files = {("m", "float"): b"f" * 64, ("m", "a"): b"a" * 64, ("m", "b"): b"a" * 64,
+             ("m", "bad"): None}
+    calls, running, most = [], [0], [0]
+    lock = threading.Lock()
+
+    def fake_peak(tflite):
+        with lock:
+            calls.append(tflite)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        clock.sleep(0.05)  # long enough for the second thread to start beside it
+        with lock:
+            running[0] -= 1
+        return len(tflite), None
+
+    monkeypatch.setattr(memory, "peak_memory", fake_peak)
+    runner = RealRunner({}, cache=SimpleNamespace(get=lambda key: None), isolate=False)
+    monkeypatch.setattr(runner, "recipe", lambda m, r: r)
+    monkeypatch.setattr(runner, "cache_key", lambda m, r: r)
+    monkeypatch.setattr(runner, "outcome", lambda m, r: SimpleNamespace(
+        tflite=files[(m, r)], converted=files[(m, r)] is not None))
+    runner.measure_files(list(files), jobs=2)
+    assert sorted(calls) == [b"a" * 64, b"f" * 64]  # "b" has "a"'s bytes; "bad" no file
+    assert most[0] == 2
+    assert runner.memory(runner.outcome("m", "b")).peak_bytes == 64
+    assert len(calls) == 2  # the row reads the figure measured up front
+
+
+def test_cached_results_are_measured_again_jobs_at_a_time_before_the_rows(monkeypatch):
+    import threading
+    import time as clock
+
+    from compressgate.pipeline.runner import Runner as RealRunner
+
+    running, most, lock = [0], [0], threading.Lock()
+
+    def outcome(model, recipe):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        clock.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return SimpleNamespace(tflite=None, converted=False)
+
+    cached = {"a", "b", "c"}
+    runner = RealRunner({}, cache=SimpleNamespace(
+        get=lambda key: ({}, b"") if key in cached else None), isolate=False)
+    monkeypatch.setattr(runner, "recipe", lambda m, r: r)
+    monkeypatch.setattr(runner, "cache_key", lambda m, r: r)
+    monkeypatch.setattr(runner, "outcome", outcome)
+    runner.measure_files([("m", "a"), ("m", "b"), ("m", "c")], jobs=2)
+    assert most[0] == 2
+    most[0] = 0
+    cached.clear()  # not in the cache: computed one at a time, as the worker allows
+    runner.measure_files([("m", "a"), ("m", "b")], jobs=2)
+    assert most[0] == 1

@@ -48,6 +48,9 @@ class FakeRunner:
     def precompute(self, plan, jobs):
         pass
 
+    def measure_files(self, plan, jobs):
+        pass
+
     def row(self, model, recipe):
         return ResultRow.from_dict(self._row)
 

@@ -63,6 +63,9 @@ class Runner:
     def precompute(self, plan, jobs):
         self.calls.append(("precompute", plan, jobs))
 
+    def measure_files(self, plan, jobs):
+        self.calls.append(("measure_files", plan, jobs))
+
     def row(self, model, recipe):
         key = self._key(model, recipe)
         self.calls.append(("row", model, recipe))
@@ -176,6 +179,9 @@ def test_every_case_and_its_float_reference_are_computed_once_up_front(project):
     assert runner.calls[0] == ("precompute", [("m", "float"), ("n", "float"), ("m", R),
                                               ("n", R)], 3)
     assert runner.count("precompute") == 1
+    # Then every file's peak memory, as many at a time as there are jobs, before a row.
+    assert runner.calls[1] == ("measure_files", runner.calls[0][1], 3)
+    assert runner.count("measure_files") == 1
 
 
 def test_rows_and_latency_are_cached_per_case(project):

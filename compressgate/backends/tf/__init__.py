@@ -6,6 +6,8 @@
 - ``keras3``: Keras 3 models: their verified tf_keras twin, or why they have none;
 - ``convert``: recipe -> ``.tflite`` (QAT, pruning, conversion);
 - ``keep_float``: int8 with chosen layers kept float, and the ``auto`` search;
+- ``dfq``: data-free quantization (BatchNorm folding, equalization, bias absorption and
+  correction) on the Keras layers, with ``backends.equalization``'s arithmetic;
 - ``channel_prune``: a narrower model without the channels ``backends.channels`` drops;
 - ``qat``: QuantizeConfigs for layers tfmot refuses; ``qat_start``: QAT from calibrated
   ranges with BatchNorm frozen;

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+import compressgate.backends.tf.dfq as dfq
 import compressgate.backends.tf.keras3 as keras3
 import compressgate.backends.tf.qat as qat
 import compressgate.backends.tf.qat_start as qat_start
@@ -299,6 +300,7 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     finetuned_accuracy = None
     logs = tensorboard_dir(spec.name, recipe.name)
     mixed = None
+    equalized = None
     if recipe.keep_float is not None:
         try:  # before any fine-tune: a misspelt layer costs nothing
             check_keep_float(model, recipe, spec.name)
@@ -325,6 +327,8 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
             model = with_batch(trainable, spec.static_batch) if spec.static_batch else trainable
             finetune_seconds = time.perf_counter() - start
         start = time.perf_counter()
+        if recipe.dfq is not None:  # on the float model the converter will quantize
+            equalized = dfq.apply(model, recipe, data)
         if not is_keras3_model(model):
             model = recurrent.for_conversion(model, spec.static_batch, recipe)
         if recipe.keep_float is not None:
@@ -339,4 +343,4 @@ def compress(spec: ModelSpec, recipe: Recipe, data: Dataset) -> Artifact:
     return Artifact(tflite, None, finetune_seconds, convert_seconds, keras_top1,
                     kept_float=mixed.kept if mixed else None,
                     search=mixed.search if mixed else None,
-                    finetuned_accuracy=finetuned_accuracy)
+                    finetuned_accuracy=finetuned_accuracy, dfq=equalized)

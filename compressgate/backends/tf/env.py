@@ -6,6 +6,7 @@ compressgate never loads TensorFlow. Private APIs used here, each behind one fun
 tfmot's ``PruneRegistry._weight_names`` (``prunable``) and
 ``ClusteringRegistry._weight_names`` (``clusterable``), the converter's
 ``_experimental_calibrate_only`` (``calibrated_model``) and
+``_experimental_disable_per_channel`` (per-tensor weights, ``make_converter``),
 ``tensorflow.lite.python.convert.mlir_quantize`` (``quantize_calibrated``), tf-keras's
 per-graph layer-name counters (``reserve_layer_names``). Also here: the
 converter a recipe configures (``make_converter``), determinism, and silencing the C++
@@ -243,6 +244,8 @@ def make_converter(model, recipe: Recipe, data: Dataset):
         converter.target_spec.supported_types = [tf.float16]
     elif quant == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if recipe.per_tensor:  # TF 2.21's lite.py hands it to mlir_quantize
+            converter._experimental_disable_per_channel = True
         if recipe.keep_float is not None:  # the kept layers need float kernels
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         if not recipe.float_io:

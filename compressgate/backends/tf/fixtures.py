@@ -275,7 +275,12 @@ FIXTURES: tuple[FixtureSpec, ...] = (
                              f"(measured {measured})"}
                for name, ratio, measured in (("lq_int4_weight_only", 2.5, "3.06x"),
                                              ("lq_int8_dynamic", 1.8, "2.40x"),
-                                             ("lq_int8_static", 1.8, "2.04x"))},
+                                             ("lq_int8_static", 1.8, "2.04x"),
+                                             ("lq_int8_mse", 1.8, "2.04x"),
+                                             ("lq_int8_octav", 1.8, "2.04x"),
+                                             ("lq_int8_gptq", 1.8, "2.04x"),
+                                             ("lq_int4_mse", 2.5, "3.06x"),
+                                             ("lq_int4_octav", 2.5, "3.06x"))},
             "pqat_int8": {"promise": {"min_gzip_ratio": 3.0},
                           "why": "only the middle layer is pruned: measured 3.9x gzip"},
             **{name: {"promise": {"min_size_ratio": 1.8, "min_gzip_ratio": 3.0},
