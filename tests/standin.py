@@ -60,6 +60,9 @@ class Runner:
     def precompute(self, plan, jobs):
         self.calls.append(("precompute",))
 
+    def measure_files(self, plan, jobs):
+        self.calls.append(("measure_files",))
+
     def row(self, model, recipe):
         key = self._key(model, recipe)
         self.calls.append(("row", model, recipe))
