@@ -352,10 +352,10 @@ def _number(value: Any) -> bool:
 def _points(name: str) -> float:
     """How many points one unit of the figure is: 1 for ``*_pts``, 100 for an accuracy
     or an agreement (a fraction), 0 for figures not counted in points."""
-    leaf = name.rsplit(".", 1)[-1]
-    if leaf.endswith("_pts"):
+    # A machine-bound figure ("machines.CLASS.keras_agreement") ends as its own name does.
+    if name.endswith("_pts"):
         return 1.0
-    return 100.0 if leaf.endswith("accuracy") or leaf.endswith("agreement") else 0.0
+    return 100.0 if name.endswith(("accuracy", "agreement")) else 0.0
 
 
 def _count(n: int, noun: str) -> str:

@@ -323,7 +323,7 @@ class GateSession:
             verdict = self._annotate(rules.check_baseline(row, reference, self.tolerances(model),
                                                          self.create_hint()), stored)
         else:
-            verdict = self._missing(model, recipe, "baseline")
+            verdict = Verdict(model, recipe, "baseline", (self._missing(model, recipe),))
         metrics = baselines.recorded_metrics(row)
         change = baselines.Change(metrics, records_build=True)
         if row.converted:
@@ -362,7 +362,7 @@ class GateSession:
                 change = None
         outcome = self._maybe_update(model, recipe, verdict, change,
                                      missing=any(r.missing for r in verdict.rows))
-        return dataclasses.replace(outcome, accept=accept) if accept else outcome
+        return dataclasses.replace(outcome, accept=accept)
 
     def latency_against(self, model: str, recipe: str, stored: baselines.Baseline | None, *,
                         fresh: bool = False):
@@ -410,8 +410,7 @@ class GateSession:
             verdict = verdict.with_notes(
                 "where the time goes: " + self.runner.where_time_goes(model, recipe))
         if stored is None:
-            verdict = verdict.with_rows(
-                verdict.rows + self._missing(model, recipe, "latency").rows)
+            verdict = verdict.with_rows((*verdict.rows, self._missing(model, recipe)))
         else:
             verdict = self._annotate(verdict, stored)
         change, missing = None, pairs is not None and base_ratio is None
@@ -456,16 +455,14 @@ class GateSession:
             classes = device.only_missing(classes, stored.machines)
         change = baselines.Change(classes=classes) if classes else None
         if stored is None:
-            verdict = verdict.with_rows(
-                verdict.rows + self._missing(model, recipe, device.DEVICE_CHECK).rows)
+            verdict = verdict.with_rows((*verdict.rows, self._missing(model, recipe)))
             missing = True
         return self._maybe_update(model, recipe, verdict, change, missing=missing)
 
-    def _missing(self, model: str, recipe: str, check: str) -> Verdict:
-        path = self.baseline_path(model, recipe)
-        return Verdict(model, recipe, check, (Row(
-            "baseline", None, str(path), "-", Status.FAIL,
-            f"missing; create it with: {self.create_hint()}", missing=True),))
+    def _missing(self, model: str, recipe: str) -> Row:
+        """The row of a check whose baseline file does not exist yet."""
+        return Row("baseline", None, str(self.baseline_path(model, recipe)), "-", Status.FAIL,
+                   f"missing; create it with: {self.create_hint()}", missing=True)
 
     def _annotate(self, verdict: Verdict, stored: baselines.Baseline) -> Verdict:
         moved = [c for c in self.build_changes(stored) if not c.startswith("machine class")]

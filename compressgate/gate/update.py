@@ -34,7 +34,9 @@ def only_missing(stored: baselines.Baseline, change: baselines.Change, machine_c
     if recorded is None and other_build:
         sha = None
     artifact = None
-    if (recorded is None and sha) or (recorded == sha and not artifact_at_hand):
+    # Without a recorded sha256 (another build's record), no file is vouched for.
+    if (recorded is None and sha) or (recorded is not None and recorded == sha
+                                      and not artifact_at_hand):
         artifact = change.artifact
     machine = change.machine if change.machine and not any(
         k in stored.machine(machine_class) for k in change.machine) else None

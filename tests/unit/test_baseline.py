@@ -43,6 +43,17 @@ def test_update_merges_keys_from_separate_checks(tmp_path):
     assert stored.machine("x86_64 avx2")["fingerprint"]["arch"]
 
 
+def test_metrics_given_as_a_plain_dict_are_this_builds_record(tmp_path):
+    path = bl.path_for(tmp_path, "m", "r")
+    bl.update(path, "m", "r", METRICS, ENV | {"tensorflow": "2.20.0"})
+    bl.update(path, "m", "r", {"size_bytes": 201000}, ENV)
+    assert bl.load(path, "m", "r").environment == ENV
+    # Machine figures alone leave the build that recorded the file as it is.
+    bl.update(path, "m", "r", bl.Change(machine={"latency_ratio": 0.5}),
+              ENV | {"tensorflow": "2.22.0"})
+    assert bl.load(path, "m", "r").environment == ENV
+
+
 def test_the_accepted_artifact_is_written_with_its_baseline_and_checked_on_read(tmp_path):
     path = bl.path_for(tmp_path, "m", "r")
     tflite = b"TFL3 accepted"
@@ -93,6 +104,12 @@ def test_no_temporary_files_are_left_behind(tmp_path):
     ('{"schema": 2, "model": "m", "recipe": "r", "metrics": {}, "environment": {},'
      ' "machines": {"x86_64 avx2": {"latency_ratio": "fast"}}}',
      "machines.x86_64 avx2.latency_ratio must be a number"),
+    ('{"schema": 2, "model": "m", "recipe": "r", "metrics": {}, "environment": {},'
+     ' "machines": {"x86_64 avx2": {"latency_process_ratios": [0.5, 0]}}}',
+     "machines.x86_64 avx2.latency_process_ratios must be a non-empty list of positive numbers"),
+    ('{"schema": 2, "model": "m", "recipe": "r", "metrics": {}, "environment": {},'
+     ' "machines": {"x86_64 avx2": {"latency_process_ratios": [0.5, true]}}}',
+     "machines.x86_64 avx2.latency_process_ratios must be a non-empty list of positive numbers"),
     ('{"schema": 1, "model": "m", "recipe": "r", "metrics": {}}', "missing key 'environment'"),
     ('{"schema": 1, "model": "x", "recipe": "r", "metrics": {}, "environment": {}}',
      "records x x r, expected m x r"),

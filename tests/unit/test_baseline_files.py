@@ -222,6 +222,10 @@ def test_diff_markdown_opens_with_what_each_machine_class_wrote():
                                       "Written on machine class vnni: 1 figure in 1 file.",
                                       ""]
     assert text.endswith(bl.diff_markdown(entries).split("\n", 2)[2])
+    # A file no run is known to have written is counted under "unknown".
+    text = bl.diff_markdown(entries, {"a/m/r.json": "avx2"})
+    assert text.splitlines()[2:4] == ["Written on machine class avx2: 2 figures in 1 file.",
+                                      "Written on machine class unknown: 2 figures in 2 files."]
 
 
 def test_a_failed_conversion_never_keeps_an_artifact(tmp_path):

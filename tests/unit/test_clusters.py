@@ -8,6 +8,7 @@ import pytest
 
 from compressgate import Recipe, UserInputError, get_recipe
 from compressgate.gate import rules
+from compressgate.gate.records import Row, Status
 from compressgate.measure import clusters, flatbuffer
 from compressgate.pipeline.record import ClusterFigures, ResultRow
 from compressgate.recipes import COLLABORATIVE_RECIPES, Clustering, Promise, default_recipes
@@ -57,6 +58,12 @@ def test_max_clusters_promise_gates_the_measured_count():
     assert not size(clusters_max=16).failed
     assert size(clusters_max=17).failed  # clustering lost
     assert size().failed  # nothing counted cannot pass
+    # The row a user reads: the count against the limit, or why there is none.
+    row = "distinct values per channel (max)"
+    assert size(clusters_max=17).rows[-1] == Row(row, 17, 16, "<= limit", Status.FAIL, "")
+    assert size(clusters_max=16).rows[-1] == Row(row, 16, 16, "<= limit", Status.PASS, "")
+    assert size().rows[-1] == Row(row, None, 16, "<= limit", Status.FAIL,
+                                  "no weight tensors counted in this file")
 
 
 @pytest.mark.parametrize(("fields", "message"), [

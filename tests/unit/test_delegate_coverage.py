@@ -124,6 +124,19 @@ def test_the_same_coverage_passes_and_fewer_ops_off_is_an_improvement():
     assert got.status == "improved" and got.note.startswith("back on XNNPACK: SOFTMAX 1 -> 0")
 
 
+def test_the_coverage_row_names_every_op_that_moved():
+    new = DelegateCoverage({"FULLY_CONNECTED": 1}, {"FULLY_CONNECTED": 2, "SOFTMAX": 1,
+                                                     "TOPK_V2": 1}, 1)
+    _, [got] = coverage_rows(new, ACCEPTED)
+    assert (got.tolerance, got.note) == (
+        "no op newly off", "ops off XNNPACK: FULLY_CONNECTED 0 -> 2, TOPK_V2 0 -> 1 (the "
+        "accepted file side by side, this run)")
+    _, [back] = coverage_rows(ACCEPTED, new)
+    assert (back.tolerance, back.note) == (
+        "no op newly off", "back on XNNPACK: FULLY_CONNECTED 2 -> 0, TOPK_V2 1 -> 0 (the "
+        "accepted file side by side, this run)")
+
+
 @pytest.mark.parametrize("new, accepted", [(None, ACCEPTED), (ACCEPTED, None)])
 def test_no_row_without_both_coverages(new, accepted):
     assert coverage_rows(new, accepted)[1] == []

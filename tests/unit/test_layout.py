@@ -9,7 +9,7 @@ import pytest
 
 from compressgate.cli.main import parser
 from compressgate.gate.records import CheckRecord, Row, Status, Update, Verdict
-from compressgate.pipeline.record import ResultRow
+from compressgate.pipeline.record import LatencyFigures, ResultRow
 from compressgate.project.config import names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +54,13 @@ def verdict():
 def test_a_check_record_survives_the_json_trip_to_the_controller():
     record = CheckRecord.of(verdict(), message="text", refused=None,
                             update=Update("b/m/r.json", "updated", [("a", "1", "2", "+1 %")]),
-                            row=ResultRow("m", "r", converted=False))
+                            row=ResultRow("m", "r", converted=False),
+                            latency=LatencyFigures(0.5, 0.45, 0.55, 1.2, 2.4, 42, 0.3))
     back = CheckRecord.from_dict(json.loads(json.dumps(record.to_dict())))
     assert back == record
+    assert back.latency == LatencyFigures(0.5, 0.45, 0.55, 1.2, 2.4, 42, 0.3)
+    assert CheckRecord.from_dict(CheckRecord.of(verdict(), message="").to_dict()).latency \
+        is None
     assert (back.failed, back.regressions, back.stale) == (True, ["accuracy"], ["size_bytes"])
     assert back.skipped == ["latency_ratio: no record"]
     assert back.headroom == {"accuracy": -1.0, "size_bytes": 2.0}

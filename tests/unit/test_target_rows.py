@@ -8,6 +8,7 @@ import pytest
 
 from compressgate.gate import targets as targets_rules
 from compressgate.gate.records import Row, Status
+from compressgate.gate.rules import EPSILON
 from compressgate.pipeline.record import ResultRow
 from compressgate.recipes import Promise
 from compressgate.tolerances import Tolerances
@@ -69,8 +70,8 @@ def test_kernel_agreement_without_a_promise_is_information_only():
 
 
 @pytest.mark.parametrize(("agreement", "status"), [
-    (0.995, Status.PASS), (0.995 - 1e-12, Status.PASS), (0.994, Status.FAIL),
-    (None, Status.FAIL)])
+    (0.995, Status.PASS), (0.995 - 1e-12, Status.PASS), (0.995 - EPSILON, Status.PASS),
+    (0.994, Status.FAIL), (None, Status.FAIL)])
 def test_kernel_agreement_at_its_promise(agreement, status):
     assert rows({"kernel_agreement": agreement})[0][0][4] == status
 
@@ -83,6 +84,8 @@ def test_tflite_micro_missing_a_load_failure_and_no_arena_are_one_row_each():
                  "resolver"})[0][1:] == [
         ("runs on TFLM", False, True, "-", Status.FAIL,
          "op TOPK_V2 is not in TFLM's op resolver", False)]
+    # A tflite-micro that does not say its version.
+    assert rows({"tflm_version": None})[0][1][5] == "tflite-micro ?"
     got, verdict = rows({ARENA: None})
     assert got[-1] == (ARENA, None, None, "-", Status.FAIL,
                        "TFLM printed no arena allocation total", False)
