@@ -100,16 +100,10 @@ def main(argv: list[str] | None = None) -> None:
     print("| recipe | fine-tune s | convert s | drop pts | size bytes | latency ratio | "
           "peak memory bytes | TFLM arena bytes |\n|---|---|---|---|---|---|---|---|")
     for r in summaries["cold"]["results"]:
-        def get(*path, r=r):
-            for key in path:
-                r = r.get(key) if isinstance(r, dict) else None
-            return r
-
-        drop = None if r.get("accuracy") is None or r.get("float_accuracy") is None else \
-            round(100 * (r["float_accuracy"] - r["accuracy"]), 2)
         print(f"| {r['recipe']} | {r.get('finetune_seconds')} | {r.get('convert_seconds')} | "
-              f"{drop} | {r.get('size_bytes')} | {get('latency', 'ratio')} | "
-              f"{get('memory', 'peak_bytes')} | {get('targets', 'tflm_arena_bytes')} |")
+              f"{r.get('accuracy_drop_pts')} | {r.get('size_bytes')} | "
+              f"{r.get('latency_ratio')} | {r.get('peak_memory_bytes')} | "
+              f"{r.get('tflm_arena_bytes')} |")
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--build":

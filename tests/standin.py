@@ -115,3 +115,29 @@ class Runner:
         key = self._key(model, recipe)
         self.calls.append(("threads", model, recipe))
         return self.thread_runs.get(key, (ThreadRun(4, pairs(0.3), 400, 0, 0.0),))
+
+
+def project(tmp_path, **top):
+    """A manifest of the two models the stand-in knows (``top``: more top-level keys) and
+    a factory of sessions on it: ``project(tmp_path)(runner, **settings)``. ``.write(**n)``
+    rewrites it with more keys for model ``n``."""
+    import json
+
+    from compressgate.gate.session import GateSession, Settings
+
+    manifest = tmp_path / "manifest.json"
+
+    def write(**n_entry):
+        manifest.write_text(json.dumps({"recipes": ["float", R], **top, "models": {
+            "m": {"model": "m.keras", "data": "m.npz"},
+            "n": {"model": "n.keras", "data": "n.npz", **n_entry}}}))
+
+    write()
+
+    def session(runner=None, **settings):
+        fields = {"baselines": tmp_path / "baselines", "config": manifest, "reports": None,
+                  "recipes": (R,), "command": "tox -e gate --"} | settings
+        return GateSession(Settings(**fields), runner=runner or Runner())
+
+    session.write, session.baselines, session.manifest = write, tmp_path / "baselines", manifest
+    return session

@@ -9,12 +9,13 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import standin
 from standin import R, Runner, make_row, pairs
 
 from compressgate.gate import baselines as bl
 from compressgate.gate import device
 from compressgate.gate.records import Row, Status, Verdict
-from compressgate.gate.session import Case, GateSession, Settings
+from compressgate.gate.session import Case
 from compressgate.pipeline import boards
 from compressgate.pipeline.boards import BoardRun
 from compressgate.pipeline.record import BoardFigures
@@ -59,24 +60,13 @@ def measured(monkeypatch):
 
 @pytest.fixture
 def project(tmp_path):
-    manifest = tmp_path / "manifest.json"
+    session = standin.project(tmp_path, boards={"pi5": BOARDS["pi5"]})
 
     def write(board_names=("pi5",), **n_entry):
-        manifest.write_text(json.dumps({
-            "recipes": ["float", R],
-            "boards": {name: BOARDS[name] for name in board_names},
-            "models": {"m": {"model": "m.keras", "data": "m.npz"},
-                       "n": {"model": "n.keras", "data": "n.npz", **n_entry}}}))
-
-    write()
-
-    def session(runner=None, **settings):
-        fields = {"baselines": tmp_path / "baselines", "config": manifest, "reports": None,
-                  "recipes": (R,), "command": "tox -e gate --"} | settings
-        return GateSession(Settings(**fields), runner=runner or Runner())
+        standin.project(tmp_path, boards={name: BOARDS[name] for name in board_names}) \
+            .write(**n_entry)
 
     session.write = write
-    session.baselines = tmp_path / "baselines"
     return session
 
 

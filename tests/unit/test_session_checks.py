@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import pytest
+import standin
 from standin import R, Runner, make_row, pairs
 
 from compressgate.errors import UserInputError
@@ -28,24 +29,7 @@ TARGETS = {"targets": ["tflm"], "kernel_agreement": 1.0, "kernel_max_quanta": 0,
 
 @pytest.fixture
 def project(tmp_path):
-    manifest = tmp_path / "manifest.json"
-
-    def write(**n_entry):
-        manifest.write_text(json.dumps({"recipes": ["float", R], "models": {
-            "m": {"model": "m.keras", "data": "m.npz"},
-            "n": {"model": "n.keras", "data": "n.npz", **n_entry}}}))
-
-    write()
-
-    def session(runner=None, **settings):
-        fields = {"baselines": tmp_path / "baselines", "config": manifest, "reports": None,
-                  "recipes": (R,), "command": "tox -e gate --"} | settings
-        return GateSession(Settings(**fields), runner=runner or Runner())
-
-    session.write = write
-    session.baselines = tmp_path / "baselines"
-    session.manifest = manifest
-    return session
+    return standin.project(tmp_path)
 
 
 def path(project, model="n"):
