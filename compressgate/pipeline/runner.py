@@ -25,6 +25,7 @@ from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
 from compressgate.measure import coverage, litert, memory, offload, targets
 from compressgate.measure import threads as thread_figures
+from compressgate.measure.coverage import DelegateCoverage
 from compressgate.measure.processes import fresh_latency, process_slowdown
 from compressgate.measure.stats import LatencyPairs, SideBySide, paired_outcome
 from compressgate.measure.tflm import version as tflm_version
@@ -76,6 +77,7 @@ class Runner:
     _inputs: dict[str, dict[str, str]] = field(default_factory=dict)
     _backend: Backend | None = None
     _memory: dict[str, MemoryFigures] = field(default_factory=dict)  # by the file's sha256
+    _coverage: dict[str, DelegateCoverage] = field(default_factory=dict)  # likewise
     # Compute each result in a worker process, so that a crash or hang in native code
     # fails that result only (see ``isolation``); the worker is reused across results.
     isolate: bool = True
@@ -179,7 +181,7 @@ class Runner:
         if with_memory and not identical:
             fields["accepted_memory"] = memory.peak_memory(accepted)[0]
         # The accepted file's coverage on this machine, in this run: judged on any machine.
-        fields["accepted_coverage"] = coverage.of_file(accepted, name=f"{model} accepted")
+        fields["accepted_coverage"] = self.delegate_coverage(accepted, name=f"{model} accepted")
         return SideBySide(**fields)
 
     def latency_against(self, model: str, recipe: str | Recipe, accepted: bytes, *,
@@ -350,7 +352,7 @@ class Runner:
         if not out.converted:
             return "not converted: nothing to time"
         assert out.tflite is not None
-        cov = coverage.of_file(out.tflite, name=f"{model} x {out.recipe}")
+        cov = self.delegate_coverage(out.tflite, name=f"{model} x {out.recipe}")
         return offload.describe(cov, *offload.builtin_time(out.tflite, self.sample(model), cov))
 
     def sample(self, model: str) -> np.ndarray:
@@ -369,10 +371,8 @@ class Runner:
             fields.update({"memory": self.memory(out), "targets": self.targets(model, recipe),
                            **file_fields(out.tflite),
                            "clusters": cluster_fields(out.tflite) if clustered else None,
-                           # Measured, never cached: which kernels XNNPACK takes may
-                           # depend on the machine (ISA) and the runtime.
-                           "coverage": coverage.of_file(out.tflite,
-                                                        name=f"{model} x {out.recipe}"),
+                           "coverage": self.delegate_coverage(
+                               out.tflite, name=f"{model} x {out.recipe}"),
                            "test_rows": len(m.top1) if m is not None else None,
                            "inputs": self.input_digests(model, recipe)})
         return ResultRow(model, out.recipe, out.converted, out.error, out.cached,
@@ -414,6 +414,14 @@ class Runner:
             peak, why = memory.peak_memory(tflite)
             self._memory[digest] = MemoryFigures(peak, why or None)
         return self._memory[digest]
+
+    def delegate_coverage(self, tflite: bytes, *, name: str) -> DelegateCoverage:
+        """Which ops XNNPACK takes in ``tflite``, once per file and run; never kept in the
+        result cache (it may depend on the machine's ISA and the runtime)."""
+        digest = hashlib.sha256(tflite).hexdigest()
+        if digest not in self._coverage:
+            self._coverage[digest] = coverage.of_file(tflite, name=name)
+        return self._coverage[digest]
 
     def measure_files(self, plan: Iterable[tuple[str, str]], jobs: int) -> None:
         """The outcome of every case of ``plan`` and the peak memory of its file, ``jobs``

@@ -194,3 +194,17 @@ def test_ops_that_cannot_be_cut_out_leave_the_share_unmeasured_and_say_why():
     assert timed is None and why.startswith("the built-in ops could not be run alone: ")
     assert offload.describe(cov, timed, why).startswith(
         "ops off XNNPACK (LiteRT's built-in kernels): TOPK_V2 1; share not measured: ")
+
+
+def test_a_runner_reads_each_files_coverage_once(monkeypatch):
+    from types import SimpleNamespace
+
+    from compressgate.pipeline.runner import Runner
+
+    calls = []
+    monkeypatch.setattr(coverage, "of_file", lambda data, name: calls.append(name) or name)
+    runner = Runner({}, cache=SimpleNamespace(), isolate=False)
+    assert runner.delegate_coverage(b"a", name="m x r") == "m x r"
+    assert runner.delegate_coverage(b"a", name="m accepted") == "m x r"  # the same bytes
+    assert runner.delegate_coverage(b"b", name="n x r") == "n x r"
+    assert calls == ["m x r", "n x r"]
