@@ -282,6 +282,15 @@ def compressgate_session(request: pytest.FixtureRequest) -> GateSession:
     return _session(request.config)
 
 
+def _gate_items(items: list[pytest.Item]):
+    """(case, check, item) of every gate check among ``items``."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("_compressgate_param") if callspec else None
+        if isinstance(param, tuple):  # not an empty parameter set's NOTSET
+            yield (*param, item)
+
+
 def _unrecorded(report: pytest.TestReport) -> CheckRecord:
     """An error record for a gate item that failed without a verdict."""
     model, recipe, check = dict(report.user_properties).get(_CASE_PROPERTY, ("?", "?", "?"))
@@ -301,12 +310,14 @@ class _Collector:
         self.written: list[Path] = []
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        for item in items:
-            callspec = getattr(item, "callspec", None)
-            param = callspec.params.get("_compressgate_param") if callspec else None
-            if isinstance(param, tuple):  # not an empty parameter set's NOTSET
-                case, check = param
-                item.user_properties.append((_CASE_PROPERTY, [case.model, case.recipe, check]))
+        for case, check, item in _gate_items(items):
+            item.user_properties.append((_CASE_PROPERTY, [case.model, case.recipe, check]))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # After -k/-m deselection: what the gate session may measure ahead.
+        if _SESSION in self.config.stash:
+            self.config.stash[_SESSION].collected = frozenset(
+                (case.model, case.recipe, check) for case, check, _ in _gate_items(session.items))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         recorded = False

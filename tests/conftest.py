@@ -19,7 +19,7 @@ pytest_plugins = ["pytester"]
 
 # Started first, so the two workers end together: the longest modules of a clean run
 # (the fixture gate converts every case cold; the README blocks gate new models).
-_LONGEST_FIRST = ("tests/gate/", "tests/byo/test_new_user.py",
+_LONGEST_FIRST = ("tests/gate/", "tests/bench/", "tests/byo/test_new_user.py",
                   "tests/tf/test_other_machine_class.py", "tests/tf/test_candidate_files.py",
                   "tests/byo/test_bad_models.py", "tests/plugin/test_lifecycle.py")
 
@@ -41,15 +41,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """``--dist loadfile``, with the fixture gate's two modules in one worker: both read
-    the one gate session, whose cold conversions would otherwise run twice at once."""
+    """``--dist loadfile``, with the fixture gate and its benchmarks in one worker: both
+    read the one gate session, whose cold conversions would otherwise run twice at once."""
     if config.option.dist != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
     class _GateTogether(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "tests/gate" if nodeid.startswith("tests/gate/") else \
+            return "tests/gate" if nodeid.startswith(("tests/gate/", "tests/bench/")) else \
                 super()._split_scope(nodeid)
 
     return _GateTogether(config, log)

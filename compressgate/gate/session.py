@@ -9,6 +9,7 @@ case has measured, once per session, is its ``state`` (``compressgate.gate.state
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,9 @@ class GateSession:
         self._runner = runner
         self._env: dict[str, str] | None = None
         self._prepared = False
+        # The (model, recipe, check)s pytest will run here (set by the plugin after
+        # collection): ``prepare`` measures ahead only what a collected check reads.
+        self.collected: frozenset[tuple[str, str, str]] = frozenset()
         # What each case has measured or read, once however many checks read it.
         self.state = CaseState(self)
         # Explains an accuracy failure: (session, model, recipe) -> note (the plugin passes
@@ -209,6 +213,24 @@ class GateSession:
         plan = with_reference((c.model, c.recipe) for c in self.cases() if not c.unsupported)
         self.runner.precompute(plan, self.settings.jobs)
         self.runner.measure_files(plan, self.settings.jobs)
+        self._measure_accepted()
+
+    def _measure_accepted(self) -> None:
+        """Each collected baseline check's accepted file run next to the new one, ``jobs``
+        at a time, before anything is timed: like ``measure_files``, nothing in it moves
+        with work beside it (outputs on the test split, a fresh process's peak)."""
+        if self.settings.jobs < 2:
+            return  # measured when its check reads it
+        stored = []
+        for model, recipe, check in sorted(self.collected):
+            try:
+                found = self._load(model, recipe) if check == "baseline" else None
+            except UserInputError:
+                continue  # its own check says what is wrong with the file
+            if found is not None and found.metrics.get("converted", True):
+                stored.append((model, recipe, found))
+        with ThreadPoolExecutor(self.settings.jobs) as pool:
+            list(pool.map(lambda case: self.state.side_by_side(*case), stored))
 
     def row(self, model: str, recipe: str) -> ResultRow:
         """The case's summary row, computed once however many checks read it."""

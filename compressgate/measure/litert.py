@@ -154,6 +154,15 @@ def ready_invoke(tflite: bytes, sample: np.ndarray, num_threads: int = 1):
 LATENCY_PAIRS = 42
 
 
+def sample_size(seconds: float, min_sample_seconds: float, repeat: float = 1) -> int:
+    """Invokes per timed sample of a file whose one inference took ``seconds``: enough
+    to last ``min_sample_seconds``; with a planted ``repeat`` (a slower kernel: that many
+    invokes per inference), enough that rounding ``n * repeat`` to whole invokes moves
+    the time by at most 1 %."""
+    n = max(1, math.ceil(min_sample_seconds / max(seconds, 1e-7)))
+    return n if repeat == 1 else max(n, math.ceil(50 / repeat))
+
+
 def interleaved_latency(reference: bytes, candidate: bytes, sample: np.ndarray, *,
                         pairs: int = LATENCY_PAIRS, blocks: int = 6, warmup: int = 10,
                         min_sample_seconds: float = 0.002,
@@ -180,8 +189,10 @@ def interleaved_times(reference: bytes, candidate: bytes, sample: np.ndarray, *,
     (allocation, placement; measured: one instance of six 25 % off on the VNNI class, up to
     12-45 % on the AVX2 class), and pooling instances puts that variation into the
     interval instead of into a false alarm, while one odd instance moves few pairs.
-    Each timed sample runs enough invokes to last ``min_sample_seconds``; pair order
-    alternates (AB, BA) to cancel the advantage of going first.
+    Each timed sample of either file runs enough of its own invokes to last
+    ``min_sample_seconds`` (a file 30x slower than the other is not invoked as often as
+    the fast one needs: that only lengthened the measurement); pair order alternates (AB,
+    BA) to cancel the advantage of going first.
     Returns the fields of ``LatencyPairs`` (plain data: no scipy in a measuring child).
     """
 
@@ -191,32 +202,41 @@ def interleaved_times(reference: bytes, candidate: bytes, sample: np.ndarray, *,
             invoke()
         return (time.perf_counter() - start) / n
 
+    def warm_up(invoke) -> None:
+        """``warmup`` invokes, or fewer (two at least) once they last a sample: ten
+        invokes of a 3 ms file only lengthened the measurement."""
+        start = time.perf_counter()
+        for done in range(1, warmup + 1):
+            invoke()
+            if done >= 2 and time.perf_counter() - start >= min_sample_seconds:
+                return
+
     ref_ms: list[float] = []
     cand_ms: list[float] = []
     others: list[int] = []
     per_block = max(1, math.ceil(pairs / blocks))
-    n = 1
+    n_ref = n_cand = 1
     for block in range(blocks):
         runners = [(ready_invoke(reference, sample, num_threads), 1),
                    (ready_invoke(candidate, sample, num_threads), candidate_repeat)]
-        for invoke, repeat in runners:
-            timed(invoke, repeat, warmup)
-        if block == 0:  # one sample size for the whole measurement
-            fastest = min(timed(invoke, repeat, 3) for invoke, repeat in runners)
-            n = max(1, math.ceil(min_sample_seconds / max(fastest, 1e-7)))
+        for invoke, _ in runners:
+            warm_up(invoke)
+        if block == 0:  # one sample size per file for the whole measurement
+            n_ref, n_cand = (sample_size(timed(invoke, repeat, 3), min_sample_seconds, repeat)
+                             for invoke, repeat in runners)
         (ref, ref_rep), (cand, cand_rep) = runners
         for i in range(per_block):
             if i % 2 == 0:
-                r = timed(ref, ref_rep, n)
-                c = timed(cand, cand_rep, n)
+                r = timed(ref, ref_rep, n_ref)
+                c = timed(cand, cand_rep, n_cand)
             else:
-                c = timed(cand, cand_rep, n)
-                r = timed(ref, ref_rep, n)
+                c = timed(cand, cand_rep, n_cand)
+                r = timed(ref, ref_rep, n_ref)
             ref_ms.append(r * 1e3)
             cand_ms.append(c * 1e3)
             running = other_runnable()  # between samples: never inside a timed one
             if running is not None:
                 others.append(running)
     return {"reference_ms": tuple(ref_ms), "candidate_ms": tuple(cand_ms),
-            "invokes_per_sample": n,
+            "invokes_per_sample": n_ref, "candidate_invokes_per_sample": n_cand,
             "others_running": float(np.mean(others)) if others else None}

@@ -14,7 +14,6 @@ SOFTMAX or a STRIDED_SLICE.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compressgate.measure.coverage import DelegateCoverage
-from compressgate.measure.litert import ready_invoke, set_input
+from compressgate.measure.litert import ready_invoke, sample_size, set_input
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def _sub_invoke(sub: bytes, values: list[np.ndarray]) -> Callable[[], None]:
 
 
 def builtin_time(tflite: bytes, sample: np.ndarray, cov: DelegateCoverage, *,
-                 samples: int = 24, blocks: int = 3, min_sample_seconds: float = 0.005,
+                 samples: int = 24, blocks: int = 3, min_sample_seconds: float = 0.002,
                  ) -> tuple[BuiltinTime | None, str]:
     """(the whole file and its built-in ops timed alternately, why not measured).
     ``sample`` is one input row with its batch dimension. The samples are spread over
@@ -129,18 +128,23 @@ def builtin_time(tflite: bytes, sample: np.ndarray, cov: DelegateCoverage, *,
         return (time.perf_counter() - start) / n
 
     whole_s, sub_s = [], []
-    n = 1
+    n = {}
     for block in range(blocks):
         whole, alone = ready_invoke(tflite, sample), _sub_invoke(sub, values)
         for invoke in (whole, alone):
             timed(invoke, 5)
-        if block == 0:
-            n = max(1, math.ceil(min_sample_seconds / max(timed(whole, 3), 1e-7)))
+        if block == 0:  # each its own sample size, as latency pairs
+            n = {"whole": sample_size(timed(whole, 3), min_sample_seconds),
+                 "alone": sample_size(timed(alone, 3), min_sample_seconds)}
         for i in range(max(1, samples // blocks)):  # alternating order, as latency pairs
-            first, second = (whole, alone) if i % 2 == 0 else (alone, whole)
-            a, b = timed(first, n), timed(second, n)
-            whole_s.append(a if first is whole else b)
-            sub_s.append(b if first is whole else a)
+            if i % 2 == 0:
+                a = timed(whole, n["whole"])
+                b = timed(alone, n["alone"])
+            else:
+                b = timed(alone, n["alone"])
+                a = timed(whole, n["whole"])
+            whole_s.append(a)
+            sub_s.append(b)
     ratios = [b / a for a, b in zip(whole_s, sub_s, strict=True)]
     return BuiltinTime(float(np.median(whole_s)) * 1e3, float(np.median(sub_s)) * 1e3,
                        float(np.median(ratios))), ""

@@ -30,7 +30,8 @@ class LatencyPairs:
 
     reference_ms: tuple[float, ...]
     candidate_ms: tuple[float, ...]
-    invokes_per_sample: int = 1
+    invokes_per_sample: int = 1  # of the reference; the candidate's below
+    candidate_invokes_per_sample: int = 1
     # Other runnable tasks on the machine, averaged over the pairs (None: not known).
     # Cache- and memory-bound kernels slow down under contention more than the float
     # reference does, so a busy machine moves the ratio itself (measured on the VNNI

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -427,16 +428,28 @@ class Runner:
         """The outcome of every case of ``plan`` and the peak memory of its file, ``jobs``
         at a time, before anything is timed. Neither figure moves with work beside it (a
         latency pair would): LiteRT's invoke and zlib release the GIL, and a process's
-        own peak is its own."""
-        plan = list(plan)
-        cached = [(m, r) for m, r in plan
-                  if self.cache.get(self.cache_key(m, self.recipe(m, r))) is not None]
-        with ThreadPoolExecutor(max(1, jobs)) as pool:  # measured again from their files
-            list(pool.map(lambda case: self.outcome(*case), cached))
-        outs = {out.tflite: out for out in (self.outcome(m, r) for m, r in plan)
-                if out.converted}  # one file made by two recipes is measured once
+        own peak is its own. One pool for both, so a long re-measurement on one thread
+        overlaps memory processes on the other."""
+        plan = list(dict.fromkeys(plan))
+        computed = {(m, r): self.outcome(m, r) for m, r in plan  # here, one at a time
+                    if self.cache.get(self.cache_key(m, self.recipe(m, r))) is None}
+        claimed: set[str] = set()  # one file made by two recipes is measured once
+        lock = threading.Lock()
+
+        def measure(case: tuple[str, str]) -> None:
+            # A cached result is measured again from its file.
+            out = computed[case] if case in computed else self.outcome(*case)
+            if not out.converted:
+                return
+            digest = hashlib.sha256(out.tflite or b"").hexdigest()
+            with lock:
+                if digest in claimed:
+                    return
+                claimed.add(digest)
+            self.memory(out)
+
         with ThreadPoolExecutor(max(1, jobs)) as pool:  # each thread waits on a child
-            list(pool.map(self.memory, outs.values()))
+            list(pool.map(measure, plan))
 
     def precompute(self, plan: list[tuple[str, str]], jobs: int) -> None:
         """Compute the outcomes of ``plan`` in ``jobs`` worker processes.
@@ -513,8 +526,17 @@ def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path,
                        backend_factory: Callable[[], Backend] = tf_backend,
                        settings: dict[str, str] | None = None) -> RecipeResult:
     _use_settings(settings if settings is not None else _settings())
-    return Runner({spec.name: spec}, ResultCache(cache_dir), backend_factory, log,
-                  isolate=False).outcome(spec.name, recipe)
+    runner = Runner({spec.name: spec}, ResultCache(cache_dir), backend_factory, log,
+                    isolate=False)
+    result = runner.outcome(spec.name, recipe)
+    if result.converted:
+        # The row's target figures are deterministic for the file and cached: measured
+        # here, beside the other worker's conversion, not after every conversion is done.
+        try:
+            runner.targets(spec.name, recipe)
+        except Exception as exc:  # the row measures them again, and says why if it fails
+            log(f"{spec.name} x {recipe.name}: targets not measured ahead: {exc}")
+    return result
 
 
 def _compute_alone(spec: ModelSpec, recipe: Recipe, backend_factory: Callable[[], Backend],

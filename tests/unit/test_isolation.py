@@ -192,3 +192,15 @@ def test_a_retry_is_made_once_and_not_when_onednn_is_already_off(onednn_runner,
     monkeypatch.setenv(isolation.ONEDNN_ENV, "0")
     onednn_runner._results.clear()
     assert onednn_runner.outcome(MODEL, ALWAYS).error == crash
+
+
+def test_parallel_workers_measure_the_rows_target_figures_ahead(runner, monkeypatch):
+    from compressgate.measure import targets
+
+    runner.precompute([(MODEL, "float"), (MODEL, "ptq_dynamic")], jobs=2)
+    measured = []
+    monkeypatch.setattr(targets, "measure", lambda *a, **k: measured.append(a) or {})
+    for recipe in ("float", "ptq_dynamic"):
+        row = runner.row(MODEL, recipe)
+        assert row.targets.kernel_agreement is not None  # from the workers, via the cache
+    assert measured == []  # nothing measured after the conversions

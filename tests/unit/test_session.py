@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from compressgate.errors import UserInputError
 from compressgate.gate import baselines
 from compressgate.gate.session import GateSession, Settings
 from compressgate.measure.stats import LatencyPairs, PairedOutcome, SideBySide
@@ -509,3 +510,50 @@ def test_a_one_process_record_is_judged_as_before_without_fresh_processes(make):
     # "missing" moves nothing recorded: the one-process record stays as it is.
     make("missing", ratio=0.6).run_check("m", "ptq_int8", "latency")
     assert json.loads(path(make).read_text()) == doc
+
+
+def _counting_sides(session):
+    """The session's runner, counting its side-by-side runs (and on which thread)."""
+    import threading
+
+    calls, side_by_side = [], session.runner.side_by_side
+
+    def counted(*args):
+        calls.append(threading.current_thread().name)
+        return side_by_side(*args)
+
+    session.runner.side_by_side = counted
+    return calls
+
+
+@pytest.mark.parametrize(("collected", "jobs", "ahead"), [
+    ({("m", "ptq_int8", "baseline")}, 2, 1),  # measured up front, in the pool
+    ({("m", "ptq_int8", "latency")}, 2, 0),  # no baseline check collected: nothing ahead
+    ({("m", "ptq_int8", "baseline")}, 1, 0),  # one job: when the check reads it
+])
+def test_accepted_file_is_run_ahead_only_for_a_collected_baseline_check(make, collected,
+                                                                        jobs, ahead):
+    run_all(make("missing"))
+    session = make(side={"agreement": 0.5}, tflite=b"TFL3 another file")
+    session.settings = replace(session.settings, jobs=jobs)
+    session.collected = frozenset(collected)
+    calls = _counting_sides(session)
+    session.prepare()
+    assert len(calls) == ahead
+    assert all(name != "MainThread" for name in calls)
+    outcome = session.run_check("m", "ptq_int8", "baseline")
+    assert len(calls) == 1  # read once, whether ahead or by the check
+    assert outcome.failed  # the accepted file's run is what the check judged
+
+
+def test_a_broken_baseline_does_not_stop_the_run_ahead(make):
+    run_all(make("missing"))
+    path(make).write_text("{not json")
+    session = make()
+    session.settings = replace(session.settings, jobs=2)
+    session.collected = frozenset({("m", "ptq_int8", "baseline")})
+    calls = _counting_sides(session)
+    session.prepare()  # no error here: the baseline check names the file
+    assert calls == []
+    with pytest.raises(UserInputError, match=r"ptq_int8\.json"):
+        session.run_check("m", "ptq_int8", "baseline")

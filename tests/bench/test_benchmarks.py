@@ -1,7 +1,9 @@
 """pytest-benchmark timings of ``Interpreter.invoke`` for every model x recipe.
 
-Run with ``--benchmark-autosave`` to store a run and ``--benchmark-compare
---benchmark-compare-fail=median:10%`` to compare against the last one. These absolute
+``tox -e bench`` (not part of the gate's verdicts, so ``tox -e gate`` does not spend the
+calibrated rounds on them); ``-- --benchmark-autosave`` stores a run and ``--
+--benchmark-compare --benchmark-compare-fail=median:10%`` compares against the last one.
+These absolute
 times are for people comparing runs on one machine; the gate's own latency verdicts use
 interleaved ratios (see the ``latency`` checks).
 """
