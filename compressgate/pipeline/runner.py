@@ -474,7 +474,8 @@ class Runner:
                        for m, r in todo}
             for done, future in enumerate(as_completed(futures), 1):
                 model, recipe = futures[future]
-                result, failure = workers.outcome(future)  # re-raises a user error
+                done_here, failure = workers.outcome(future)  # re-raises a user error
+                result, figures = done_here if done_here is not None else (None, None)
                 if (failure is not None and recipe.needs_finetune
                         and isolation.native_crash(failure) and isolation.onednn_on()):
                     continue  # ``outcome`` retries it with oneDNN off
@@ -482,6 +483,9 @@ class Runner:
                     result = self._failed(model, recipe, failure)
                 assert result is not None
                 self._results[(model, recipe)] = result
+                if figures is not None:
+                    self._memory.setdefault(hashlib.sha256(result.tflite or b"").hexdigest(),
+                                            figures)
                 self.log(f"[{done}/{len(todo)}] {model} x {recipe.name}: done")
 
     def run(self, cases: Iterable[tuple[str, str]], *, with_latency: bool = True,
@@ -524,19 +528,23 @@ def _use_settings(settings: dict[str, str]) -> None:
 def _compute_in_worker(spec: ModelSpec, recipe: Recipe, cache_dir: Path,
                        log: Callable[[str], None],
                        backend_factory: Callable[[], Backend] = tf_backend,
-                       settings: dict[str, str] | None = None) -> RecipeResult:
+                       settings: dict[str, str] | None = None,
+                       ) -> tuple[RecipeResult, MemoryFigures | None]:
+    """The result, and its file's peak memory (a fresh process's own figure, which the
+    other worker's fine-tune beside it does not move), for the parent's run."""
     _use_settings(settings if settings is not None else _settings())
     runner = Runner({spec.name: spec}, ResultCache(cache_dir), backend_factory, log,
                     isolate=False)
     result = runner.outcome(spec.name, recipe)
-    if result.converted:
-        # The row's target figures are deterministic for the file and cached: measured
-        # here, beside the other worker's conversion, not after every conversion is done.
-        try:
-            runner.targets(spec.name, recipe)
-        except Exception as exc:  # the row measures them again, and says why if it fails
-            log(f"{spec.name} x {recipe.name}: targets not measured ahead: {exc}")
-    return result
+    if not result.converted:
+        return result, None
+    # The row's target figures are deterministic for the file and cached: measured
+    # here, beside the other worker's conversion, not after every conversion is done.
+    try:
+        runner.targets(spec.name, recipe)
+    except Exception as exc:  # the row measures them again, and says why if it fails
+        log(f"{spec.name} x {recipe.name}: targets not measured ahead: {exc}")
+    return result, runner.memory(result)
 
 
 def _compute_alone(spec: ModelSpec, recipe: Recipe, backend_factory: Callable[[], Backend],

@@ -204,3 +204,15 @@ def test_parallel_workers_measure_the_rows_target_figures_ahead(runner, monkeypa
         row = runner.row(MODEL, recipe)
         assert row.targets.kernel_agreement is not None  # from the workers, via the cache
     assert measured == []  # nothing measured after the conversions
+
+
+def test_parallel_workers_measure_each_files_peak_memory_ahead(runner, monkeypatch):
+    from compressgate.measure import memory
+
+    runner.precompute([(MODEL, "float"), (MODEL, "ptq_dynamic")], jobs=2)
+    measured = []
+    monkeypatch.setattr(memory, "peak_memory", lambda *a, **k: measured.append(a) or (1, None))
+    for recipe in ("float", "ptq_dynamic"):
+        figures = runner.memory(runner.outcome(MODEL, recipe))
+        assert figures.error is None and figures.peak_bytes > 1  # a child's real peak
+    assert measured == []  # nothing measured after the conversions
