@@ -205,21 +205,27 @@ def target_lines(found: dict[str, Any], full_integer: list[str]
 
 def probe_targets(config_path: Path, name: str) -> dict[str, Any] | None:
     """Convert the model with ptq_int8 and measure where it runs (``measure.targets``):
-    None when no recipe of the config promises a target runtime."""
-    from compressgate.backends import tf as backend
+    None when no recipe of the config promises a target runtime. The conversion is the
+    project's result, left in its result cache: the first ``compressgate run`` reuses it
+    (the promises init then writes are target promises, which change no byte)."""
     from compressgate.measure import targets
+    from compressgate.pipeline.cache import ResultCache
+    from compressgate.pipeline.runner import Runner
     from compressgate.project import config
     from compressgate.recipes import declared_targets
 
-    spec = config.load(config_path).specs[name]
+    specs = config.load(config_path).specs
+    spec = specs[name]
     if not any(declared_targets(spec.resolve(r)) for r in spec.recipes or ()):
         return None
-    data = spec.load_data()
-    artifact = backend.compress(spec, spec.recipe(get_recipe("ptq_int8")), data)
-    if artifact.tflite is None:
-        return {"error": f"ptq_int8 did not convert: {artifact.error}"}
+    # In this process, as before: init has TensorFlow loaded already.
+    runner = Runner(specs, ResultCache(None), isolate=False)
+    result = runner.outcome(name, "ptq_int8")
+    if not result.converted:
+        return {"error": f"ptq_int8 did not convert: {result.error}"}
+    data = runner.data(name)
     x, y = data.x_test[:targets.ROWS], data.y_test[:targets.ROWS]
-    found = targets.measure(artifact.tflite, x, y if spec.metric.is_accuracy else None,
+    found = targets.measure(result.tflite or b"", x, y if spec.metric.is_accuracy else None,
                             batch=spec.static_batch)
     if found.get("targets_error"):
         return {"error": found["targets_error"]}

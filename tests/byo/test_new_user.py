@@ -81,6 +81,10 @@ def test_classifier_through_the_readme_then_a_regression(tmp_path):
     recipes = tomllib.loads(text)["models"]["model"]["recipes"]
     assert recipes == ["float", "ptq_dynamic", "ptq_int8", "qat_int8"]
     assert "# TensorFlow Lite Micro: ptq_int8 " in text  # init says where it runs
+    # The file init converted to say so is the project's result: the first run reuses it.
+    run = results[1]
+    assert "model x ptq_int8: cached" in run.stdout + run.stderr, run.stderr[-2000:]
+    assert "model x ptq_dynamic: cached" not in run.stdout + run.stderr
     assert sorted(p.stem for p in (tmp_path / "baselines" / "model").glob("*.json")) == \
         ["float", "ptq_dynamic", "ptq_int8", "qat_int8"]
     assert_all_passed(results[-1])
