@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -104,6 +103,8 @@ def settings_from_config(config: pytest.Config) -> Settings:
 
     try:
         shard = shards.parse(option("shard")) if option("shard") else shards.from_env()
+        # Under xdist the workers already share the cores; each computes lazily.
+        jobs = 1 if hasattr(config, "workerinput") else project.jobs
     except UserInputError as exc:
         raise pytest.UsageError(f"compressgate: {exc}") from None
     latency = settings.latency and config.getini("compressgate_latency") \
@@ -116,8 +117,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         force=config.getoption("compressgate_force"),
         strict=bool(config.getoption("compressgate_strict") or settings.strict),
         shard=shard,
-        # Under xdist the workers already share the cores; each computes lazily.
-        jobs=1 if hasattr(config, "workerinput") else settings.jobs or os.cpu_count() or 1,
+        jobs=jobs,
     )
 
 

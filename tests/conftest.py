@@ -6,6 +6,7 @@ not latency"``), then, alone on the machine, the tests marked ``timing`` (they a
 what a latency measurement decides) and the fixture gate's latency checks.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,11 @@ import pytest
 import compressgate.cli.commands  # noqa: F401
 
 pytest_plugins = ["pytester"]
+
+# The two xdist workers already keep both cores busy: a run or gate that a test starts
+# takes one worker process, not one per core, each importing TensorFlow (6-9 s of CPU).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("COMPRESSGATE_JOBS", "1")
 
 # Started first, so the two workers end together: the longest modules of a clean run
 # (the fixture gate converts every case cold; the README blocks gate new models).

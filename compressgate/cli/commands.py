@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         # --no-cache: a fresh cache for this run only, through which the workers report.
         cache = ResultCache(Path(scratch)) if args.no_cache else ResultCache(None)
         runner = Runner(gate.specs, cache, log=log)
-        results = runner.run(cases, with_latency=not args.no_latency, jobs=args.jobs)
+        results = runner.run(cases, with_latency=not args.no_latency,
+                             jobs=args.jobs or gate.project.jobs)
     meta = {
         "source": "compressgate run",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

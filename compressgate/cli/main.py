@@ -9,7 +9,6 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -52,8 +51,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true",
                      help=f"recompute everything (cache dir: ${CACHE_ENV})")
     run.add_argument("--no-latency", action="store_true", help="skip latency measurement")
-    run.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                     help="worker processes for conversions (default: all cores)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="worker processes for conversions (default: $COMPRESSGATE_JOBS, "
+                          "else the config's jobs, else one per core)")
     run.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
                      help="write fine-tune logs (QAT, pruning summaries) under DIR/<model>-"
                           "<recipe>; cached results are not fine-tuned (see --no-cache)")

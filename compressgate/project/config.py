@@ -10,6 +10,7 @@ one line naming the file and the field. Paths resolve against the file that name
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ from compressgate.recipes import Recipe, registered_recipes
 from compressgate.tolerances import Tolerances
 
 CONFIG_FILES = ("compressgate.toml", "pyproject.toml")
+# Worker processes for a job that shares its cores (a run inside pytest-xdist, a CI
+# matrix on one machine): over the config's ``jobs`` and the default, one per core.
+JOBS_ENV = "COMPRESSGATE_JOBS"
 _STRICT = ConfigDict(extra="forbid")
 
 
@@ -167,6 +171,18 @@ class Project:
     @property
     def reports(self) -> Path:
         return self.root / self.config.reports
+
+    @property
+    def jobs(self) -> int:
+        """Conversion worker processes: ``$COMPRESSGATE_JOBS``, else the config's
+        ``jobs``, else one per core."""
+        given = os.environ.get(JOBS_ENV, "").strip()
+        if given:
+            if not given.isdigit() or int(given) < 1:
+                raise UserInputError(f"${JOBS_ENV}: expected a whole number of worker "
+                                     f"processes >= 1, got {given!r}")
+            return int(given)
+        return self.config.jobs or os.cpu_count() or 1
 
     @property
     def boards(self) -> dict[str, Host]:

@@ -129,6 +129,22 @@ def test_gate_settings_take_the_project_config_with_the_command_line_over_it(tmp
     assert settings.tolerances.size_pct == 2.0
 
 
+def test_worker_processes_from_the_environment_then_the_config_then_the_cores(
+        tmp_path, monkeypatch):
+    monkeypatch.delenv(config.JOBS_ENV, raising=False)
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 6)
+    assert config.load(directory=tmp_path).jobs == 6
+    write(tmp_path, "jobs = 3\n" + MODEL)
+    assert config.load(tmp_path).jobs == 3
+    monkeypatch.setenv(config.JOBS_ENV, "1")  # e.g. a run inside one pytest-xdist worker
+    assert config.load(tmp_path).jobs == 1
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(config.JOBS_ENV, bad)
+        with pytest.raises(UserInputError, match=rf"^\$COMPRESSGATE_JOBS: expected a whole "
+                                                 rf"number .* got '{bad}'$"):
+            _ = config.load(tmp_path).jobs
+
+
 def test_gate_settings_default_to_what_a_project_without_a_config_sets(tmp_path):
     assert Settings() == Settings.from_project(config.load(directory=tmp_path),
                                                baselines=Path("baselines"),

@@ -87,6 +87,15 @@ def is_keras3_model(model) -> bool:
 
 def import_tfmot():
     _import_tensorflow()
+    if "tensorflow_model_optimization" not in sys.modules and "keras" not in sys.modules:
+        # tfmot's prune registry tries ``from keras.src.engine import base_layer``, which
+        # Keras 3 lacks: it loaded all of Keras 3 (1.4 s per fine-tuning process) only to
+        # fail and fall back. Refused at once instead, with the same fallback.
+        sys.modules["keras"] = None  # type: ignore[assignment]
+        try:
+            import tensorflow_model_optimization  # noqa: F401
+        finally:
+            del sys.modules["keras"]
     import tensorflow_model_optimization as tfmot
 
     return tfmot
