@@ -24,7 +24,7 @@ from compressgate import __version__
 from compressgate.backends import candidate, litert_quant
 from compressgate.backends.protocol import Backend
 from compressgate.errors import UserInputError
-from compressgate.measure import coverage, litert, memory, offload, targets
+from compressgate.measure import coverage, litert, machine, memory, offload, targets
 from compressgate.measure import threads as thread_figures
 from compressgate.measure.coverage import DelegateCoverage
 from compressgate.measure.processes import fresh_latency, process_slowdown
@@ -118,6 +118,10 @@ class Runner:
         return key({**extra,
             "result_format": RESULT_FORMAT,
             "compressgate": __version__,
+            # Fine-tuned and calibrated bytes move with the class (oneDNN's kernels): a
+            # cache restored from a runner of another class must not hand its bytes to
+            # this one, whose baseline update would record them as this build's.
+            "machine_class": machine.machine_class(machine.this_machine()),
             "model": self._fingerprint(model),
             "recipe": recipe.settings(),
             "static_batch": self.spec(model).static_batch,

@@ -53,6 +53,24 @@ def test_an_intact_entry_is_reused_and_measured_again(make_runner, entry):
     assert [getattr(again, k) for k in figures] == [getattr(first, k) for k in figures]
 
 
+def test_an_entry_of_another_machine_class_is_not_reused(make_runner, entry, monkeypatch):
+    """A cache restored from a runner of another class (hosted runners mix them, and the
+    CI templates fall back to any earlier cache) holds that class's fine-tuned bytes: they
+    are computed again here, not recorded as this build's by a baseline update."""
+    from compressgate.measure import machine
+
+    here = machine.machine_class(machine.this_machine())
+    monkeypatch.setattr(machine, "machine_class", lambda _: here + " (oneDNN <= AVX2)")
+    other = make_runner()
+    assert not other.row(MODEL, RECIPE).cached
+    theirs = other.cache_key(MODEL, other.recipe(MODEL, RECIPE))
+    monkeypatch.undo()
+    mine = make_runner()
+    assert mine.row(MODEL, RECIPE).cached  # this class's own entry is still there
+    assert entry[0].name == mine.cache_key(MODEL, mine.recipe(MODEL, RECIPE)) != theirs
+    assert (other.cache.directory / theirs / "model.tflite").is_file()
+
+
 def test_an_edited_record_decides_nothing(make_runner, entry):
     entry_dir, first = entry
 
