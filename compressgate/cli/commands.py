@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(
             f"{gate.project.path or Path.cwd()}: no models configured (run `compressgate "
             "init MODEL` to write a config, or pass --config)")
+    jobs = args.jobs or gate.project.jobs  # a bad $COMPRESSGATE_JOBS stops before any work
     cases = [(c.model, c.recipe) for c in gate.cases() if not c.unsupported]
     for spec in gate.specs.values():
         if spec.keras3_blocker:  # read from the file, without TensorFlow
@@ -58,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
         # --no-cache: a fresh cache for this run only, through which the workers report.
         cache = ResultCache(Path(scratch)) if args.no_cache else ResultCache(None)
         runner = Runner(gate.specs, cache, log=log)
-        results = runner.run(cases, with_latency=not args.no_latency,
-                             jobs=args.jobs or gate.project.jobs)
+        results = runner.run(cases, with_latency=not args.no_latency, jobs=jobs)
     meta = {
         "source": "compressgate run",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

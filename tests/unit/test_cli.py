@@ -1,6 +1,7 @@
 """Bad input to ``compressgate run`` exits 2 with one line naming what was wrong."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -49,6 +50,20 @@ def test_user_errors_exit_before_tensorflow_loads(fixtures_dir):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 2, result.stderr
+
+
+def test_a_bad_worker_count_is_one_line_before_any_work(fixtures_dir, tmp_path):
+    code = ("import sys; from compressgate.cli.main import main; "
+            f"rc = main(['run', '--config', {str(fixtures_dir / 'manifest.json')!r}, "
+            f"'--models', 'tabular_mlp', '--out', {str(tmp_path / 'out')!r}]); "
+            "sys.exit(rc + 10 * ('tensorflow' in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False, env={**os.environ, "COMPRESSGATE_JOBS": "two"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "compressgate: error: $COMPRESSGATE_JOBS: expected a whole number of worker "
+        "processes >= 1, got 'two'"]
+    assert not (tmp_path / "out").exists()
 
 
 def splits(**overrides):
