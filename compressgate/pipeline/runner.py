@@ -392,12 +392,15 @@ class Runner:
         tflite = self.outcome(model, resolved).tflite or b""
         rows = "tflm" in declared
         x, y = data.x_test[:targets.ROWS], data.y_test[:targets.ROWS]
-        # Deterministic for a file, rows and runtimes: cached like a result, so the tests
-        # and the gate that meet the same file measure it once.
+        # Deterministic for a file, rows, runtimes and machine class: cached like a result,
+        # so the tests and the gate that meet the same file measure it once. The class is
+        # in the key since XNNPACK picks its kernels by ISA, and a cache restored from a
+        # runner of another class must not stand in for this one's kernel agreement.
         cache_key = key({"targets": targets.FORMAT, "tflite": hashlib.sha256(tflite).hexdigest(),
                          "x": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest(),
                          "y": hashlib.sha256(np.asarray(y).tobytes()).hexdigest(),
                          "batch": spec.static_batch, "tflm_rows": rows,
+                         "machine_class": machine.machine_class(machine.this_machine()),
                          "versions": {**self.backend.versions(), "tflm": tflm_version()}})
         hit = self.cache.get(cache_key)
         if hit is not None:

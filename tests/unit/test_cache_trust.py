@@ -71,6 +71,24 @@ def test_an_entry_of_another_machine_class_is_not_reused(make_runner, entry, mon
     assert (other.cache.directory / theirs / "model.tflite").is_file()
 
 
+def test_target_figures_of_another_machine_class_are_measured_again(make_runner,
+                                                                    monkeypatch):
+    """Kernel agreement is XNNPACK's, whose kernels follow the ISA: figures cached by a
+    runner of another class are not this machine's."""
+    from compressgate.measure import machine, targets
+
+    measured = []
+    real = targets.measure
+    monkeypatch.setattr(targets, "measure", lambda *a, **k: measured.append(1) or real(*a, **k))
+    first = make_runner().targets(MODEL, RECIPE)
+    assert measured == [1] and first.kernel_agreement is not None
+    assert make_runner().targets(MODEL, RECIPE) == first and measured == [1]  # cached
+    here = machine.machine_class(machine.this_machine())
+    monkeypatch.setattr(machine, "machine_class", lambda _: here + " (oneDNN <= AVX2)")
+    assert make_runner().targets(MODEL, RECIPE).kernel_agreement is not None
+    assert measured == [1, 1]
+
+
 def test_an_edited_record_decides_nothing(make_runner, entry):
     entry_dir, first = entry
 
